@@ -1,0 +1,300 @@
+"""GPU and LLM catalogs: building them from the sourced reference files, and resolving names to catalog ids.
+
+The catalogs are built from ``data/raw/catalog`` (every value sourced, see its SOURCES.md) plus the small
+hand-kept tables in ``data/manual`` (aliases, measured idle power, architecture rows for benchmarked LLMs the
+reference catalog lacks). Name resolution is strict: a catalog id, a marketing name, an NVML name or a listed alias
+resolves to one GPU; anything else raises :class:`UnknownNameError` with suggestions, and is never guessed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import UnknownNameError
+from .paths import MANUAL_DIR, RAW_DIR
+from .schema import GPU_COLUMNS, LLM_COLUMNS, PAPER_GPU_COLUMNS, names
+
+# Fields an LLM needs for the models to use it.
+LLM_REQUIRED_FIELDS = (
+    "total_params_b",
+    "num_layers",
+    "hidden_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "model_type",
+)
+# Fields a GPU needs for the models to use it.
+GPU_REQUIRED_FIELDS = (
+    "memory_bandwidth_gb_s",
+    "memory_size_gb",
+    "tdp_w",
+    "fp16_tensor_dense_tflops",
+)
+
+_SOURCE_KEY = re.compile(r"\[([A-Z0-9_:\-a-z.]+)\]")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# GPUs
+def _form_factor_class(form_factor: str) -> str:
+    text = str(form_factor or "")
+    low = text.lower()
+    if low.startswith("sxm"):
+        return "SXM"
+    if "superchip" in low:
+        return "Superchip"
+    if low.startswith("oam"):
+        return "OAM"
+    if "nvl" in low:
+        return "PCIe (NVL)"
+    if low.startswith("pcie"):
+        return "PCIe"
+    return text or "unknown"
+
+
+def _segment(form_factor: str, name: str) -> str:
+    low = f"{form_factor} {name}".lower()
+    if "consumer" in low or "geforce" in low:
+        return "consumer"
+    if "workstation" in low:
+        return "workstation"
+    return "data-centre"
+
+
+def build_gpu_catalog(raw_dir: Path = RAW_DIR, manual_dir: Path = MANUAL_DIR) -> pd.DataFrame:
+    """The GPU catalog in the project's schema, one row per GPU, every row with its source."""
+    src = pd.read_csv(raw_dir / "catalog" / "gpus.csv")
+    out = pd.DataFrame({c: src[c] if c in src.columns else None for c in names(GPU_COLUMNS)})
+    out["form_factor_class"] = src["form_factor"].map(_form_factor_class)
+    out["segment"] = [_segment(f, n) for f, n in zip(src["form_factor"], src["name"])]
+    keys = src["source_urls"].fillna("").map(lambda s: ", ".join(dict.fromkeys(_SOURCE_KEY.findall(s))))
+    out["source"] = "WattGPU reference catalog (data/raw/catalog/gpus.csv; sources: " + keys + ")"
+    out["value_sources"] = src["value_sources"]
+    out["notes"] = src["notes"]
+    out["user_defined"] = False
+    out["batch_id"] = "seed"
+
+    idle = pd.read_csv(manual_dir / "gpu_idle_power.csv")
+    unknown = set(idle["gpu_id"]) - set(out["gpu_id"])
+    if unknown:
+        raise ValueError(f"gpu_idle_power.csv names unknown GPUs: {sorted(unknown)}")
+    idle_map = idle.set_index("gpu_id")["idle_power_w"]
+    out["idle_power_w"] = out["gpu_id"].map(idle_map)
+    has_idle = out["gpu_id"].isin(idle_map.index)
+    out.loc[has_idle, "value_sources"] = out.loc[has_idle, "value_sources"] + "; idle_power_w=WATTCOUNTS_IDLE"
+
+    aliases = pd.read_csv(manual_dir / "gpu_aliases.csv")
+    unknown = set(aliases["gpu_id"]) - set(out["gpu_id"])
+    if unknown:
+        raise ValueError(f"gpu_aliases.csv names unknown GPUs: {sorted(unknown)}")
+    alias_map = aliases.groupby("gpu_id")["alias"].agg(lambda s: "|".join(s))
+    out["aliases"] = out["gpu_id"].map(alias_map).fillna("")
+    for col in ("release_year",):
+        out[col] = pd.to_numeric(out[col], errors="coerce")
+    return out.reset_index(drop=True)
+
+
+def build_paper_gpu_features(gpus: pd.DataFrame, raw_dir: Path = RAW_DIR) -> pd.DataFrame:
+    """The WattGPU paper's GPU feature values, keyed by our gpu_id (for ``--paper-compat``)."""
+    src = pd.read_csv(raw_dir / "wattgpu" / "gpu_features.csv", sep=";")
+    resolver = GpuResolver(gpus)
+    out = pd.DataFrame(
+        {
+            "gpu_id": [resolver.resolve(n) for n in src["gpu_type"]],
+            "paper_gpu_type": src["gpu_type"].to_numpy(),
+            "paper_gpu_db_name": src["gpu_db_name"].to_numpy(),
+            "base_clock_mhz": src["base_clock_mhz"].to_numpy(),
+            "boost_clock_mhz": src["boost_clock_mhz"].to_numpy(),
+            "transistor_count_m": src["transistor_count_m"].to_numpy(),
+            "memory_size_gb": src["memory_size_gb"].to_numpy(),
+            "memory_bandwidth_gb_s": src["memory_bandwidth_gb_s"].to_numpy(),
+            "memory_type": src["memory_type"].to_numpy(),
+            "tdp_w": src["thermal_design_power_w"].astype(float).to_numpy(),
+            "fp16_tensor_dense_tflops": src["tensor_tflops"].astype(float).to_numpy(),
+            "release_year": src["release_year"].astype(float).to_numpy(),
+        }
+    )
+    out["source"] = "WattGPU paper gpu_features.csv (maufadel/wattgpu@4e01035, Apache-2.0)"
+    return out[names(PAPER_GPU_COLUMNS)]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# LLMs
+def _short_name(llm_id: str) -> str:
+    return llm_id.split("/", 1)[-1]
+
+
+def llm_metadata_complete(frame: pd.DataFrame) -> pd.Series:
+    return frame[list(LLM_REQUIRED_FIELDS)].notna().all(axis=1)
+
+
+def build_llm_catalog(raw_dir: Path = RAW_DIR, manual_dir: Path = MANUAL_DIR) -> pd.DataFrame:
+    """The LLM catalog: the reference catalog plus hand-kept rows for benchmarked LLMs it lacks."""
+    src = pd.read_csv(raw_dir / "catalog" / "llms.csv")
+    out = pd.DataFrame({c: src[c] if c in src.columns else None for c in names(LLM_COLUMNS)})
+    out["llm_id"] = src["hf_id"]
+    out["name"] = src["hf_id"].map(_short_name)
+    out["is_moe"] = src["architecture_class"].str.contains("moe", case=False).fillna(False)
+    out["source"] = np.where(
+        src["in_wattgpu"].astype(bool),
+        "WattGPU paper model_features.csv via the reference catalog (data/raw/catalog/llms.csv)",
+        "reference catalog (data/raw/catalog/llms.csv): " + src["source"].fillna(""),
+    )
+    out["notes"] = src["notes"]
+
+    extra = pd.read_csv(manual_dir / "llms_extra.csv")
+    rows = []
+    by_id = out.set_index("llm_id")
+    for rec in extra.to_dict("records"):
+        base = rec.get("derived_from")
+        row = {c: None for c in names(LLM_COLUMNS)}
+        if isinstance(base, str) and base:
+            if base not in by_id.index:
+                raise ValueError(f"llms_extra.csv: {rec['llm_id']} derives from unknown {base}")
+            row.update(by_id.loc[base].to_dict())
+        for key, value in rec.items():
+            if key in row and not (isinstance(value, float) and np.isnan(value)):
+                row[key] = value
+        row["llm_id"] = rec["llm_id"]
+        row["name"] = _short_name(rec["llm_id"])
+        row["is_moe"] = "moe" in str(row.get("architecture_class") or "").lower()
+        row["source"] = rec["source"]
+        row["notes"] = rec["notes"]
+        rows.append(row)
+    out = pd.concat([out, pd.DataFrame(rows, columns=out.columns)], ignore_index=True)
+    if out["llm_id"].duplicated().any():
+        raise ValueError(f"duplicate LLM ids: {out.loc[out['llm_id'].duplicated(), 'llm_id'].tolist()}")
+
+    aliases = pd.read_csv(manual_dir / "llm_aliases.csv")
+    unknown = set(aliases["llm_id"]) - set(out["llm_id"])
+    if unknown:
+        raise ValueError(f"llm_aliases.csv names unknown LLMs: {sorted(unknown)}")
+    alias_map = aliases.groupby("llm_id")["alias"].agg(lambda s: "|".join(s))
+    out["aliases"] = out["llm_id"].map(alias_map).fillna("")
+    out["user_defined"] = False
+    out["batch_id"] = "seed"
+    return finish_llm_frame(out)
+
+
+def finish_llm_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Types and derived flags of an LLM table (also used for user-defined LLMs)."""
+    out = frame.copy()
+    for c in LLM_COLUMNS:
+        if c.sql_type == "DOUBLE":
+            out[c.name] = pd.to_numeric(out[c.name], errors="coerce").astype(float)
+    out["active_params_b"] = out["active_params_b"].fillna(out["total_params_b"])
+    out["is_moe"] = out["is_moe"].fillna(False).astype(bool)
+    out["metadata_complete"] = llm_metadata_complete(out)
+    return out[names(LLM_COLUMNS)].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Name resolution
+_DROP_TOKENS = {"nvidia", "tesla", "geforce"}
+
+
+def normalise_gpu_name(name: str) -> str:
+    """A loose key: lower case, separators to spaces, vendor prefixes dropped."""
+    text = re.sub(r"[\s_\-/]+", " ", str(name).strip().lower())
+    tokens = [t for t in text.split(" ") if t and t not in _DROP_TOKENS]
+    return " ".join(tokens)
+
+
+def normalise_llm_name(name: str) -> str:
+    return str(name).strip().lower()
+
+
+@dataclass
+class _Index:
+    exact: dict[str, str] = field(default_factory=dict)
+    loose: dict[str, set[str]] = field(default_factory=dict)
+
+    def add(self, key: str, target: str, loose_key: str) -> None:
+        if key:
+            self.exact.setdefault(key, target)
+        if loose_key:
+            self.loose.setdefault(loose_key, set()).add(target)
+
+
+class _Resolver:
+    kind = "name"
+
+    def __init__(self, ids: list[str], keys_per_id: dict[str, list[str]], loose):
+        self._loose_fn = loose
+        self._ids = list(ids)
+        self._index = _Index()
+        for target in self._ids:
+            for key in keys_per_id[target]:
+                if key and isinstance(key, str):
+                    self._index.add(key.strip(), target, loose(key))
+        self._choices = sorted({k for keys in keys_per_id.values() for k in keys if isinstance(k, str) and k})
+
+    def try_resolve(self, name: str) -> str | None:
+        if name is None or (isinstance(name, float) and np.isnan(name)):
+            return None
+        text = str(name).strip()
+        if text in self._index.exact:
+            return self._index.exact[text]
+        hits = self._index.loose.get(self._loose_fn(text), set())
+        if len(hits) == 1:
+            return next(iter(hits))
+        return None
+
+    def suggestions(self, name: str, n: int = 3) -> list[str]:
+        text = str(name).strip()
+        hits = self._index.loose.get(self._loose_fn(text), set())
+        if len(hits) > 1:
+            return sorted(hits)
+        close = difflib.get_close_matches(text, self._choices, n=n, cutoff=0.6)
+        if not close:
+            low = {c.lower(): c for c in self._choices}
+            close = [low[c] for c in difflib.get_close_matches(text.lower(), list(low), n=n, cutoff=0.5)]
+        return close
+
+    def resolve(self, name: str) -> str:
+        hit = self.try_resolve(name)
+        if hit is None:
+            raise UnknownNameError(self.kind, [str(name)], {str(name): self.suggestions(name)})
+        return hit
+
+    def resolve_many(self, values) -> tuple[np.ndarray, dict[str, list[str]]]:
+        """Resolve each distinct value once; returns (ids with None for unknown, {unknown: suggestions})."""
+        series = pd.Series(values, dtype="object")
+        uniq = series.dropna().unique()
+        mapping = {u: self.try_resolve(u) for u in uniq}
+        unknown = {str(u): self.suggestions(u) for u, hit in mapping.items() if hit is None}
+        return np.array(series.map(mapping).to_numpy(dtype=object), dtype=object, copy=True), unknown
+
+
+class GpuResolver(_Resolver):
+    kind = "GPU"
+
+    def __init__(self, gpus: pd.DataFrame):
+        keys = {}
+        for rec in gpus.to_dict("records"):
+            k = [rec["gpu_id"], rec.get("name"), rec.get("nvml_name")]
+            k += [a for a in str(rec.get("aliases") or "").split("|") if a]
+            keys[rec["gpu_id"]] = [x for x in k if isinstance(x, str) and x]
+        super().__init__(list(gpus["gpu_id"]), keys, normalise_gpu_name)
+
+
+class LlmResolver(_Resolver):
+    kind = "LLM"
+
+    def __init__(self, llms: pd.DataFrame):
+        keys = {}
+        short_counts = llms["llm_id"].map(_short_name).str.lower().value_counts()
+        for rec in llms.to_dict("records"):
+            k = [rec["llm_id"]]
+            short = _short_name(rec["llm_id"])
+            if short_counts.get(short.lower(), 0) == 1:
+                k.append(short)
+            k += [a for a in str(rec.get("aliases") or "").split("|") if a]
+            keys[rec["llm_id"]] = k
+        super().__init__(list(llms["llm_id"]), keys, normalise_llm_name)

@@ -1,0 +1,128 @@
+"""The WattGPU command line: build the store, load files, print statistics, train, evaluate and predict.
+
+Every sub-command takes ``--db PATH`` (default ``$WATTGPU_DB`` or ``data/wattgpu.duckdb``). Exit status is 0 on
+success, 2 when the input is rejected (the message says which row and column), 1 on other errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import ValidationError, WattGPUError
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", type=Path, default=None, help="store file (default: $WATTGPU_DB or data/wattgpu.duckdb)")
+
+
+def _cmd_build_store(args) -> int:
+    from .store import Store
+
+    with Store.build(args.db) as store:
+        stats = store.stats()
+    print(f"built {stats['db']}: {stats['gpus']} GPUs, {stats['llms']} LLMs, {stats['runs']} runs "
+          f"({', '.join(f'{k} {v}' for k, v in stats['runs_per_source'].items())})")
+    return 0
+
+
+def _cmd_build_seed(args) -> int:
+    from .seed import build_seed_tables, write_seed
+
+    for path in write_seed(build_seed_tables()):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_stats(args) -> int:
+    from .store import Store
+
+    with Store.open(args.db) as store:
+        stats = store.stats()
+    if args.json:
+        print(json.dumps(stats, indent=2, sort_keys=True))
+    else:
+        for k, v in stats.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def _cmd_ingest(args) -> int:
+    from .ingest import ingest_path
+    from .store import Store
+
+    with Store.open(args.db) as store:
+        result = ingest_path(store, args.file, fmt=args.format)
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{args.file}: {result.format}: {result.message}")
+    return 0
+
+
+def _cmd_remove(args) -> int:
+    from .store import Store
+
+    with Store.open(args.db) as store:
+        removed = store.remove_batch(args.batch_id)
+    print(f"removed batch {args.batch_id}: " + ", ".join(f"{v} {k}" for k, v in removed.items()))
+    return 0
+
+
+def _cmd_template(args) -> int:
+    from .importers import canonical_template
+
+    sys.stdout.write(canonical_template())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m wattgpu_core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build-store", help="(re)create the store from the seed data in data/seed")
+    _add_db(p)
+    p.set_defaults(func=_cmd_build_store)
+
+    p = sub.add_parser("build-seed", help="rebuild data/seed from the raw source files in data/raw")
+    p.set_defaults(func=_cmd_build_seed)
+
+    p = sub.add_parser("stats", help="print what the store holds")
+    _add_db(p)
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.set_defaults(func=_cmd_stats)
+
+    p = sub.add_parser("ingest", help="validate and load one benchmark file (all or nothing)")
+    _add_db(p)
+    p.add_argument("file", type=Path)
+    p.add_argument("--format", default=None, help="skip detection (canonical, wattcounts_subset, ...)")
+    p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("remove-batch", help="undo one upload (see stats / the Data page for batch ids)")
+    _add_db(p)
+    p.add_argument("batch_id")
+    p.set_defaults(func=_cmd_remove)
+
+    p = sub.add_parser("template", help="print the canonical CSV template")
+    p.set_defaults(func=_cmd_template)
+
+    from .cli_models import add_model_commands
+
+    add_model_commands(sub, _add_db)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for issue in exc.issues[1:10]:
+            print(f"  also: {issue}", file=sys.stderr)
+        return 2
+    except WattGPUError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if "unknown" in str(exc) else 1

@@ -1,0 +1,441 @@
+"""The embedded DuckDB store: GPUs, LLMs, measured runs, sources and import batches. All SQL lives here.
+
+One :class:`Store` wraps one DuckDB connection per process; every call takes its own cursor, so Streamlit sessions
+(threads) can share a store safely. Writes (ingest, custom GPUs and LLMs, removing an upload) are serialised by a
+lock and run in one transaction each: they either land whole or leave the store exactly as it was. Every value
+from outside is passed as a ``?`` parameter; identifiers come only from ``schema``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from .errors import WattGPUError
+from .importers import SOURCES, PreparedImport
+from .paths import SEED_DIR, default_db_path
+from .schema import (
+    BATCH_COLUMNS,
+    GPU_COLUMNS,
+    LLM_COLUMNS,
+    PAPER_GPU_COLUMNS,
+    RUN_COLUMNS,
+    RUN_IDENTITY_COLUMNS,
+    SOURCE_COLUMNS,
+    Column,
+    names,
+)
+
+SCHEMA_VERSION = "1"
+_TABLES: dict[str, tuple[Column, ...]] = {
+    "gpus": GPU_COLUMNS,
+    "llms": LLM_COLUMNS,
+    "paper_gpu_features": PAPER_GPU_COLUMNS,
+    "runs": RUN_COLUMNS,
+    "sources": SOURCE_COLUMNS,
+    "batches": BATCH_COLUMNS,
+}
+_KEYS = {"gpus": "gpu_id", "llms": "llm_id", "runs": "run_id", "sources": "source_id", "batches": "batch_id",
+         "paper_gpu_features": "gpu_id"}
+_SEED_FILES = {"gpus": "gpus.csv", "llms": "llms.csv", "paper_gpu_features": "paper_gpu_features.csv",
+               "runs": "runs.csv", "sources": "sources.csv"}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    batch_id: str | None
+    added: int
+    duplicates_in_store: int
+    duplicates_in_file: int
+    format: str
+    message: str
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _ddl(table: str, columns: tuple[Column, ...]) -> str:
+    cols = [f"{c.name} {c.sql_type}" for c in columns]
+    if table == "runs":
+        cols.append("seq BIGINT")
+    cols.append(f"PRIMARY KEY ({_KEYS[table]})")
+    return f"CREATE TABLE IF NOT EXISTS {table} (" + ", ".join(cols) + ")"
+
+
+def _cast_frame(frame: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
+    """A frame with exactly ``columns``, in order, with types DuckDB maps cleanly."""
+    out = pd.DataFrame(index=frame.index)
+    for c in columns:
+        values = frame[c.name] if c.name in frame.columns else pd.Series([None] * len(frame), index=frame.index)
+        if c.sql_type == "DOUBLE":
+            out[c.name] = pd.to_numeric(values, errors="coerce").astype(float)
+        elif c.sql_type in ("INTEGER", "BIGINT"):
+            out[c.name] = pd.to_numeric(values, errors="coerce").astype("Int64")
+        elif c.sql_type == "BOOLEAN":
+            out[c.name] = values.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v))
+                                     else str(v).strip().lower() in ("true", "1", "yes")).astype("boolean")
+        elif c.sql_type == "TIMESTAMP":
+            out[c.name] = pd.to_datetime(values, utc=True).dt.tz_localize(None)
+        else:
+            out[c.name] = values.astype(object).where(values.notna(), None)
+    return out.reset_index(drop=True)
+
+
+def read_seed_table(table: str, seed_dir: Path = SEED_DIR) -> pd.DataFrame:
+    path = seed_dir / _SEED_FILES[table]
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    return _cast_frame(frame, _TABLES[table])
+
+
+def run_id_sql(alias: str = "") -> str:
+    """SQL expression for a run's content fingerprint (md5 over its identity columns)."""
+    prefix = f"{alias}." if alias else ""
+    parts = ", ".join(f"coalesce(CAST({prefix}{c} AS VARCHAR), '')" for c in RUN_IDENTITY_COLUMNS)
+    return f"substr(md5(concat_ws('|', {parts})), 1, 20)"
+
+
+def compute_run_ids(frame: pd.DataFrame) -> pd.Series:
+    """Run fingerprints for a frame of runs, computed exactly as the store computes them."""
+    con = duckdb.connect()
+    try:
+        typed = _cast_frame(frame, tuple(c for c in RUN_COLUMNS))
+        con.register("incoming", typed)
+        ids = con.execute(f"SELECT {run_id_sql()} AS run_id FROM incoming").df()["run_id"]
+        return pd.Series(ids.to_numpy(), index=frame.index, name="run_id")
+    finally:
+        con.close()
+
+
+class Store:
+    """A WattGPU DuckDB store. Use :meth:`open` (creating it from the seed data when missing) or :meth:`build`."""
+
+    def __init__(self, path: Path | str, read_only: bool = False):
+        self.path = Path(path)
+        self.read_only = read_only
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise WattGPUError(
+                    f"the store {self.path} is in use by another process (is the app running?); stop it, or "
+                    f"point --db / WATTGPU_DB at another file"
+                ) from None
+            raise
+        self._write_lock = threading.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path | str | None = None, read_only: bool = False, seed_dir: Path = SEED_DIR) -> Store:
+        """Open the store, building it from the seed data first if the file does not exist yet."""
+        path = Path(path) if path else default_db_path()
+        if not path.exists():
+            if read_only:
+                raise WattGPUError(f"no store at {path}; run `python -m wattgpu_core build-store` first")
+            return cls.build(path, seed_dir)
+        store = cls(path, read_only=read_only)
+        version = store._meta("schema_version")
+        if version != SCHEMA_VERSION:
+            store.close()
+            raise WattGPUError(
+                f"the store {path} has schema version {version!r}, this WattGPU needs {SCHEMA_VERSION!r}; "
+                f"rebuild it with `python -m wattgpu_core build-store`"
+            )
+        return store
+
+    @classmethod
+    def build(cls, path: Path | str | None = None, seed_dir: Path = SEED_DIR) -> Store:
+        """(Re)create the store at ``path`` from the seed tables. The old file is replaced only on success."""
+        path = Path(path) if path else default_db_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".building")
+        for p in (tmp, Path(str(tmp) + ".wal")):
+            if p.exists():
+                p.unlink()
+        store = cls(tmp)
+        try:
+            store._create_schema()
+            store._load_seed(seed_dir)
+        finally:
+            store.close()
+        for p in (path, Path(str(path) + ".wal")):
+            if p.exists():
+                p.unlink()
+        tmp.replace(path)
+        return cls(path)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def _cursor(self):
+        cur = self._con.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    @contextmanager
+    def _transaction(self):
+        if self.read_only:
+            raise WattGPUError("the store is open read-only")
+        with self._write_lock, self._cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def _create_schema(self) -> None:
+        with self._transaction() as cur:
+            for table, columns in _TABLES.items():
+                cur.execute(_ddl(table, columns))
+            cur.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+            cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+
+    def _meta(self, key: str) -> str | None:
+        with self._cursor() as cur:
+            try:
+                row = cur.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+            except duckdb.CatalogException:
+                return None
+        return row[0] if row else None
+
+    def _insert_frame(self, cur, table: str, frame: pd.DataFrame) -> None:
+        typed = _cast_frame(frame, _TABLES[table])
+        cur.register("_incoming", typed)
+        try:
+            cols = ", ".join(typed.columns)
+            cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
+        finally:
+            cur.unregister("_incoming")
+
+    def _load_seed(self, seed_dir: Path) -> None:
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        with self._transaction() as cur:
+            for table in ("gpus", "llms", "paper_gpu_features", "sources"):
+                self._insert_frame(cur, table, read_seed_table(table, seed_dir))
+            runs = read_seed_table("runs", seed_dir)
+            runs["seq"] = np.arange(len(runs), dtype=np.int64)
+            typed = _cast_frame(runs, RUN_COLUMNS)
+            typed["seq"] = runs["seq"].to_numpy()
+            cur.register("_incoming", typed)
+            cur.execute(f"INSERT INTO runs SELECT {', '.join(names(RUN_COLUMNS))}, seq FROM _incoming")
+            cur.unregister("_incoming")
+            batches = []
+            counts = runs.groupby("source_id").size()
+            for source_id, n in counts.items():
+                batches.append({"batch_id": f"seed:{source_id}", "kind": "seed", "source_id": source_id,
+                                "file_name": str(seed_dir / "runs.csv"), "file_sha256": None, "format": "seed",
+                                "imported_at": now, "n_runs": int(n), "n_gpus": 0, "n_llms": 0, "notes": ""})
+            batches.append({"batch_id": "seed", "kind": "seed", "source_id": "catalog",
+                            "file_name": str(seed_dir), "file_sha256": None, "format": "seed",
+                            "imported_at": now, "n_runs": 0, "n_gpus": None, "n_llms": None,
+                            "notes": "GPU and LLM catalogs"})
+            self._insert_frame(cur, "batches", pd.DataFrame(batches))
+            # Seed runs keep their per-source batch id.
+            cur.execute("UPDATE runs SET batch_id = 'seed:' || source_id WHERE batch_id IS NULL")
+
+    # -- reads ------------------------------------------------------------------------------------------------------
+    def _frame(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with self._cursor() as cur:
+            return cur.execute(sql, params or []).df()
+
+    def gpus(self) -> pd.DataFrame:
+        return self._frame(f"SELECT {', '.join(names(GPU_COLUMNS))} FROM gpus ORDER BY user_defined, gpu_id")
+
+    def llms(self) -> pd.DataFrame:
+        return self._frame(f"SELECT {', '.join(names(LLM_COLUMNS))} FROM llms ORDER BY user_defined, llm_id")
+
+    def paper_gpu_features(self) -> pd.DataFrame:
+        return self._frame(f"SELECT {', '.join(names(PAPER_GPU_COLUMNS))} FROM paper_gpu_features ORDER BY gpu_id")
+
+    def sources(self) -> pd.DataFrame:
+        return self._frame(f"SELECT {', '.join(names(SOURCE_COLUMNS))} FROM sources ORDER BY source_id")
+
+    def batches(self) -> pd.DataFrame:
+        return self._frame(f"SELECT {', '.join(names(BATCH_COLUMNS))} FROM batches ORDER BY imported_at, batch_id")
+
+    def runs(
+        self,
+        source_ids: list[str] | None = None,
+        llm_ids: list[str] | None = None,
+        gpu_ids: list[str] | None = None,
+        batch_ids: list[str] | None = None,
+    ) -> pd.DataFrame:
+        """Measured runs in insertion order, optionally filtered (each filter a list of ids)."""
+        where, params = [], []
+        for column, values in (("source_id", source_ids), ("llm_id", llm_ids), ("gpu_id", gpu_ids),
+                               ("batch_id", batch_ids)):
+            if values is not None:
+                where.append(f"list_contains(?, {column})")
+                params.append(list(values))
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        return self._frame(f"SELECT {', '.join(names(RUN_COLUMNS))} FROM runs{clause} ORDER BY seq", params)
+
+    def stats(self) -> dict:
+        with self._cursor() as cur:
+            counts = {t: cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                      for t in ("gpus", "llms", "runs", "sources", "batches")}
+            per_source = dict(cur.execute(
+                "SELECT source_id, count(*) FROM runs GROUP BY source_id ORDER BY source_id").fetchall())
+            uploads = cur.execute("SELECT count(*) FROM batches WHERE kind <> 'seed'").fetchone()[0]
+            run_gpus = cur.execute("SELECT count(DISTINCT gpu_id) FROM runs").fetchone()[0]
+            run_llms = cur.execute("SELECT count(DISTINCT llm_id) FROM runs").fetchone()[0]
+        return {
+            "gpus": int(counts["gpus"]),
+            "llms": int(counts["llms"]),
+            "runs": int(counts["runs"]),
+            "runs_per_source": {k: int(v) for k, v in per_source.items()},
+            "sources": int(counts["sources"]),
+            "batches": int(counts["batches"]),
+            "uploads": int(uploads),
+            "gpus_with_runs": int(run_gpus),
+            "llms_with_runs": int(run_llms),
+            "db": str(self.path),
+        }
+
+    def fingerprint(self) -> str:
+        """A hash of everything in the store (tables and rows, order-independent); equal stores hash equal."""
+        digest = hashlib.sha256()
+        with self._cursor() as cur:
+            for table, columns in _TABLES.items():
+                key = _KEYS[table]
+                cols = [c.name for c in columns if not (table == "batches" and c.name == "imported_at")]
+                rows = cur.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY {key}").fetchall()
+                digest.update(f"{table}:{len(rows)}:{rows!r}".encode())
+        return digest.hexdigest()
+
+    # -- writes -----------------------------------------------------------------------------------------------------
+    def ingest(self, prepared: PreparedImport, kind: str = "upload") -> IngestResult:
+        """Write validated runs in one transaction; rows already in the store (same fingerprint) are skipped."""
+        frame = prepared.frame
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        batch_id = f"{kind}-{now:%Y%m%dT%H%M%S%f}-{(prepared.file_sha256 or 'x')[:8]}"
+        typed = _cast_frame(frame, RUN_COLUMNS)
+        typed["batch_id"] = batch_id
+        with self._transaction() as cur:
+            cur.register("_incoming", typed)
+            try:
+                cur.execute(
+                    f"CREATE TEMP TABLE _staged AS SELECT * REPLACE ({run_id_sql('i')} AS run_id), "
+                    f"row_number() OVER () AS _ord FROM _incoming i"
+                )
+                total = cur.execute("SELECT count(*) FROM _staged").fetchone()[0]
+                distinct = cur.execute("SELECT count(DISTINCT run_id) FROM _staged").fetchone()[0]
+                in_store = cur.execute(
+                    "SELECT count(DISTINCT s.run_id) FROM _staged s JOIN runs r ON r.run_id = s.run_id"
+                ).fetchone()[0]
+                added = distinct - in_store
+                if added:
+                    seq0 = cur.execute("SELECT coalesce(max(seq), -1) + 1 FROM runs").fetchone()[0]
+                    cols = ", ".join(names(RUN_COLUMNS))
+                    cur.execute(
+                        f"INSERT INTO runs ({cols}, seq) SELECT {cols}, ? + row_number() OVER (ORDER BY _ord) - 1 "
+                        f"FROM (SELECT * FROM _staged s WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = "
+                        f"s.run_id) QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY _ord) = 1)",
+                        [seq0],
+                    )
+                    self._ensure_sources(cur, prepared, batch_id)
+                    self._insert_frame(cur, "batches", pd.DataFrame([{
+                        "batch_id": batch_id, "kind": kind, "source_id": prepared.source_id,
+                        "file_name": prepared.file_name, "file_sha256": prepared.file_sha256,
+                        "format": prepared.format, "imported_at": now, "n_runs": int(added), "n_gpus": 0,
+                        "n_llms": 0, "notes": "; ".join(prepared.warnings)}]))
+                prior = None
+                if prepared.file_sha256:
+                    prior = cur.execute("SELECT batch_id FROM batches WHERE file_sha256 = ? AND batch_id <> ? "
+                                        "ORDER BY imported_at LIMIT 1", [prepared.file_sha256, batch_id]).fetchone()
+            finally:
+                cur.execute("DROP TABLE IF EXISTS _staged")
+                cur.unregister("_incoming")
+        dup_file = int(total - distinct)
+        if added:
+            msg = f"added {added} run{'s' if added != 1 else ''} as batch {batch_id}"
+            if in_store:
+                msg += f"; {in_store} already in the store were skipped"
+        else:
+            msg = f"nothing added: all {distinct} distinct run{'s' if distinct != 1 else ''} are already in the store"
+            if prior:
+                msg += f" (this file was ingested before as batch {prior[0]})"
+        if dup_file:
+            msg += f"; {dup_file} duplicate row{'s' if dup_file != 1 else ''} within the file counted once"
+        return IngestResult(batch_id if added else None, int(added), int(in_store), dup_file, prepared.format, msg,
+                            prepared.warnings)
+
+    def _ensure_sources(self, cur, prepared: PreparedImport, batch_id: str) -> None:
+        used = cur.execute("SELECT DISTINCT source_id, license FROM runs WHERE batch_id = ?", [batch_id]).fetchall()
+        known = {r[0] for r in cur.execute("SELECT source_id FROM sources").fetchall()}
+        attributions = dict(prepared.attributions)
+        rows = []
+        for source_id, license_ in used:
+            if source_id in known or source_id in {r["source_id"] for r in rows}:
+                continue
+            info = SOURCES.get(source_id, {})
+            rows.append({"source_id": source_id, "name": info.get("name", source_id), "url": info.get("url", ""),
+                         "license": license_ or info.get("license"),
+                         "attribution": attributions.get(source_id) or info.get("attribution", "stated by uploader"),
+                         "notes": f"first uploaded in {prepared.file_name}", "batch_id": batch_id})
+        if rows:
+            self._insert_frame(cur, "sources", pd.DataFrame(rows))
+
+    def add_gpu(self, gpu: dict) -> str:
+        """Add a user-defined GPU (one catalog row); returns its batch id."""
+        return self._add_catalog_row("gpus", "custom_gpu", gpu)
+
+    def add_llm(self, llm: dict) -> str:
+        """Add a user-defined LLM (one catalog row); returns its batch id."""
+        return self._add_catalog_row("llms", "custom_llm", llm)
+
+    def _add_catalog_row(self, table: str, kind: str, row: dict) -> str:
+        key = _KEYS[table]
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        batch_id = f"{kind}-{now:%Y%m%dT%H%M%S%f}"
+        record = dict(row, user_defined=True, batch_id=batch_id)
+        with self._transaction() as cur:
+            exists = cur.execute(f"SELECT count(*) FROM {table} WHERE {key} = ?", [record[key]]).fetchone()[0]
+            if exists:
+                raise WattGPUError(f"{key} {record[key]!r} already exists; choose another id")
+            self._insert_frame(cur, table, pd.DataFrame([record]))
+            self._insert_frame(cur, "batches", pd.DataFrame([{
+                "batch_id": batch_id, "kind": kind, "source_id": "user", "file_name": None, "file_sha256": None,
+                "format": kind, "imported_at": now, "n_runs": 0, "n_gpus": int(table == "gpus"),
+                "n_llms": int(table == "llms"), "notes": f"{key}={record[key]}"}]))
+        return batch_id
+
+    def remove_batch(self, batch_id: str) -> dict:
+        """Undo one upload or custom entry, returning the store exactly to its state before it."""
+        with self._transaction() as cur:
+            row = cur.execute("SELECT kind FROM batches WHERE batch_id = ?", [batch_id]).fetchone()
+            if row is None:
+                raise WattGPUError(f"no batch {batch_id!r}")
+            if row[0] == "seed":
+                raise WattGPUError("seed data cannot be removed; rebuild the store instead")
+            for table, key in (("gpus", "gpu_id"), ("llms", "llm_id")):
+                used = cur.execute(
+                    f"SELECT count(*) FROM runs WHERE batch_id <> ? AND {key} IN "
+                    f"(SELECT {key} FROM {table} WHERE batch_id = ?)", [batch_id, batch_id]).fetchone()[0]
+                if used:
+                    raise WattGPUError(
+                        f"batch {batch_id} added a {table[:-1].upper()} that {used} run(s) from other uploads use; "
+                        "remove those uploads first")
+            removed = {}
+            for table in ("runs", "gpus", "llms", "sources"):
+                removed[table] = cur.execute(f"SELECT count(*) FROM {table} WHERE batch_id = ?",
+                                             [batch_id]).fetchone()[0]
+                cur.execute(f"DELETE FROM {table} WHERE batch_id = ?", [batch_id])
+            cur.execute("DELETE FROM batches WHERE batch_id = ?", [batch_id])
+        return {k: int(v) for k, v in removed.items()}
