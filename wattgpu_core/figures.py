@@ -1,0 +1,233 @@
+"""Plotly figure builders for the dashboard: Pareto plot, SHAP waterfall and importance, parity and error plots.
+
+Each function takes plain DataFrames (columns with units in their names) and returns a
+``plotly.graph_objects.Figure`` with titled axes (units included) and a legend; none calls Streamlit. Optional
+uncertainty columns (``<col>_lo`` / ``<col>_hi``, as a model set with prediction intervals provides) are drawn as
+error bars when present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+PREDICTED_COLOR = "#1f77b4"
+FRONTIER_COLOR = "#d62728"
+MEASURED_COLOR = "#2ca02c"
+SCENARIO_COLORS = {"offline": "#1f77b4", "server": "#ff7f0e", "server_low": "#ff7f0e", "server_high": "#9467bd"}
+SCENARIO_LABELS = {"offline": "Offline (batch)", "server": "Server", "server_low": "Server, low rate",
+                   "server_high": "Server, high rate"}
+_LAYOUT = dict(template="plotly_white", margin=dict(l=70, r=30, t=60, b=60), font=dict(size=13),
+               legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0))
+
+
+def _log_axis(values: pd.Series) -> bool:
+    v = pd.to_numeric(values, errors="coerce")
+    v = v[np.isfinite(v) & (v > 0)]
+    return len(v) > 1 and v.max() / v.min() > 20
+
+
+def _error(frame: pd.DataFrame, column: str, scale: float = 1.0) -> dict | None:
+    lo, hi = f"{column}_lo", f"{column}_hi"
+    if lo in frame.columns and hi in frame.columns and frame[[lo, hi]].notna().any().any():
+        return dict(type="data", symmetric=False, array=(frame[hi] - frame[column]).clip(lower=0) * scale,
+                    arrayminus=(frame[column] - frame[lo]).clip(lower=0) * scale, thickness=1, width=3,
+                    color="rgba(31,119,180,0.45)")
+    return None
+
+
+def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None, title: str = "") -> go.Figure:
+    """Energy per token against ITL for each GPU; the Pareto frontier drawn; measured points distinct.
+
+    ``predicted`` needs ``gpu_name``, ``itl_s``, ``energy_per_token_j``, ``power_w``, ``throughput_tok_s`` and a
+    boolean ``on_frontier``; ``measured`` (optional) needs ``gpu_name``, ``itl_s``, ``energy_per_token_j``,
+    ``n_runs``.
+    """
+    fig = go.Figure()
+    pred = predicted.copy()
+    pred["itl_ms"] = pred["itl_s"] * 1000
+    hover = ("<b>%{customdata[0]}</b><br>ITL %{x:.3g} ms<br>Energy %{y:.3g} J/token<br>"
+             "Power %{customdata[1]:.0f} W<br>Throughput %{customdata[2]:,.0f} tok/s<extra>%{fullData.name}</extra>")
+    custom = np.stack([pred["gpu_name"], pred["power_w"], pred["throughput_tok_s"]], axis=-1) if len(pred) else None
+    fig.add_trace(go.Scatter(
+        x=pred["itl_ms"], y=pred["energy_per_token_j"], mode="markers", name="Predicted (one GPU each)",
+        marker=dict(size=10, color=PREDICTED_COLOR, line=dict(width=1, color="white")), customdata=custom,
+        hovertemplate=hover, error_x=_error(pred, "itl_s", 1000), error_y=_error(pred, "energy_per_token_j"),
+    ))
+    front = pred[pred["on_frontier"].astype(bool)].sort_values("itl_ms")
+    if len(front):
+        fig.add_trace(go.Scatter(
+            x=front["itl_ms"], y=front["energy_per_token_j"], mode="lines+markers+text", name="Pareto frontier",
+            line=dict(color=FRONTIER_COLOR, width=2, shape="hv"),
+            marker=dict(size=13, color=FRONTIER_COLOR, symbol="circle-open", line=dict(width=2)),
+            text=front["gpu_name"].map(short_gpu_name), textposition="top right", textfont=dict(size=12),
+            hoverinfo="skip",
+        ))
+    if measured is not None and len(measured):
+        m = measured.copy()
+        m["itl_ms"] = m["itl_s"] * 1000
+        fig.add_trace(go.Scatter(
+            x=m["itl_ms"], y=m["energy_per_token_j"], mode="markers", name="Measured (runs in the store)",
+            marker=dict(size=12, color=MEASURED_COLOR, symbol="diamond-open", line=dict(width=2)),
+            customdata=np.stack([m["gpu_name"], m["n_runs"]], axis=-1),
+            hovertemplate="<b>%{customdata[0]}</b> (measured, mean of %{customdata[1]} runs)<br>"
+                          "ITL %{x:.3g} ms<br>Energy %{y:.3g} J/token<extra></extra>",
+        ))
+    both = pd.concat([pred[["itl_ms", "energy_per_token_j"]],
+                      measured.assign(itl_ms=measured["itl_s"] * 1000)[["itl_ms", "energy_per_token_j"]]
+                      if measured is not None and len(measured) else None])
+    fig.update_layout(**_LAYOUT, title=title or "Energy per token against inter-token latency (lower left is better)",
+                      height=520)
+    fig.update_xaxes(title="Inter-token latency, ITL (ms)", type="log" if _log_axis(both["itl_ms"]) else "linear")
+    fig.update_yaxes(title="Energy per token (J)",
+                     type="log" if _log_axis(both["energy_per_token_j"]) else "linear")
+    return fig
+
+
+def short_gpu_name(name: str) -> str:
+    """'NVIDIA H100 NVL 94GB' -> 'H100 NVL 94GB' (for labels on crowded plots)."""
+    text = str(name)
+    for prefix in ("NVIDIA GeForce ", "NVIDIA Tesla ", "NVIDIA "):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text
+
+
+def waterfall_figure(
+    contributions: pd.DataFrame,
+    base_value: float,
+    to_display: Callable[[float], float],
+    axis_title: str,
+    title: str,
+    log_axis: bool = False,
+    value_format: str = "{:.0f}",
+) -> go.Figure:
+    """A SHAP waterfall: from the model's base value, each feature's contribution to this prediction.
+
+    ``contributions`` has ``label`` (feature and its value, human readable) and ``shap`` (in the model's output
+    space), largest first. ``to_display`` maps a model-output value to display units (e.g. normalised power to W,
+    ln ITL to ms) so that each bar spans the prediction before and after that feature. Bars are drawn bottom-up,
+    from the base value at the bottom to the prediction at the top.
+    """
+    rows = contributions.iloc[::-1].reset_index(drop=True)  # smallest at the bottom, near the base value
+    cumulative = base_value + np.concatenate([[0.0], np.cumsum(rows["shap"].to_numpy())])
+    shown = np.array([to_display(v) for v in cumulative])
+    start, end = shown[:-1], shown[1:]
+    up = end >= start
+    fig = go.Figure()
+    labels = rows["label"].tolist()
+    if log_axis:
+        texts = [f"×{e / s:.2f}" if s > 0 else "" for s, e in zip(start, end, strict=True)]
+    else:
+        texts = [("+" if e >= s else "−") + value_format.format(abs(e - s)) for s, e in zip(start, end, strict=True)]
+    for mask, color, name in ((up, "#d62728", "raises the prediction"), (~up, "#1f77b4", "lowers the prediction")):
+        if not mask.any():
+            continue
+        fig.add_trace(go.Bar(
+            y=[labels[i] for i in np.flatnonzero(mask)], x=(np.abs(end - start))[mask],
+            base=np.minimum(start, end)[mask], orientation="h", marker_color=color, name=name,
+            text=[texts[i] for i in np.flatnonzero(mask)], textposition="outside", cliponaxis=False,
+            hovertemplate="%{y}<br>%{text}<extra></extra>",
+        ))
+    fig.add_vline(x=shown[0], line=dict(color="gray", dash="dot"),
+                  annotation_text="average prediction " + value_format.format(shown[0]),
+                  annotation_position="bottom right")
+    fig.add_vline(x=shown[-1], line=dict(color="black", dash="dash"),
+                  annotation_text="this prediction " + value_format.format(shown[-1]), annotation_position="top left")
+    fig.update_layout(**_LAYOUT, title=title, barmode="overlay", height=140 + 32 * len(rows))
+    fig.update_layout(margin=dict(l=10, r=40, t=90, b=60))
+    fig.update_xaxes(title=axis_title, type="log" if log_axis else "linear")
+    fig.update_yaxes(categoryorder="array", categoryarray=labels, automargin=True)
+    return fig
+
+
+def importance_figure(importance: pd.DataFrame, title: str, axis_title: str) -> go.Figure:
+    """Global feature importance: mean |SHAP value| per feature (columns ``label``, ``importance``), largest on top."""
+    data = importance.sort_values("importance")
+    fig = go.Figure(go.Bar(x=data["importance"], y=data["label"], orientation="h", marker_color=PREDICTED_COLOR,
+                           name="mean |SHAP value|", hovertemplate="%{y}: %{x:.3g}<extra></extra>"))
+    fig.update_layout(**_LAYOUT, title=title, height=120 + 28 * len(data), showlegend=False)
+    fig.update_xaxes(title=axis_title)
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
+def beeswarm_figure(shap_values: pd.DataFrame, feature_values: pd.DataFrame, labels: dict[str, str],
+                    title: str, axis_title: str, max_features: int = 10, seed: int = 0) -> go.Figure:
+    """SHAP beeswarm: one dot per training row and feature, x = SHAP value, colour = the feature's value rank."""
+    order = shap_values.abs().mean().sort_values(ascending=False).index[:max_features][::-1]
+    rng = np.random.default_rng(seed)
+    fig = go.Figure()
+    for i, feature in enumerate(order):
+        values = pd.to_numeric(feature_values[feature], errors="coerce")
+        rank = values.rank(pct=True).fillna(0.5)
+        fig.add_trace(go.Scattergl(
+            x=shap_values[feature], y=i + rng.uniform(-0.3, 0.3, len(values)), mode="markers",
+            marker=dict(size=4, color=rank, colorscale="RdBu_r", cmin=0, cmax=1, opacity=0.6,
+                        showscale=i == len(order) - 1,
+                        colorbar=dict(title="feature value", tickvals=[0, 1], ticktext=["low", "high"])),
+            name=labels.get(feature, feature), showlegend=False,
+            hovertemplate=labels.get(feature, feature) + ": SHAP %{x:.3g}<extra></extra>",
+        ))
+    fig.update_layout(**_LAYOUT, title=title, height=140 + 40 * len(order))
+    fig.update_xaxes(title=axis_title, zeroline=True, zerolinecolor="gray")
+    fig.update_yaxes(tickvals=list(range(len(order))), ticktext=[labels.get(f, f) for f in order], automargin=True)
+    return fig
+
+
+def parity_figure(frame: pd.DataFrame, measured: str, predicted: str, axis_label: str, title: str,
+                  log_axes: bool = False, scale: float = 1.0) -> go.Figure:
+    """Predicted against measured, coloured by scenario, with the y = x line (perfect prediction)."""
+    fig = go.Figure()
+    y_true = frame[measured] * scale
+    y_pred = frame[predicted] * scale
+    for scenario, part in frame.groupby("scenario", sort=True):
+        fig.add_trace(go.Scattergl(
+            x=part[measured] * scale, y=part[predicted] * scale, mode="markers",
+            name=SCENARIO_LABELS.get(scenario, str(scenario)),
+            marker=dict(size=5, opacity=0.55, color=SCENARIO_COLORS.get(scenario)),
+            hovertemplate="measured %{x:.3g}<br>predicted %{y:.3g}<extra>%{fullData.name}</extra>",
+        ))
+    finite = pd.concat([y_true, y_pred])
+    finite = finite[np.isfinite(finite) & ((finite > 0) if log_axes else True)]
+    if len(finite):
+        lo, hi = float(finite.min()), float(finite.max())
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect prediction (y = x)",
+                                 line=dict(color="black", dash="dash", width=1), hoverinfo="skip"))
+    fig.update_layout(**_LAYOUT, title=title, height=460)
+    kind = "log" if log_axes else "linear"
+    fig.update_xaxes(title=f"Measured {axis_label}", type=kind)
+    fig.update_yaxes(title=f"Predicted {axis_label}", type=kind)
+    return fig
+
+
+def error_breakdown_figure(breakdown: pd.DataFrame, group_label: str, title: str) -> go.Figure:
+    """Median absolute percentage error per group (GPU or LLM), one bar per target (columns ``group``,
+    ``target_label``, ``mdape_pct``, ``n_rows``)."""
+    fig = go.Figure()
+    order = (breakdown.groupby("group")["mdape_pct"].max().sort_values().index.tolist())
+    for target, part in breakdown.groupby("target_label", sort=False):
+        fig.add_trace(go.Bar(
+            y=part["group"], x=part["mdape_pct"], orientation="h", name=target,
+            customdata=part["n_rows"], hovertemplate="%{y}: %{x:.1f}% over %{customdata} runs<extra>"
+                                                     + str(target) + "</extra>",
+        ))
+    fig.update_layout(**_LAYOUT, title=title, barmode="group", height=160 + 26 * max(len(order), 1) * 1.3)
+    fig.update_xaxes(title="Median absolute percentage error, MdAPE (%)", rangemode="tozero")
+    fig.update_yaxes(title=group_label, categoryorder="array", categoryarray=order, automargin=True)
+    return fig
+
+
+def metrics_change_figure(before: pd.DataFrame, after: pd.DataFrame, title: str) -> go.Figure:
+    """MdAPE before and after retraining, per (target, split, scenario) (columns ``row_label``, ``mdape_pct``)."""
+    fig = go.Figure()
+    for frame, name, color in ((before, "before the upload", "#7f7f7f"), (after, "after the upload", "#1f77b4")):
+        fig.add_trace(go.Bar(y=frame["row_label"], x=frame["mdape_pct"], orientation="h", name=name,
+                             marker_color=color, hovertemplate="%{y}: %{x:.1f}%<extra>" + name + "</extra>"))
+    fig.update_layout(**_LAYOUT, title=title, barmode="group", height=160 + 40 * len(before))
+    fig.update_xaxes(title="MdAPE (%)", rangemode="tozero")
+    fig.update_yaxes(automargin=True)
+    return fig
