@@ -9,7 +9,7 @@ this is the only file to follow it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -148,7 +148,6 @@ class PageState:
     gen: tuple[str, ...] = ()
     form: tuple[str, ...] = ()
     tdp: tuple[float, float] = (0.0, 0.0)  # (0, 0) = any
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def workload(self) -> Workload:
@@ -199,8 +198,6 @@ class PageState:
         default = PageState()
         out = {}
         for f in fields(self):
-            if f.name == "extra":
-                continue
             value = getattr(self, f.name)
             if value == getattr(default, f.name):
                 continue
@@ -222,6 +219,25 @@ class PageState:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Catalog helpers
+def data_version(store) -> str:
+    """A cheap key that changes whenever the store's contents change (every write adds or removes a batch)."""
+    batches = store.batches()
+    return f"{len(batches)}:" + "|".join(batches["batch_id"])
+
+
+def data_summary(store) -> dict:
+    """Counts for the home page: runs, GPUs and LLMs (in the catalog and with measurements), sources."""
+    stats = store.stats()
+    sources = store.sources()
+    per_source = stats["runs_per_source"]
+    table = pd.DataFrame({
+        "Source": sources["name"],
+        "Runs": sources["source_id"].map(per_source).fillna(0).astype(int),
+        "License": sources["license"],
+    }).sort_values("Runs", ascending=False).reset_index(drop=True)
+    return {**stats, "source_table": table}
+
+
 def llm_label(row) -> str:
     """'Llama-3.1-8B-Instruct (meta-llama, 8.0B)'; user-defined LLMs are flagged."""
     params = row.get("total_params_b")
@@ -290,20 +306,47 @@ def apply_filters(gpus: pd.DataFrame, state: PageState) -> pd.DataFrame:
 # Predictions (the adapter to the engine)
 def load_model_set(name: str = "paper"):
     """The engine's trained models; raises ModelNotTrainedError (a WattGPUError) telling the user what to run."""
-    from .errors import ModelNotTrainedError
-
     try:
         from . import planning
-    except ImportError as exc:  # the engine is not installed in this checkout
-        raise ModelNotTrainedError(
-            f"the prediction engine is not available ({exc}); run `python -m wattgpu_core train`") from None
+    except ImportError:  # interim: the engine's planning module has not landed; load the model files directly
+        from .models import load_fitted
+
+        return load_fitted(name)
     return planning.load_model_set(name)
 
 
 def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame, model_set) -> pd.DataFrame:
-    from . import planning
-
+    """Predictions for request rows (llm, gpu, scenario, batch_size / request_rate_qps, tokens)."""
+    try:
+        from . import planning
+    except ImportError:
+        return _interim_predict(requests, gpus, llms, model_set)
     return planning.predict(requests, gpus, llms, model_set)
+
+
+def _interim_predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame, model_set) -> pd.DataFrame:
+    """Used only while ``planning`` is missing: power and ITL from the fitted models, energy per token and
+    throughput by the Watt Counts definitions (offline: ITL = 1/throughput; server: throughput = rate x tokens)."""
+    from .features import add_features, join_specs, scenario_detail
+
+    rows = requests.rename(columns={"llm": "llm_id", "gpu": "gpu_id"}).copy()
+    for c in ("batch_size", "request_rate_qps", "input_tokens", "output_tokens"):
+        if c not in rows:
+            rows[c] = np.nan
+    frame = join_specs(rows, gpus, llms)
+    frame["scenario_detail"] = scenario_detail(frame["scenario"], frame["request_rate_qps"])
+    frame = add_features(frame)
+    fitted = fitted_models(model_set)
+    out = rows.copy()
+    out["power_w"] = fitted["power"].predict(frame)
+    out["itl_s"] = fitted["itl"].predict(frame)
+    offline = out["scenario"].eq("offline").to_numpy()
+    throughput = np.where(offline, 1.0 / out["itl_s"], out["request_rate_qps"] * out["output_tokens"])
+    out["throughput_tok_s"] = throughput
+    out["energy_per_token_j"] = out["power_w"] / throughput
+    out["fits_in_memory"] = frame["fits_in_memory"].to_numpy()
+    out["notes"] = ""
+    return out
 
 
 def pareto_mask(frame: pd.DataFrame, x: str = "itl_s", y: str = "energy_per_token_j") -> np.ndarray:
@@ -361,6 +404,7 @@ def compare_gpus(llm_id: str, workload: Workload, gpus: pd.DataFrame, llms: pd.D
                         for m in cannot["memory_size_gb"]]
     cannot = cannot.sort_values("memory_size_gb", ascending=False)[["gpu_id", "gpu_name", "memory_size_gb", "reason"]]
     measured = measured_points(runs, llm_id, workload, names) if runs is not None else _empty_measured()
+    measured = measured[measured["gpu_id"].isin(usable["gpu_id"])].reset_index(drop=True)
     return Comparison(llm_id, workload, ranked, cannot.reset_index(drop=True), _lacking_table(lacking), measured)
 
 
@@ -438,8 +482,394 @@ def display_table(ranked: pd.DataFrame) -> pd.DataFrame:
 def download_csv(comparison: Comparison) -> bytes:
     """The comparison as CSV: ranked GPUs then those that cannot hold the model, units in column names."""
     ranked = comparison.ranked.drop(columns=["itl_ms"], errors="ignore").copy()
-    ranked.insert(0, "llm_id", comparison.llm_id)
+    ranked = ranked.drop(columns=["llm", "gpu"], errors="ignore")
+    if "llm_id" not in ranked:
+        ranked.insert(0, "llm_id", comparison.llm_id)
     for k, v in comparison.workload.as_request().items():
         ranked[k] = v
     others = comparison.cannot_hold.assign(llm_id=comparison.llm_id)
     return pd.concat([ranked, others], ignore_index=True).to_csv(index=False).encode()
+
+
+def display_other(frame: pd.DataFrame) -> pd.DataFrame:
+    """GPUs left out of a ranking, with the reason, for display."""
+    cols = [c for c in ("gpu_name", "memory_size_gb", "reason") if c in frame.columns]
+    out = frame[cols].copy()
+    if "memory_size_gb" in out:
+        out["memory_size_gb"] = out["memory_size_gb"].round(0)
+    return out.rename(columns={c: label(c) for c in cols})
+
+
+def csv_name(comparison: Comparison) -> str:
+    w = comparison.workload
+    load = f"offline-b{w.batch_size}" if w.scenario == "offline" else f"server-{w.request_rate_qps:g}qps"
+    return f"wattgpu-{comparison.llm_id.replace('/', '_')}-{load}-in{w.input_tokens}-out{w.output_tokens}.csv"
+
+
+def pareto_caption(comparison: Comparison) -> str:
+    """One sentence under the Pareto plot: what the frontier and the measured points are."""
+    front = comparison.ranked[comparison.ranked["on_frontier"]]
+    text = (f"{len(comparison.ranked)} GPUs predicted for {comparison.workload.describe()}. The red line joins the "
+            f"{len(front)} GPUs no other GPU beats on both energy per token and ITL (the Pareto frontier).")
+    m = comparison.measured
+    if len(m):
+        text += (f" Green diamonds are measurements in the store for this LLM and a similar workload "
+                 f"({int(m['n_runs'].sum())} runs on {len(m)} GPUs, source: {', '.join(sorted(set(m['source_id'])))}).")
+    else:
+        text += " The store has no measurement of this LLM under a similar workload to show beside the predictions."
+    return text
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Models: loading, one prediction, accuracy, explanations (adapters to ``models``, ``planning``, ``explain``)
+def fitted_models(model_set) -> dict:
+    """{target: fitted model} of a loaded model set, whatever shape the engine returns it in."""
+    for attr in ("fitted", "models"):
+        value = getattr(model_set, attr, None)
+        if isinstance(value, dict):
+            return value
+    if isinstance(model_set, tuple):
+        return model_set[0]
+    if isinstance(model_set, dict):
+        return model_set
+    raise WattGPUError(f"cannot find the fitted models in {type(model_set).__name__}")
+
+
+def model_metadata(model_set) -> dict:
+    for attr in ("meta", "metadata"):
+        value = getattr(model_set, attr, None)
+        if isinstance(value, dict):
+            return value
+    if isinstance(model_set, tuple) and len(model_set) > 1 and isinstance(model_set[1], dict):
+        return model_set[1]
+    return {}
+
+
+@dataclass(frozen=True)
+class SinglePrediction:
+    gpu_name: str
+    fits: bool
+    reason: str
+    power_w: float
+    itl_s: float
+    energy_per_token_j: float
+    throughput_tok_s: float
+    notes: str
+
+
+def predict_one(llm_id: str, gpu_id: str, workload: Workload, gpus: pd.DataFrame, llms: pd.DataFrame,
+                model_set) -> SinglePrediction:
+    """One prediction for the home page."""
+    gpu = gpus[gpus["gpu_id"] == gpu_id]
+    if gpu.empty:
+        raise WattGPUError(f"unknown GPU {gpu_id!r}; pick one from the list")
+    requests = pd.DataFrame([{"llm": llm_id, "gpu": gpu_id, **workload.as_request()}])
+    row = predict(requests, gpu, llms, model_set).iloc[0]
+    fits = bool(row.get("fits_in_memory", True))
+    weights = _weights_gb(llms.set_index("llm_id").loc[llm_id])
+    reason = "" if fits else (f"it needs about {weights:.0f} GB for 16-bit weights alone and the GPU has "
+                              f"{float(gpu['memory_size_gb'].iloc[0]):.0f} GB")
+    notes = str(row.get("notes") or "")
+    return SinglePrediction(str(gpu["name"].iloc[0]), fits, reason, float(row["power_w"]), float(row["itl_s"]),
+                            float(row["energy_per_token_j"]), float(row["throughput_tok_s"]),
+                            "" if notes in ("nan", "None") else notes)
+
+
+TARGET_TITLES = {"power": "Mean GPU power", "itl": "Inter-token latency (ITL)"}
+STRATEGY_LABELS = {"CV": "CV (unseen LLM-GPU pairs)", "LOGO": "LOGO (unseen GPU)", "LOLO": "LOLO (unseen LLM)",
+                   "-": "no training (baseline)"}
+SCENARIO_LABELS = {"offline": "Offline", "server": "Server"}
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    sentence: str
+    table: pd.DataFrame
+
+
+def headline_accuracy(model_set) -> Accuracy:
+    """The models' cross-validated accuracy as stored with them (MdAPE per target, scenario and split)."""
+    records = model_metadata(model_set).get("cv_metrics") or []
+    if not records:
+        return Accuracy("These model files carry no cross-validation metrics; the Cross-validation page computes "
+                        "them.", pd.DataFrame())
+    table = cv_table(pd.DataFrame(records), None, compact=True)
+    rec = pd.DataFrame(records)
+    pick = rec[(rec["model"] == rec["model"].iloc[0]) & (rec["strategy"] == "LOGO")]
+    if pick.empty:
+        pick = rec[rec["model"] == rec["model"].iloc[0]]
+    names = {"power": "power", "itl": "ITL"}
+    parts = [f"{names[r['target']]} {r['scenario']} {r['mdape_pct']:.1f}%" for r in pick.to_dict("records")]
+    split = pick["strategy"].iloc[0]
+    what = {"CV": "unseen LLM-GPU pairs", "LOGO": "GPUs left out of training", "LOLO": "LLMs left out of training"}
+    return Accuracy(f"Median absolute percentage error on {what.get(split, split)} ({split}): " + ", ".join(parts)
+                    + ".", table)
+
+
+def cv_table(records: pd.DataFrame, target: str | None, paper: dict | None = None,
+             compact: bool = False) -> pd.DataFrame:
+    """Paper-style table of evaluation records (one target, or all), readable columns, optional paper numbers."""
+    rec = records if target is None else records[records["target"] == target]
+    order = {"CV": 0, "LOGO": 1, "LOLO": 2, "-": 3}
+    rec = rec.assign(_b=rec["strategy"].eq("-"), _s=rec["strategy"].map(order),
+                     _c=rec["scenario"].map({"offline": 0, "server": 1}))
+    rec = rec.sort_values(["target", "_b", "model", "_c", "_s"], ascending=[False, True, True, True, True])
+    out = pd.DataFrame({
+        "Target": rec["target"].map({"power": "Power", "itl": "ITL"}),
+        "Model": rec["model"],
+        "Scenario": rec["scenario"].map(SCENARIO_LABELS).fillna(rec["scenario"]),
+        "Split": rec["strategy"].map(lambda s: "–" if s == "-" else s),
+        "MdAPE (%)": rec["mdape_pct"].round(1),
+        "Pearson r": rec["pearson_r"].round(3),
+        "GPU τ": rec["gpu_tau"].round(2),
+        "LLM τ": rec["llm_tau"].round(2),
+    })
+    if "top1_pct" in rec:
+        out["Best GPU found (%)"] = rec["top1_pct"].round(0)
+    out["Runs"] = rec["n_rows"].astype("Int64")
+    if paper:
+        keys = list(zip(rec["target"], rec["model"], rec["scenario"], rec["strategy"], strict=True))
+        out["Paper MdAPE (%)"] = [paper.get(k, (np.nan,))[0] for k in keys]
+        out["Paper r"] = [paper.get(k, (np.nan, np.nan))[1] for k in keys]
+    if compact:
+        out = out[out["Split"] != "–"][["Target", "Scenario", "Split", "MdAPE (%)", "Pearson r"]]
+    elif target is not None:
+        out = out.drop(columns=["Target"])
+    return out.reset_index(drop=True)
+
+
+def explain_prediction(llm_id: str, gpu_id: str, workload: Workload, gpus: pd.DataFrame, llms: pd.DataFrame,
+                       model_set) -> dict:
+    from .explain import explain_request
+
+    if gpu_id not in set(gpus["gpu_id"]):
+        raise WattGPUError(f"unknown GPU {gpu_id!r}; pick one from the list")
+    return explain_request(llm_id, gpu_id, workload.as_request(), gpus, llms, fitted_models(model_set))
+
+
+def global_importance(store, model_set, max_rows: int = 2000) -> dict:
+    """Mean |SHAP| per feature over the models' training rows (see ``explain.global_importance``)."""
+    from .explain import global_importance as _global
+    from .models import training_frame
+
+    return _global(fitted_models(model_set), training_frame(store, "catalog"), max_rows=max_rows)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Cross-validation views
+def run_cross_validation(store, paper_compat: bool, progress=None):
+    """The paper's protocol (CV, LOGO, LOLO, baselines) on the store; ``progress(fraction, message)``."""
+    from .evaluation import run_evaluation
+
+    return run_evaluation(store, paper_compat=paper_compat, progress=progress)
+
+
+def paper_results() -> dict:
+    from .evaluation import PAPER_RESULTS
+
+    return dict(PAPER_RESULTS)
+
+
+def cv_caption(result) -> str:
+    mode = ("Paper-compatible: the paper's GPU feature values" if result.paper_compat
+            else "All GPUs with this catalog's specs")
+    if result.paper_compat and result.excluded_gpus:
+        mode += (f"; as in the paper, {', '.join(result.excluded_gpus)} is left out of the power metrics (its TDP "
+                 "repeats another GPU's)")
+    n = {r["target"]: 0 for r in result.records}
+    for r in result.records:
+        if r["strategy"] == "CV":
+            n[r["target"]] += int(r["n_rows"])
+    return (f"{mode}. {n.get('power', 0):,} runs for power, {n.get('itl', 0):,} for ITL; computed in "
+            f"{result.seconds:.0f} s and cached until the data change.")
+
+
+@dataclass(frozen=True)
+class ParitySpec:
+    frame: pd.DataFrame
+    axis_label: str
+    title: str
+    log_axes: bool
+    scale: float
+
+
+def parity_spec(result, target: str, strategy: str, model: str | None = None) -> ParitySpec:
+    model = model or next(k[0] for k in result.predictions if k[2] != "-")
+    frame = result.predictions[(model, target, strategy)]
+    frame = frame[frame["counted"] & frame["y_pred"].notna()]
+    if target == "power":
+        return ParitySpec(frame, "mean power (W)", f"Power, {STRATEGY_LABELS[strategy]}", False, 1.0)
+    return ParitySpec(frame, "ITL (ms, log scale)", f"ITL, {STRATEGY_LABELS[strategy]}", True, 1000.0)
+
+
+def breakdown(result, strategy: str, by: str, scenario: str, gpus: pd.DataFrame, llms: pd.DataFrame,
+              model: str | None = None) -> pd.DataFrame:
+    """MdAPE per GPU (``by='gpu'``) or LLM for one split and scenario, both targets, named for display."""
+    from .evaluation import error_breakdown
+
+    model = model or next(k[0] for k in result.predictions if k[2] != "-")
+    key = "gpu_id" if by == "gpu" else "llm_id"
+    names = (gpus.set_index("gpu_id")["name"] if by == "gpu" else llms.set_index("llm_id")["name"])
+    parts = []
+    for target in ("power", "itl"):
+        pred = result.predictions.get((model, target, strategy))
+        if pred is None:
+            continue
+        b = error_breakdown(pred, by=key)
+        b = b[b["scenario"] == scenario]
+        parts.append(pd.DataFrame({"group": b[key].map(names).fillna(b[key]),
+                                   "target_label": "Power" if target == "power" else "ITL",
+                                   "mdape_pct": b["mdape_pct"], "n_rows": b["n_rows"]}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["group", "target_label", "mdape_pct", "n_rows"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data page
+def _search(frame: pd.DataFrame, columns: list[str], query: str) -> pd.DataFrame:
+    if not query or not query.strip():
+        return frame
+    text = frame[columns].astype(str).agg(" ".join, axis=1).str.lower()
+    mask = np.ones(len(frame), dtype=bool)
+    for word in query.lower().split():
+        mask &= text.str.contains(word, regex=False).to_numpy()
+    return frame[mask]
+
+
+_GPU_BROWSE = ("name", "generation", "form_factor_class", "memory_size_gb", "memory_type", "memory_bandwidth_gb_s",
+               "fp16_tensor_dense_tflops", "tdp_w", "release_year", "vendor", "user_defined")
+_LLM_BROWSE = ("llm_id", "family", "model_type", "total_params_b", "active_params_b", "is_moe", "num_layers",
+               "hidden_size", "num_attention_heads", "num_key_value_heads", "user_defined")
+
+
+def browse_gpus(gpus: pd.DataFrame, query: str = "") -> pd.DataFrame:
+    out = _search(gpus, ["gpu_id", "name", "aliases", "generation", "architecture"], query)[list(_GPU_BROWSE)]
+    out = out.assign(release_year=out["release_year"].astype("Int64"))
+    return out.rename(columns={c: label(c) for c in out.columns} | {"name": "GPU"})
+
+
+def browse_llms(llms: pd.DataFrame, query: str = "") -> pd.DataFrame:
+    out = _search(llms, ["llm_id", "name", "family", "model_type", "aliases"], query)[list(_LLM_BROWSE)]
+    for c in ("num_layers", "hidden_size", "num_attention_heads", "num_key_value_heads"):
+        out[c] = out[c].astype("Int64")
+    return out.rename(columns={c: label(c) for c in out.columns} | {"llm_id": "LLM (Hugging Face id)"})
+
+
+def source_options(runs: pd.DataFrame) -> list[str]:
+    return sorted(runs["source_id"].dropna().unique())
+
+
+def browse_runs(runs: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame, query: str = "",
+                sources: list[str] | None = None, scenarios: list[str] | None = None) -> pd.DataFrame:
+    r = runs
+    if sources:
+        r = r[r["source_id"].isin(sources)]
+    if scenarios:
+        r = r[r["scenario"].isin(scenarios)]
+    r = r.assign(gpu_name=r["gpu_id"].map(gpus.set_index("gpu_id")["name"]).fillna(r["gpu_id"]))
+    r = _search(r, ["llm_id", "gpu_name", "gpu_id", "source_id"], query)
+    out = pd.DataFrame({
+        "LLM": r["llm_id"], "GPU": r["gpu_name"], "Scenario": r["scenario"],
+        label("batch_size"): r["batch_size"], label("request_rate_qps"): r["request_rate_qps"],
+        label("power_w"): r["power_w"].round(1), label("itl_ms"): (r["itl_s"] * 1000).map(lambda v: sig(v, 3)),
+        label("energy_per_token_j"): r["energy_per_token_j"].map(lambda v: sig(v, 3)),
+        label("throughput_tok_s"): r["throughput_tok_s"].round(0),
+        "GPUs": r["num_gpus"], "Source": r["source_id"], "Upload": r["batch_id"],
+    })
+    return out.reset_index(drop=True)
+
+
+def formats_markdown() -> str:
+    from .importers import FORMATS
+
+    return "Recognised formats:\n" + "\n".join(f"- {text}" for text in FORMATS.values())
+
+
+def template_csv() -> bytes:
+    from .importers import canonical_template
+
+    return canonical_template().encode()
+
+
+def issues_table(exc) -> pd.DataFrame:
+    """A ValidationError's problems, one row each (row 0 means the file as a whole)."""
+    return pd.DataFrame({"Row": [i.row if i.row else "file" for i in exc.issues],
+                         "Column": [i.column or "–" for i in exc.issues],
+                         "Problem": [i.message for i in exc.issues]}).astype({"Row": str})
+
+
+def validation_summary(prepared) -> str:
+    from .importers import FORMATS
+
+    fmt = FORMATS.get(prepared.format, prepared.format)
+    f = prepared.frame
+    return (f"{prepared.file_name}: {len(f):,} valid run{'s' if len(f) != 1 else ''} ({fmt}) for "
+            f"{f['llm_id'].nunique()} LLM(s) on {f['gpu_id'].nunique()} GPU(s). Check the preview, then confirm.")
+
+
+def preview_table(prepared, gpus: pd.DataFrame, llms: pd.DataFrame, n: int = 50) -> pd.DataFrame:
+    f = prepared.frame.head(n)
+    return browse_runs(f.assign(run_id="", batch_id="(new)"), gpus, llms).drop(columns=["Upload"])
+
+
+def uploads_table(batches: pd.DataFrame) -> pd.DataFrame:
+    b = batches[batches["kind"] != "seed"]
+    kinds = {"upload": "Benchmark upload", "custom_gpu": "Custom GPU", "custom_llm": "Custom LLM"}
+    return pd.DataFrame({
+        "Batch": b["batch_id"], "Kind": b["kind"].map(kinds).fillna(b["kind"]),
+        "File or entry": b["file_name"].fillna(b["notes"]), "Format": b["format"],
+        "Added (UTC)": pd.to_datetime(b["imported_at"]).dt.strftime("%Y-%m-%d %H:%M:%S"),
+        "Runs added": b["n_runs"],
+    }).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class MetricsChange:
+    summary: str
+    table: pd.DataFrame
+    before: pd.DataFrame  # row_label, mdape_pct
+    after: pd.DataFrame
+
+
+def retrain_after_upload(store, batch_id: str, progress=None, model_name: str = "paper") -> MetricsChange:
+    """Refit the models in memory on the current data and cross-validate (5-fold CV) before and after the upload.
+
+    'Before' is the same training frame without the upload's runs. Nothing is written to ``models/``.
+    """
+    from .evaluation import evaluate_frame
+    from .models import fit_model_set, get_model_set, training_frame
+
+    def step(lo, hi):
+        return (lambda f, m: progress(lo + (hi - lo) * f, m)) if progress else None
+
+    after_frame = training_frame(store, "catalog")
+    in_upload = after_frame["batch_id"].eq(batch_id)
+    before_frame = after_frame[~in_upload].reset_index(drop=True)
+    kw = dict(strategies=("CV",), baselines=False)
+    after = evaluate_frame(after_frame, False, (model_name,), progress=step(0.0, 0.45), **kw)
+    if in_upload.any():
+        before = evaluate_frame(before_frame, False, (model_name,), progress=step(0.45, 0.9), **kw)
+    else:
+        before = after
+    if progress:
+        progress(0.92, "refitting on all data (in memory)")
+    fit_model_set(get_model_set(model_name), after_frame)
+    if progress:
+        progress(1.0, "done")
+    b, a = before.records_frame(), after.records_frame()
+    rows = b.merge(a, on=["target", "model", "scenario", "strategy"], suffixes=("_before", "_after"))
+    row_label = (rows["target"].map({"power": "Power", "itl": "ITL"}) + ", " + rows["scenario"])
+    table = pd.DataFrame({"Target and scenario": row_label,
+                          "MdAPE before (%)": rows["mdape_pct_before"].round(2),
+                          "MdAPE after (%)": rows["mdape_pct_after"].round(2),
+                          "Change (points)": (rows["mdape_pct_after"] - rows["mdape_pct_before"]).round(2),
+                          "Runs before": rows["n_rows_before"], "Runs after": rows["n_rows_after"]})
+    if in_upload.any():
+        summary = (f"Retrained in memory on {len(after_frame):,} training runs ({int(in_upload.sum()):,} from this "
+                   "upload); the committed model files are unchanged. 5-fold grouped CV before and after:")
+    else:
+        summary = ("This upload adds no runs the paper's models train on (they learn from Watt Counts runs of dense "
+                   "LLMs only), so retraining gives the same models and the same metrics. The upload is still used "
+                   "as measured points on the Compare GPUs page.")
+    return MetricsChange(summary, table, pd.DataFrame({"row_label": row_label, "mdape_pct": rows["mdape_pct_before"]}),
+                         pd.DataFrame({"row_label": row_label, "mdape_pct": rows["mdape_pct_after"]}))

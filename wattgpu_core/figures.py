@@ -231,3 +231,32 @@ def metrics_change_figure(before: pd.DataFrame, after: pd.DataFrame, title: str)
     fig.update_xaxes(title="MdAPE (%)", rangemode="tozero")
     fig.update_yaxes(automargin=True)
     return fig
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Convenience wrappers for the explanation objects of ``explain``
+def explanation_waterfall(explanation, top: int = 8) -> go.Figure:
+    """Waterfall of an ``explain.TargetExplanation`` in display units (W, or ITL in ms on a log axis)."""
+    return waterfall_figure(explanation.contributions(top=top), explanation.base_value, explanation.to_display,
+                            explanation.axis_title, explanation.title, log_axis=explanation.log_axis,
+                            value_format=explanation.value_format)
+
+
+_TARGET_NAMES = {"power": "power", "itl": "ITL"}
+
+
+def importance_bars(importance) -> go.Figure:
+    """Bar chart of an ``explain.GlobalImportance``."""
+    return importance_figure(importance.importance[["label", "importance"]],
+                             f"Global importance for {_TARGET_NAMES.get(importance.target, importance.target)}",
+                             importance.axis_title)
+
+
+def importance_beeswarm(importance) -> go.Figure:
+    from .explain import feature_label
+
+    labels = {f: feature_label(f) for f in importance.shap.columns}
+    unit = "fraction of TDP" if importance.target == "power" else "natural log of ITL"
+    return beeswarm_figure(importance.shap, importance.values, labels,
+                           f"SHAP values for {_TARGET_NAMES.get(importance.target, importance.target)}, one dot per "
+                           "training run", f"SHAP value ({unit})")

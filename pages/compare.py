@@ -1,0 +1,68 @@
+"""Compare GPUs: rank every catalog GPU that can hold an LLM by predicted energy per token, ITL, power, throughput."""
+
+import streamlit as st
+
+from ui import shared
+from wattgpu_core import dashboard as db
+from wattgpu_core import figures
+
+shared.sidebar()
+st.title("Compare GPUs")
+st.caption("Pick an LLM and a workload: every GPU in the catalog that can hold the model is ranked by predicted "
+           "energy per token. Predictions update as you change the inputs; the URL keeps the view, so you can share "
+           "it by link.")
+
+state = shared.url_state()
+models = shared.models()
+left, right = st.columns([2, 3])
+with left:
+    llm_id = shared.pick_llm("cmp_llm", state)
+with right:
+    workload = shared.pick_workload("cmp", state)
+
+options = db.filter_options(shared.gpus())
+with st.expander("Filter GPUs", icon=":material/filter_alt:"):
+    shared.seed("cmp_mem", min(state.mem, options.max_memory_gb))
+    shared.seed("cmp_gen", [g for g in state.gen if g in options.generations])
+    shared.seed("cmp_form", [f for f in state.form if f in options.form_factors])
+    shared.seed("cmp_tdp", state.tdp if state.tdp != (0.0, 0.0) else options.tdp_range)
+    c1, c2, c3, c4 = st.columns(4)
+    mem = c1.slider("Minimum memory (GB)", 0.0, options.max_memory_gb, step=8.0, key="cmp_mem")
+    gen = c2.multiselect("Generation", options.generations, key="cmp_gen", placeholder="All generations")
+    form = c3.multiselect("Form factor", options.form_factors, key="cmp_form", placeholder="All form factors")
+    tdp = c4.slider("TDP (W)", *options.tdp_range, step=10.0, key="cmp_tdp")
+
+tdp_range = (0.0, 0.0) if tuple(tdp) == options.tdp_range else tuple(float(t) for t in tdp)
+state = state.replace(llm=llm_id, scenario=workload.scenario, batch=workload.batch_size,
+                      qps=workload.request_rate_qps, inp=workload.input_tokens, out=workload.output_tokens,
+                      mem=float(mem), gen=tuple(gen), form=tuple(form), tdp=tdp_range)
+shared.write_url(state, ("llm", "scenario", "batch", "qps", "inp", "out", "mem", "gen", "form", "tdp"))
+
+candidates = db.apply_filters(shared.gpus(), state)
+if candidates.empty:
+    shared.stop_with("No GPU matches these filters; widen them to see a ranking.")
+comparison = shared.compare(llm_id, workload, state)
+if comparison.ranked.empty:
+    shared.stop_with("No GPU that matches the filters can hold this model; see the list below or widen the filters.")
+
+best = comparison.best
+st.subheader(f"Best energy per token: {best['gpu_name']}")
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Energy per token", db.fmt_energy(best["energy_per_token_j"]))
+m2.metric("Inter-token latency", db.fmt_itl(best["itl_s"]))
+m3.metric("Mean GPU power", db.fmt_power(best["power_w"]))
+m4.metric("Throughput", db.fmt_throughput(best["throughput_tok_s"]))
+
+st.plotly_chart(figures.pareto_figure(comparison.ranked, comparison.measured), width="stretch")
+st.caption(db.pareto_caption(comparison))
+
+st.dataframe(db.display_table(comparison.ranked), hide_index=True, width="stretch")
+st.download_button("Download the comparison (CSV)", db.download_csv(comparison), file_name=db.csv_name(comparison),
+                   mime="text/csv", icon=":material/download:")
+
+if len(comparison.cannot_hold):
+    with st.expander(f"{len(comparison.cannot_hold)} GPUs cannot hold this model"):
+        st.dataframe(db.display_other(comparison.cannot_hold), hide_index=True, width="stretch")
+if len(comparison.lacking_specs):
+    with st.expander(f"{len(comparison.lacking_specs)} NVIDIA GPUs lack specs the models need"):
+        st.dataframe(db.display_other(comparison.lacking_specs), hide_index=True, width="stretch")

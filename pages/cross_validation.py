@@ -1,0 +1,47 @@
+"""Cross-validation: the paper's tables, parity plots and error per GPU and per LLM, computed once and cached."""
+
+import streamlit as st
+
+from ui import shared
+from wattgpu_core import dashboard as db
+from wattgpu_core import figures
+
+shared.sidebar()
+st.title("Cross-validation")
+st.caption("How well do the models predict runs they never saw? **CV** holds out whole LLM-GPU pairs, **LOGO** "
+           "holds out one GPU at a time, **LOLO** one LLM at a time; every prediction is out-of-fold. The baselines "
+           "(TDP, load-scaled TDP, roofline) need no training. MdAPE is the median absolute percentage error; τ is "
+           "Kendall's rank agreement when ranking GPUs (per LLM) or LLMs (per GPU).")
+
+top = st.columns([3, 1])
+paper = top[0].toggle("Paper-compatible mode", value=True, key="cv_paper",
+                      help="On: the paper's own GPU feature values and its duplicate-TDP quirk, to compare with the "
+                           "published tables. Off: this catalog's specs, and every GPU counts.")
+rerun = top[1].button("Re-run cross-validation", icon=":material/refresh:", width="stretch")
+result = shared.cross_validation(paper, rerun)
+st.caption(db.cv_caption(result))
+
+for target in ("power", "itl"):
+    st.subheader(db.TARGET_TITLES[target])
+    st.dataframe(db.cv_table(result.records_frame(), target, db.paper_results() if paper else None),
+                 hide_index=True, width="stretch")
+
+st.subheader("Predicted against measured")
+split = st.segmented_control("Split", list(db.STRATEGY_LABELS)[:3], default="LOGO", key="cv_split",
+                             format_func=db.STRATEGY_LABELS.get) or "LOGO"
+left, right = st.columns(2)
+for column, target in ((left, "power"), (right, "itl")):
+    spec = db.parity_spec(result, target, split)
+    column.plotly_chart(figures.parity_figure(spec.frame, "y_true", "y_pred", spec.axis_label, spec.title,
+                                              log_axes=spec.log_axes, scale=spec.scale), width="stretch")
+
+st.subheader("Error per GPU and per LLM")
+c1, c2 = st.columns(2)
+by = c1.segmented_control("Group by", ["gpu", "llm"], default="gpu", key="cv_by",
+                          format_func={"gpu": "GPU", "llm": "LLM"}.get) or "gpu"
+scenario = c2.segmented_control("Scenario", ["offline", "server"], default="offline", key="cv_scenario",
+                                format_func=db.SCENARIO_LABELS.get) or "offline"
+breakdown = db.breakdown(result, split, by, scenario, shared.gpus(), shared.llms())
+st.plotly_chart(figures.error_breakdown_figure(breakdown, "GPU" if by == "gpu" else "LLM",
+                                               f"{db.STRATEGY_LABELS[split]}: error per {by.upper()}, "
+                                               f"{scenario} runs"), width="stretch")

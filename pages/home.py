@@ -1,0 +1,55 @@
+"""Home: what WattGPU does, the data it stands on, the models' accuracy and a quick single prediction."""
+
+import streamlit as st
+
+from ui import shared
+from wattgpu_core import dashboard as db
+
+shared.sidebar()
+st.title("WattGPU: which GPU should serve your LLM?")
+st.markdown(
+    "WattGPU predicts the **mean GPU power (W)** and the **inter-token latency (ITL)** of LLM inference on NVIDIA "
+    "GPUs from public LLM metadata and GPU specifications, with no profiling of the pair. From those it derives "
+    "**energy per token** and **throughput**, so you can rank GPUs for a model before renting or buying any. "
+    "The models are the XGBoost models of the WattGPU paper (2026), trained on the Watt Counts measurements."
+)
+
+info = shared.summary()
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Measured runs", f"{info['runs']:,}")
+c2.metric("GPUs in the catalog", info["gpus"], help=f"{info['gpus_with_runs']} of them have measured runs")
+c3.metric("LLMs in the catalog", info["llms"], help=f"{info['llms_with_runs']} of them have measured runs")
+c4.metric("Data sources", info["sources"])
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Data sources")
+    st.dataframe(info["source_table"], hide_index=True, width="stretch")
+with right:
+    st.subheader("How accurate are the models?")
+    accuracy = db.headline_accuracy(shared.models())
+    st.markdown(accuracy.sentence)
+    st.dataframe(accuracy.table, hide_index=True, width="stretch")
+
+st.subheader("Quick prediction")
+state = shared.url_state()
+a, b = st.columns(2)
+with a:
+    llm_id = shared.pick_llm("home_llm", state)
+with b:
+    gpu_id = shared.pick_gpu("home_gpu", state)
+workload = shared.pick_workload("home", state)
+shared.write_url(state.replace(llm=llm_id, gpu=gpu_id), ("llm", "gpu"))
+
+result = shared.predict_one(llm_id, gpu_id, workload)
+if not result.fits:
+    st.warning(f"{result.gpu_name} cannot hold this model: {result.reason}")
+else:
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Mean GPU power", db.fmt_power(result.power_w))
+    m2.metric("Inter-token latency", db.fmt_itl(result.itl_s))
+    m3.metric("Energy per token", db.fmt_energy(result.energy_per_token_j))
+    m4.metric("Throughput", db.fmt_throughput(result.throughput_tok_s))
+    if result.notes:
+        st.caption(result.notes)
+st.page_link("pages/compare.py", label="Compare every GPU for this model", icon=":material/leaderboard:")

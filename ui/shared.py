@@ -1,0 +1,300 @@
+"""Shared UI: the cached store and models, catalog queries, the custom GPU / LLM sidebar and URL state.
+
+Only Streamlit glue lives here; every number comes from ``wattgpu_core``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from wattgpu_core import dashboard as db
+from wattgpu_core.custom import FORM_FACTORS, GPU_SPEC_FIELDS, MEMORY_TYPES, gpu_from_specs, llm_from_config
+from wattgpu_core.errors import ModelNotTrainedError, WattGPUError
+from wattgpu_core.paths import default_db_path
+from wattgpu_core.store import Store
+
+
+# -- store and catalog ------------------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Opening the data store (built from the seed data on first start)...")
+def _open_store(path: str) -> Store:
+    return Store.open(path)
+
+
+def store_path() -> str:
+    return str(default_db_path().resolve())
+
+
+def store() -> Store:
+    return _open_store(store_path())
+
+
+def version() -> str:
+    return db.data_version(store())
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _gpus(path: str, data_version: str):
+    return _open_store(path).gpus()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _llms(path: str, data_version: str):
+    return _open_store(path).llms()
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _runs(path: str, data_version: str):
+    return _open_store(path).runs()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _summary(path: str, data_version: str) -> dict:
+    return db.data_summary(_open_store(path))
+
+
+def gpus():
+    return _gpus(store_path(), version())
+
+
+def llms():
+    return _llms(store_path(), version())
+
+
+def runs():
+    return _runs(store_path(), version())
+
+
+def summary() -> dict:
+    return _summary(store_path(), version())
+
+
+# -- models -----------------------------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Loading the prediction models...")
+def _model_set(name: str):
+    return db.load_model_set(name)
+
+
+def models(name: str = "paper"):
+    """The trained model set, or a clear message and a stopped page when the model files are missing."""
+    try:
+        return _model_set(name)
+    except ModelNotTrainedError as exc:
+        st.error(f"The prediction models are not available: {exc}\n\n"
+                 "Train them with `python -m wattgpu_core train`, then reload this page.")
+        st.stop()
+
+
+# -- URL state --------------------------------------------------------------------------------------------------------
+def url_state() -> db.PageState:
+    return db.PageState.from_query(st.query_params.to_dict())
+
+
+def write_url(state: db.PageState, keys: tuple[str, ...]) -> None:
+    """Put the page's state in the URL (only ``keys``), so the view can be shared by link."""
+    wanted = {k: v for k, v in state.to_query().items() if k in keys}
+    if wanted != st.query_params.to_dict():
+        st.query_params.from_dict(wanted)
+
+
+def seed(key: str, value) -> None:
+    """Give a widget its initial value (from the URL) unless the user has already set it this session."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def pick_llm(key: str, state: db.PageState, label: str = "LLM") -> str:
+    choices = db.llm_choices(llms())
+    if not choices:
+        st.info("The catalog has no LLM with complete architecture data; add one from its config.json.")
+        st.stop()
+    default = state.llm if state.llm in choices else next(iter(choices))
+    if st.session_state.get(key) not in choices:
+        st.session_state[key] = default
+    return st.selectbox(label, list(choices), format_func=choices.get, key=key,
+                        help="Type to search the catalog. Only LLMs whose architecture is fully known are listed.")
+
+
+def pick_gpu(key: str, state: db.PageState, label: str = "GPU") -> str:
+    choices = db.gpu_choices(gpus())
+    default = state.gpu if state.gpu in choices else next(iter(choices))
+    if st.session_state.get(key) not in choices:
+        st.session_state[key] = default
+    return st.selectbox(label, list(choices), format_func=choices.get, key=key, help="Type to search the catalog.")
+
+
+def pick_workload(prefix: str, state: db.PageState, columns: bool = True) -> db.Workload:
+    """Scenario, batch size or request rate, input and output tokens (seeded from the URL)."""
+    seed(f"{prefix}_scenario", state.scenario)
+    seed(f"{prefix}_batch", state.batch)
+    seed(f"{prefix}_qps", state.qps)
+    seed(f"{prefix}_inp", state.inp)
+    seed(f"{prefix}_out", state.out)
+    cols = st.columns(4) if columns else [st.container() for _ in range(4)]
+    scenario = cols[0].radio("Workload", list(db.SCENARIO_CHOICES), format_func=db.SCENARIO_CHOICES.get,
+                             key=f"{prefix}_scenario")
+    if scenario == "offline":
+        batch = cols[1].number_input("Batch size (requests at once)", 1, 4096, step=1, key=f"{prefix}_batch")
+        qps = st.session_state[f"{prefix}_qps"]
+    else:
+        qps = cols[1].number_input("Request rate (requests/s)", 0.001, 1000.0, step=0.1, format="%.3g",
+                                   key=f"{prefix}_qps")
+        batch = st.session_state[f"{prefix}_batch"]
+    inp = cols[2].number_input("Input tokens per request", 1, 131072, step=16, key=f"{prefix}_inp")
+    out = cols[3].number_input("Output tokens per request", 1, 131072, step=16, key=f"{prefix}_out")
+    return db.Workload(scenario, int(batch), float(qps), int(inp), int(out))
+
+
+# -- sidebar: custom GPU and LLM ------------------------------------------------------------------------------------
+def sidebar() -> None:
+    with st.sidebar:
+        st.caption("Hardware or a model missing from the catalog? Add it here; it is marked user-defined and "
+                   "can be removed on the Data page.")
+        with st.expander("Add a custom GPU", icon=":material/memory:"):
+            _custom_gpu_form()
+        with st.expander("Add a custom LLM", icon=":material/upload_file:"):
+            _custom_llm_form()
+
+
+def _custom_gpu_form() -> None:
+    with st.form("custom_gpu_form", border=False):
+        specs = {"name": st.text_input("Name", placeholder="e.g. NVIDIA B200 air-cooled")}
+        for f in GPU_SPEC_FIELDS:
+            specs[f.name] = st.number_input(f.label + ("" if f.required else " (optional)"), value=f.default,
+                                            min_value=float(f.low), max_value=float(f.high), help=f.help or None,
+                                            key=f"custom_gpu_{f.name}")
+        specs["memory_type"] = st.selectbox("Memory type", MEMORY_TYPES)
+        specs["form_factor"] = st.selectbox("Form factor", FORM_FACTORS, index=1)
+        submitted = st.form_submit_button("Add GPU", type="primary")
+    if submitted:
+        try:
+            row = gpu_from_specs(specs, set(gpus()["gpu_id"]))
+            store().add_gpu(row)
+        except WattGPUError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Added {row['name']} (user-defined). It now appears in every GPU list.")
+
+
+def _custom_llm_form() -> None:
+    upload = st.file_uploader("Hugging Face config.json", type=["json"], key="custom_llm_file")
+    repo = st.text_input("Model id (org/name)", key="custom_llm_id",
+                         help="Used as the LLM's name; optional when config.json names the model.")
+    if st.button("Add LLM", disabled=upload is None, type="primary", key="custom_llm_add"):
+        try:
+            row = llm_from_config(upload.getvalue(), repo, set(llms()["llm_id"]))
+            store().add_llm(row)
+        except WattGPUError as exc:
+            st.error(str(exc))
+        else:
+            moe = f", {row['active_params_b']:g}B active" if row["is_moe"] else ""
+            st.success(f"Added {row['llm_id']}: {row['total_params_b']:g}B parameters{moe} (user-defined).")
+
+
+def stop_with(message: str) -> None:
+    """An empty selection: one sentence, then the page stops."""
+    st.info(message)
+    st.stop()
+
+
+# -- comparisons ------------------------------------------------------------------------------------------------------
+@st.cache_data(max_entries=64, show_spinner=False)
+def _compare(path: str, data_version: str, model_name: str, llm_id: str, workload: db.Workload,
+             state: db.PageState) -> db.Comparison:
+    candidates = db.apply_filters(_gpus(path, data_version), state)
+    return db.compare_gpus(llm_id, workload, candidates, _llms(path, data_version), _model_set(model_name),
+                           _runs(path, data_version))
+
+
+def compare(llm_id: str, workload: db.Workload, state: db.PageState, model_name: str = "paper") -> db.Comparison:
+    """The (cached) comparison for this LLM, workload and filters; errors the user can act on stop the page."""
+    try:
+        return _compare(store_path(), version(), model_name, llm_id, workload,
+                        state.replace(llm="", gpu="", scenario="offline", batch=1, qps=1.0, inp=1, out=1))
+    except WattGPUError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+# -- explanations ---------------------------------------------------------------------------------------------------
+@st.cache_data(max_entries=32, show_spinner=False)
+def _explain(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str, workload: db.Workload):
+    return db.explain_prediction(llm_id, gpu_id, workload, _gpus(path, data_version), _llms(path, data_version),
+                                 _model_set(model_name))
+
+
+def explain(llm_id: str, gpu_id: str, workload: db.Workload, model_name: str = "paper"):
+    models(model_name)  # a clear message when the model files are missing
+    try:
+        return _explain(store_path(), version(), model_name, llm_id, gpu_id, workload)
+    except WattGPUError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+@st.cache_resource(show_spinner="Computing SHAP values over the training runs...", max_entries=4)
+def _global_importance(path: str, data_version: str, model_name: str):
+    return db.global_importance(_open_store(path), _model_set(model_name))
+
+
+def global_importance(model_name: str = "paper"):
+    models(model_name)
+    return _global_importance(store_path(), version(), model_name)
+
+
+# -- cross-validation -------------------------------------------------------------------------------------------------
+class _NotComputed(Exception):
+    pass
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _cv_cache(path: str, data_version: str, paper_compat: bool, _computed=None):
+    """Holds evaluation results (frozen, never mutated) across sessions; the work itself runs outside this
+    function, where a progress bar can show."""
+    if _computed is None:
+        raise _NotComputed
+    return _computed
+
+
+def cross_validation(paper_compat: bool, rerun: bool = False):
+    """Evaluation results for the current data, computed once (with a progress bar) and cached."""
+    key = (store_path(), version(), bool(paper_compat))
+    if rerun:
+        _cv_cache.clear()
+    try:
+        return _cv_cache(*key)
+    except _NotComputed:
+        pass
+    bar = st.progress(0.0, text="Cross-validating: fitting one model per fold...")
+    result = db.run_cross_validation(store(), paper_compat,
+                                     progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
+    bar.empty()
+    return _cv_cache(*key, _computed=result)
+
+
+# -- uploads ----------------------------------------------------------------------------------------------------------
+@st.cache_data(max_entries=8, show_spinner="Validating the file...")
+def _validate(path: str, data_version: str, name: str, data: bytes):
+    from wattgpu_core.ingest import validate_bytes
+
+    return validate_bytes(_open_store(path), name, data)
+
+
+def validate_upload(name: str, data: bytes):
+    """A PreparedImport, or ValidationError listing every problem by row and column."""
+    return _validate(store_path(), version(), name, data)
+
+
+# -- single prediction ------------------------------------------------------------------------------------------------
+@st.cache_data(max_entries=64, show_spinner=False)
+def _predict_one(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str, workload: db.Workload):
+    return db.predict_one(llm_id, gpu_id, workload, _gpus(path, data_version), _llms(path, data_version),
+                          _model_set(model_name))
+
+
+def predict_one(llm_id: str, gpu_id: str, workload: db.Workload, model_name: str = "paper"):
+    models(model_name)
+    try:
+        return _predict_one(store_path(), version(), model_name, llm_id, gpu_id, workload)
+    except WattGPUError as exc:
+        st.error(str(exc))
+        st.stop()
