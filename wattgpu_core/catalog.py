@@ -72,7 +72,7 @@ def build_gpu_catalog(raw_dir: Path = RAW_DIR, manual_dir: Path = MANUAL_DIR) ->
     src = pd.read_csv(raw_dir / "catalog" / "gpus.csv")
     out = pd.DataFrame({c: src[c] if c in src.columns else None for c in names(GPU_COLUMNS)})
     out["form_factor_class"] = src["form_factor"].map(_form_factor_class)
-    out["segment"] = [_segment(f, n) for f, n in zip(src["form_factor"], src["name"])]
+    out["segment"] = [_segment(f, n) for f, n in zip(src["form_factor"], src["name"], strict=True)]
     keys = src["source_urls"].fillna("").map(lambda s: ", ".join(dict.fromkeys(_SOURCE_KEY.findall(s))))
     out["source"] = "WattGPU reference catalog (data/raw/catalog/gpus.csv; sources: " + keys + ")"
     out["value_sources"] = src["value_sources"]
@@ -210,6 +210,13 @@ def normalise_llm_name(name: str) -> str:
     return str(name).strip().lower()
 
 
+def _split_aliases(value) -> list[str]:
+    """The '|'-separated aliases of a catalog row (none when the cell is empty, None or NaN)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return []
+    return [a.strip() for a in str(value).split("|") if a.strip()]
+
+
 @dataclass
 class _Index:
     exact: dict[str, str] = field(default_factory=dict)
@@ -223,17 +230,22 @@ class _Index:
 
 
 class _Resolver:
-    kind = "name"
+    """Exact keys first, then a loose key that must point to exactly one id; never a guess."""
 
-    def __init__(self, ids: list[str], keys_per_id: dict[str, list[str]], loose):
+    kind = "name"
+    max_suggestions = 5
+
+    def __init__(self, ids: list[str], keys_per_id: dict[str, list[str]], loose, display: dict[str, str]):
         self._loose_fn = loose
         self._ids = list(ids)
+        self._display = display  # id -> the name suggestions show (one that resolves)
         self._index = _Index()
         for target in self._ids:
             for key in keys_per_id[target]:
                 if key and isinstance(key, str):
                     self._index.add(key.strip(), target, loose(key))
         self._choices = sorted({k for keys in keys_per_id.values() for k in keys if isinstance(k, str) and k})
+        self._loose_keys = sorted(self._index.loose)
 
     def try_resolve(self, name: str) -> str | None:
         if name is None or (isinstance(name, float) and np.isnan(name)):
@@ -246,11 +258,21 @@ class _Resolver:
             return next(iter(hits))
         return None
 
-    def suggestions(self, name: str, n: int = 3) -> list[str]:
+    def _partial_matches(self, loose_text: str) -> set[str]:
+        """Ids with a key that contains the name (how containment is judged depends on the kind)."""
+        return set()
+
+    def suggestions(self, name: str, n: int | None = None) -> list[str]:
+        """Names that do resolve and that the user may have meant: the ambiguous hits, the catalog entries whose
+        names contain the given one (e.g. every A100 for "A100"), else close spellings."""
+        n = n or self.max_suggestions
         text = str(name).strip()
-        hits = self._index.loose.get(self._loose_fn(text), set())
-        if len(hits) > 1:
-            return sorted(hits)
+        loose_text = self._loose_fn(text)
+        hits = self._index.loose.get(loose_text, set())
+        if len(hits) <= 1:
+            hits = self._partial_matches(loose_text) if loose_text else set()
+        if hits:
+            return sorted(self._display[h] for h in hits)[:n]
         close = difflib.get_close_matches(text, self._choices, n=n, cutoff=0.6)
         if not close:
             low = {c.lower(): c for c in self._choices}
@@ -276,12 +298,41 @@ class GpuResolver(_Resolver):
     kind = "GPU"
 
     def __init__(self, gpus: pd.DataFrame):
-        keys = {}
+        keys, display = {}, {}
         for rec in gpus.to_dict("records"):
             k = [rec["gpu_id"], rec.get("name"), rec.get("nvml_name")]
-            k += [a for a in str(rec.get("aliases") or "").split("|") if a]
+            k += _split_aliases(rec.get("aliases"))
             keys[rec["gpu_id"]] = [x for x in k if isinstance(x, str) and x]
-        super().__init__(list(gpus["gpu_id"]), keys, normalise_gpu_name)
+            nvml = rec.get("nvml_name")
+            display[rec["gpu_id"]] = nvml if isinstance(nvml, str) and nvml else rec["gpu_id"]
+        super().__init__(list(gpus["gpu_id"]), keys, normalise_gpu_name, display)
+        # Two catalog GPUs may share an NVML name (e.g. two GH200 memory variants): show their ids instead.
+        shown = pd.Series(self._display)
+        for gpu_id in shown[shown.duplicated(keep=False)].index:
+            self._display[gpu_id] = gpu_id
+
+    def try_resolve(self, name: str) -> str | None:
+        """As the base class, but a loose match (vendor prefix, case or separators differ) must also be the only
+        GPU whose names contain it: bare "H200" is refused because "H200 NVL" exists, though NVML calls the SXM
+        part "NVIDIA H200" (that exact name resolves)."""
+        if name is None or (isinstance(name, float) and np.isnan(name)):
+            return None
+        text = str(name).strip()
+        if text in self._index.exact:
+            return self._index.exact[text]
+        loose_text = self._loose_fn(text)
+        hits = self._index.loose.get(loose_text, set())
+        if len(hits) == 1 and self._partial_matches(loose_text) == hits:
+            return next(iter(hits))
+        return None
+
+    def _partial_matches(self, loose_text: str) -> set[str]:
+        tokens = set(loose_text.split(" "))
+        out = set()
+        for key in self._loose_keys:
+            if tokens <= set(key.split(" ")):
+                out |= self._index.loose[key]
+        return out
 
 
 class LlmResolver(_Resolver):
@@ -295,6 +346,15 @@ class LlmResolver(_Resolver):
             short = _short_name(rec["llm_id"])
             if short_counts.get(short.lower(), 0) == 1:
                 k.append(short)
-            k += [a for a in str(rec.get("aliases") or "").split("|") if a]
+            k += _split_aliases(rec.get("aliases"))
             keys[rec["llm_id"]] = k
-        super().__init__(list(llms["llm_id"]), keys, normalise_llm_name)
+        super().__init__(list(llms["llm_id"]), keys, normalise_llm_name, {i: i for i in llms["llm_id"]})
+
+    def _partial_matches(self, loose_text: str) -> set[str]:
+        if len(loose_text) < 3:
+            return set()
+        out = set()
+        for key in self._loose_keys:
+            if loose_text in key:
+                out |= self._index.loose[key]
+        return out

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import ValidationError, WattGPUError
+from .errors import UnknownNameError, ValidationError, WattGPUError
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         for issue in exc.issues[1:10]:
             print(f"  also: {issue}", file=sys.stderr)
         return 2
+    except UnknownNameError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except WattGPUError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2 if "unknown" in str(exc) else 1
+        return 1

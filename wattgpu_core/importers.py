@@ -139,14 +139,20 @@ def _reject(message: str, column: str = "", row: int = 0) -> ValidationError:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Reading bytes
+_DELIMITERS = (",", ";", "\t", "|")
+_BOM = b"\xef\xbb\xbf"
+
+
 def _check_bytes(name: str, data: bytes) -> str:
+    """The file's text, or a rejection saying why it is not a UTF-8 CSV/JSON text file."""
     if len(data) > MAX_FILE_BYTES:
         raise _reject(f"file is {len(data) / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
     if not data.strip():
         raise _reject("file is empty")
     head = data[:8]
-    for magic, kind in ((b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip file"), (b"%PDF", "a PDF"),
-                        (b"\x89PNG", "a PNG image")):
+    for magic, kind in ((b"PK\x03\x04", "a ZIP archive (an .xlsx workbook is one); export it as CSV"),
+                        (b"\x1f\x8b", "a gzip file; decompress it first"), (b"%PDF", "a PDF"),
+                        (b"\x89PNG", "a PNG image"), (b"\xd0\xcf\x11\xe0", "an old Excel/Office file; export CSV")):
         if head.startswith(magic):
             raise _reject(f"file is {kind}, not a CSV or JSON text file")
     nul = data.find(b"\x00", 0, 1 << 20)
@@ -155,29 +161,103 @@ def _check_bytes(name: str, data: bytes) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise _reject(f"file is not UTF-8 text (undecodable byte at offset {exc.start})") from None
+        raise _reject(f"file is not UTF-8 text (undecodable byte at offset {exc.start}); save it as UTF-8") from None
     return text
 
 
+def _header_line(text: str) -> str:
+    """The first non-blank line (the header)."""
+    start = 0
+    while True:
+        end = text.find("\n", start)
+        line = text[start:] if end < 0 else text[start:end]
+        if line.strip() or end < 0:
+            return line.lstrip("\ufeff")
+        start = end + 1
+
+
 def _sniff_delimiter(text: str) -> str:
-    first = text.lstrip("\ufeff").split("\n", 1)[0]
-    counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
+    """The delimiter of the header line: the most frequent of comma, semicolon, tab and pipe (comma if none)."""
+    first = _header_line(text)
+    counts = {d: first.count(d) for d in _DELIMITERS}
     best = max(counts, key=counts.get)
     return best if counts[best] > 0 else ","
 
 
-def _read_csv(text: str) -> pd.DataFrame:
-    delimiter = _sniff_delimiter(text)
+def _line_field_counts(data: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
+    """(1-based file line number, field count) of every non-blank line, honouring double-quoted fields.
+
+    Vectorised: a delimiter or newline counts only outside quotes, and a byte is outside quotes when the number of
+    quote characters before it is even (RFC 4180 escapes a quote as ``""``, which keeps the parity).
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    offset = len(_BOM) if data.startswith(_BOM) else 0
+    buf = buf[offset:]
+    is_nl = buf == ord("\n")
+    is_delim = buf == ord(delimiter)
+    quotes = buf == ord('"')
+    if quotes.any():
+        outside = np.bitwise_xor.accumulate(quotes.view(np.uint8)) == 0
+        is_nl &= outside
+        is_delim &= outside
+    newlines = np.flatnonzero(is_nl)
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(buf)]))
+    if starts[-1] >= len(buf):  # the file ends with a newline: no last line
+        starts, ends = starts[:-1], ends[:-1]
+    if not len(starts):
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    length = ends - starts
+    has_cr = np.zeros(len(ends), dtype=bool)
+    nonempty = length > 0
+    has_cr[nonempty] = buf[ends[nonempty] - 1] == ord("\r")
+    blank = (length - has_cr) == 0
+    # Delimiters per line: where the line bounds fall among the delimiter positions.
+    delims = np.flatnonzero(is_delim)
+    fields = np.searchsorted(delims, ends) - np.searchsorted(delims, starts) + 1
+    line_no = np.arange(1, len(starts) + 1)
+    return line_no[~blank], fields[~blank]
+
+
+def _check_field_counts(data: bytes, delimiter: str) -> None:
+    """Reject a file whose data lines do not have exactly as many fields as its header, naming each line."""
+    line_no, fields = _line_field_counts(data, delimiter)
+    if len(fields) < 2:
+        return
+    expected = fields[0]
+    bad = np.flatnonzero(fields[1:] != expected) + 1
+    if not len(bad):
+        return
+    issues = _Issues()
+    shown = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}[delimiter]
+    for i in bad[:MAX_ISSUES]:
+        issues.add(int(i), "", f"line {line_no[i]} has {fields[i]} field{'s' if fields[i] != 1 else ''} where the "
+                               f"header has {expected} (delimiter {shown}); check for a missing or extra "
+                               f"delimiter or an unclosed quote")
+    issues.total += max(0, len(bad) - MAX_ISSUES)
+    issues.raise_if_any()
+
+
+def _read_csv(data: bytes, delimiter: str, text_columns: set[str] | None = None) -> pd.DataFrame:
+    """All rows of a CSV whose field counts were checked. ``text_columns`` stay text: any of them that the parser
+    took for numbers (a version "0.10" would become 0.1) is read again as text."""
+    options = {"sep": delimiter, "skip_blank_lines": True, "encoding": "utf-8-sig"}
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, skip_blank_lines=True, low_memory=False)
+        frame = pd.read_csv(io.BytesIO(data), low_memory=False, **options)
+        raw_names = {str(c).strip(): c for c in frame.columns}
+        again = [raw_names[c] for c in text_columns or () if c in raw_names
+                 and not pd.api.types.is_string_dtype(frame[raw_names[c]]) and frame[raw_names[c]].notna().any()]
+        if again:
+            text = pd.read_csv(io.BytesIO(data), usecols=again, dtype="str", **options)
+            for c in again:
+                frame[c] = text[c]
     except pd.errors.ParserError as exc:
         match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if match:
             expected, line, saw = (int(g) for g in match.groups())
-            raise _reject(
-                f"has {saw} fields where the header has {expected} (delimiter {delimiter!r})", row=line - 1
-            ) from None
-        raise _reject(f"could not be parsed as CSV: {exc}") from None
+            raise _reject(f"line {line} has {saw} fields where the header has {expected} "
+                          f"(delimiter {delimiter!r})", row=line - 1) from None
+        raise _reject(f"could not be parsed as CSV: {str(exc).strip().splitlines()[0]}") from None
     except pd.errors.EmptyDataError:
         raise _reject("file is empty") from None
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -217,6 +297,7 @@ def detect_format_from_columns(columns) -> str | None:
         return "argonne"
     if _MLE_V1 <= cols:
         return "mlenergy_v1"
+    cols |= {c[: -len("_id")] for c in cols & {"llm_id", "gpu_id"}}
     if len(_CANONICAL_MARKERS & cols) >= 2:
         return "canonical"
     return None
@@ -224,14 +305,14 @@ def detect_format_from_columns(columns) -> str | None:
 
 def _format_error(columns) -> ValidationError:
     cols = [str(c) for c in columns]
-    shown = ", ".join(cols[:8]) + (" ..." if len(cols) > 8 else "")
+    shown = ", ".join(c if len(c) <= 40 else c[:37] + "..." for c in cols[:8]) + (" ..." if len(cols) > 8 else "")
     hint = ""
-    if len(cols) == 1 and any(d in cols[0] for d in ":|"):
-        hint = " The header looks like it uses an unsupported delimiter; use commas."
+    if len(cols) == 1 and any(d in cols[0] for d in ": "):
+        hint = " The header looks like it uses an unsupported delimiter; use comma, semicolon, tab or pipe."
     return _reject(
         "unrecognised format: the header (" + shown + ") matches none of the known formats. "
-        "A canonical CSV needs at least the columns " + ", ".join(c.name for c in CANONICAL_COLUMNS if c.required)
-        + "; download the template from the Data page or see README." + hint,
+        "A canonical CSV needs at least the columns llm, gpu, scenario, power_w; "
+        "get the template with `python -m wattgpu_core template` or from the Data page." + hint,
     )
 
 
@@ -258,13 +339,16 @@ def _numeric(frame: pd.DataFrame, column: str, issues: _Issues, rows: np.ndarray
     return values.to_numpy(dtype=float, na_value=np.nan)
 
 
-def _text(frame: pd.DataFrame, column: str, default=None) -> np.ndarray:
+def _text(frame: pd.DataFrame, column: str, default: str | None = None) -> pd.Series:
+    """Column as stripped text (pandas ``str`` dtype, Arrow-backed); missing or blank cells become ``default``."""
     if column not in frame.columns:
-        return np.full(len(frame), default, dtype=object)
+        return pd.Series([default] * len(frame), dtype="str")
     series = frame[column]
-    out = series.astype(object).where(series.notna(), default)
-    return np.array([v.strip() if isinstance(v, str) else (default if v is None else str(v)) for v in out],
-                    dtype=object)
+    if series.dtype != "str":
+        series = series.astype("str")
+    series = series.str.strip()
+    series = series.mask(series == "").reset_index(drop=True)
+    return series.fillna(default) if default is not None else series
 
 
 def _require(frame: pd.DataFrame, required, fmt: str) -> None:
@@ -288,7 +372,14 @@ def _empty_runs(n: int) -> dict[str, np.ndarray]:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Parsers: each returns a ParsedFile (raises ValidationError for problems of the file as a whole)
+# Source ids of the seed data: an upload may not claim them (its runs would pass for the published data).
+RESERVED_SOURCE_IDS = frozenset({"wattcounts", "mlenergy_v2", "mlenergy_v1", "argonne", "catalog"})
+
+
 def _parse_canonical(frame: pd.DataFrame, issues: _Issues) -> ParsedFile:
+    renames = {old: new for old, new in (("llm_id", "llm"), ("gpu_id", "gpu"))
+               if old in frame.columns and new not in frame.columns}
+    frame = frame.rename(columns=renames)
     required = ["llm", "gpu", "scenario", "power_w"]
     _require(frame, required, "canonical")
     known = {"llm", "gpu", "attribution"} | {c.name for c in CANONICAL_COLUMNS}
@@ -309,8 +400,7 @@ def _parse_canonical(frame: pd.DataFrame, issues: _Issues) -> ParsedFile:
             out[c.name] = _text(frame, c.name)
     out["llm_name_raw"] = _text(frame, "llm")
     out["gpu_name_raw"] = _text(frame, "gpu")
-    out["scenario"] = np.array([str(s).strip().lower() if s is not None else None for s in out["scenario"]],
-                               dtype=object)
+    out["scenario"] = out["scenario"].str.lower()
     result = pd.DataFrame(out)
     result["_row"] = rows
     # Where the uploader gave an ITL without a definition, it is "reported".
@@ -318,14 +408,29 @@ def _parse_canonical(frame: pd.DataFrame, issues: _Issues) -> ParsedFile:
     result.loc[no_def, "itl_definition"] = "reported"
     result["source_id"] = result["source_id"].fillna("user_upload")
     result["license"] = result["license"].fillna(SOURCES["user_upload"]["license"])
+    reserved = result["source_id"].isin(RESERVED_SOURCE_IDS).to_numpy()
+    for i in np.flatnonzero(reserved)[:MAX_ISSUES]:
+        issues.add(rows[i], "source_id", f"source_id {result['source_id'].iloc[i]!r} is reserved for the published "
+                                         "seed data; name your own source (e.g. my_lab)")
+    issues.total += max(0, int(reserved.sum()) - MAX_ISSUES)
     names_map = {c: c for c in result.columns}
     names_map.update({"llm_id": "llm", "gpu_id": "gpu", "llm_name_raw": "llm", "gpu_name_raw": "gpu"})
-    attributions = {}
+    for old, new in renames.items():  # messages name the user's own column
+        for k, v in list(names_map.items()):
+            if v == new:
+                names_map[k] = old
+    attributions = ()
     if "attribution" in frame.columns:
-        for sid, text in zip(result["source_id"], _text(frame, "attribution")):
-            if text and sid not in attributions:
-                attributions[sid] = text
-    return ParsedFile("canonical", result, names_map, "user_upload", (), tuple(attributions.items()))
+        pairs = pd.DataFrame({"source_id": result["source_id"], "attribution": _text(frame, "attribution")})
+        pairs = pairs.dropna().drop_duplicates("source_id")
+        attributions = tuple(zip(pairs["source_id"], pairs["attribution"], strict=True))
+    return ParsedFile("canonical", result, names_map, "user_upload", (), attributions)
+
+
+def _wattcounts_precision(gpu_names: np.ndarray) -> np.ndarray:
+    """Watt Counts ran vLLM with dtype=auto, which is fp16 on the V100 and T4 (no bf16 support)."""
+    fp16 = pd.Series(gpu_names, dtype=object).isin(["Tesla T4", "Tesla V100-SXM2-32GB"]).to_numpy()
+    return np.where(fp16, "fp16", "auto").astype(object)
 
 
 def _parse_wattcounts_experiments(frame: pd.DataFrame, issues: _Issues) -> ParsedFile:
@@ -336,7 +441,7 @@ def _parse_wattcounts_experiments(frame: pd.DataFrame, issues: _Issues) -> Parse
         "avg_e2e_latency_seconds", "energy_efficiency_tokens_per_joule", "throughput_tokens_per_second",
         "block", "iteration")}
     scen_raw = _text(frame, "scenario")
-    offline = np.array([s == "offline" for s in scen_raw]) | (g["lambda_qps"] < 0)
+    offline = (scen_raw == "offline").fillna(False).to_numpy(dtype=bool) | (g["lambda_qps"] < 0)
     out = _empty_runs(n)
     out["llm_name_raw"] = _text(frame, "model")
     out["gpu_name_raw"] = _text(frame, "gpu_type")
@@ -347,8 +452,7 @@ def _parse_wattcounts_experiments(frame: pd.DataFrame, issues: _Issues) -> Parse
     out["num_requests"] = g["num_requests"]
     out["framework"] = np.full(n, "vLLM", dtype=object)
     out["framework_version"] = np.full(n, "0.14.1", dtype=object)
-    low_mem = np.array([str(x) in ("Tesla T4", "Tesla V100-SXM2-32GB") for x in out["gpu_name_raw"]])
-    out["precision"] = np.where(low_mem, "fp16", "auto").astype(object)
+    out["precision"] = _wattcounts_precision(out["gpu_name_raw"])
     out["num_gpus"] = np.ones(n)
     out["tensor_parallel"] = np.ones(n)
     out["iteration"] = g["iteration"]
@@ -390,6 +494,12 @@ def _parse_list(value) -> np.ndarray | None:
     text = str(value).strip()
     if not (text.startswith("[") and text.endswith("]")):
         return None
+    try:  # the common case, "[0.1, 0.2]", is JSON: parsed in C
+        items = json.loads(text)
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items):
+            return np.array(items, dtype=float)
+    except (ValueError, TypeError):
+        pass
     body = text[1:-1].strip()
     if not body:
         return np.array([], dtype=float)
@@ -400,9 +510,13 @@ def _parse_list(value) -> np.ndarray | None:
 
 
 def server_itl_from_lists(ttft: np.ndarray, e2e: np.ndarray, tokens: np.ndarray) -> float:
-    """The paper's exact server ITL: mean over requests with >= 2 tokens of (e2e - ttft) / (tokens - 1)."""
-    n = min(len(ttft), len(e2e), len(tokens))
-    ttft, e2e, tokens = ttft[:n], e2e[:n], tokens[:n]
+    """The paper's exact server ITL: mean over requests with >= 2 tokens of (e2e - ttft) / (tokens - 1).
+
+    The three arrays hold one value per request, in the same order; NaN when no request has 2 or more tokens.
+    """
+    ttft, e2e, tokens = (np.asarray(a, dtype=float) for a in (ttft, e2e, tokens))
+    if not (len(ttft) == len(e2e) == len(tokens)):
+        raise ValueError(f"per-request lists differ in length: {len(ttft)}, {len(e2e)}, {len(tokens)}")
     ok = tokens >= 2
     if not ok.any():
         return float("nan")
@@ -444,6 +558,12 @@ def _parse_wattcounts_subset(frame: pd.DataFrame, issues: _Issues) -> ParsedFile
             if any(v is None for v in parsed.values()):
                 continue
             ttft, e2e, toks = (parsed[c] for c in list_cols)
+            if not (len(ttft) == len(e2e) == len(toks)):
+                issues.add(rows[i], "request_generation_tokens",
+                           f"the per-request lists differ in length (time_to_first_token_seconds_events "
+                           f"{len(ttft)}, e2e_request_latency_seconds_events {len(e2e)}, request_generation_tokens "
+                           f"{len(toks)}); they must hold one value per request")
+                continue
             if len(toks):
                 out_tokens[i] = toks.mean()
                 n_req[i] = len(toks) if not np.isfinite(n_req[i]) else n_req[i]
@@ -458,13 +578,17 @@ def _parse_wattcounts_subset(frame: pd.DataFrame, issues: _Issues) -> ParsedFile
         tput = tokens_total / duration
         ept = energy / tokens_total
         input_tokens = prompt_total / n_req
+        out_tokens = np.where(np.isnan(out_tokens), tokens_total / n_req, out_tokens)
     # The paper drops runs that generated no tokens; so do we, with a warning.
     zero = np.isfinite(tokens_total) & (tokens_total == 0)
     warnings = []
+    if not have_lists and (~offline).any():
+        warnings.append("no per-request list columns (" + ", ".join(list_cols) + "): server ITL left blank")
     if zero.any():
-        warnings.append(f"{int(zero.sum())} run(s) with generation_tokens_total = 0 skipped (rows "
-                        + ", ".join(map(str, rows[zero][:10])) + ("..." if zero.sum() > 10 else "")
-                        + "), as the WattGPU paper does")
+        n_zero = int(zero.sum())
+        warnings.append(f"{n_zero} run{'s' if n_zero > 1 else ''} with generation_tokens_total = 0 skipped "
+                        f"(row{'s' if n_zero > 1 else ''} " + ", ".join(map(str, rows[zero][:10]))
+                        + (", ..." if n_zero > 10 else "") + "), as the WattGPU paper does")
     out = _empty_runs(n)
     out["llm_name_raw"] = _text(frame, "model")
     out["gpu_name_raw"] = _text(frame, "gpu_type")
@@ -475,14 +599,15 @@ def _parse_wattcounts_subset(frame: pd.DataFrame, issues: _Issues) -> ParsedFile
     out["num_requests"] = n_req
     out["framework"] = np.full(n, "vLLM", dtype=object)
     out["framework_version"] = _text(frame, "vllm_version", "0.14.1")
-    out["precision"] = np.full(n, "auto", dtype=object)
+    out["precision"] = _wattcounts_precision(out["gpu_name_raw"])
     out["num_gpus"] = np.ones(n)
     out["tensor_parallel"] = np.ones(n)
     out["iteration"] = iteration
     out["power_w"] = power
     out["itl_s"] = itl
-    out["itl_definition"] = np.where(offline, "offline_duration_per_token", "server_decode_per_request").astype(
-        object)
+    out["itl_definition"] = np.where(
+        np.isnan(itl), None, np.where(offline, "offline_duration_per_token", "server_decode_per_request")
+    ).astype(object)
     out["energy_per_token_j"] = ept
     out["throughput_tok_s"] = tput
     out["ttft_s"] = ttft_mean
@@ -661,16 +786,39 @@ def _parse_json(text: str) -> ParsedFile:
                   + ", ".join(sorted(_MLE_V2_KEYS)))
 
 
+# Columns read as text (never as numbers) in each CSV format, so that "0.10" stays "0.10" and "1" stays "1".
+_TEXT_COLUMNS: dict[str, set[str]] = {
+    "canonical": {"llm", "gpu", "llm_id", "gpu_id", "attribution"}
+    | {c.name for c in CANONICAL_COLUMNS if c.sql_type == "VARCHAR"},
+    "wattcounts_experiments": {"model", "gpu_type", "scenario"},
+    "wattcounts_subset": {"model", "gpu_type", "vllm_version", "time_to_first_token_seconds_events",
+                          "e2e_request_latency_seconds_events", "request_generation_tokens"},
+    "mlenergy_v1": {"model"},
+    "argonne": {"Model", "Hardware", "Framework"},
+}
+
+
 def parse_bytes(file_name: str, data: bytes, fmt: str | None = None) -> ParsedFile:
     """Read one file's bytes in any known format (detected unless ``fmt`` is given)."""
+    if fmt is not None and fmt not in FORMATS:
+        raise _reject(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     text = _check_bytes(file_name, data)
     stripped = text.lstrip("\ufeff \t\r\n")
     if fmt == "mlenergy_v2" or (fmt is None and stripped[:1] in "[{"):
         return _parse_json(text)
-    frame = _read_csv(text)
-    detected = fmt or detect_format_from_columns(frame.columns)
+    delimiter = _sniff_delimiter(text)
+    header = next(csv.reader([_header_line(text)], delimiter=delimiter))
+    header = [h.strip() for h in header]
+    seen = set()
+    for h in header:
+        if h in seen and h:
+            raise _reject(f"column {h!r} appears more than once in the header", column=h)
+        seen.add(h)
+    detected = fmt or detect_format_from_columns(header)
     if detected is None:
-        raise _format_error(frame.columns)
+        raise _format_error(header)
+    _check_field_counts(data, delimiter)
+    frame = _read_csv(data, delimiter, _TEXT_COLUMNS.get(detected))
     issues = _Issues()
     if detected == "canonical":
         parsed = _parse_canonical(frame, issues)
@@ -683,7 +831,7 @@ def parse_bytes(file_name: str, data: bytes, fmt: str | None = None) -> ParsedFi
     elif detected == "argonne":
         parsed = _parse_argonne(frame, issues)
     else:
-        raise _reject(f"unknown format {detected!r}; known: {', '.join(FORMATS)}")
+        raise _reject(f"the {detected} format is a JSON format, but the file is CSV")
     issues.raise_if_any()
     return parsed
 
@@ -712,70 +860,85 @@ def prepare(
     rows = frame["_row"].to_numpy()
 
     def where(mask, column, message):
+        """Report every row in ``mask``; ``message`` is a string or a function of the row's position."""
         mask = np.asarray(mask, dtype=bool)
-        if mask.any():
-            issues.add_many(rows[mask][:MAX_ISSUES], col.get(column, column), message)
-            issues.total += max(0, int(mask.sum()) - MAX_ISSUES)
+        if not mask.any():
+            return
+        idx = np.flatnonzero(mask)
+        name = col.get(column, column)
+        for i in idx[:MAX_ISSUES]:
+            issues.add(rows[i], name, message(i) if callable(message) else message)
+        issues.total += max(0, len(idx) - MAX_ISSUES)
 
     # Names
     for kind, raw, target, resolver in (
         ("LLM", "llm_name_raw", "llm_id", LlmResolver(llms)),
         ("GPU", "gpu_name_raw", "gpu_id", GpuResolver(gpus)),
     ):
-        values = frame[raw].to_numpy(dtype=object)
-        blank = np.array([v is None or str(v).strip() == "" for v in values])
+        values = pd.Series(frame[raw].to_numpy(dtype=object, na_value=None), dtype=object)
+        blank = (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
         where(blank, raw, f"{kind} name is missing")
-        ids, unknown = resolver.resolve_many(np.where(blank, None, values))
+        values = values.mask(blank)
+        ids, unknown = resolver.resolve_many(values.to_numpy(dtype=object))
         if kind == "GPU" and source_gpu_map is not None and len(source_gpu_map):
             sub = source_gpu_map[source_gpu_map["source_id"] == parsed.source_id]
-            mapped = dict(zip(sub["raw_name"], sub["gpu_id"]))
-            for i, v in enumerate(values):
-                if v in mapped:
-                    ids[i] = mapped[v]
-                    unknown.pop(str(v), None)
-        for name, hint in unknown.items():
-            mask = np.array([str(v) == name for v in values])
-            msg = f"unknown {kind} {name!r}"
-            if hint:
-                msg += " (did you mean " + " or ".join(repr(h) for h in hint) + "?)"
-            msg += "; add it as a custom " + kind + " first" if kind == "GPU" else (
-                "; add it from its config.json first" if kind == "LLM" else "")
-            where(mask, raw, msg)
+            mapped = values.map(dict(zip(sub["raw_name"], sub["gpu_id"], strict=True)))
+            ids = np.where(mapped.notna(), mapped.to_numpy(dtype=object), ids).astype(object)
+            for name in set(sub["raw_name"]):
+                unknown.pop(str(name), None)
+        if unknown:
+            hints = {}
+            for name, hint in unknown.items():
+                msg = f"unknown {kind} {name!r}"
+                if hint:
+                    msg += " (did you mean " + " or ".join(repr(h) for h in hint) + "?)"
+                hints[name] = msg + ("; add it as a custom GPU first" if kind == "GPU"
+                                     else "; add it from its config.json first")
+            names_ = values.to_numpy(dtype=object)
+            where(values.astype(str).isin(list(unknown)).to_numpy() & ~blank, raw,
+                  lambda i, names_=names_, hints=hints: hints[str(names_[i])])
         frame[target] = ids
 
     # Scenario
-    scen = frame["scenario"].to_numpy(dtype=object)
-    bad = np.array([s not in SCENARIOS for s in scen])
-    if bad.any():
-        first = next(s for s, b in zip(scen, bad) if b)
-        where(bad, "scenario", f"scenario must be one of {', '.join(SCENARIOS)}, found {first!r}")
+    scen = frame["scenario"].to_numpy(dtype=object, na_value=None)
+    where(~pd.Series(scen, dtype=object).isin(SCENARIOS).to_numpy(), "scenario",
+          lambda i: f"scenario must be one of {', '.join(SCENARIOS)}, found "
+                    f"{'nothing' if scen[i] is None else repr(str(scen[i])[:40])}")
 
-    # Power: required, finite, positive, at most twice the GPU's TDP
+    # Power: required, finite, positive, at most twice the GPU's TDP (or, where the TDP is unknown, twice the
+    # largest TDP in the catalog)
     power = frame["power_w"].to_numpy(dtype=float)
     where(np.isnan(power), "power_w", "power is missing or NaN")
     where(np.isinf(power), "power_w", "power is infinite")
-    where(np.isfinite(power) & (power <= 0), "power_w", "power must be positive")
+    where(np.isfinite(power) & (power <= 0), "power_w", lambda i: f"power must be positive, found {power[i]:g}")
     tdp = frame["gpu_id"].map(gpus.set_index("gpu_id")["tdp_w"]).to_numpy(dtype=float)
     over = np.isfinite(power) & np.isfinite(tdp) & (power > 2 * tdp)
-    if over.any():
-        i = int(np.flatnonzero(over)[0])
-        where(over, "power_w", f"power {power[i]:.0f} W is above twice the GPU's TDP ({tdp[i]:.0f} W)")
+    where(over, "power_w", lambda i: f"power {power[i]:.0f} W is above twice the GPU's TDP ({tdp[i]:.0f} W); "
+                                     "give the mean power of one GPU in watts")
+    ceiling = 2 * float(np.nanmax(gpus["tdp_w"].to_numpy(dtype=float))) if gpus["tdp_w"].notna().any() else np.inf
+    over = np.isfinite(power) & ~np.isfinite(tdp) & frame["gpu_id"].notna().to_numpy() & (power > ceiling)
+    where(over, "power_w", lambda i: f"power {power[i]:.0f} W is above twice the largest TDP of any GPU "
+                                     f"({ceiling / 2:.0f} W); give the mean power of one GPU in watts")
 
     for name in _POSITIVE:
         values = frame[name].to_numpy(dtype=float)
         where(np.isinf(values), name, f"{name} is infinite")
-        where(np.isfinite(values) & (values <= 0), name, f"{name} must be positive")
+        where(np.isfinite(values) & (values <= 0), name,
+              lambda i, name=name, values=values: f"{name} must be positive, found {values[i]:g}")
     for name in _NON_NEGATIVE:
         values = frame[name].to_numpy(dtype=float)
         where(np.isinf(values), name, f"{name} is infinite")
-        where(np.isfinite(values) & (values < 0), name, f"{name} must not be negative")
+        where(np.isfinite(values) & (values < 0), name,
+              lambda i, name=name, values=values: f"{name} must not be negative, found {values[i]:g}")
     for name in _INTEGER:
         values = frame[name].to_numpy(dtype=float)
-        where(np.isfinite(values) & (values != np.round(values)), name, f"{name} must be a whole number")
+        where(np.isfinite(values) & (values != np.round(values)), name,
+              lambda i, name=name, values=values: f"{name} must be a whole number, found {values[i]:g}")
 
-    defs = frame["itl_definition"].to_numpy(dtype=object)
-    bad = np.array([d is not None and d not in ITL_DEFINITIONS for d in defs])
-    where(bad, "itl_definition", "itl_definition must be one of " + ", ".join(ITL_DEFINITIONS))
+    defs = pd.Series(frame["itl_definition"].to_numpy(dtype=object, na_value=None), dtype=object)
+    bad = (defs.notna() & ~defs.isin(list(ITL_DEFINITIONS))).to_numpy()
+    where(bad, "itl_definition", lambda i: f"itl_definition must be one of {', '.join(ITL_DEFINITIONS)}, found "
+                                           f"{str(defs.iloc[i])[:40]!r}")
     itl = frame["itl_s"].to_numpy(dtype=float)
     where(np.isfinite(itl) & (itl > 60), "itl_s", "ITL above 60 s per token is not physical")
     issues.raise_if_any()

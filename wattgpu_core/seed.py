@@ -69,11 +69,12 @@ def build_seed_tables(raw_dir: Path = RAW_DIR, manual_dir: Path = MANUAL_DIR) ->
         frame = prep.frame.copy()
         assumed = source_map[source_map["source_id"] == p.source_id]
         if len(assumed):
-            note = dict(zip(assumed["raw_name"], assumed["assumption"]))
+            note = dict(zip(assumed["raw_name"], assumed["assumption"], strict=True))
             extra = frame["gpu_name_raw"].map(note)
             frame["notes"] = [
-                "; ".join(x for x in (n, f"GPU variant: {e}" if isinstance(e, str) else None) if x) or None
-                for n, e in zip(frame["notes"], extra)
+                "; ".join(x for x in (n, f"GPU variant: {e}" if isinstance(e, str) else None) if isinstance(x, str)
+                          and x) or None
+                for n, e in zip(frame["notes"], extra, strict=True)
             ]
         frames.append(frame)
     runs = pd.concat(frames, ignore_index=True)

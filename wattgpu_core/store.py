@@ -12,12 +12,13 @@ import hashlib
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .errors import WattGPUError
 from .importers import SOURCES, PreparedImport
@@ -82,6 +83,8 @@ def _cast_frame(frame: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFram
                                      else str(v).strip().lower() in ("true", "1", "yes")).astype("boolean")
         elif c.sql_type == "TIMESTAMP":
             out[c.name] = pd.to_datetime(values, utc=True).dt.tz_localize(None)
+        elif values.dtype == "str":  # Arrow-backed text: DuckDB and pyarrow read it without a copy per value
+            out[c.name] = values
         else:
             out[c.name] = values.astype(object).where(values.notna(), None)
     return out.reset_index(drop=True)
@@ -112,21 +115,29 @@ def compute_run_ids(frame: pd.DataFrame) -> pd.Series:
         con.close()
 
 
+def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WattGPUError(
+                f"the store {path} is in use by another process (is the app running?); stop it, or "
+                f"point --db / WATTGPU_DB at another file"
+            ) from None
+        raise WattGPUError(f"cannot open the store {path}: {str(exc).splitlines()[0]}; rebuild it with "
+                           f"`python -m wattgpu_core build-store --db {path}`") from None
+    except duckdb.Error as exc:
+        raise WattGPUError(f"{path} is not a WattGPU store ({str(exc).splitlines()[0]}); rebuild it with "
+                           f"`python -m wattgpu_core build-store --db {path}`") from None
+
+
 class Store:
     """A WattGPU DuckDB store. Use :meth:`open` (creating it from the seed data when missing) or :meth:`build`."""
 
     def __init__(self, path: Path | str, read_only: bool = False):
         self.path = Path(path)
         self.read_only = read_only
-        try:
-            self._con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise WattGPUError(
-                    f"the store {self.path} is in use by another process (is the app running?); stop it, or "
-                    f"point --db / WATTGPU_DB at another file"
-                ) from None
-            raise
+        self._con = _connect(self.path, read_only)
         self._write_lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------------------------------
@@ -157,12 +168,22 @@ class Store:
         for p in (tmp, Path(str(tmp) + ".wal")):
             if p.exists():
                 p.unlink()
+        if path.exists():  # never pull the file from under a process that has it open
+            try:
+                _connect(path).close()
+            except WattGPUError as exc:
+                if "in use" in str(exc):
+                    raise
         store = cls(tmp)
         try:
             store._create_schema()
             store._load_seed(seed_dir)
-        finally:
+        except BaseException:
             store.close()
+            for p in (tmp, Path(str(tmp) + ".wal")):
+                p.unlink(missing_ok=True)
+            raise
+        store.close()
         for p in (path, Path(str(path) + ".wal")):
             if p.exists():
                 p.unlink()
@@ -224,7 +245,7 @@ class Store:
             cur.unregister("_incoming")
 
     def _load_seed(self, seed_dir: Path) -> None:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         with self._transaction() as cur:
             for table in ("gpus", "llms", "paper_gpu_features", "sources"):
                 self._insert_frame(cur, table, read_seed_table(table, seed_dir))
@@ -309,44 +330,51 @@ class Store:
         }
 
     def fingerprint(self) -> str:
-        """A hash of everything in the store (tables and rows, order-independent); equal stores hash equal."""
+        """A hash of everything in the store (tables and rows, order-independent); equal stores hash equal.
+
+        Each row becomes a JSON list of its values as text (NULL stays null, so no two rows can print alike), rows
+        are joined in key order and hashed inside DuckDB. Import times are left out, so undoing an upload restores
+        the fingerprint exactly."""
         digest = hashlib.sha256()
         with self._cursor() as cur:
             for table, columns in _TABLES.items():
-                key = _KEYS[table]
-                cols = [c.name for c in columns if not (table == "batches" and c.name == "imported_at")]
-                rows = cur.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY {key}").fetchall()
-                digest.update(f"{table}:{len(rows)}:{rows!r}".encode())
+                values = ", ".join(f"CAST({c.name} AS VARCHAR)" for c in columns
+                                   if not (table == "batches" and c.name == "imported_at"))
+                count, md5 = cur.execute(
+                    f"SELECT count(*), md5(coalesce(string_agg(to_json([{values}]), chr(10) ORDER BY {_KEYS[table]}), "
+                    f"'')) FROM {table}").fetchone()
+                digest.update(f"{table}:{count}:{md5};".encode())
         return digest.hexdigest()
 
     # -- writes -----------------------------------------------------------------------------------------------------
     def ingest(self, prepared: PreparedImport, kind: str = "upload") -> IngestResult:
         """Write validated runs in one transaction; rows already in the store (same fingerprint) are skipped."""
         frame = prepared.frame
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         batch_id = f"{kind}-{now:%Y%m%dT%H%M%S%f}-{(prepared.file_sha256 or 'x')[:8]}"
         typed = _cast_frame(frame, RUN_COLUMNS)
         typed["batch_id"] = batch_id
+        typed["_ord"] = np.arange(len(typed), dtype=np.int64)
+        # An Arrow table scans into DuckDB without a Python object per value (pandas object columns need one).
+        incoming = pa.Table.from_pandas(typed, preserve_index=False)
+        cols = ", ".join(names(RUN_COLUMNS))
+        selected = ", ".join("n.run_id" if c == "run_id" else f"i.{c}" for c in names(RUN_COLUMNS))
         with self._transaction() as cur:
-            cur.register("_incoming", typed)
+            cur.register("_incoming", incoming)
             try:
-                cur.execute(
-                    f"CREATE TEMP TABLE _staged AS SELECT * REPLACE ({run_id_sql('i')} AS run_id), "
-                    f"row_number() OVER () AS _ord FROM _incoming i"
-                )
-                total = cur.execute("SELECT count(*) FROM _staged").fetchone()[0]
-                distinct = cur.execute("SELECT count(DISTINCT run_id) FROM _staged").fetchone()[0]
-                in_store = cur.execute(
-                    "SELECT count(DISTINCT s.run_id) FROM _staged s JOIN runs r ON r.run_id = s.run_id"
-                ).fetchone()[0]
+                # Fingerprints only (narrow), then the first row of each new fingerprint, then one INSERT.
+                cur.execute(f"CREATE TEMP TABLE _ids AS SELECT _ord, {run_id_sql()} AS run_id FROM _incoming")
+                total, distinct = cur.execute("SELECT count(*), count(DISTINCT run_id) FROM _ids").fetchone()
+                cur.execute("CREATE TEMP TABLE _new AS SELECT min(_ord) AS _ord, run_id FROM _ids GROUP BY run_id")
+                in_store = cur.execute("SELECT count(*) FROM _new WHERE run_id IN (SELECT run_id FROM runs)"
+                                       ).fetchone()[0]
                 added = distinct - in_store
                 if added:
+                    cur.execute("DELETE FROM _new WHERE run_id IN (SELECT run_id FROM runs)")
                     seq0 = cur.execute("SELECT coalesce(max(seq), -1) + 1 FROM runs").fetchone()[0]
-                    cols = ", ".join(names(RUN_COLUMNS))
                     cur.execute(
-                        f"INSERT INTO runs ({cols}, seq) SELECT {cols}, ? + row_number() OVER (ORDER BY _ord) - 1 "
-                        f"FROM (SELECT * FROM _staged s WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = "
-                        f"s.run_id) QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY _ord) = 1)",
+                        f"INSERT INTO runs ({cols}, seq) SELECT {selected}, ? + i._ord "
+                        f"FROM _incoming i JOIN _new n ON n._ord = i._ord",
                         [seq0],
                     )
                     self._ensure_sources(cur, prepared, batch_id)
@@ -360,7 +388,8 @@ class Store:
                     prior = cur.execute("SELECT batch_id FROM batches WHERE file_sha256 = ? AND batch_id <> ? "
                                         "ORDER BY imported_at LIMIT 1", [prepared.file_sha256, batch_id]).fetchone()
             finally:
-                cur.execute("DROP TABLE IF EXISTS _staged")
+                cur.execute("DROP TABLE IF EXISTS _ids")
+                cur.execute("DROP TABLE IF EXISTS _new")
                 cur.unregister("_incoming")
         dup_file = int(total - distinct)
         if added:
@@ -402,7 +431,7 @@ class Store:
 
     def _add_catalog_row(self, table: str, kind: str, row: dict) -> str:
         key = _KEYS[table]
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         batch_id = f"{kind}-{now:%Y%m%dT%H%M%S%f}"
         record = dict(row, user_defined=True, batch_id=batch_id)
         with self._transaction() as cur:
@@ -432,6 +461,16 @@ class Store:
                     raise WattGPUError(
                         f"batch {batch_id} added a {table[:-1].upper()} that {used} run(s) from other uploads use; "
                         "remove those uploads first")
+            # A source this batch introduced stays if runs of other uploads use it; it then belongs to the
+            # earliest of them, as if that upload had introduced it.
+            for (source_id,) in cur.execute("SELECT source_id FROM sources WHERE batch_id = ?", [batch_id]).fetchall():
+                heir = cur.execute(
+                    "SELECT r.batch_id FROM runs r JOIN batches b ON b.batch_id = r.batch_id WHERE r.source_id = ? "
+                    "AND r.batch_id <> ? ORDER BY b.imported_at, b.batch_id LIMIT 1", [source_id, batch_id]).fetchone()
+                if heir:
+                    file_name = cur.execute("SELECT file_name FROM batches WHERE batch_id = ?", [heir[0]]).fetchone()
+                    cur.execute("UPDATE sources SET batch_id = ?, notes = ? WHERE source_id = ?",
+                                [heir[0], f"first uploaded in {file_name[0]}", source_id])
             removed = {}
             for table in ("runs", "gpus", "llms", "sources"):
                 removed[table] = cur.execute(f"SELECT count(*) FROM {table} WHERE batch_id = ?",
