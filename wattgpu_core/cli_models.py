@@ -1,7 +1,127 @@
-"""Model sub-commands of the CLI (train, evaluate, predict); filled in by the prediction engine."""
+"""Model sub-commands of the CLI: ``train``, ``evaluate`` and ``predict``.
+
+``train`` fits a model set on the store's Watt Counts runs and writes ``models/``; ``evaluate`` prints the paper's
+tables (``--paper-compat`` for the paper's inputs and its duplicate-TDP quirk) and can write the records as JSON;
+``predict`` reads requests from a CSV and writes the predictions. Errors a user can act on exit non-zero with a
+message (see ``cli.main``).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .paths import MODELS_DIR
+
+
+def _progress_printer(enabled: bool):
+    if not enabled:
+        return None
+    state = {"last": -1}
+
+    def report(fraction: float, message: str) -> None:
+        step = int(fraction * 10)
+        if step != state["last"]:
+            state["last"] = step
+            print(f"  {fraction * 100:5.1f}%  {message}", file=sys.stderr)
+
+    return report
+
+
+def _cmd_train(args) -> int:
+    from .evaluation import run_evaluation
+    from .models import train
+    from .store import Store
+
+    start = time.perf_counter()
+    with Store.open(args.db, read_only=False) as store:
+        cv = []
+        if not args.no_cv:
+            result = run_evaluation(store, paper_compat=False, model_sets=[args.model_set], baselines=False,
+                                    n_jobs=args.jobs)
+            cv = [{k: v for k, v in r.items() if k not in ("mode",)} for r in result.records]
+        meta = train(store, args.models_dir, args.model_set, cv_records=cv)
+    for t, info in meta["targets"].items():
+        print(f"wrote {Path(args.models_dir) / info['file']} ({t}, {info['n_rows']} rows)")
+    print(f"wrote {Path(args.models_dir) / (args.model_set + '.meta.json')} "
+          f"(training data sha256 {meta['training_data']['sha256'][:12]}...) in {time.perf_counter() - start:.1f} s")
+    for r in meta["cv_metrics"]:
+        print(f"  {r['strategy']:<4} {r['target']:<5} {r['scenario']:<7} MdAPE {r['mdape_pct']:5.1f}%  "
+              f"r {r['pearson_r']:.3f}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluation import evaluate_frame, format_tables, records_for_json
+    from .models import training_frame
+    from .planning import derivation_checks
+    from .store import Store
+
+    progress = _progress_printer(not args.quiet)
+    with Store.open(args.db) as store:
+        if progress:
+            progress(0.0, "preparing the training data")
+        frame = training_frame(store, "paper" if args.paper_compat else "catalog")
+    result = evaluate_frame(frame, args.paper_compat, args.model_set or ["paper"], n_jobs=args.jobs,
+                            progress=progress)
+    print(format_tables(result))
+    print("top-1 / top-3: share of (LLM, scenario) groups whose lowest-value GPU is predicted lowest / among the "
+          "three lowest.\n")
+    checks = derivation_checks(frame, result)
+    if len(checks):
+        print("Energy per token and throughput derived from power and ITL, vs measured (MdAPE):")
+        for r in checks.to_dict("records"):
+            print(f"  {r['inputs']:<22} {r['scenario']:<12} per {r['per']:<13} throughput "
+                  f"{r['throughput_mdape_pct']:6.1f}%  energy/token {r['energy_mdape_pct']:6.1f}%  n={r['n']}")
+    print(f"({result.seconds:.1f} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(records_for_json(result), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from .planning import load_model_set, predict_csv
+    from .store import Store
+
+    model_set = load_model_set(args.model_set, args.models_dir)
+    with Store.open(args.db) as store:
+        gpus, llms = store.gpus(), store.llms()
+    out = predict_csv(args.input, args.output, gpus, llms, model_set)
+    extrapolated = int((~out["gpu_seen"] | ~out["llm_seen"]).sum())
+    print(f"wrote {args.output}: {len(out)} predictions ({extrapolated} for a GPU or LLM not in the training data)")
+    return 0
+
 
 def add_model_commands(sub, add_db) -> None:
-    return None
+    p = sub.add_parser("train", help="fit a model set on the store's Watt Counts runs and write models/")
+    add_db(p)
+    p.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="where to write the model files")
+    p.add_argument("--model-set", default="paper", help="model set to train (default: paper)")
+    p.add_argument("--no-cv", action="store_true", help="skip the CV / LOGO / LOLO metrics stored in the metadata")
+    p.add_argument("--jobs", type=int, default=None, help="parallel folds for those metrics (default: CPUs)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="print the paper's tables (CV, LOGO, LOLO and the baselines)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_db(p)
+    p.add_argument("--paper-compat", action="store_true",
+                   help="the paper's GPU values and its duplicate-TDP quirk (reproduces its tables)")
+    p.add_argument("--json", type=Path, default=None, help="also write the records to this JSON file")
+    p.add_argument("--model-set", action="append", default=None,
+                   help="model set to evaluate (repeatable; default: paper)")
+    p.add_argument("--jobs", type=int, default=None, help="parallel folds (default: CPUs)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict power, ITL, energy per token and throughput for a CSV of requests")
+    add_db(p)
+    p.add_argument("--input", type=Path, required=True, help="CSV with llm, gpu, scenario [, batch_size, "
+                                                             "request_rate_qps, input_tokens, output_tokens]")
+    p.add_argument("--output", type=Path, required=True, help="CSV to write")
+    p.add_argument("--model-set", default="paper", help="model set (default: paper)")
+    p.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="where the model files are")
+    p.set_defaults(func=_cmd_predict)

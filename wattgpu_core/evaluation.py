@@ -1,0 +1,505 @@
+"""Evaluation: the paper's protocol (grouped splits, out-of-fold predictions, metrics, baselines) for any model set.
+
+Splits (paper-spec §4): ``CV`` is 5-fold GroupKFold with every repeat and scenario of an (LLM, GPU) pair in one
+fold; ``LOGO`` leaves one GPU out; ``LOLO`` leaves one LLM out. Every prediction is out-of-fold, rows are single
+runs. Metrics per scenario (``offline``; ``server`` pools server_low and server_high): MdAPE, Pearson r, GPU and
+LLM Kendall tau (mean over groups of repeat-averaged values), and top-1 / top-3 GPU-choice accuracy (how often the
+GPU with the lowest true value per LLM and scenario is the predicted lowest / among the predicted three lowest).
+Baselines: TDP, load-scaled TDP (power) and roofline ITL, computed on all rows.
+
+``paper_compat=True`` uses the paper's own GPU feature values and reproduces its duplicate-TDP quirk: the GPU whose
+TDP repeats an earlier GPU's (H100 NVL, 400 W like the A100) is left out of every power metric. Without it, our
+catalog's specs are used and every GPU counts. Folds run in a thread pool (XGBoost releases the GIL), one thread
+per fit; :class:`ReferencePaperModelSet` is the straightforward sklearn-Pipeline version used by the benchmark and
+the tests to check that the fast path gives the same out-of-fold predictions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+from .features import SCENARIO_POOL
+from .models import (
+    PAPER_FEATURES,
+    PAPER_PARAMS,
+    PAPER_TARGET_TRANSFORMS,
+    TARGET_COLUMNS,
+    ModelSet,
+    decode_target,
+    encode_target,
+    get_model_set,
+    target_rows,
+    training_frame,
+)
+
+STRATEGIES = ("CV", "LOGO", "LOLO")
+CV_FOLDS = 5
+SCENARIOS = ("offline", "server")
+LOAD_SCALE = MappingProxyType({"offline": 0.9, "server_low": 0.2, "server_high": 0.6})
+ROOFLINE_BATCH = MappingProxyType({"offline": 256.0, "server_low": 1.0, "server_high": 1.0})
+BASELINES = MappingProxyType({"power": ("TDP", "LS-TDP"), "itl": ("Roofline",)})
+ITL_DEFINITION_LABELS = MappingProxyType({
+    "offline_duration_per_token": "duration / output tokens (1/throughput)",
+    "server_e2e_per_token": "mean end-to-end latency per output token, TTFT included",
+    "server_decode_per_request": "per-request (e2e - TTFT)/(tokens - 1), the paper's exact definition",
+})
+
+# The paper's published Table 2 (power) and Table 3 (ITL): (MdAPE %, r, GPU tau, LLM tau).
+PAPER_RESULTS: Mapping[tuple[str, str, str, str], tuple[float, float, float, float]] = MappingProxyType({
+    ("power", "XGB", "offline", "CV"): (1.6, 0.992, 0.96, 0.44),
+    ("power", "XGB", "offline", "LOGO"): (3.4, 0.988, 0.95, 0.40),
+    ("power", "XGB", "offline", "LOLO"): (2.0, 0.979, 0.97, 0.33),
+    ("power", "XGB", "server", "CV"): (5.5, 0.981, 0.86, 0.68),
+    ("power", "XGB", "server", "LOGO"): (13.5, 0.965, 0.76, 0.72),
+    ("power", "XGB", "server", "LOLO"): (6.7, 0.955, 0.85, 0.54),
+    ("power", "LS-TDP", "offline", "-"): (7.2, 0.916, 0.96, math.nan),
+    ("power", "LS-TDP", "server", "-"): (26.0, 0.779, 0.60, math.nan),
+    ("power", "TDP", "offline", "-"): (4.4, 0.916, 0.96, math.nan),
+    ("power", "TDP", "server", "-"): (190.1, 0.590, 0.60, math.nan),
+    ("itl", "XGB", "offline", "CV"): (12.8, 0.813, 0.86, 0.81),
+    ("itl", "XGB", "offline", "LOGO"): (24.9, 0.727, 0.72, 0.83),
+    ("itl", "XGB", "offline", "LOLO"): (15.6, 0.808, 0.97, 0.66),
+    ("itl", "XGB", "server", "CV"): (4.9, 0.991, 0.94, 0.89),
+    ("itl", "XGB", "server", "LOGO"): (8.5, 0.972, 0.78, 0.88),
+    ("itl", "XGB", "server", "LOLO"): (5.6, 0.990, 0.97, 0.88),
+    ("itl", "Roofline", "offline", "-"): (80.2, 0.545, 0.82, 0.61),
+    ("itl", "Roofline", "server", "-"): (29.6, 0.991, 0.88, 0.91),
+})
+
+Progress = Callable[[float, str], None]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Splits
+def split_groups(frame: pd.DataFrame, strategy: str) -> np.ndarray:
+    """The group label of each row for ``strategy``: "llm|gpu" (CV), the GPU (LOGO) or the LLM (LOLO)."""
+    if strategy == "CV":
+        return (frame["llm_id"].astype(str) + "|" + frame["gpu_label"].astype(str)).to_numpy()
+    if strategy == "LOGO":
+        return frame["gpu_id"].astype(str).to_numpy()
+    if strategy == "LOLO":
+        return frame["llm_id"].astype(str).to_numpy()
+    raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+
+
+def splits(frame: pd.DataFrame, strategy: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train positions, test positions) per fold; a group is never on both sides."""
+    from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
+
+    groups = split_groups(frame, strategy)
+    splitter = GroupKFold(n_splits=CV_FOLDS) if strategy == "CV" else LeaveOneGroupOut()
+    return [(tr, te) for tr, te in splitter.split(np.zeros(len(frame)), groups=groups)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Metrics
+def mdape_pct(y_true, y_pred) -> float:
+    """Median absolute percentage error (%) over rows with |y| > 1e-9."""
+    y, p = np.asarray(y_true, float), np.asarray(y_pred, float)
+    ok = np.abs(y) > 1e-9
+    if not ok.any():
+        return math.nan
+    return float(np.median(np.abs(p[ok] - y[ok]) / np.abs(y[ok])) * 100.0)
+
+
+def pearson_r(y_true, y_pred) -> float:
+    """Pearson correlation; NaN when either side is constant or there are fewer than 2 rows."""
+    y, p = np.asarray(y_true, float), np.asarray(y_pred, float)
+    if len(y) < 2 or np.ptp(y) == 0 or np.ptp(p) == 0:
+        return math.nan
+    return float(np.corrcoef(y, p)[0, 1])
+
+
+def _averaged(frame: pd.DataFrame) -> pd.DataFrame:
+    """y_true and y_pred averaged over repeats per (LLM, scenario_detail, GPU)."""
+    return frame.groupby(["llm_id", "scenario_detail", "gpu_id"], sort=True, observed=True)[
+        ["y_true", "y_pred"]].mean().reset_index()
+
+
+def _group_slices(avg: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, list[slice]]:
+    """Row order sorting ``avg`` by ``by`` (stable) and the slice of each group in that order."""
+    codes = avg.groupby(by, sort=True).ngroup().to_numpy()
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    edges = np.concatenate([[0], bounds, [len(codes)]])
+    return order, [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
+    """Kendall's tau-b (ties handled as scipy's ``kendalltau``): sum(sx sy) / sqrt(sum(sx^2) sum(sy^2))."""
+    i, j = np.triu_indices(len(x), k=1)
+    sx, sy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+    den = np.sqrt(np.sum(sx * sx) * np.sum(sy * sy))
+    return float(np.sum(sx * sy) / den) if den > 0 else math.nan
+
+
+def mean_kendall_tau(frame: pd.DataFrame, rank: str, averaged: pd.DataFrame | None = None) -> float:
+    """Mean Kendall tau-b of true vs predicted, ranking ``rank`` ("gpu_id" or "llm_id") within each group.
+
+    Values are first averaged over repeats per (LLM, scenario, GPU). Groups are (LLM, scenario) when ranking GPUs
+    and (GPU, scenario) when ranking LLMs; groups with fewer than 2 items or a constant side are skipped.
+    """
+    avg = _averaged(frame) if averaged is None else averaged
+    if avg.empty:
+        return math.nan
+    by = ["llm_id", "scenario_detail"] if rank == "gpu_id" else ["gpu_id", "scenario_detail"]
+    order, groups = _group_slices(avg, by)
+    y, p = avg["y_true"].to_numpy(float)[order], avg["y_pred"].to_numpy(float)[order]
+    taus = []
+    for g in groups:
+        yg, pg = y[g], p[g]
+        if len(yg) < 2 or np.ptp(yg) == 0 or np.ptp(pg) == 0:
+            continue
+        taus.append(kendall_tau_b(yg, pg))
+    return float(np.mean(taus)) if taus else math.nan
+
+
+def gpu_choice_accuracy(frame: pd.DataFrame, k: int = 1, averaged: pd.DataFrame | None = None) -> float:
+    """Share (%) of (LLM, scenario) groups whose truly lowest GPU is among the ``k`` predicted lowest.
+
+    Values are averaged over repeats first; groups with fewer than 2 GPUs are skipped.
+    """
+    avg = _averaged(frame) if averaged is None else averaged
+    if avg.empty:
+        return math.nan
+    order, groups = _group_slices(avg, ["llm_id", "scenario_detail"])
+    y, p = avg["y_true"].to_numpy(float)[order], avg["y_pred"].to_numpy(float)[order]
+    hits = [np.argmin(y[g]) in np.argsort(p[g], kind="stable")[:k] for g in groups if g.stop - g.start >= 2]
+    return 100.0 * float(np.mean(hits)) if hits else math.nan
+
+
+def metrics(frame: pd.DataFrame) -> dict:
+    """All metrics of one (target, model, scenario, strategy) cell from rows with y_true and y_pred."""
+    y, p = frame["y_true"].to_numpy(float), frame["y_pred"].to_numpy(float)
+    avg = _averaged(frame)
+    return {"mdape_pct": mdape_pct(y, p), "pearson_r": pearson_r(y, p),
+            "gpu_tau": mean_kendall_tau(frame, "gpu_id", avg), "llm_tau": mean_kendall_tau(frame, "llm_id", avg),
+            "top1_pct": gpu_choice_accuracy(frame, 1, avg), "top3_pct": gpu_choice_accuracy(frame, 3, avg),
+            "n_rows": int(len(frame))}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Baselines
+def baseline_predictions(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """TDP (W), load-scaled TDP (W: 0.9 / 0.2 / 0.6 x TDP) or roofline ITL (s: 2N/BW/B, B = 256 offline, 1 server)."""
+    scen = frame["scenario_detail"]
+    if name == "TDP":
+        return frame["tdp_w"].to_numpy(float)
+    if name == "LS-TDP":
+        return frame["tdp_w"].to_numpy(float) * scen.map(LOAD_SCALE).to_numpy(float)
+    if name == "Roofline":
+        return frame["bandwidth_latency_s"].to_numpy(float) / scen.map(ROOFLINE_BATCH).to_numpy(float)
+    raise ValueError(name)
+
+
+def quirk_excluded_gpus(frame: pd.DataFrame) -> tuple[str, ...]:
+    """GPUs the paper's ``set_index(gpu)[TDP].drop_duplicates()`` loses: a TDP value already seen, in row order."""
+    first = frame.drop_duplicates("gpu_id")[["gpu_id", "tdp_w"]]
+    return tuple(first.loc[first["tdp_w"].duplicated(), "gpu_id"].tolist())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The sklearn reference (the straightforward implementation of the same protocol)
+@dataclass(frozen=True)
+class _PipelineModel:
+    target: str
+    pipeline: object
+    spec_columns: tuple[str, ...]
+    target_transform: str
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        raw = self.pipeline.predict(frame[list(self.spec_columns)])
+        return decode_target(self.target_transform, raw, frame)
+
+
+def reference_pipeline(target: str):
+    """The paper's model as one sklearn Pipeline: ColumnTransformer preprocessing + XGBRegressor (defaults)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+    from xgboost import XGBRegressor
+
+    spec = PAPER_FEATURES[target]
+    numeric = Pipeline([("imputer", SimpleImputer(strategy="mean")), ("scaler", StandardScaler())])
+    categorical = Pipeline([("imputer", SimpleImputer(strategy="most_frequent")),
+                            ("encoder", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1))])
+    pre = ColumnTransformer([("num", numeric, list(spec.numeric)), ("cat", categorical, list(spec.categorical))])
+    return Pipeline([("pre", pre), ("model", XGBRegressor(**PAPER_PARAMS[target]))])
+
+
+class ReferencePaperModelSet(ModelSet):
+    """The paper's models refitted per fold as plain sklearn Pipelines with default settings (the benchmark's
+    reference; the fast :class:`~wattgpu_core.models.PaperModelSet` must give the same predictions)."""
+
+    name = "paper-reference"
+    label = "XGB"
+
+    def features(self, target: str) -> tuple[str, ...]:
+        return PAPER_FEATURES[target].columns
+
+    def fit(self, target: str, train: pd.DataFrame, *, n_threads: int = 1, seed: int = 0) -> _PipelineModel:
+        spec = PAPER_FEATURES[target]
+        transform = PAPER_TARGET_TRANSFORMS[target]
+        pipe = reference_pipeline(target)
+        x = train[list(spec.columns)].copy()
+        for c in spec.categorical:
+            x[c] = x[c].astype(object)
+        pipe.fit(x, encode_target(transform, train))
+        return _PipelineModel(target, pipe, spec.columns, transform)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Out-of-fold predictions
+@dataclass(frozen=True)
+class _Job:
+    target: str
+    strategy: str
+    fold: int
+    train: np.ndarray
+    test: np.ndarray
+
+
+def out_of_fold(
+    model_set: ModelSet,
+    rows_by_target: Mapping[str, pd.DataFrame],
+    strategies: Iterable[str] = STRATEGIES,
+    *,
+    n_jobs: int | None = None,
+    progress: Progress | None = None,
+    progress_span: tuple[float, float] = (0.0, 1.0),
+) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """Out-of-fold predictions of ``model_set`` for every target and strategy: {(target, strategy): (pred, fold)}.
+
+    Each fold's model is fitted on that fold's training rows only (preprocessing included). Folds run in a pool of
+    ``n_jobs`` threads (default: CPU count), each fit single-threaded; ``n_jobs=1`` runs them in order here.
+    """
+    jobs = []
+    for target, rows in rows_by_target.items():
+        for strategy in strategies:
+            for i, (tr, te) in enumerate(splits(rows, strategy)):
+                jobs.append(_Job(target, strategy, i, tr, te))
+    jobs.sort(key=lambda j: -len(j.train) * (2 if j.target == "power" else 1))  # largest first: better balance
+    out = {(t, s): (np.full(len(r), np.nan), np.full(len(r), -1)) for t, r in rows_by_target.items()
+           for s in strategies}
+    lo, hi = progress_span
+
+    prepared = {t: model_set.prepare(t, rows) for t, rows in rows_by_target.items()}
+
+    def run(job: _Job):
+        return job, prepared[job.target].fit_predict(job.train, job.test, n_threads=1)
+
+    def collect(job: _Job, pred: np.ndarray, done: int) -> None:
+        values, folds = out[(job.target, job.strategy)]
+        values[job.test] = pred
+        folds[job.test] = job.fold
+        if progress:
+            progress(lo + (hi - lo) * done / len(jobs),
+                     f"{model_set.label} {job.target} {job.strategy} fold {job.fold + 1}")
+
+    n_jobs = n_jobs or os.cpu_count() or 1
+    if n_jobs == 1:
+        for done, job in enumerate(jobs, 1):
+            collect(*run(job), done)
+    else:
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            futures = [pool.submit(run, job) for job in jobs]
+            for done, fut in enumerate(as_completed(futures), 1):
+                collect(*fut.result(), done)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The whole protocol
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Records (one per target x model x scenario x strategy) and the per-row predictions behind them.
+
+    ``predictions[(model, target, strategy)]`` has one row per run: run_id, llm_id, gpu_id, scenario,
+    scenario_detail, fold, y_true, y_pred, counted (False for rows the paper-compat quirk leaves out) and
+    itl_definition. Baselines use strategy "-".
+    """
+
+    mode: str
+    paper_compat: bool
+    records: tuple[dict, ...]
+    predictions: Mapping[tuple[str, str, str], pd.DataFrame]
+    excluded_gpus: tuple[str, ...] = ()
+    itl_definitions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def records_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(list(self.records))
+
+    def record(self, target: str, model: str, scenario: str, strategy: str) -> dict:
+        for r in self.records:
+            if (r["target"], r["model"], r["scenario"], r["strategy"]) == (target, model, scenario, strategy):
+                return r
+        raise KeyError((target, model, scenario, strategy))
+
+
+def _prediction_frame(rows: pd.DataFrame, target: str, pred: np.ndarray, fold: np.ndarray,
+                      excluded: tuple[str, ...]) -> pd.DataFrame:
+    out = rows[["run_id", "llm_id", "gpu_id", "scenario", "scenario_detail", "itl_definition"]].copy()
+    out["scenario"] = out["scenario_detail"].map(SCENARIO_POOL)
+    out["fold"] = fold
+    out["y_true"] = rows[TARGET_COLUMNS[target]].to_numpy(float)
+    out["y_pred"] = pred
+    out["counted"] = ~(out["gpu_id"].isin(excluded)) if target == "power" else True
+    return out.reset_index(drop=True)
+
+
+def _records_for(pred_frame: pd.DataFrame, target: str, model: str, strategy: str, mode: str) -> list[dict]:
+    records = []
+    counted = pred_frame[pred_frame["counted"]]
+    for scenario in SCENARIOS:
+        part = counted[counted["scenario"] == scenario]
+        if part.empty:
+            continue
+        defs = sorted(part["itl_definition"].dropna().unique().tolist()) if target == "itl" else []
+        records.append({"target": target, "model": model, "scenario": scenario, "strategy": strategy,
+                        **metrics(part), "mode": mode, "itl_definition": ";".join(defs) or None})
+    return records
+
+
+def evaluate_frame(
+    frame: pd.DataFrame,
+    paper_compat: bool,
+    model_sets: Iterable[ModelSet | str] = ("paper",),
+    *,
+    targets: Iterable[str] = ("power", "itl"),
+    strategies: Iterable[str] = STRATEGIES,
+    baselines: bool = True,
+    n_jobs: int | None = None,
+    progress: Progress | None = None,
+) -> EvaluationResult:
+    """The protocol on a prepared training frame (see :func:`run_evaluation`)."""
+    start = time.perf_counter()
+    targets, strategies = tuple(targets), tuple(strategies)
+    sets = [get_model_set(m) if isinstance(m, str) else m for m in model_sets]
+    mode = "paper-compat" if paper_compat else "all-gpus"
+    excluded = quirk_excluded_gpus(frame) if paper_compat else ()
+    records, predictions = [], {}
+    n = max(len(sets), 1)
+    for k, model_set in enumerate(sets):
+        rows_by_target = {t: target_rows(frame, t, model_set.features(t)) for t in targets
+                          if t in model_set.targets}
+        oof = out_of_fold(model_set, rows_by_target, strategies, n_jobs=n_jobs, progress=progress,
+                          progress_span=(k / n * 0.97, (k + 1) / n * 0.97))
+        for (target, strategy), (pred, fold) in oof.items():
+            pf = _prediction_frame(rows_by_target[target], target, pred, fold, excluded)
+            predictions[(model_set.label, target, strategy)] = pf
+            records += _records_for(pf, target, model_set.label, strategy, mode)
+    if baselines:
+        for target in targets:
+            rows = target_rows(frame, target, ("tdp_w", "bandwidth_latency_s", "scenario_detail"))
+            for name in BASELINES[target]:
+                pf = _prediction_frame(rows, target, baseline_predictions(rows, name), np.full(len(rows), -1),
+                                       excluded)
+                predictions[(name, target, "-")] = pf
+                records += _records_for(pf, target, name, "-", mode)
+    itl_rows = frame[frame["itl_s"].notna()]
+    defs = {s: tuple(sorted(itl_rows.loc[itl_rows["scenario_detail"].map(SCENARIO_POOL) == s, "itl_definition"]
+                            .dropna().unique().tolist())) for s in SCENARIOS}
+    if progress:
+        progress(1.0, "done")
+    return EvaluationResult(mode, paper_compat, tuple(records), MappingProxyType(predictions), excluded,
+                            MappingProxyType(defs), time.perf_counter() - start)
+
+
+def run_evaluation(
+    store,
+    paper_compat: bool = False,
+    model_sets: Iterable[ModelSet | str] = ("paper",),
+    *,
+    targets: Iterable[str] = ("power", "itl"),
+    strategies: Iterable[str] = STRATEGIES,
+    baselines: bool = True,
+    n_jobs: int | None = None,
+    progress: Progress | None = None,
+) -> EvaluationResult:
+    """Evaluate ``model_sets`` by the paper's protocol on the store's Watt Counts runs.
+
+    ``paper_compat`` uses the paper's GPU feature values and its duplicate-TDP quirk; otherwise the catalog's
+    specs and every GPU. ``progress(fraction, message)`` is called as folds finish.
+    """
+    if progress:
+        progress(0.0, "preparing the training data")
+    frame = training_frame(store, "paper" if paper_compat else "catalog")
+    return evaluate_frame(frame, paper_compat, model_sets, targets=targets, strategies=strategies,
+                          baselines=baselines, n_jobs=n_jobs, progress=progress)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Breakdowns and tables
+def error_breakdown(predictions: pd.DataFrame, by: str = "gpu_id") -> pd.DataFrame:
+    """MdAPE (%), Pearson r and row count of counted predictions per ``by`` value and scenario."""
+    rows = []
+    counted = predictions[predictions["counted"]]
+    for (key, scen), g in counted.groupby([by, "scenario"], sort=True):
+        rows.append({by: key, "scenario": scen, "mdape_pct": mdape_pct(g["y_true"], g["y_pred"]),
+                     "pearson_r": pearson_r(g["y_true"], g["y_pred"]), "n_rows": int(len(g))})
+    return pd.DataFrame(rows)
+
+
+def _fmt(value, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        width = int(spec.split(".")[0] or 0)
+        return "nan".rjust(width)
+    return format(value, spec)
+
+
+def format_tables(result: EvaluationResult, show_paper: bool | None = None) -> str:
+    """The paper-style tables (power, then ITL) as text; in paper-compat mode with the paper's numbers beside."""
+    show_paper = result.paper_compat if show_paper is None else show_paper
+    lines = []
+    title = {"power": "Mean power (W)", "itl": "Inter-token latency (s)"}
+    order = {"CV": 0, "LOGO": 1, "LOLO": 2, "-": 3}
+    for target in ("power", "itl"):
+        recs = [r for r in result.records if r["target"] == target]
+        if not recs:
+            continue
+        mode = ("paper-compat: the paper's GPU values" + (
+            f"; duplicate-TDP quirk leaves out {', '.join(result.excluded_gpus)}" if target == "power"
+            and result.excluded_gpus else "")) if result.paper_compat else "all GPUs, catalog specs"
+        lines.append(f"{title[target]} ({mode})")
+        if target == "itl":
+            for scen in SCENARIOS:
+                for d in result.itl_definitions.get(scen, ()):
+                    lines.append(f"  {scen} ITL = {ITL_DEFINITION_LABELS.get(d, d)} [{d}]")
+        head = (f"  {'Model':<9}{'Scen':<8}{'Split':<6}{'MdAPE':>8}{'r':>7}{'GPU τ':>7}{'LLM τ':>7}"
+                f"{'top-1':>7}{'top-3':>7}{'n':>6}")
+        if show_paper:
+            head += f"   {'paper: MdAPE':>12}{'r':>7}{'GPU τ':>7}{'LLM τ':>7}"
+        lines.append(head)
+        models = list(dict.fromkeys(r["model"] for r in recs))
+        recs.sort(key=lambda r: (order[r["strategy"]] == 3, models.index(r["model"]),
+                                 SCENARIOS.index(r["scenario"]), order[r["strategy"]]))
+        for r in recs:
+            line = (f"  {r['model']:<9}{r['scenario'].capitalize()[:7]:<8}{r['strategy']:<6}"
+                    f"{_fmt(r['mdape_pct'], '7.1f')}%{_fmt(r['pearson_r'], '7.3f')}{_fmt(r['gpu_tau'], '7.2f')}"
+                    f"{_fmt(r['llm_tau'], '7.2f')}{_fmt(r['top1_pct'], '6.0f')}%{_fmt(r['top3_pct'], '6.0f')}%"
+                    f"{r['n_rows']:>6}")
+            paper = PAPER_RESULTS.get((target, r["model"], r["scenario"], r["strategy"]))
+            if show_paper and paper:
+                line += (f"   {_fmt(paper[0], '11.1f')}%{_fmt(paper[1], '7.3f')}{_fmt(paper[2], '7.2f')}"
+                         f"{_fmt(paper[3], '7.2f')}")
+            lines.append(line)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def records_for_json(result: EvaluationResult) -> list[dict]:
+    """The records with NaN as None (valid JSON)."""
+    def clean(v):
+        return None if isinstance(v, float) and math.isnan(v) else v
+    return [{k: clean(v) for k, v in r.items()} for r in result.records]

@@ -1,0 +1,532 @@
+"""Models: the training data, the paper's two XGBoost models, model sets, and their files in ``models/``.
+
+A *model set* is a named family of one model per target ("power": mean power in W; "itl": inter-token latency in
+s). Its ``fit(target, train_rows)`` returns a fitted model whose ``predict(rows)`` gives values in those units.
+The evaluation harness and the prediction API only use that interface, so later model sets are evaluated by the
+same protocol and reported side by side; :data:`MODEL_SETS` is the registry.
+
+The paper's set (``"paper"``, shown as ``XGB``) is WattGPU's: power is learned as power/TDP, ITL as ln ITL, each
+with the paper's features and hyper-parameters, after the paper's preprocessing (mean imputer + standard scaler on
+numbers, most-frequent imputer + ordinal encoder with unknown = -1 on categories) fitted on the training rows only.
+The preprocessing is plain numpy (:class:`Preprocessor`) so that it can be saved as JSON parameters; it computes
+exactly what the sklearn ``ColumnTransformer`` of the paper computes (a test checks that). Identical feature rows
+are collapsed into one row weighted by their count before boosting: for squared error the gradient and hessian
+sums, hence every split, leaf value and prediction, are the same, and training is several times faster.
+
+Files: ``models/<set>_<target>.json`` (XGBoost's own JSON) and ``models/<set>.meta.json`` (features,
+preprocessing parameters, hyper-parameters, training-data hash, library versions, CV metrics, date). No pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+from .errors import ModelNotTrainedError, WattGPUError
+from .features import add_features, join_specs, scenario_detail
+from .paths import MODELS_DIR
+
+TARGETS = ("power", "itl")
+TARGET_UNITS = {"power": "W", "itl": "s"}
+TARGET_COLUMNS = {"power": "power_w", "itl": "itl_s"}
+MODES = ("catalog", "paper")  # GPU inputs: our catalog's specs, or the paper's own gpu_features values
+WATTCOUNTS_SOURCES = ("wattcounts_upload", "wattcounts")  # the original subset format wins over the copy
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Training data
+def training_gpus(store, mode: str = "catalog") -> pd.DataFrame:
+    """The GPU table the models see: the catalog, with the paper's own values for its 8 GPUs in ``paper`` mode."""
+    if mode not in MODES:
+        raise WattGPUError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    gpus = store.gpus()
+    gpus["gpu_label"] = gpus["gpu_id"]
+    if mode == "paper":
+        paper = store.paper_gpu_features().set_index("gpu_id")
+        gpus = gpus.set_index("gpu_id")
+        ids = paper.index.intersection(gpus.index)
+        for col in paper.columns:
+            if col in gpus.columns and col not in ("source",):
+                gpus.loc[ids, col] = paper.loc[ids, col].to_numpy()
+        gpus.loc[ids, "gpu_label"] = paper.loc[ids, "paper_gpu_db_name"].to_numpy()
+        gpus = gpus.reset_index()
+    return gpus
+
+
+def wattcounts_runs(store) -> pd.DataFrame:
+    """The Watt Counts runs the paper's models learn from, in store order.
+
+    Our per-experiment copy (source ``wattcounts``), except that for every (LLM, GPU) pair of which the store holds
+    runs uploaded in the original subset format (``wattcounts_upload``, with the paper's exact per-request server
+    ITL) those runs replace the copy's.
+    """
+    runs = store.runs(source_ids=list(WATTCOUNTS_SOURCES))
+    if runs.empty:
+        raise ModelNotTrainedError("the store holds no Watt Counts runs; rebuild it with `python -m wattgpu_core "
+                                   "build-store`")
+    upload = runs["source_id"].eq("wattcounts_upload").to_numpy()
+    if upload.any():
+        pair = (runs["llm_id"] + "|" + runs["gpu_id"]).to_numpy()
+        runs = runs[upload | ~np.isin(pair, pair[upload])]
+    return runs.reset_index(drop=True)
+
+
+def training_frame(store, mode: str = "catalog") -> pd.DataFrame:
+    """The paper's training rows: Watt Counts runs of dense LLMs with tokens > 0, specs joined, features added.
+
+    One row per run, in store order, with ``scenario_detail`` (offline / server_low / server_high), the engineered
+    features, the targets ``power_w`` and ``itl_s`` (see ``itl_definition``), ``tdp_w`` and ``gpu_label`` (the GPU
+    name the paper groups by: its gpu_db_name in ``paper`` mode, our gpu_id otherwise).
+    """
+    runs = wattcounts_runs(store)
+    runs = runs[~(runs["output_tokens_total"] == 0)]
+    gpus = training_gpus(store, mode)
+    frame = join_specs(runs, gpus, store.llms())
+    frame["gpu_label"] = frame["gpu_id"].map(gpus.set_index("gpu_id")["gpu_label"])
+    dense = frame["total_params_b"] == frame["active_params_b"]  # the paper's MoE filter
+    frame = frame[dense].reset_index(drop=True)
+    frame["scenario_detail"] = scenario_detail(frame["scenario"], frame["request_rate_qps"])
+    return add_features(frame)
+
+
+def target_rows(frame: pd.DataFrame, target: str, features: tuple[str, ...]) -> pd.DataFrame:
+    """Rows usable for ``target``: finite target and no missing feature (the paper's ``clean_df``)."""
+    need = [TARGET_COLUMNS[target], *features] + (["tdp_w"] if target == "power" else [])
+    ok = frame[need].notna().all(axis=1)
+    y = frame[TARGET_COLUMNS[target]].to_numpy(dtype=float)
+    ok &= np.isfinite(y) & (y > 0)
+    return frame[ok.to_numpy()].reset_index(drop=True)
+
+
+def training_data_hash(frame: pd.DataFrame, columns: list[str]) -> str:
+    """sha256 of the training rows (``columns`` as CSV with full float precision, rows sorted by run_id)."""
+    cols = ["run_id", *[c for c in columns if c != "run_id"]]
+    data = frame[cols].sort_values("run_id", kind="mergesort")
+    text = data.to_csv(index=False, float_format="%.17g", lineterminator="\n")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Preprocessing
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Model inputs: numeric columns, then categorical (object) columns, in the order the model sees them."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+
+def _filled(values: pd.Series, mode: str) -> np.ndarray:
+    """A categorical column as strings with missing values replaced by ``mode``."""
+    miss = values.isna().to_numpy()
+    out = values.to_numpy(dtype=object).copy()
+    out[miss] = mode
+    return out.astype(str)
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """The paper's ColumnTransformer as parameters: mean-impute + standardise numbers, mode-impute + ordinal-encode
+    categories (unknown -> -1). Fitted on training rows only; saved in the metadata JSON."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    means: tuple[float, ...]
+    centres: tuple[float, ...]
+    scales: tuple[float, ...]
+    modes: tuple[str, ...]
+    categories: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, spec: FeatureSpec) -> Preprocessor:
+        x = frame[list(spec.numeric)].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            means = np.nanmean(x, axis=0) if len(x) else np.zeros(x.shape[1])
+        means = np.where(np.isfinite(means), means, 0.0)
+        x = np.where(np.isnan(x), means, x)
+        centre = x.mean(axis=0)
+        scale = x.std(axis=0)
+        # sklearn's _handle_zeros_in_scale: constant columns keep scale 1
+        scale = np.where(scale < 10 * np.finfo(float).eps * np.maximum(np.abs(centre), 1.0), 1.0, scale)
+        modes, cats = [], []
+        for col in spec.categorical:
+            values = frame[col]
+            present = values[values.notna()].astype(str).to_numpy()
+            uniq, counts = np.unique(present, return_counts=True)
+            mode = str(uniq[np.argmax(counts)]) if len(uniq) else "missing"  # ties -> smallest, as sklearn
+            modes.append(mode)
+            cats.append(tuple(str(u) for u in np.unique(_filled(values, mode))))
+        return cls(spec.numeric, spec.categorical, tuple(float(v) for v in means),
+                   tuple(float(v) for v in centre), tuple(float(v) for v in scale), tuple(modes), tuple(cats))
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Model input matrix (float64): standardised numbers, then ordinal codes."""
+        x = frame[list(self.numeric)].to_numpy(dtype=float)
+        x = (np.where(np.isnan(x), np.asarray(self.means), x) - np.asarray(self.centres)) / np.asarray(self.scales)
+        codes = []
+        for col, mode, cats in zip(self.categorical, self.modes, self.categories, strict=True):
+            # unknown categories -> -1 (OrdinalEncoder's handle_unknown="use_encoded_value", unknown_value=-1)
+            codes.append(pd.Categorical(_filled(frame[col], mode), categories=list(cats)).codes.astype(float))
+        return np.column_stack([x, *codes]) if codes else x
+
+    def to_dict(self) -> dict:
+        return {"numeric": list(self.numeric), "categorical": list(self.categorical), "means": list(self.means),
+                "centres": list(self.centres), "scales": list(self.scales), "modes": list(self.modes),
+                "categories": [list(c) for c in self.categories]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Preprocessor:
+        return cls(tuple(d["numeric"]), tuple(d["categorical"]), tuple(float(v) for v in d["means"]),
+                   tuple(float(v) for v in d["centres"]), tuple(float(v) for v in d["scales"]), tuple(d["modes"]),
+                   tuple(tuple(c) for c in d["categories"]))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Target transforms
+def encode_target(kind: str, frame: pd.DataFrame) -> np.ndarray:
+    if kind == "fraction_of_tdp":
+        return frame["power_w"].to_numpy(dtype=float) / frame["tdp_w"].to_numpy(dtype=float)
+    if kind == "log":
+        return np.log(frame["itl_s"].to_numpy(dtype=float))
+    raise ValueError(kind)
+
+
+def decode_target(kind: str, raw: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
+    raw = np.asarray(raw, dtype=float)
+    if kind == "fraction_of_tdp":
+        return raw * frame["tdp_w"].to_numpy(dtype=float)
+    if kind == "log":
+        return np.exp(raw)
+    raise ValueError(kind)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Fitted models and model sets
+@dataclass(frozen=True)
+class FittedModel:
+    """One fitted target model: preprocessing, an XGBoost booster and the target transform."""
+
+    target: str
+    preprocessor: Preprocessor
+    booster: object  # xgboost.Booster (never mutated after fitting)
+    target_transform: str
+    params: Mapping = field(default_factory=dict)
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        x = self.preprocessor.transform(frame)
+        if len(x) == 0:
+            return np.zeros(0)
+        return np.asarray(self.booster.inplace_predict(x), dtype=float)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predictions in the target's unit (W or s), one per row of ``frame`` (spec columns and features)."""
+        return decode_target(self.target_transform, self.predict_raw(frame), frame)
+
+
+def _collapse_duplicates(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Identical feature rows as one row: (unique rows in lexicographic order, mean target, count as weight)."""
+    uniq, inverse = np.unique(x, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    counts = np.bincount(inverse, minlength=len(uniq)).astype(float)
+    means = np.bincount(inverse, weights=y, minlength=len(uniq)) / counts
+    return uniq, means, counts
+
+
+class ModelSet:
+    """A named family of one model per target, evaluated and used through ``fit`` and ``predict`` only.
+
+    ``prepare(target, rows)`` lets a model set precompute what every fold shares (the evaluation calls
+    ``prepare(...).fit_predict(train_positions, test_positions)`` once per fold); the default just slices the frame
+    and calls ``fit`` and ``predict``.
+    """
+
+    name: str = "base"
+    label: str = "base"  # the name the tables print
+    targets: tuple[str, ...] = TARGETS
+    description: str = ""
+
+    def features(self, target: str) -> tuple[str, ...]:
+        """Columns the model reads (rows missing any of them are not trained on)."""
+        raise NotImplementedError
+
+    def fit(self, target: str, train: pd.DataFrame, *, n_threads: int = 1, seed: int = 0):
+        """A fitted model (anything with ``predict(rows) -> values in the target's unit``)."""
+        raise NotImplementedError
+
+    def prepare(self, target: str, rows: pd.DataFrame):
+        return FramePrepared(self, target, rows)
+
+
+@dataclass(frozen=True)
+class FramePrepared:
+    """Folds by slicing the frame: fit on the training rows, predict the test rows."""
+
+    model_set: ModelSet
+    target: str
+    rows: pd.DataFrame
+
+    def fit_predict(self, train: np.ndarray, test: np.ndarray, *, n_threads: int = 1) -> np.ndarray:
+        model = self.model_set.fit(self.target, self.rows.iloc[train], n_threads=n_threads)
+        return np.asarray(model.predict(self.rows.iloc[test]), dtype=float)
+
+
+PAPER_FEATURES: Mapping[str, FeatureSpec] = MappingProxyType({
+    "power": FeatureSpec(
+        numeric=("log_total_params_b", "num_key_value_heads", "num_layers", "memory_bandwidth_gb_s", "boost_ratio",
+                 "transistor_count_m", "base_clock_mhz", "release_year", "bandwidth_latency_s"),
+        categorical=("scenario_detail", "model_type"),
+    ),
+    "itl": FeatureSpec(
+        numeric=("total_params_b", "hidden_size", "num_attention_heads", "num_key_value_heads", "num_layers",
+                 "memory_bandwidth_gb_s", "memory_size_gb", "fp16_tensor_dense_tflops", "release_year",
+                 "bandwidth_latency_s", "compute_latency_s"),
+        categorical=("scenario_detail", "model_type", "memory_type"),
+    ),
+})
+# Our column names -> the notebook's.
+PAPER_FEATURE_NAMES = MappingProxyType({
+    "scenario_detail": "scenario", "log_total_params_b": "log_total_b_params", "total_params_b": "total_b_params",
+    "boost_ratio": "boost_percentage", "bandwidth_latency_s": "bandwidth_latency",
+    "fp16_tensor_dense_tflops": "tflops_16b", "compute_latency_s": "compute_latency_s",
+})
+PAPER_PARAMS: Mapping[str, Mapping] = MappingProxyType({
+    "power": MappingProxyType({"max_depth": 6, "reg_lambda": 150, "n_estimators": 200}),
+    "itl": MappingProxyType({"max_depth": 5, "reg_lambda": 100, "n_estimators": 100}),
+})
+PAPER_TARGET_TRANSFORMS = MappingProxyType({"power": "fraction_of_tdp", "itl": "log"})
+
+
+def _boost(target: str, x: np.ndarray, y: np.ndarray, w: np.ndarray, n_threads: int, seed: int):
+    """An XGBoost booster with the paper's hyper-parameters (all others at XGBoost 3.0.4 defaults)."""
+    import xgboost as xgb
+
+    hp = PAPER_PARAMS[target]
+    params = {"objective": "reg:squarederror", "max_depth": hp["max_depth"], "lambda": hp["reg_lambda"],
+              "nthread": int(n_threads), "seed": int(seed)}
+    dtrain = xgb.DMatrix(x, label=y, weight=w, nthread=int(n_threads))
+    booster = xgb.Booster(params, [dtrain])
+    for i in range(hp["n_estimators"]):  # what xgb.train does without its callback machinery
+        booster.update(dtrain, i)
+    booster.set_param({"nthread": 1})
+    return booster
+
+
+class PaperModelSet(ModelSet):
+    """WattGPU's XGBoost models with the paper's features, preprocessing and hyper-parameters (paper-spec §3)."""
+
+    name = "paper"
+    label = "XGB"
+    description = "WattGPU paper: XGBoost on power/TDP and ln ITL, paper features (Watt Counts workload only)"
+
+    def features(self, target: str) -> tuple[str, ...]:
+        return PAPER_FEATURES[target].columns
+
+    def fit(self, target: str, train: pd.DataFrame, *, n_threads: int = 1, seed: int = 0) -> FittedModel:
+        spec = PAPER_FEATURES[target]
+        transform = PAPER_TARGET_TRANSFORMS[target]
+        pre = Preprocessor.fit(train, spec)
+        x, y, w = _collapse_duplicates(pre.transform(train), encode_target(transform, train))
+        booster = _boost(target, x, y, w, n_threads, seed)
+        return FittedModel(target, pre, booster, transform, MappingProxyType(dict(PAPER_PARAMS[target])))
+
+    def prepare(self, target: str, rows: pd.DataFrame):
+        spec = PAPER_FEATURES[target]
+        if rows[list(spec.columns)].isna().to_numpy().any():
+            return FramePrepared(self, target, rows)  # imputation needed: take the general path
+        return _PaperPrepared.build(target, rows)
+
+
+@dataclass(frozen=True)
+class _PaperPrepared:
+    """The paper's per-fold pipeline on arrays computed once: per fold only the scaler statistics, the ordinal
+    codes of the categories present in the training rows, and the duplicate-row weights are recomputed. Gives the
+    same matrices, in the same order, as ``PaperModelSet.fit`` on the sliced frame (no missing values here)."""
+
+    target: str
+    numeric: np.ndarray  # raw numeric features, n x p
+    codes: np.ndarray  # global category codes (sorted categories), n x q
+    n_categories: tuple[int, ...]
+    group: np.ndarray  # id of each distinct feature row, in lexicographic order of the raw features
+    y: np.ndarray  # encoded target
+    scale_w: np.ndarray  # TDP for power (decoding), ones otherwise
+
+    @classmethod
+    def build(cls, target: str, rows: pd.DataFrame) -> _PaperPrepared:
+        spec = PAPER_FEATURES[target]
+        numeric = rows[list(spec.numeric)].to_numpy(dtype=float)
+        codes, sizes = [], []
+        for col in spec.categorical:
+            labels, inverse = np.unique(rows[col].astype(str).to_numpy(), return_inverse=True)
+            codes.append(inverse.ravel())
+            sizes.append(len(labels))
+        codes = np.column_stack(codes) if codes else np.zeros((len(rows), 0), dtype=int)
+        _, group = np.unique(np.column_stack([numeric, codes]), axis=0, return_inverse=True)
+        transform = PAPER_TARGET_TRANSFORMS[target]
+        scale_w = rows["tdp_w"].to_numpy(float) if transform == "fraction_of_tdp" else np.ones(len(rows))
+        return cls(target, numeric, codes, tuple(sizes), group.ravel(), encode_target(transform, rows), scale_w)
+
+    def _matrix(self, rows: np.ndarray, centre, scale, luts) -> np.ndarray:
+        x = (self.numeric[rows] - centre) / scale
+        cats = [lut[self.codes[rows, j]] for j, lut in enumerate(luts)]
+        return np.column_stack([x, *cats]) if cats else x
+
+    def fit_predict(self, train: np.ndarray, test: np.ndarray, *, n_threads: int = 1, seed: int = 0) -> np.ndarray:
+        xtr = self.numeric[train]
+        centre = xtr.mean(axis=0)
+        scale = xtr.std(axis=0)
+        scale = np.where(scale < 10 * np.finfo(float).eps * np.maximum(np.abs(centre), 1.0), 1.0, scale)
+        luts = []
+        for j, size in enumerate(self.n_categories):
+            present = np.unique(self.codes[train, j])
+            lut = np.full(size, -1.0)
+            lut[present] = np.arange(len(present), dtype=float)
+            luts.append(lut)
+        groups, first, inverse = np.unique(self.group[train], return_index=True, return_inverse=True)
+        counts = np.bincount(inverse, minlength=len(groups)).astype(float)
+        y = np.bincount(inverse, weights=self.y[train], minlength=len(groups)) / counts
+        booster = _boost(self.target, self._matrix(train[first], centre, scale, luts), y, counts, n_threads, seed)
+        raw = np.asarray(booster.inplace_predict(self._matrix(test, centre, scale, luts)), dtype=float)
+        if PAPER_TARGET_TRANSFORMS[self.target] == "log":
+            return np.exp(raw)
+        return raw * self.scale_w[test]
+
+
+MODEL_SETS: dict[str, Callable[[], ModelSet]] = {"paper": PaperModelSet}
+
+
+def register_model_set(name: str, factory: Callable[[], ModelSet]) -> None:
+    """Add a model set to the registry (a later issue's own models register here)."""
+    MODEL_SETS[name] = factory
+
+
+def get_model_set(name: str) -> ModelSet:
+    try:
+        return MODEL_SETS[name]()
+    except KeyError:
+        raise WattGPUError(f"unknown model set {name!r}; known: {', '.join(sorted(MODEL_SETS))}") from None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Files
+def model_paths(name: str, models_dir: Path = MODELS_DIR) -> dict[str, Path]:
+    models_dir = Path(models_dir)
+    paths = {t: models_dir / f"{name}_{t}.json" for t in TARGETS}
+    paths["meta"] = models_dir / f"{name}.meta.json"
+    return paths
+
+
+def library_versions() -> dict[str, str]:
+    import scipy
+    import sklearn
+    import xgboost
+
+    return {"python": platform.python_version(), "xgboost": xgboost.__version__, "numpy": np.__version__,
+            "pandas": pd.__version__, "scikit-learn": sklearn.__version__, "scipy": scipy.__version__}
+
+
+def output_token_defaults(frame: pd.DataFrame) -> dict:
+    """Mean output and input tokens per request of the training runs, per LLM and overall (prediction defaults)."""
+    per_llm = frame.groupby("llm_id")["output_tokens"].mean()
+    return {"output_tokens_per_llm": {k: float(v) for k, v in per_llm.sort_index().items()},
+            "output_tokens_mean": float(frame["output_tokens"].mean()),
+            "input_tokens_mean": float(frame["input_tokens"].mean())}
+
+
+def fit_model_set(model_set: ModelSet, frame: pd.DataFrame, *, n_threads: int = 1,
+                  seed: int = 0) -> dict[str, FittedModel]:
+    """Fit every target of ``model_set`` on all usable rows of ``frame``."""
+    return {t: model_set.fit(t, target_rows(frame, t, model_set.features(t)), n_threads=n_threads, seed=seed)
+            for t in model_set.targets}
+
+
+def train(store, models_dir: Path = MODELS_DIR, name: str = "paper", *, cv_records: list[dict] | None = None,
+          seed: int = 0) -> dict:
+    """Fit ``name`` on the store's Watt Counts runs (catalog specs) and write its model files; returns the metadata.
+
+    Deterministic: the same data give byte-identical model files (single-threaded boosting, fixed seed).
+    ``cv_records`` (the evaluation records of CV, LOGO and LOLO) are stored in the metadata when given.
+    """
+    model_set = get_model_set(name)
+    frame = training_frame(store, "catalog")
+    fitted = fit_model_set(model_set, frame, n_threads=1, seed=seed)
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    paths = model_paths(name, models_dir)
+    targets = {}
+    for t, model in fitted.items():
+        model.booster.save_model(str(paths[t]))
+        rows = target_rows(frame, t, model_set.features(t))
+        targets[t] = {
+            "file": paths[t].name,
+            "unit": TARGET_UNITS[t],
+            "target_transform": model.target_transform,
+            "features": list(model_set.features(t)),
+            "paper_feature_names": [PAPER_FEATURE_NAMES.get(c, c) for c in model_set.features(t)],
+            "preprocessor": model.preprocessor.to_dict(),
+            "hyper_parameters": dict(model.params),
+            "n_rows": int(len(rows)),
+            "itl_definitions": sorted(rows["itl_definition"].dropna().unique().tolist()) if t == "itl" else None,
+        }
+    hash_cols = sorted({c for t in model_set.targets for c in model_set.features(t)}
+                       | {"llm_id", "gpu_id", "power_w", "itl_s", "tdp_w"})
+    meta = {
+        "model_set": name,
+        "label": model_set.label,
+        "description": model_set.description,
+        "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "targets": targets,
+        "training_data": {
+            "source_ids": sorted(frame["source_id"].unique().tolist()),
+            "mode": "catalog",
+            "n_rows": int(len(frame)),
+            "sha256": training_data_hash(frame, hash_cols),
+            "hash_columns": hash_cols,
+            "gpu_ids": sorted(frame["gpu_id"].unique().tolist()),
+            "llm_ids": sorted(frame["llm_id"].unique().tolist()),
+            **output_token_defaults(frame),
+        },
+        "library_versions": library_versions(),
+        "seed": seed,
+        "cv_metrics": cv_records or [],
+    }
+    paths["meta"].write_text(json.dumps(meta, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    return meta
+
+
+def read_metadata(name: str = "paper", models_dir: Path = MODELS_DIR) -> dict:
+    path = model_paths(name, models_dir)["meta"]
+    if not path.is_file():
+        raise ModelNotTrainedError(f"no model files for {name!r} in {models_dir}; run `python -m wattgpu_core "
+                                   f"train`")
+    return json.loads(path.read_text())
+
+
+def load_fitted(name: str = "paper", models_dir: Path = MODELS_DIR) -> tuple[dict[str, FittedModel], dict]:
+    """The fitted models of ``name`` from ``models_dir`` and their metadata (XGBoost JSON + metadata JSON)."""
+    import xgboost as xgb
+
+    meta = read_metadata(name, models_dir)
+    fitted = {}
+    for t, info in meta["targets"].items():
+        path = Path(models_dir) / info["file"]
+        if not path.is_file():
+            raise ModelNotTrainedError(f"model file {path} is missing; run `python -m wattgpu_core train`")
+        booster = xgb.Booster()
+        booster.load_model(str(path))
+        booster.set_param({"nthread": 1})
+        fitted[t] = FittedModel(t, Preprocessor.from_dict(info["preprocessor"]), booster, info["target_transform"],
+                                MappingProxyType(dict(info["hyper_parameters"])))
+    return fitted, meta

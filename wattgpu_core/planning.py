@@ -1,0 +1,358 @@
+"""Prediction API: mean power, ITL, energy per token and throughput for any (LLM, GPU, workload) from a model set.
+
+This is what the dashboard and ``python -m wattgpu_core predict`` call. :func:`load_model_set` reads a model set's
+files once (an immutable object the app caches); :func:`predict` resolves names against the catalogs, builds the
+paper's features from the specs and returns one row per request with the predictions, whether the GPU and LLM were
+seen in training, whether the model fits in GPU memory, and notes on extrapolation; :func:`rank_gpus` ranks every
+catalog GPU for one LLM and workload by energy per token.
+
+Energy per token and throughput follow the Watt Counts definitions (energy = GPU energy over the whole measurement
+window / output tokens; throughput = output tokens / window). Offline, ITL is window / tokens, so throughput =
+1 / ITL and energy per token = power x ITL. Server, requests arrive at rate lambda with L output tokens each, so in
+steady state throughput = lambda L and energy per token = power / (lambda L) (idle gaps included, as measured).
+:func:`derivation_check` compares both derivations with the measured values in the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+from .catalog import GpuResolver, LlmResolver
+from .errors import Issue, UnknownNameError, ValidationError
+from .evaluation import ITL_DEFINITION_LABELS, mdape_pct
+from .features import SCENARIO_POOL, add_features, join_specs, scenario_detail
+from .models import FittedModel, load_fitted, training_frame
+from .paths import MODELS_DIR
+
+__all__ = [
+    "LoadedModelSet",
+    "derivation_check",
+    "derivation_checks",
+    "derive_throughput_energy",
+    "load_model_set",
+    "predict",
+    "predict_csv",
+    "rank_gpus",
+    "training_frame",
+]
+
+SCENARIO_INPUTS = ("offline", "server", "server_low", "server_high")
+REQUIRED_COLUMNS = ("llm", "gpu", "scenario")
+OPTIONAL_COLUMNS = ("batch_size", "request_rate_qps", "input_tokens", "output_tokens")
+# Watt Counts' fixed workload (paper-spec §1): the paper model predicts for exactly this.
+DEFAULT_REQUEST_RATE_QPS = MappingProxyType({"server_low": 0.017, "server_high": 0.33})
+WATTCOUNTS_OFFLINE_REQUESTS = 1000
+VLLM_MAX_NUM_SEQS_SMALL, VLLM_MAX_NUM_SEQS_LARGE = 256, 1024
+PREDICTION_COLUMNS = ("llm_id", "gpu_id", "scenario_detail", "power_w", "itl_s", "itl_definition",
+                      "energy_per_token_j", "throughput_tok_s", "gpu_seen", "llm_seen", "fits_in_memory", "notes")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Model sets on disk
+@dataclass(frozen=True)
+class LoadedModelSet:
+    """A model set loaded from ``models/`` for prediction (immutable; safe to cache and share between sessions)."""
+
+    name: str
+    label: str
+    models: Mapping[str, FittedModel]
+    metadata: Mapping
+    gpu_ids: frozenset
+    llm_ids: frozenset
+    output_tokens_per_llm: Mapping[str, float]
+    output_tokens_mean: float
+    input_tokens_mean: float
+    itl_definitions: Mapping[str, str]  # scenario (offline / server) -> ITL definition of the training data
+
+
+def load_model_set(name: str = "paper", models_dir: Path = MODELS_DIR) -> LoadedModelSet:
+    """Load a model set's XGBoost JSON files and metadata (raises ModelNotTrainedError when they are missing)."""
+    fitted, meta = load_fitted(name, models_dir)
+    data = meta["training_data"]
+    defs = {}
+    for d in meta["targets"].get("itl", {}).get("itl_definitions") or []:
+        defs["offline" if d.startswith("offline") else "server"] = d
+    return LoadedModelSet(
+        name=name,
+        label=meta.get("label", name),
+        models=MappingProxyType(fitted),
+        metadata=MappingProxyType(meta),
+        gpu_ids=frozenset(data["gpu_ids"]),
+        llm_ids=frozenset(data["llm_ids"]),
+        output_tokens_per_llm=MappingProxyType(dict(data["output_tokens_per_llm"])),
+        output_tokens_mean=float(data["output_tokens_mean"]),
+        input_tokens_mean=float(data["input_tokens_mean"]),
+        itl_definitions=MappingProxyType(defs),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Planning maths
+def derive_throughput_energy(power_w, itl_s, scenario, request_rate_qps, output_tokens, num_gpus=1):
+    """(throughput tok/s, energy J/token) as Watt Counts defines them, from mean power per GPU and ITL.
+
+    Offline (``scenario`` "offline"): throughput = 1 / ITL and energy = power x GPUs x ITL. Server (any other
+    label): throughput = lambda x L and energy = power x GPUs / (lambda x L); ITL is not needed there.
+    """
+    power = np.asarray(power_w, dtype=float) * np.asarray(num_gpus, dtype=float)
+    itl = np.asarray(itl_s, dtype=float)
+    offline = np.asarray(pd.Series(np.asarray(scenario, dtype=object)).eq("offline"))
+    served = np.asarray(request_rate_qps, dtype=float) * np.asarray(output_tokens, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        throughput = np.where(offline, 1.0 / itl, served)
+        energy = np.where(offline, power * itl, power / served)
+    return throughput, energy
+
+
+def default_max_num_seqs(gpu_id, memory_size_gb):
+    """vLLM's default max_num_seqs (paper-spec §1): 1024 on GPUs with >= 70 GB that are not A100s, else 256."""
+    gpu = pd.Series(np.asarray(gpu_id, dtype=object)).astype(str).str.lower()
+    big = (np.asarray(memory_size_gb, dtype=float) >= 70) & ~gpu.str.contains("a100").to_numpy()
+    return np.where(big, VLLM_MAX_NUM_SEQS_LARGE, VLLM_MAX_NUM_SEQS_SMALL).astype(float)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Prediction
+def _numeric_column(frame: pd.DataFrame, column: str, issues: list[Issue]) -> np.ndarray:
+    if column not in frame.columns:
+        return np.full(len(frame), np.nan)
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    bad = raw.notna().to_numpy() & np.isnan(values)
+    bad |= np.isfinite(values) & (values <= 0)
+    bad |= np.isinf(values)
+    for i in np.flatnonzero(bad)[:20]:
+        issues.append(Issue(int(i) + 1, column, f"{column} must be a positive number, found {raw.iloc[i]!r}"))
+    return values
+
+
+def _resolve(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    llm_ids, llm_unknown = LlmResolver(llms).resolve_many(requests["llm"].to_numpy(dtype=object))
+    gpu_ids, gpu_unknown = GpuResolver(gpus).resolve_many(requests["gpu"].to_numpy(dtype=object))
+    blank_llm = pd.isna(requests["llm"]).to_numpy()
+    blank_gpu = pd.isna(requests["gpu"]).to_numpy()
+    if llm_unknown or gpu_unknown:
+        kinds = " and ".join(k for k, u in (("LLM", llm_unknown), ("GPU", gpu_unknown)) if u)
+        raise UnknownNameError(kinds, [*llm_unknown, *gpu_unknown], {**llm_unknown, **gpu_unknown})
+    if blank_llm.any() or blank_gpu.any():
+        issues = [Issue(int(i) + 1, "llm", "LLM name is missing") for i in np.flatnonzero(blank_llm)[:20]]
+        issues += [Issue(int(i) + 1, "gpu", "GPU name is missing") for i in np.flatnonzero(blank_gpu)[:20]]
+        raise ValidationError(issues, int(blank_llm.sum() + blank_gpu.sum()))
+    return llm_ids, gpu_ids
+
+
+def _missing_inputs(feats: pd.DataFrame, model_set: LoadedModelSet) -> np.ndarray:
+    """Per row, the model inputs that are missing (the models impute them), comma-separated."""
+    cols = []
+    for model in model_set.models.values():
+        pre = getattr(model, "preprocessor", None)
+        if pre is not None:
+            cols += [c for c in (*pre.numeric, *pre.categorical) if c not in cols]
+    out = np.full(len(feats), "", dtype=object)
+    if not cols:
+        return out
+    miss = feats[cols].isna().to_numpy()
+    names = np.array(cols, dtype=object)
+    for i in np.flatnonzero(miss.any(axis=1)):
+        out[i] = ", ".join(names[miss[i]])
+    return out
+
+
+def _notes(parts: list[tuple[np.ndarray, object]], n: int) -> np.ndarray:
+    """Join per-row note strings: each part is (mask, text or per-row array of texts)."""
+    notes = [[] for _ in range(n)]
+    for mask, text in parts:
+        for i in np.flatnonzero(mask):
+            notes[i].append(text if isinstance(text, str) else str(text[i]))
+    return np.array(["; ".join(x) for x in notes], dtype=object)
+
+
+def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
+            model_set: LoadedModelSet | str = "paper") -> pd.DataFrame:
+    """Predictions for each request (columns llm, gpu, scenario; optional batch_size, request_rate_qps,
+    input_tokens, output_tokens). Returns the input plus llm_id, gpu_id, scenario_detail, power_w, itl_s,
+    itl_definition, energy_per_token_j, throughput_tok_s, gpu_seen, llm_seen, fits_in_memory and notes;
+    request_rate_qps and output_tokens are filled with the values used.
+
+    Raises UnknownNameError naming every LLM and GPU name the catalogs do not know, and ValidationError for
+    missing columns, unknown scenarios and non-positive numbers.
+    """
+    if isinstance(model_set, str):
+        model_set = load_model_set(model_set)
+    missing = [c for c in REQUIRED_COLUMNS if c not in requests.columns]
+    if missing:
+        raise ValidationError([Issue(0, c, f"column {c} is missing; expected columns llm, gpu, scenario and "
+                                           f"optionally {', '.join(OPTIONAL_COLUMNS)}") for c in missing])
+    out = requests.reset_index(drop=True).copy()
+    n = len(out)
+    llm_ids, gpu_ids = _resolve(out, gpus, llms)
+
+    issues: list[Issue] = []
+    scen = out["scenario"].astype(object).where(out["scenario"].notna(), None).map(
+        lambda s: str(s).strip().lower() if s is not None else None).to_numpy(dtype=object)
+    bad = ~np.isin(scen, SCENARIO_INPUTS)
+    for i in np.flatnonzero(bad)[:20]:
+        issues.append(Issue(int(i) + 1, "scenario",
+                            f"scenario must be one of {', '.join(SCENARIO_INPUTS)}, found {out['scenario'][i]!r}"))
+    values = {c: _numeric_column(out, c, issues) for c in OPTIONAL_COLUMNS}
+    rate = values["request_rate_qps"]
+    no_rate = (scen == "server") & np.isnan(rate)
+    for i in np.flatnonzero(no_rate)[:20]:
+        issues.append(Issue(int(i) + 1, "request_rate_qps", "scenario 'server' needs request_rate_qps (requests/s); "
+                                                          "or use server_low / server_high"))
+    if issues:
+        raise ValidationError(issues)
+
+    # Workload: the paper's fixed Watt Counts scenarios; lambda picks server_low / server_high by its rule.
+    detail = scenario_detail(scen, rate)
+    default_rate = pd.Series(detail).map(DEFAULT_REQUEST_RATE_QPS).to_numpy(dtype=float)
+    rate = np.where(np.isnan(rate), default_rate, rate)
+    per_llm = pd.Series(llm_ids).map(model_set.output_tokens_per_llm).to_numpy(dtype=float)
+    default_out = np.where(np.isnan(per_llm), model_set.output_tokens_mean, per_llm)
+    out_tokens = np.where(np.isnan(values["output_tokens"]), default_out, values["output_tokens"])
+
+    feats = add_features(join_specs(pd.DataFrame({"llm_id": llm_ids, "gpu_id": gpu_ids}), gpus, llms))
+    feats["scenario_detail"] = detail
+    power = model_set.models["power"].predict(feats)
+    itl = model_set.models["itl"].predict(feats)
+    throughput, energy = derive_throughput_energy(power, itl, detail, rate, out_tokens)
+
+    out["llm_id"] = llm_ids
+    out["gpu_id"] = gpu_ids
+    out["scenario_detail"] = detail
+    out["request_rate_qps"] = np.where(detail == "offline", np.nan, rate)
+    out["output_tokens"] = out_tokens
+    out["power_w"] = power
+    out["itl_s"] = itl
+    pool = pd.Series(detail).map(SCENARIO_POOL)
+    out["itl_definition"] = pool.map(model_set.itl_definitions).to_numpy(dtype=object)
+    out["energy_per_token_j"] = energy
+    out["throughput_tok_s"] = throughput
+    out["gpu_seen"] = np.isin(gpu_ids, list(model_set.gpu_ids))
+    out["llm_seen"] = np.isin(llm_ids, list(model_set.llm_ids))
+    out["fits_in_memory"] = feats["fits_in_memory"].to_numpy(dtype=bool)
+
+    is_moe = feats["is_moe"].fillna(False).to_numpy(dtype=bool)
+    vendor = gpus.drop_duplicates("gpu_id").set_index("gpu_id")["vendor"] if "vendor" in gpus.columns else None
+    non_nvidia = (pd.Series(gpu_ids).map(vendor).fillna("NVIDIA").str.upper() != "NVIDIA").to_numpy() \
+        if vendor is not None else np.zeros(n, bool)
+    missing_inputs = _missing_inputs(feats, model_set)
+    default_batch = default_max_num_seqs(gpu_ids, feats["memory_size_gb"])
+    batch = values["batch_size"]
+    odd_batch = (detail == "offline") & np.isfinite(batch) & (batch != default_batch)
+    odd_rate = (detail != "offline") & ~np.isin(np.round(rate, 6), list(DEFAULT_REQUEST_RATE_QPS.values()))
+    odd_input = np.isfinite(values["input_tokens"]) & (np.abs(values["input_tokens"] - model_set.input_tokens_mean)
+                                                        > 0.5 * model_set.input_tokens_mean)
+    server_label = ITL_DEFINITION_LABELS.get(model_set.itl_definitions.get("server", ""), "")
+    e2e_server = (pool == "server").to_numpy() & (model_set.itl_definitions.get("server") == "server_e2e_per_token")
+    out["notes"] = _notes([
+        (~out["gpu_seen"].to_numpy(), "extrapolation: GPU not in training data"),
+        (non_nvidia, "extrapolation: not an NVIDIA GPU"),
+        (~out["llm_seen"].to_numpy(), "extrapolation: LLM not in training data"),
+        (is_moe, f"MoE not supported by the {model_set.label} model (predicted as dense with all parameters)"),
+        (missing_inputs != "", np.array(["missing specs imputed with training means: " + s
+                                         for s in missing_inputs], dtype=object)),
+        (~out["fits_in_memory"].to_numpy(), "does not fit in GPU memory (16-bit weights + KV cache of one "
+                                            "1024-token sequence > 90% of memory)"),
+        (odd_batch, "batch_size is not a model input: power and ITL are for vLLM's default batch on 1,000 prompts"),
+        (odd_rate, "power and ITL are for the paper's server_low (0.017/s) or server_high (0.33/s) workload; "
+                   "the request rate only scales throughput and energy per token"),
+        (odd_input, "input_tokens is not a model input: predictions are for ~14-token prompts"),
+        (e2e_server, f"server ITL = {server_label}"),
+    ], n)
+    return out
+
+
+def rank_gpus(llm_id: str, workload: Mapping, gpus: pd.DataFrame, llms: pd.DataFrame,
+              model_set: LoadedModelSet | str = "paper") -> pd.DataFrame:
+    """One row per catalog GPU for ``llm_id`` and ``workload`` (scenario, optional request_rate_qps, ...),
+    sorted by predicted energy per token (missing predictions last); ``fits_in_memory`` False marks GPUs that
+    cannot hold the model, and ``rank`` numbers only the GPUs that can."""
+    ids = gpus["gpu_id"].drop_duplicates().to_numpy()
+    requests = pd.DataFrame({"llm": llm_id, "gpu": ids})
+    for key, value in dict(workload).items():
+        requests[key] = value
+    if "scenario" not in requests.columns:
+        requests["scenario"] = "offline"
+    out = predict(requests, gpus, llms, model_set)
+    out = out.sort_values("energy_per_token_j", kind="stable", na_position="last").reset_index(drop=True)
+    fits = out["fits_in_memory"].to_numpy()
+    rank = np.full(len(out), np.nan)
+    rank[fits] = np.arange(1, fits.sum() + 1)
+    out["rank"] = pd.array(rank, dtype="Int64")
+    return out
+
+
+def predict_csv(input_path: Path | str, output_path: Path | str, gpus: pd.DataFrame, llms: pd.DataFrame,
+                model_set: LoadedModelSet | str = "paper") -> pd.DataFrame:
+    """Read requests from a CSV, predict, and write the input plus the predictions as CSV."""
+    path = Path(input_path)
+    if not path.is_file():
+        raise ValidationError([Issue(0, "", f"no such file: {path}")])
+    requests = pd.read_csv(path, dtype={"llm": str, "gpu": str, "scenario": str}, keep_default_na=False,
+                           na_values=[""])
+    out = predict(requests, gpus, llms, model_set)
+    out.to_csv(output_path, index=False, lineterminator="\n")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Checking the derivations against the store
+def derivation_check(frame: pd.DataFrame, power_w=None, itl_s=None) -> pd.DataFrame:
+    """MdAPE (%) of derived throughput and energy per token against the measured values, per scenario.
+
+    ``frame`` is :func:`~wattgpu_core.models.training_frame` (or any runs with scenario_detail). Inputs are the
+    measured power and ITL unless ``power_w`` / ``itl_s`` (e.g. out-of-fold predictions) are given; the request
+    rate and the run's mean output tokens are the measured ones. ``per="run"`` rows compare every run;
+    ``per="configuration"`` rows compare with the pooled measurement of each (LLM, GPU, scenario) over its repeats
+    (tokens / window summed), which averages out the differing Poisson arrival sequences of the repeats.
+    """
+    power = frame["power_w"].to_numpy(float) if power_w is None else np.asarray(power_w, float)
+    itl = frame["itl_s"].to_numpy(float) if itl_s is None else np.asarray(itl_s, float)
+    detail = frame["scenario_detail"].to_numpy(dtype=object)
+    tput, energy = derive_throughput_energy(power, itl, detail, frame["request_rate_qps"].to_numpy(float),
+                                            frame["output_tokens"].to_numpy(float))
+    work = pd.DataFrame({"llm_id": frame["llm_id"].to_numpy(), "gpu_id": frame["gpu_id"].to_numpy(),
+                         "scenario_detail": detail, "tput": tput, "energy": energy,
+                         "tput_true": frame["throughput_tok_s"].to_numpy(float),
+                         "energy_true": frame["energy_per_token_j"].to_numpy(float),
+                         "tokens": frame["output_tokens_total"].to_numpy(float),
+                         "duration": frame["duration_s"].to_numpy(float),
+                         "gpu_energy": frame["gpu_energy_j"].to_numpy(float)})
+    rows = []
+    for scen, g in work.groupby("scenario_detail", sort=False):
+        rows.append({"scenario": scen, "per": "run", "throughput_mdape_pct": mdape_pct(g["tput_true"], g["tput"]),
+                     "energy_mdape_pct": mdape_pct(g["energy_true"], g["energy"]), "n": int(len(g))})
+        cfg = g.groupby(["llm_id", "gpu_id"]).agg(tput=("tput", "mean"), energy=("energy", "mean"),
+                                                  tokens=("tokens", "sum"), duration=("duration", "sum"),
+                                                  gpu_energy=("gpu_energy", "sum"))
+        rows.append({"scenario": scen, "per": "configuration",
+                     "throughput_mdape_pct": mdape_pct(cfg["tokens"] / cfg["duration"], cfg["tput"]),
+                     "energy_mdape_pct": mdape_pct(cfg["gpu_energy"] / cfg["tokens"], cfg["energy"]),
+                     "n": int(len(cfg))})
+    order = {s: i for i, s in enumerate(("offline", "server_low", "server_high"))}
+    return pd.DataFrame(rows).sort_values(["scenario", "per"], key=lambda s: s.map(order) if s.name == "scenario"
+                                          else s.map({"run": 0, "configuration": 1})).reset_index(drop=True)
+
+
+def derivation_checks(frame: pd.DataFrame, result) -> pd.DataFrame:
+    """:func:`derivation_check` with measured inputs and with each model's CV out-of-fold power and ITL."""
+    parts = [derivation_check(frame).assign(inputs="measured power/ITL")]
+    by_run = frame.set_index("run_id")
+    for (model, target, strategy), power in result.predictions.items():
+        if target != "power" or strategy != "CV":
+            continue
+        itl = result.predictions.get((model, "itl", "CV"))
+        if itl is None:
+            continue
+        both = power[["run_id", "y_pred"]].merge(itl[["run_id", "y_pred"]], on="run_id", suffixes=("_p", "_i"))
+        rows = by_run.loc[both["run_id"]].reset_index()
+        parts.append(derivation_check(rows, both["y_pred_p"].to_numpy(), both["y_pred_i"].to_numpy())
+                     .assign(inputs=f"{model} CV predictions"))
+    return pd.concat(parts, ignore_index=True)
