@@ -30,7 +30,7 @@ def app(store_path, monkeypatch):
             at.query_params[k] = v
         at.run()
         if page:
-            at.switch_page(f"pages/{page}.py")
+            at.switch_page(f"app_pages/{page}.py")
             at.run()
         assert_ok(at)
         return at
@@ -82,7 +82,7 @@ def test_compare_restores_a_shared_link(app):
     at.query_params.update({"llm": "Qwen/Qwen2.5-7B-Instruct", "scenario": "server", "qps": "0.017", "mem": "40"})
     shared_link = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     shared_link.query_params.update(at.query_params)
-    shared_link.switch_page("pages/compare.py")
+    shared_link.switch_page("app_pages/compare.py")
     shared_link.run()
     assert_ok(shared_link)
     assert shared_link.selectbox(key="cmp_llm").value == "Qwen/Qwen2.5-7B-Instruct"

@@ -9,6 +9,7 @@ this is the only file to follow it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -102,12 +103,12 @@ def fmt_energy(j: float) -> str:
 
 
 def fmt_throughput(t: float) -> str:
-    return f"{sig(t, 3):,.0f} tokens/s" if t >= 100 else f"{sig(t, 3):g} tokens/s"
+    return f"{sig(t, 3):,.0f} tok/s" if t >= 100 else f"{sig(t, 3):g} tok/s"
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Workloads and page state (kept in the URL)
-SCENARIO_CHOICES = {"offline": "Offline (batch)", "server": "Server (requests arriving over time)"}
+SCENARIO_CHOICES = {"offline": "Offline batch", "server": "Online server"}
 
 
 @dataclass(frozen=True)
@@ -306,47 +307,16 @@ def apply_filters(gpus: pd.DataFrame, state: PageState) -> pd.DataFrame:
 # Predictions (the adapter to the engine)
 def load_model_set(name: str = "paper"):
     """The engine's trained models; raises ModelNotTrainedError (a WattGPUError) telling the user what to run."""
-    try:
-        from . import planning
-    except ImportError:  # interim: the engine's planning module has not landed; load the model files directly
-        from .models import load_fitted
+    from . import planning
 
-        return load_fitted(name)
     return planning.load_model_set(name)
 
 
 def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame, model_set) -> pd.DataFrame:
     """Predictions for request rows (llm, gpu, scenario, batch_size / request_rate_qps, tokens)."""
-    try:
-        from . import planning
-    except ImportError:
-        return _interim_predict(requests, gpus, llms, model_set)
+    from . import planning
+
     return planning.predict(requests, gpus, llms, model_set)
-
-
-def _interim_predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame, model_set) -> pd.DataFrame:
-    """Used only while ``planning`` is missing: power and ITL from the fitted models, energy per token and
-    throughput by the Watt Counts definitions (offline: ITL = 1/throughput; server: throughput = rate x tokens)."""
-    from .features import add_features, join_specs, scenario_detail
-
-    rows = requests.rename(columns={"llm": "llm_id", "gpu": "gpu_id"}).copy()
-    for c in ("batch_size", "request_rate_qps", "input_tokens", "output_tokens"):
-        if c not in rows:
-            rows[c] = np.nan
-    frame = join_specs(rows, gpus, llms)
-    frame["scenario_detail"] = scenario_detail(frame["scenario"], frame["request_rate_qps"])
-    frame = add_features(frame)
-    fitted = fitted_models(model_set)
-    out = rows.copy()
-    out["power_w"] = fitted["power"].predict(frame)
-    out["itl_s"] = fitted["itl"].predict(frame)
-    offline = out["scenario"].eq("offline").to_numpy()
-    throughput = np.where(offline, 1.0 / out["itl_s"], out["request_rate_qps"] * out["output_tokens"])
-    out["throughput_tok_s"] = throughput
-    out["energy_per_token_j"] = out["power_w"] / throughput
-    out["fits_in_memory"] = frame["fits_in_memory"].to_numpy()
-    out["notes"] = ""
-    return out
 
 
 def pareto_mask(frame: pd.DataFrame, x: str = "itl_s", y: str = "energy_per_token_j") -> np.ndarray:
@@ -373,6 +343,7 @@ class Comparison:
     cannot_hold: pd.DataFrame  # GPUs whose memory is too small
     lacking_specs: pd.DataFrame  # NVIDIA GPUs missing a spec the models need
     measured: pd.DataFrame  # measured runs of this LLM and a similar workload, per GPU
+    notes: tuple[str, ...] = ()  # caveats that hold for every ranked GPU (per-GPU ones stay in ranked["notes"])
 
     @property
     def best(self) -> pd.Series | None:
@@ -394,6 +365,7 @@ def compare_gpus(llm_id: str, workload: Workload, gpus: pd.DataFrame, llms: pd.D
     pred = pred.merge(usable[["gpu_id", "name", "memory_size_gb", "tdp_w", "generation", "form_factor_class",
                               "user_defined"]].rename(columns={"name": "gpu_name"}), on="gpu_id", how="left")
     pred["itl_ms"] = pred["itl_s"] * 1000
+    common, pred["notes"] = split_notes(pred["notes"] if "notes" in pred else pd.Series("", index=pred.index))
     fits = pred["fits_in_memory"].fillna(True).astype(bool) if "fits_in_memory" in pred else pd.Series(True, pred.index)
     ranked = pred[fits].sort_values("energy_per_token_j", kind="stable").reset_index(drop=True)
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
@@ -405,7 +377,20 @@ def compare_gpus(llm_id: str, workload: Workload, gpus: pd.DataFrame, llms: pd.D
     cannot = cannot.sort_values("memory_size_gb", ascending=False)[["gpu_id", "gpu_name", "memory_size_gb", "reason"]]
     measured = measured_points(runs, llm_id, workload, names) if runs is not None else _empty_measured()
     measured = measured[measured["gpu_id"].isin(usable["gpu_id"])].reset_index(drop=True)
-    return Comparison(llm_id, workload, ranked, cannot.reset_index(drop=True), _lacking_table(lacking), measured)
+    return Comparison(llm_id, workload, ranked, cannot.reset_index(drop=True), _lacking_table(lacking), measured,
+                      common)
+
+
+def split_notes(notes: pd.Series) -> tuple[tuple[str, ...], pd.Series]:
+    """(notes every row shares, the remaining notes per row); notes are '; '-separated strings."""
+    parts = notes.fillna("").astype(str).map(lambda t: [x.strip() for x in t.split("; ") if x.strip()])
+    if parts.empty:
+        return (), notes
+    common = set(parts.iloc[0])
+    for p in parts.iloc[1:]:
+        common &= set(p)
+    shared = tuple(x for x in parts.iloc[0] if x in common)
+    return shared, parts.map(lambda p: "; ".join(x for x in p if x not in common))
 
 
 def _weights_gb(llm: pd.Series) -> float:
@@ -456,6 +441,15 @@ RANKED_COLUMNS = ("rank", "gpu_name", "energy_per_token_j", "itl_ms", "power_w",
 _OPTIONAL_EXTRAS = ("serving_stack", "out_of_range")
 _DIGITS = {"energy_per_token_j": 3, "itl_ms": 2, "throughput_tok_s": 3}
 _DECIMALS = {"power_w": 0, "memory_size_gb": 0, "tdp_w": 0}
+
+
+def number_formats(table: pd.DataFrame) -> dict[str, str]:
+    """Display formats (Streamlit NumberColumn presets / printf) for the labelled columns of ``display_table``."""
+    formats = {}
+    for column in table.columns:
+        if column.startswith(("Throughput", "Power", "Memory (GB)", "TDP")):
+            formats[column] = "localized"
+    return formats
 
 
 def display_table(ranked: pd.DataFrame) -> pd.DataFrame:
@@ -522,11 +516,11 @@ def pareto_caption(comparison: Comparison) -> str:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Models: loading, one prediction, accuracy, explanations (adapters to ``models``, ``planning``, ``explain``)
-def fitted_models(model_set) -> dict:
+def fitted_models(model_set) -> Mapping:
     """{target: fitted model} of a loaded model set, whatever shape the engine returns it in."""
-    for attr in ("fitted", "models"):
+    for attr in ("models", "fitted"):
         value = getattr(model_set, attr, None)
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):
             return value
     if isinstance(model_set, tuple):
         return model_set[0]
@@ -535,10 +529,10 @@ def fitted_models(model_set) -> dict:
     raise WattGPUError(f"cannot find the fitted models in {type(model_set).__name__}")
 
 
-def model_metadata(model_set) -> dict:
-    for attr in ("meta", "metadata"):
+def model_metadata(model_set) -> Mapping:
+    for attr in ("metadata", "meta"):
         value = getattr(model_set, attr, None)
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):
             return value
     if isinstance(model_set, tuple) and len(model_set) > 1 and isinstance(model_set[1], dict):
         return model_set[1]
@@ -606,6 +600,15 @@ def headline_accuracy(model_set) -> Accuracy:
                     + ".", table)
 
 
+def _num(value, spec: str) -> str:
+    """A metric as text; missing or undefined values as an en dash."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if not np.isfinite(v) else format(v, spec)
+
+
 def cv_table(records: pd.DataFrame, target: str | None, paper: dict | None = None,
              compact: bool = False) -> pd.DataFrame:
     """Paper-style table of evaluation records (one target, or all), readable columns, optional paper numbers."""
@@ -619,18 +622,18 @@ def cv_table(records: pd.DataFrame, target: str | None, paper: dict | None = Non
         "Model": rec["model"],
         "Scenario": rec["scenario"].map(SCENARIO_LABELS).fillna(rec["scenario"]),
         "Split": rec["strategy"].map(lambda s: "–" if s == "-" else s),
-        "MdAPE (%)": rec["mdape_pct"].round(1),
-        "Pearson r": rec["pearson_r"].round(3),
-        "GPU τ": rec["gpu_tau"].round(2),
-        "LLM τ": rec["llm_tau"].round(2),
+        "MdAPE (%)": rec["mdape_pct"].map(lambda v: _num(v, ".1f")),
+        "Pearson r": rec["pearson_r"].map(lambda v: _num(v, ".3f")),
+        "GPU τ": rec["gpu_tau"].map(lambda v: _num(v, ".2f")),
+        "LLM τ": rec["llm_tau"].map(lambda v: _num(v, ".2f")),
     })
     if "top1_pct" in rec:
-        out["Best GPU found (%)"] = rec["top1_pct"].round(0)
-    out["Runs"] = rec["n_rows"].astype("Int64")
+        out["Picks the best GPU (%)"] = rec["top1_pct"].map(lambda v: _num(v, ".0f"))
+    out["Runs"] = rec["n_rows"].map(lambda v: f"{int(v):,}")
     if paper:
         keys = list(zip(rec["target"], rec["model"], rec["scenario"], rec["strategy"], strict=True))
-        out["Paper MdAPE (%)"] = [paper.get(k, (np.nan,))[0] for k in keys]
-        out["Paper r"] = [paper.get(k, (np.nan, np.nan))[1] for k in keys]
+        out["Paper MdAPE (%)"] = [_num(paper.get(k, (np.nan,))[0], ".1f") for k in keys]
+        out["Paper r"] = [_num(paper.get(k, (np.nan, np.nan))[1], ".3f") for k in keys]
     if compact:
         out = out[out["Split"] != "–"][["Target", "Scenario", "Split", "MdAPE (%)", "Pearson r"]]
     elif target is not None:
@@ -670,11 +673,13 @@ def paper_results() -> dict:
     return dict(PAPER_RESULTS)
 
 
-def cv_caption(result) -> str:
+def cv_caption(result, gpus: pd.DataFrame | None = None) -> str:
     mode = ("Paper-compatible: the paper's GPU feature values" if result.paper_compat
             else "All GPUs with this catalog's specs")
+    names = gpus.set_index("gpu_id")["name"].to_dict() if gpus is not None else {}
     if result.paper_compat and result.excluded_gpus:
-        mode += (f"; as in the paper, {', '.join(result.excluded_gpus)} is left out of the power metrics (its TDP "
+        excluded = ", ".join(names.get(g, g) for g in result.excluded_gpus)
+        mode += (f"; as in the paper, {excluded} is left out of the power metrics (its TDP "
                  "repeats another GPU's)")
     n = {r["target"]: 0 for r in result.records}
     for r in result.records:

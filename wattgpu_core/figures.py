@@ -8,6 +8,7 @@ error bars when present.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -63,7 +64,8 @@ def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None,
             x=front["itl_ms"], y=front["energy_per_token_j"], mode="lines+markers+text", name="Pareto frontier",
             line=dict(color=FRONTIER_COLOR, width=2, shape="hv"),
             marker=dict(size=13, color=FRONTIER_COLOR, symbol="circle-open", line=dict(width=2)),
-            text=front["gpu_name"].map(short_gpu_name), textposition="top right", textfont=dict(size=12),
+            text=front["gpu_name"].map(short_gpu_name), textfont=dict(size=12),
+            textposition=[("top right", "bottom right", "top left", "bottom left")[i % 4] for i in range(len(front))],
             hoverinfo="skip",
         ))
     if measured is not None and len(measured):
@@ -81,10 +83,20 @@ def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None,
                       if measured is not None and len(measured) else None])
     fig.update_layout(**_LAYOUT, title=title or "Energy per token against inter-token latency (lower left is better)",
                       height=520)
-    fig.update_xaxes(title="Inter-token latency, ITL (ms)", type="log" if _log_axis(both["itl_ms"]) else "linear")
-    fig.update_yaxes(title="Energy per token (J)",
-                     type="log" if _log_axis(both["energy_per_token_j"]) else "linear")
+    _axis(fig.update_xaxes, "Inter-token latency, ITL (ms)", both["itl_ms"])
+    _axis(fig.update_yaxes, "Energy per token (J)", both["energy_per_token_j"])
     return fig
+
+
+def _axis(update, title: str, values: pd.Series) -> None:
+    """Log scale with 1-2-5 tick labels when the values span more than a factor of 5, else linear."""
+    v = pd.to_numeric(values, errors="coerce")
+    v = v[np.isfinite(v) & (v > 0)]
+    if len(v) > 1 and v.max() / v.min() > 5:
+        ticks = nice_log_ticks(float(v.min()), float(v.max()))
+        update(title=title + ", log scale", type="log", tickvals=ticks, ticktext=[_tick_text(t) for t in ticks])
+    else:
+        update(title=title, rangemode="tozero")
 
 
 def short_gpu_name(name: str) -> str:
@@ -94,6 +106,25 @@ def short_gpu_name(name: str) -> str:
         if text.startswith(prefix):
             return text[len(prefix):]
     return text
+
+
+def nice_log_ticks(low: float, high: float) -> list[float]:
+    """1-2-5 tick values covering [low, high] (both > 0), for log-scaled axes with readable labels."""
+    if not (low > 0 and high > 0):
+        return []
+    ticks = []
+    for exp in range(int(math.floor(math.log10(low))) - 1, int(math.ceil(math.log10(high))) + 1):
+        for m in (1, 2, 5):
+            v = m * 10.0**exp
+            if low / 1.5 <= v <= high * 1.5:
+                ticks.append(v)
+    if len(ticks) > 9:  # keep powers of ten only
+        ticks = [t for t in ticks if abs(math.log10(t) - round(math.log10(t))) < 1e-9] or ticks
+    return ticks
+
+
+def _tick_text(v: float) -> str:
+    return f"{v:g}" if 1e-3 <= v < 1e6 else f"{v:.0e}"
 
 
 def waterfall_figure(
@@ -109,37 +140,48 @@ def waterfall_figure(
 
     ``contributions`` has ``label`` (feature and its value, human readable) and ``shap`` (in the model's output
     space), largest first. ``to_display`` maps a model-output value to display units (e.g. normalised power to W,
-    ln ITL to ms) so that each bar spans the prediction before and after that feature. Bars are drawn bottom-up,
-    from the base value at the bottom to the prediction at the top.
+    ln ITL to ms) so that each bar spans the prediction before and after that feature; with ``log_axis`` the bars
+    are drawn on a log scale (a multiplicative contribution, labelled ×factor). The largest contribution is at the
+    top, the base value at the bottom.
     """
-    rows = contributions.iloc[::-1].reset_index(drop=True)  # smallest at the bottom, near the base value
+    rows = contributions.iloc[::-1].reset_index(drop=True)  # smallest at the bottom, next to the base value
     cumulative = base_value + np.concatenate([[0.0], np.cumsum(rows["shap"].to_numpy())])
     shown = np.array([to_display(v) for v in cumulative])
-    start, end = shown[:-1], shown[1:]
+    pos = np.log10(shown) if log_axis else shown  # bar coordinates (log10 of the value on a log axis)
+    start, end = pos[:-1], pos[1:]
     up = end >= start
-    fig = go.Figure()
     labels = rows["label"].tolist()
     if log_axis:
-        texts = [f"×{e / s:.2f}" if s > 0 else "" for s, e in zip(start, end, strict=True)]
+        texts = [f"×{10 ** (e - s):.2f}" for s, e in zip(start, end, strict=True)]
     else:
         texts = [("+" if e >= s else "−") + value_format.format(abs(e - s)) for s, e in zip(start, end, strict=True)]
+    fig = go.Figure()
     for mask, color, name in ((up, "#d62728", "raises the prediction"), (~up, "#1f77b4", "lowers the prediction")):
         if not mask.any():
             continue
+        idx = np.flatnonzero(mask)
         fig.add_trace(go.Bar(
-            y=[labels[i] for i in np.flatnonzero(mask)], x=(np.abs(end - start))[mask],
-            base=np.minimum(start, end)[mask], orientation="h", marker_color=color, name=name,
-            text=[texts[i] for i in np.flatnonzero(mask)], textposition="outside", cliponaxis=False,
-            hovertemplate="%{y}<br>%{text}<extra></extra>",
+            y=[labels[i] for i in idx], x=np.abs(end - start)[mask], base=np.minimum(start, end)[mask],
+            orientation="h", marker_color=color, name=name, text=[texts[i] for i in idx], textposition="outside",
+            cliponaxis=False, hovertemplate="%{y}: %{text}<extra></extra>",
         ))
-    fig.add_vline(x=shown[0], line=dict(color="gray", dash="dot"),
-                  annotation_text="average prediction " + value_format.format(shown[0]),
-                  annotation_position="bottom right")
-    fig.add_vline(x=shown[-1], line=dict(color="black", dash="dash"),
-                  annotation_text="this prediction " + value_format.format(shown[-1]), annotation_position="top left")
-    fig.update_layout(**_LAYOUT, title=title, barmode="overlay", height=140 + 32 * len(rows))
-    fig.update_layout(margin=dict(l=10, r=40, t=90, b=60))
-    fig.update_xaxes(title=axis_title, type="log" if log_axis else "linear")
+    for x, text, dash, anchor in ((pos[0], "average " + value_format.format(shown[0]), "dot", "right"),
+                                  (pos[-1], "this prediction " + value_format.format(shown[-1]), "dash", "left")):
+        fig.add_vline(x=x, line=dict(color="gray" if dash == "dot" else "black", dash=dash, width=1.5))
+        fig.add_annotation(x=x, y=1.0, yref="paper", yanchor="bottom", xanchor=anchor, text=text, showarrow=False,
+                           font=dict(size=12))
+    fig.update_layout(**_LAYOUT)
+    fig.update_layout(title=dict(text=title, y=0.98, yanchor="top"), barmode="overlay",
+                      height=190 + 30 * len(rows), margin=dict(l=10, r=50, t=110, b=60),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.09, xanchor="left", x=0))
+    if log_axis:
+        low, high = float(shown.min()), float(shown.max())
+        ticks = nice_log_ticks(low, high)
+        fig.update_xaxes(title=axis_title, tickvals=np.log10(ticks), ticktext=[_tick_text(t) for t in ticks],
+                         range=[math.log10(low) - 0.15, math.log10(high) + 0.25])
+    else:
+        span = float(shown.max() - shown.min()) or abs(float(shown.max())) or 1.0
+        fig.update_xaxes(title=axis_title, range=[float(shown.min()) - 0.08 * span, float(shown.max()) + 0.15 * span])
     fig.update_yaxes(categoryorder="array", categoryarray=labels, automargin=True)
     return fig
 
@@ -198,9 +240,14 @@ def parity_figure(frame: pd.DataFrame, measured: str, predicted: str, axis_label
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect prediction (y = x)",
                                  line=dict(color="black", dash="dash", width=1), hoverinfo="skip"))
     fig.update_layout(**_LAYOUT, title=title, height=460)
-    kind = "log" if log_axes else "linear"
-    fig.update_xaxes(title=f"Measured {axis_label}", type=kind)
-    fig.update_yaxes(title=f"Predicted {axis_label}", type=kind)
+    if log_axes and len(finite):
+        ticks = nice_log_ticks(lo, hi)
+        ticks = [t for t in ticks if str(_tick_text(t)).lstrip("0.").startswith(("1", "2", "5"))]
+        axis = dict(type="log", tickvals=ticks, ticktext=[_tick_text(t) for t in ticks])
+    else:
+        axis = dict(type="linear")
+    fig.update_xaxes(title=f"Measured {axis_label}", **axis)
+    fig.update_yaxes(title=f"Predicted {axis_label}", **axis)
     return fig
 
 

@@ -19,7 +19,7 @@ paper = top[0].toggle("Paper-compatible mode", value=True, key="cv_paper",
                            "published tables. Off: this catalog's specs, and every GPU counts.")
 rerun = top[1].button("Re-run cross-validation", icon=":material/refresh:", width="stretch")
 result = shared.cross_validation(paper, rerun)
-st.caption(db.cv_caption(result))
+st.caption(db.cv_caption(result, shared.gpus()))
 
 for target in ("power", "itl"):
     st.subheader(db.TARGET_TITLES[target])

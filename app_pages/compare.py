@@ -56,7 +56,11 @@ m4.metric("Throughput", db.fmt_throughput(best["throughput_tok_s"]))
 st.plotly_chart(figures.pareto_figure(comparison.ranked, comparison.measured), width="stretch")
 st.caption(db.pareto_caption(comparison))
 
-st.dataframe(db.display_table(comparison.ranked), hide_index=True, width="stretch")
+for note in comparison.notes:
+    st.caption(f"Note: {note}.")
+table = db.display_table(comparison.ranked)
+st.dataframe(table, hide_index=True, width="stretch", column_config={
+    name: st.column_config.NumberColumn(format=fmt) for name, fmt in db.number_formats(table).items()})
 st.download_button("Download the comparison (CSV)", db.download_csv(comparison), file_name=db.csv_name(comparison),
                    mime="text/csv", icon=":material/download:")
 

@@ -1,0 +1,104 @@
+"""End-to-end: `streamlit run app.py` on a free port, driven by real headless Chromium.
+
+Visits every page, changes the LLM on Compare GPUs, uploads a benchmark file on the Data page in a second browser
+context while the first keeps working, and fails on any exception shown on a page. Timings (first render after the
+server is up, re-render after an LLM change) are measured and printed, and written to bench/out/e2e_timings.json;
+they are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from browser_support import CHROMIUM, PAGES, ROOT, choose_in_selectbox, exceptions_on, launch_browser, running_app
+from browser_support import wait_idle as idle
+from wattgpu_core.importers import canonical_template
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+]
+
+
+def _no_exceptions(page, where: str) -> None:
+    found = exceptions_on(page)
+    assert not found, f"exception shown on {where}: {found}"
+
+
+def test_every_page_compare_and_concurrent_upload(store_path, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    timings: dict[str, float | list[float]] = {}
+    template = tmp_path / "my-runs.csv"
+    template.write_text(canonical_template())
+    with running_app(store_path, tmp_path / "streamlit.log") as (url, up_at), sync_playwright() as p:
+        browser = launch_browser(p)
+        try:
+            a = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+            a.goto(url)
+            a.get_by_text("Mean GPU power").first.wait_for(timeout=90_000)
+            idle(a)
+            timings["first_render_s"] = round(time.perf_counter() - up_at, 2)
+            _no_exceptions(a, "Home")
+
+            for title, path in PAGES.items():
+                a.goto(f"{url}/{path}")
+                idle(a)
+                a.get_by_role("heading").first.wait_for()
+                _no_exceptions(a, title)
+
+            # Compare GPUs: change the LLM a few times and time each re-render.
+            a.goto(f"{url}/compare")
+            idle(a)
+            changes = []
+            for name in ("Qwen2.5-14B-Instruct", "Llama-3.1-8B-Instruct", "gemma-2-9b-it"):
+                start = time.perf_counter()
+                choose_in_selectbox(a, "LLM", name)
+                a.wait_for_function(f"() => decodeURIComponent(location.search).includes('{name}')", timeout=30_000)
+                idle(a)
+                changes.append(round(time.perf_counter() - start, 3))
+                _no_exceptions(a, f"Compare GPUs with {name}")
+            timings["llm_change_rerender_s"] = changes
+            assert a.get_by_text("Best energy per token").count() == 1
+            shared_link = a.url
+
+            # A second browser session uploads a file while the first keeps its view.
+            b = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+            b.goto(f"{url}/data")
+            idle(b)
+            b.get_by_role("tab", name="Upload a benchmark file").click()
+            b.locator('[data-testid="stMain"] input[type="file"]').first.set_input_files(str(template))
+            b.get_by_text("2 valid runs").wait_for(timeout=60_000)
+            idle(b)
+            b.get_by_role("button", name="Add these runs to the store").click()
+            b.get_by_text("added 2 runs").wait_for(timeout=60_000)
+            idle(b)
+            _no_exceptions(b, "Data after upload")
+
+            choose_in_selectbox(a, "LLM", "Qwen2.5-7B-Instruct")
+            a.wait_for_function("() => decodeURIComponent(location.search).includes('Qwen2.5-7B-Instruct')")
+            idle(a)
+            _no_exceptions(a, "Compare GPUs after another session's upload")
+            assert a.get_by_text("Best energy per token").count() == 1
+
+            # The shared link opens the same comparison in a fresh session.
+            c = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+            c.goto(shared_link)
+            idle(c)
+            _no_exceptions(c, "shared link")
+            assert c.get_by_text("gemma-2-9b-it").count() >= 1
+
+            b.get_by_role("tab", name="Uploads").click()
+            b.get_by_role("button", name="Remove it").click()
+            b.get_by_text("back to its state").wait_for(timeout=30_000)
+            _no_exceptions(b, "Data after removing the upload")
+        finally:
+            browser.close()
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "e2e_timings.json").write_text(json.dumps(timings, indent=2))
+    print(f"\nbrowser timings: {timings}")
