@@ -79,7 +79,8 @@ def test_list_cells_that_are_not_lists_of_numbers(cell):
 #   itl_s: offline = measurement_duration / generation_tokens_total; server = mean over requests with >= 2 tokens
 #   of (e2e - ttft) / (tokens - 1)
 SUBSET_EXPECTED = [
-    # llm_id, gpu_id, scenario, qps, itl_s, itl_definition, throughput, energy/token, input, output, ttft, e2e, precision
+    # llm_id, gpu_id, scenario, qps, itl_s, itl_definition, throughput, energy/token, input, output, ttft, e2e,
+    # precision
     ("Qwen/Qwen2.5-7B-Instruct", "l40s", "offline", None, 1.25 / 896, "offline_duration_per_token",
      896 / 1.25, 412.5 / 896, 55 / 4, 224.0, 0.0525, 1.165, "auto"),
     ("Qwen/Qwen2.5-1.5B-Instruct", "t4", "offline", None, 5.0 / 800, "offline_duration_per_token",
@@ -271,7 +272,8 @@ def test_every_problem_is_listed_with_row_and_column(catalogs):
 
 def test_power_limit_uses_each_rows_gpu(catalogs):
     # the T4's TDP is 70 W: 150 W is more than twice it; the L40S (350 W) allows it
-    data = _canonical(["Qwen/Qwen2.5-7B-Instruct,NVIDIA L40S,offline,150", "Qwen/Qwen2.5-7B-Instruct,Tesla T4,offline,150"])
+    data = _canonical(["Qwen/Qwen2.5-7B-Instruct,NVIDIA L40S,offline,150",
+                       "Qwen/Qwen2.5-7B-Instruct,Tesla T4,offline,150"])
     with pytest.raises(ValidationError) as info:
         _prepare("p.csv", data, catalogs)
     assert [(i.row, i.column) for i in info.value.issues] == [(2, "power_w")]

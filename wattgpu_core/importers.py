@@ -184,11 +184,13 @@ def _sniff_delimiter(text: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _line_field_counts(data: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
-    """(1-based file line number, field count) of every non-blank line, honouring double-quoted fields.
+def _line_field_counts(data: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(1-based line number, field count) of every non-blank line, honouring double-quoted fields, and the line on
+    which a quote opens that is never closed (None when every quote closes).
 
     Vectorised: a delimiter or newline counts only outside quotes, and a byte is outside quotes when the number of
-    quote characters before it is even (RFC 4180 escapes a quote as ``""``, which keeps the parity).
+    quote characters before it is even (RFC 4180 escapes a quote as ``""``, which keeps the parity). Lines are
+    records: a newline inside quotes does not start one.
     """
     buf = np.frombuffer(data, dtype=np.uint8)
     offset = len(_BOM) if data.startswith(_BOM) else 0
@@ -196,17 +198,21 @@ def _line_field_counts(data: bytes, delimiter: str) -> tuple[np.ndarray, np.ndar
     is_nl = buf == ord("\n")
     is_delim = buf == ord(delimiter)
     quotes = buf == ord('"')
+    unclosed_at = None
     if quotes.any():
-        outside = np.bitwise_xor.accumulate(quotes.view(np.uint8)) == 0
+        parity = np.bitwise_xor.accumulate(quotes.view(np.uint8))
+        outside = parity == 0
         is_nl &= outside
         is_delim &= outside
+        if parity[-1]:
+            unclosed_at = int(np.flatnonzero(quotes & (parity == 1))[-1])
     newlines = np.flatnonzero(is_nl)
     starts = np.concatenate(([0], newlines + 1))
     ends = np.concatenate((newlines, [len(buf)]))
     if starts[-1] >= len(buf):  # the file ends with a newline: no last line
         starts, ends = starts[:-1], ends[:-1]
     if not len(starts):
-        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64), None
     length = ends - starts
     has_cr = np.zeros(len(ends), dtype=bool)
     nonempty = length > 0
@@ -216,12 +222,16 @@ def _line_field_counts(data: bytes, delimiter: str) -> tuple[np.ndarray, np.ndar
     delims = np.flatnonzero(is_delim)
     fields = np.searchsorted(delims, ends) - np.searchsorted(delims, starts) + 1
     line_no = np.arange(1, len(starts) + 1)
-    return line_no[~blank], fields[~blank]
+    unclosed_line = None if unclosed_at is None else int(np.searchsorted(newlines, unclosed_at)) + 1
+    return line_no[~blank], fields[~blank], unclosed_line
 
 
 def _check_field_counts(data: bytes, delimiter: str) -> None:
     """Reject a file whose data lines do not have exactly as many fields as its header, naming each line."""
-    line_no, fields = _line_field_counts(data, delimiter)
+    line_no, fields, unclosed_line = _line_field_counts(data, delimiter)
+    if unclosed_line is not None:
+        row = int(np.searchsorted(line_no, unclosed_line))  # data rows are the non-blank lines after the header
+        raise _reject(f"line {unclosed_line} has a quote (\") that is never closed; close it or remove it", row=row)
     if len(fields) < 2:
         return
     expected = fields[0]

@@ -1,0 +1,156 @@
+"""The DuckDB store on real files: what build-store holds, undoing uploads exactly, threads, locks, read-only use."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from wattgpu_core.errors import WattGPUError
+from wattgpu_core.ingest import ingest_bytes
+from wattgpu_core.paths import FIXTURES_DIR
+from wattgpu_core.store import Store
+
+CANONICAL = (
+    b"llm,gpu,scenario,power_w,itl_s,source_id,license,attribution\n"
+    b"Qwen/Qwen2.5-7B-Instruct,NVIDIA L40S,offline,331.5,0.00041,lab_a,CC-BY-4.0,Lab A\n"
+    b"Qwen/Qwen2.5-7B-Instruct,NVIDIA H100 NVL,server,118.0,0.0071,lab_a,CC-BY-4.0,Lab A\n"
+)
+
+
+def test_seed_store_holds_every_source(store):
+    stats = store.stats()
+    assert stats["runs_per_source"] == {"argonne": 48, "mlenergy_v1": 260, "mlenergy_v2": 314, "wattcounts": 4798}
+    assert stats["gpus"] >= 35 and stats["llms"] >= 80
+    wattcounts = store.runs(source_ids=["wattcounts"])
+    assert len(wattcounts) == 4798
+    assert wattcounts["llm_id"].nunique() == 49 and wattcounts["gpu_id"].nunique() == 8
+    runs = store.runs()
+    assert runs["run_id"].is_unique
+    assert runs[["source_id", "license", "batch_id"]].notna().all().all()
+    assert set(runs["source_id"]) <= set(store.sources()["source_id"])
+    assert set(runs["gpu_id"]) <= set(store.gpus()["gpu_id"]) and set(runs["llm_id"]) <= set(store.llms()["llm_id"])
+    assert store.gpus()["source"].notna().all() and store.llms()["source"].notna().all()
+
+
+def test_seed_runs_survive_a_round_trip_as_duplicates(store):
+    """A canonical export of seed runs fingerprints exactly as the seed did: re-uploading it adds nothing."""
+    runs = store.runs(source_ids=["mlenergy_v2", "argonne"]).rename(columns={"llm_id": "llm", "gpu_id": "gpu"})
+    runs = runs.drop(columns=["run_id", "batch_id", "llm_name_raw", "gpu_name_raw", "source_id", "license"])
+    before = store.fingerprint()
+    result = ingest_bytes(store, "export.csv", runs.to_csv(index=False).encode())
+    assert (result.added, result.duplicates_in_store) == (0, 362)
+    assert store.fingerprint() == before
+
+
+def test_remove_batch_restores_the_fingerprint_exactly(store):
+    before = store.fingerprint()
+    first = ingest_bytes(store, "a.csv", CANONICAL)
+    assert first.added == 2
+    assert "lab_a" in set(store.sources()["source_id"])
+    middle = store.fingerprint()
+    second = ingest_bytes(store, FIXTURES_DIR.name, (FIXTURES_DIR / "wattcounts_subset_sample.csv").read_bytes())
+    assert second.added == 5
+    assert store.remove_batch(second.batch_id) == {"runs": 5, "gpus": 0, "llms": 0, "sources": 1}
+    assert store.fingerprint() == middle
+    assert store.remove_batch(first.batch_id)["runs"] == 2
+    assert store.fingerprint() == before
+
+
+def test_removing_the_batch_that_introduced_a_source_keeps_it_for_later_uploads(store):
+    first = ingest_bytes(store, "a.csv", CANONICAL)
+    later = ingest_bytes(store, "b.csv", CANONICAL.replace(b"331.5", b"332.5"))
+    assert later.added == 1
+    store.remove_batch(first.batch_id)
+    sources = store.sources().set_index("source_id")
+    assert sources.loc["lab_a", "batch_id"] == later.batch_id
+    assert set(store.runs(source_ids=["lab_a"])["batch_id"]) == {later.batch_id}
+    store.remove_batch(later.batch_id)
+    assert "lab_a" not in set(store.sources()["source_id"])
+
+
+def test_seed_batches_cannot_be_removed_and_unknown_batches_are_reported(store):
+    with pytest.raises(WattGPUError, match="seed data cannot be removed"):
+        store.remove_batch("seed:wattcounts")
+    with pytest.raises(WattGPUError, match="no batch"):
+        store.remove_batch("upload-nope")
+
+
+def test_readers_in_threads_while_one_ingests(store):
+    """Several threads read through one Store (a cursor per call) while the main thread ingests; every read sees
+    the store either before or after the transaction, never half of it."""
+    n_before = store.stats()["runs"]
+    rows = "\n".join(f"Qwen/Qwen2.5-7B-Instruct,NVIDIA L4,offline,{50 + i / 1000:.3f},0.001,t,CC0,"
+                     for i in range(20_000))
+    data = (CANONICAL.decode().splitlines()[0] + "\n" + rows + "\n").encode()
+    errors: list[BaseException] = []
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def reader():
+        try:
+            while not stop.is_set():
+                seen.add(store.stats()["runs"])
+                store.runs(gpu_ids=["l4"])
+                store.gpus()
+        except BaseException as exc:  # noqa: BLE001 - the test reports whatever a reader hit
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        result = ingest_bytes(store, "threads.csv", data)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert errors == []
+    assert result.added == 20_000
+    assert seen <= {n_before, n_before + 20_000} and n_before in seen
+
+
+def test_a_store_locked_by_another_process_gives_a_clear_error(store_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, duckdb
+            con = duckdb.connect({str(store_path)!r})
+            print("ready", flush=True)
+            sys.stdin.read()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        for read_only in (False, True):
+            with pytest.raises(WattGPUError, match="in use by another process") as info:
+                Store.open(store_path, read_only=read_only)
+            assert "\n" not in str(info.value) and "--db" in str(info.value)
+        with pytest.raises(WattGPUError, match="in use by another process"):
+            Store.build(store_path)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    with Store.open(store_path) as store:  # free again once the other process is gone
+        assert store.stats()["runs"] == 5420
+
+
+def test_read_only_store_refuses_writes(store_path):
+    with Store.open(store_path, read_only=True) as store:
+        assert store.stats()["runs"] == 5420
+        with pytest.raises(WattGPUError, match="read-only"):
+            ingest_bytes(store, "a.csv", CANONICAL)
+
+
+def test_open_builds_a_missing_store_and_rejects_a_foreign_file(tmp_path):
+    with Store.open(tmp_path / "new.duckdb") as store:
+        assert store.stats()["runs"] == 5420
+    junk = tmp_path / "junk.duckdb"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(WattGPUError, match="build-store"):
+        Store.open(junk)
+    with pytest.raises(WattGPUError, match="no store"):
+        Store.open(tmp_path / "absent.duckdb", read_only=True)
