@@ -47,8 +47,7 @@ def main(out_dir: Path) -> int:
             page.goto(f"{url}/{path}")
             idle(page)
             if title == "Compare GPUs":
-                start = time.perf_counter()
-                choose_in_selectbox(page, "LLM", "Qwen2.5-14B-Instruct")
+                start = choose_in_selectbox(page, "LLM", "Qwen2.5-14B-Instruct")
                 page.wait_for_function("() => decodeURIComponent(location.search).includes('Qwen2.5-14B')")
                 idle(page)
                 print(f"LLM change re-render: {time.perf_counter() - start:.2f} s")

@@ -86,9 +86,14 @@ def exceptions_on(page) -> list[str]:
     return [e.inner_text()[:500] for e in page.locator('[data-testid="stException"]').all()]
 
 
-def choose_in_selectbox(page, label: str, text: str) -> None:
-    """Type into the main-area selectbox labelled ``label`` and pick the first match."""
+def choose_in_selectbox(page, label: str, text: str) -> float:
+    """Type into the main-area selectbox labelled ``label`` and pick the first match; returns the
+    ``time.perf_counter()`` of the click that changes the value."""
     box = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(has_text=label).first
     box.locator("input").click()
     box.locator("input").fill(text)
-    page.get_by_role("option").filter(has_text=text).first.click()
+    option = page.get_by_role("option").filter(has_text=text).first
+    option.wait_for()
+    clicked = time.perf_counter()
+    option.click()
+    return clicked
