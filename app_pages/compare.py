@@ -49,7 +49,7 @@ best = comparison.best
 st.subheader(f"Best energy per token: {best['gpu_name']}")
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Energy per token", db.fmt_energy(best["energy_per_token_j"]))
-m2.metric("Inter-token latency", db.fmt_itl(best["itl_s"]))
+m2.metric("Inter-token latency", db.fmt_itl(best["itl_s"]), help=db.ITL_HELP)
 m3.metric("Mean GPU power", db.fmt_power(best["power_w"]))
 m4.metric("Throughput", db.fmt_throughput(best["throughput_tok_s"]))
 

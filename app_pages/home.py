@@ -47,7 +47,7 @@ if not result.fits:
 else:
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Mean GPU power", db.fmt_power(result.power_w))
-    m2.metric("Inter-token latency", db.fmt_itl(result.itl_s))
+    m2.metric("Inter-token latency", db.fmt_itl(result.itl_s), help=db.ITL_HELP)
     m3.metric("Energy per token", db.fmt_energy(result.energy_per_token_j))
     m4.metric("Throughput", db.fmt_throughput(result.throughput_tok_s))
     if result.notes:

@@ -89,6 +89,10 @@ def sig(value: float, digits: int = 2) -> float:
     return round(float(value), digits - 1 - int(math.floor(math.log10(abs(value)))))
 
 
+ITL_HELP = ("Offline, ITL is the batch's time per generated token (1 / throughput), as the WattGPU paper defines "
+            "it; in server mode it is the time between two tokens of one request.")
+
+
 def fmt_power(w: float) -> str:
     return f"{w:,.0f} W"
 

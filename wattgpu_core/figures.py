@@ -9,6 +9,7 @@ error bars when present.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -101,7 +102,7 @@ def _axis(update, title: str, values: pd.Series) -> None:
 
 def short_gpu_name(name: str) -> str:
     """'NVIDIA H100 NVL 94GB' -> 'H100 NVL 94GB' (for labels on crowded plots)."""
-    text = str(name)
+    text = re.sub(r"\s*\(.*?\)", "", str(name)).strip() or str(name)
     for prefix in ("NVIDIA GeForce ", "NVIDIA Tesla ", "NVIDIA "):
         if text.startswith(prefix):
             return text[len(prefix):]
@@ -165,15 +166,19 @@ def waterfall_figure(
             orientation="h", marker_color=color, name=name, text=[texts[i] for i in idx], textposition="outside",
             cliponaxis=False, hovertemplate="%{y}: %{text}<extra></extra>",
         ))
-    for x, text, dash, anchor in ((pos[0], "average " + value_format.format(shown[0]), "dot", "right"),
-                                  (pos[-1], "this prediction " + value_format.format(shown[-1]), "dash", "left")):
+    prediction_right = pos[-1] >= pos[0]
+    for x, text, dash, anchor, y in (
+        (pos[0], "average " + value_format.format(shown[0]), "dot", "right" if prediction_right else "left", 1.0),
+        (pos[-1], "this prediction " + value_format.format(shown[-1]), "dash",
+         "left" if prediction_right else "right", 1.05),
+    ):
         fig.add_vline(x=x, line=dict(color="gray" if dash == "dot" else "black", dash=dash, width=1.5))
-        fig.add_annotation(x=x, y=1.0, yref="paper", yanchor="bottom", xanchor=anchor, text=text, showarrow=False,
+        fig.add_annotation(x=x, y=y, yref="paper", yanchor="bottom", xanchor=anchor, text=text, showarrow=False,
                            font=dict(size=12))
     fig.update_layout(**_LAYOUT)
     fig.update_layout(title=dict(text=title, y=0.98, yanchor="top"), barmode="overlay",
-                      height=190 + 30 * len(rows), margin=dict(l=10, r=50, t=110, b=60),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.09, xanchor="left", x=0))
+                      height=200 + 30 * len(rows), margin=dict(l=10, r=60, t=120, b=60),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.13, xanchor="left", x=0))
     if log_axis:
         low, high = float(shown.min()), float(shown.max())
         ticks = nice_log_ticks(low, high)

@@ -1,0 +1,87 @@
+"""Figure builders: traces, axis titles with units, legends, frontier and optional intervals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from wattgpu_core import dashboard as db
+from wattgpu_core import figures
+
+
+def _predicted(n: int = 5, intervals: bool = False) -> pd.DataFrame:
+    df = pd.DataFrame({"gpu_name": [f"NVIDIA G{i} (x)" for i in range(n)], "itl_s": np.linspace(0.01, 0.05, n),
+                       "energy_per_token_j": [0.5, 0.2, 0.3, 0.1, 0.4][:n], "power_w": 300.0,
+                       "throughput_tok_s": 1000.0})
+    df["on_frontier"] = db.pareto_mask(df)
+    if intervals:
+        df["itl_s_lo"], df["itl_s_hi"] = df["itl_s"] * 0.9, df["itl_s"] * 1.1
+    return df
+
+
+def test_pareto_mask_keeps_only_undominated_points():
+    assert _predicted()["on_frontier"].tolist() == [True, True, False, True, False]
+
+
+def test_pareto_figure_traces_axes_and_measured_points():
+    measured = pd.DataFrame({"gpu_name": ["NVIDIA G1"], "itl_s": [0.02], "energy_per_token_j": [0.25], "n_runs": [5]})
+    fig = figures.pareto_figure(_predicted(), measured)
+    names = [t.name for t in fig.data]
+    assert names == ["Predicted (one GPU each)", "Pareto frontier", "Measured (runs in the store)"]
+    assert "ITL (ms)" in fig.layout.xaxis.title.text and "Energy per token (J)" in fig.layout.yaxis.title.text
+    assert list(fig.data[1].text) == ["G0", "G1", "G3"]  # short names on the frontier
+    assert math.isclose(fig.data[0].x[0], 10.0)  # seconds shown as ms
+    assert fig.data[2].marker.symbol == "diamond-open"
+
+
+def test_pareto_figure_draws_intervals_when_present():
+    assert figures.pareto_figure(_predicted()).data[0].error_x.array is None
+    fig = figures.pareto_figure(_predicted(intervals=True))
+    assert fig.data[0].error_x.array is not None
+
+
+def test_waterfall_spans_base_to_prediction_in_display_units():
+    contrib = pd.DataFrame({"label": ["Scenario = offline", "Layers = 32"], "shap": [0.3, -0.05]})
+    fig = figures.waterfall_figure(contrib, 0.5, lambda v: v * 400, "Mean GPU power (W)", "t", value_format="{:.0f} W")
+    assert fig.layout.xaxis.title.text == "Mean GPU power (W)"
+    bars = {t.name: t for t in fig.data}
+    up, down = bars["raises the prediction"], bars["lowers the prediction"]
+    assert up.x[0] == 120 and down.x[0] == 20
+    texts = [a.text for a in fig.layout.annotations]
+    assert "average 200 W" in texts and "this prediction 300 W" in texts
+
+
+def test_log_waterfall_labels_factors():
+    contrib = pd.DataFrame({"label": ["Scenario"], "shap": [math.log(0.5)]})
+    fig = figures.waterfall_figure(contrib, math.log(0.01), lambda v: math.exp(v) * 1000, "ITL (ms, log scale)", "t",
+                                   log_axis=True, value_format="{:.3g} ms")
+    assert fig.data[0].text[0] == "×0.50"
+    assert list(fig.layout.xaxis.ticktext)  # readable 1-2-5 tick labels
+
+
+def test_parity_and_breakdown_figures():
+    frame = pd.DataFrame({"y_true": [0.01, 0.02, 0.05], "y_pred": [0.011, 0.018, 0.06],
+                          "scenario": ["offline", "server", "server"]})
+    fig = figures.parity_figure(frame, "y_true", "y_pred", "ITL (ms, log scale)", "ITL", log_axes=True, scale=1000)
+    assert [t.name for t in fig.data] == ["Offline (batch)", "Server", "perfect prediction (y = x)"]
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.title.text.startswith("Predicted ITL (ms")
+    breakdown = pd.DataFrame({"group": ["A", "B", "A", "B"], "target_label": ["Power", "Power", "ITL", "ITL"],
+                              "mdape_pct": [2.0, 3.0, 10.0, 5.0], "n_rows": [10, 10, 10, 10]})
+    fig = figures.error_breakdown_figure(breakdown, "GPU", "t")
+    assert [t.name for t in fig.data] == ["Power", "ITL"] and "MdAPE (%)" in fig.layout.xaxis.title.text
+
+
+def test_labels_and_formats():
+    assert db.label("power_w_hi") == "Power high (W)"
+    assert db.label("energy_per_token_j") == "Energy per token (J)"
+    assert db.fmt_itl(0.012345) == "12 ms" and db.fmt_power(381.2) == "381 W"
+    assert db.sig(0.012345, 2) == 0.012
+
+
+def test_page_state_round_trips_through_the_url():
+    state = db.PageState(llm="Qwen/Qwen2.5-7B-Instruct", scenario="server", qps=0.017, gen=("Server Hopper(Hxx)",),
+                         tdp=(70.0, 400.0))
+    assert db.PageState.from_query(state.to_query()) == state
+    assert db.PageState.from_query({"batch": "lots", "scenario": "nonsense", "tdp": "x"}) == db.PageState()
