@@ -152,6 +152,14 @@ def test_duplicate_rows_within_one_file_count_once(store):
     assert "2 duplicate rows within the file" in result.message
 
 
+def test_counts_when_a_file_repeats_runs_that_are_already_in_the_store(store):
+    ingest_bytes(store, "good.csv", csv_bytes(GOOD))
+    new_row = GOOD[0].replace("331.5", "333.3")
+    result = ingest_bytes(store, "mixed.csv", csv_bytes(GOOD + [GOOD[0], new_row]))
+    assert (result.added, result.duplicates_in_store, result.duplicates_in_file) == (1, 3, 1)
+    assert "added 1 run as batch" in result.message and "3 already in the store were skipped" in result.message
+
+
 def test_file_over_the_size_limit(store, monkeypatch):
     monkeypatch.setattr(importers, "MAX_FILE_BYTES", 1000)
     before = store.fingerprint()

@@ -344,7 +344,9 @@ def _numeric(frame: pd.DataFrame, column: str, issues: _Issues, rows: np.ndarray
     if bad.any():
         idx = np.flatnonzero(bad.to_numpy())
         for i in idx[:MAX_ISSUES]:
-            issues.add(rows[i], column, f"expected a number, found {str(series.iloc[i])[:40]!r}")
+            text = str(series.iloc[i]).strip()
+            hint = "; write decimals with a point" if re.fullmatch(r"[+-]?\d+,\d+", text) else ""
+            issues.add(rows[i], column, f"expected a number, found {text[:40]!r}{hint}")
         issues.total += max(0, len(idx) - MAX_ISSUES)
     return values.to_numpy(dtype=float, na_value=np.nan)
 
@@ -880,40 +882,43 @@ def prepare(
             issues.add(rows[i], name, message(i) if callable(message) else message)
         issues.total += max(0, len(idx) - MAX_ISSUES)
 
-    # Names
+    # Names: each distinct name is resolved once; rows refer to it by code.
+    gpu_codes = gpu_ids = None
     for kind, raw, target, resolver in (
         ("LLM", "llm_name_raw", "llm_id", LlmResolver(llms)),
         ("GPU", "gpu_name_raw", "gpu_id", GpuResolver(gpus)),
     ):
-        values = pd.Series(frame[raw].to_numpy(dtype=object, na_value=None), dtype=object)
-        blank = (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
-        where(blank, raw, f"{kind} name is missing")
-        values = values.mask(blank)
-        ids, unknown = resolver.resolve_many(values.to_numpy(dtype=object))
+        codes, uniques = pd.factorize(frame[raw], use_na_sentinel=True)
+        names_ = [str(u).strip() for u in uniques]
+        mapped = {}
         if kind == "GPU" and source_gpu_map is not None and len(source_gpu_map):
             sub = source_gpu_map[source_gpu_map["source_id"] == parsed.source_id]
-            mapped = values.map(dict(zip(sub["raw_name"], sub["gpu_id"], strict=True)))
-            ids = np.where(mapped.notna(), mapped.to_numpy(dtype=object), ids).astype(object)
-            for name in set(sub["raw_name"]):
-                unknown.pop(str(name), None)
+            mapped = dict(zip(sub["raw_name"], sub["gpu_id"], strict=True))
+        ids = [None if not n else mapped.get(n) or resolver.try_resolve(n) for n in names_]
+        blank_u = np.array([not n for n in names_] + [True])  # the last entry stands for a missing cell
+        codes = np.where(codes < 0, len(names_), codes)
+        where(blank_u[codes], raw, f"{kind} name is missing")
+        unknown = {i: n for i, (n, hit) in enumerate(zip(names_, ids, strict=True)) if n and hit is None}
         if unknown:
             hints = {}
-            for name, hint in unknown.items():
+            for i, name in unknown.items():
+                hint = resolver.suggestions(name)
                 msg = f"unknown {kind} {name!r}"
                 if hint:
                     msg += " (did you mean " + " or ".join(repr(h) for h in hint) + "?)"
-                hints[name] = msg + ("; add it as a custom GPU first" if kind == "GPU"
-                                     else "; add it from its config.json first")
-            names_ = values.to_numpy(dtype=object)
-            where(values.astype(str).isin(list(unknown)).to_numpy() & ~blank, raw,
-                  lambda i, names_=names_, hints=hints: hints[str(names_[i])])
-        frame[target] = ids
+                hints[i] = msg + ("; add it as a custom GPU first" if kind == "GPU"
+                                  else "; add it from its config.json first")
+            where(np.isin(codes, list(unknown)), raw, lambda i, codes=codes, hints=hints: hints[codes[i]])
+        ids_u = pd.array([*ids, None], dtype="str")
+        frame[target] = pd.Series(ids_u.take(codes), index=frame.index)
+        if kind == "GPU":
+            gpu_codes, gpu_ids = codes, ids
 
     # Scenario
-    scen = frame["scenario"].to_numpy(dtype=object, na_value=None)
-    where(~pd.Series(scen, dtype=object).isin(SCENARIOS).to_numpy(), "scenario",
+    scen = frame["scenario"]
+    where(~scen.isin(SCENARIOS).to_numpy(dtype=bool), "scenario",
           lambda i: f"scenario must be one of {', '.join(SCENARIOS)}, found "
-                    f"{'nothing' if scen[i] is None else repr(str(scen[i])[:40])}")
+                    f"{'nothing' if pd.isna(scen.iloc[i]) else repr(str(scen.iloc[i])[:40])}")
 
     # Power: required, finite, positive, at most twice the GPU's TDP (or, where the TDP is unknown, twice the
     # largest TDP in the catalog)
@@ -921,12 +926,13 @@ def prepare(
     where(np.isnan(power), "power_w", "power is missing or NaN")
     where(np.isinf(power), "power_w", "power is infinite")
     where(np.isfinite(power) & (power <= 0), "power_w", lambda i: f"power must be positive, found {power[i]:g}")
-    tdp = frame["gpu_id"].map(gpus.set_index("gpu_id")["tdp_w"]).to_numpy(dtype=float)
+    tdp_by_id = dict(zip(gpus["gpu_id"], gpus["tdp_w"].astype(float), strict=True))
+    tdp = np.array([tdp_by_id.get(g, np.nan) if g else np.nan for g in [*gpu_ids, None]], dtype=float)[gpu_codes]
     over = np.isfinite(power) & np.isfinite(tdp) & (power > 2 * tdp)
     where(over, "power_w", lambda i: f"power {power[i]:.0f} W is above twice the GPU's TDP ({tdp[i]:.0f} W); "
                                      "give the mean power of one GPU in watts")
     ceiling = 2 * float(np.nanmax(gpus["tdp_w"].to_numpy(dtype=float))) if gpus["tdp_w"].notna().any() else np.inf
-    over = np.isfinite(power) & ~np.isfinite(tdp) & frame["gpu_id"].notna().to_numpy() & (power > ceiling)
+    over = np.isfinite(power) & ~np.isfinite(tdp) & frame["gpu_id"].notna().to_numpy(dtype=bool) & (power > ceiling)
     where(over, "power_w", lambda i: f"power {power[i]:.0f} W is above twice the largest TDP of any GPU "
                                      f"({ceiling / 2:.0f} W); give the mean power of one GPU in watts")
 
@@ -945,8 +951,8 @@ def prepare(
         where(np.isfinite(values) & (values != np.round(values)), name,
               lambda i, name=name, values=values: f"{name} must be a whole number, found {values[i]:g}")
 
-    defs = pd.Series(frame["itl_definition"].to_numpy(dtype=object, na_value=None), dtype=object)
-    bad = (defs.notna() & ~defs.isin(list(ITL_DEFINITIONS))).to_numpy()
+    defs = frame["itl_definition"]
+    bad = (defs.notna() & ~defs.isin(list(ITL_DEFINITIONS))).to_numpy(dtype=bool)
     where(bad, "itl_definition", lambda i: f"itl_definition must be one of {', '.join(ITL_DEFINITIONS)}, found "
                                            f"{str(defs.iloc[i])[:40]!r}")
     itl = frame["itl_s"].to_numpy(dtype=float)

@@ -357,40 +357,10 @@ class Store:
         typed["_ord"] = np.arange(len(typed), dtype=np.int64)
         # An Arrow table scans into DuckDB without a Python object per value (pandas object columns need one).
         incoming = pa.Table.from_pandas(typed, preserve_index=False)
-        cols = ", ".join(names(RUN_COLUMNS))
-        selected = ", ".join("n.run_id" if c == "run_id" else f"i.{c}" for c in names(RUN_COLUMNS))
-        with self._transaction() as cur:
-            cur.register("_incoming", incoming)
-            try:
-                # Fingerprints only (narrow), then the first row of each new fingerprint, then one INSERT.
-                cur.execute(f"CREATE TEMP TABLE _ids AS SELECT _ord, {run_id_sql()} AS run_id FROM _incoming")
-                total, distinct = cur.execute("SELECT count(*), count(DISTINCT run_id) FROM _ids").fetchone()
-                cur.execute("CREATE TEMP TABLE _new AS SELECT min(_ord) AS _ord, run_id FROM _ids GROUP BY run_id")
-                in_store = cur.execute("SELECT count(*) FROM _new WHERE run_id IN (SELECT run_id FROM runs)"
-                                       ).fetchone()[0]
-                added = distinct - in_store
-                if added:
-                    cur.execute("DELETE FROM _new WHERE run_id IN (SELECT run_id FROM runs)")
-                    seq0 = cur.execute("SELECT coalesce(max(seq), -1) + 1 FROM runs").fetchone()[0]
-                    cur.execute(
-                        f"INSERT INTO runs ({cols}, seq) SELECT {selected}, ? + i._ord "
-                        f"FROM _incoming i JOIN _new n ON n._ord = i._ord",
-                        [seq0],
-                    )
-                    self._ensure_sources(cur, prepared, batch_id)
-                    self._insert_frame(cur, "batches", pd.DataFrame([{
-                        "batch_id": batch_id, "kind": kind, "source_id": prepared.source_id,
-                        "file_name": prepared.file_name, "file_sha256": prepared.file_sha256,
-                        "format": prepared.format, "imported_at": now, "n_runs": int(added), "n_gpus": 0,
-                        "n_llms": 0, "notes": "; ".join(prepared.warnings)}]))
-                prior = None
-                if prepared.file_sha256:
-                    prior = cur.execute("SELECT batch_id FROM batches WHERE file_sha256 = ? AND batch_id <> ? "
-                                        "ORDER BY imported_at LIMIT 1", [prepared.file_sha256, batch_id]).fetchone()
-            finally:
-                cur.execute("DROP TABLE IF EXISTS _ids")
-                cur.execute("DROP TABLE IF EXISTS _new")
-                cur.unregister("_incoming")
+        try:  # one pass when the file holds no run twice (the usual case) ...
+            total, distinct, in_store, added, prior = self._write_runs(incoming, prepared, batch_id, kind, now, False)
+        except duckdb.ConstraintException:  # ... else fingerprints first, keeping the first row of each
+            total, distinct, in_store, added, prior = self._write_runs(incoming, prepared, batch_id, kind, now, True)
         dup_file = int(total - distinct)
         if added:
             msg = f"added {added} run{'s' if added != 1 else ''} as batch {batch_id}"
@@ -404,6 +374,51 @@ class Store:
             msg += f"; {dup_file} duplicate row{'s' if dup_file != 1 else ''} within the file counted once"
         return IngestResult(batch_id if added else None, int(added), int(in_store), dup_file, prepared.format, msg,
                             prepared.warnings)
+
+    def _write_runs(self, incoming: pa.Table, prepared: PreparedImport, batch_id: str, kind: str, now: datetime,
+                    dedupe_in_file: bool) -> tuple[int, int, int, int, tuple | None]:
+        """Insert the runs not yet in the store, in one transaction; (rows, distinct runs, runs already in the
+        store, runs added, earlier batch of the same file or None).
+
+        Without ``dedupe_in_file`` one INSERT fingerprints and filters the rows as it reads them; a run that the
+        file holds twice then violates the primary key, which raises ``duckdb.ConstraintException`` and rolls the
+        transaction back, and the caller retries with ``dedupe_in_file``: fingerprints first, then the first row of
+        each new fingerprint."""
+        cols = ", ".join(names(RUN_COLUMNS))
+        total = incoming.num_rows
+        with self._transaction() as cur:  # its cursor, closed afterwards, drops the temp tables and registration
+            cur.register("_incoming", incoming)
+            seq0 = cur.execute("SELECT coalesce(max(seq), -1) + 1 FROM runs").fetchone()[0]
+            if not dedupe_in_file:
+                selected = ", ".join("_rid" if c == "run_id" else c for c in names(RUN_COLUMNS))
+                added = cur.execute(
+                    f"INSERT INTO runs ({cols}, seq) SELECT {selected}, ? + _ord FROM (SELECT *, {run_id_sql()} "
+                    f"AS _rid FROM _incoming) WHERE _rid NOT IN (SELECT run_id FROM runs)", [seq0]).fetchone()[0]
+                distinct = total if added == total else cur.execute(
+                    f"SELECT count(DISTINCT {run_id_sql()}) FROM _incoming").fetchone()[0]
+                in_store = distinct - added
+            else:
+                cur.execute(f"CREATE TEMP TABLE _ids AS SELECT _ord, {run_id_sql()} AS run_id FROM _incoming")
+                distinct = cur.execute("SELECT count(DISTINCT run_id) FROM _ids").fetchone()[0]
+                cur.execute("CREATE TEMP TABLE _new AS SELECT min(_ord) AS _ord, run_id FROM _ids GROUP BY run_id "
+                            "HAVING run_id NOT IN (SELECT run_id FROM runs)")
+                added = cur.execute("SELECT count(*) FROM _new").fetchone()[0]
+                in_store = distinct - added
+                selected = ", ".join("n.run_id" if c == "run_id" else f"i.{c}" for c in names(RUN_COLUMNS))
+                cur.execute(f"INSERT INTO runs ({cols}, seq) SELECT {selected}, ? + i._ord "
+                            f"FROM _incoming i JOIN _new n ON n._ord = i._ord", [seq0])
+            if added:
+                self._ensure_sources(cur, prepared, batch_id)
+                self._insert_frame(cur, "batches", pd.DataFrame([{
+                    "batch_id": batch_id, "kind": kind, "source_id": prepared.source_id,
+                    "file_name": prepared.file_name, "file_sha256": prepared.file_sha256,
+                    "format": prepared.format, "imported_at": now, "n_runs": int(added), "n_gpus": 0,
+                    "n_llms": 0, "notes": "; ".join(prepared.warnings)}]))
+            prior = None
+            if prepared.file_sha256:
+                prior = cur.execute("SELECT batch_id FROM batches WHERE file_sha256 = ? AND batch_id <> ? "
+                                    "ORDER BY imported_at LIMIT 1", [prepared.file_sha256, batch_id]).fetchone()
+        return int(total), int(distinct), int(in_store), int(added), prior
 
     def _ensure_sources(self, cur, prepared: PreparedImport, batch_id: str) -> None:
         used = cur.execute("SELECT DISTINCT source_id, license FROM runs WHERE batch_id = ?", [batch_id]).fetchall()
