@@ -167,15 +167,19 @@ def join_specs(rows: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame) -> pd
     gpu_cols = [c for c in GPU_SPEC_COLUMNS if c in gpus.columns]
     llm_cols = [c for c in LLM_SPEC_COLUMNS if c in llms.columns]
     out = rows.drop(columns=[c for c in gpu_cols + llm_cols if c in rows.columns]).copy()
-    g = gpus.drop_duplicates("gpu_id").set_index("gpu_id")[gpu_cols]
-    m = llms.drop_duplicates("llm_id").set_index("llm_id")[llm_cols]
-    for c in gpu_cols:
-        out[c] = out["gpu_id"].map(g[c]).to_numpy()
-    for c in llm_cols:
-        out[c] = out["llm_id"].map(m[c]).to_numpy()
-    for c in gpu_cols + llm_cols:
-        if c not in ("memory_type", "model_type", "is_moe"):
-            out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+    for key, table, cols in (("gpu_id", gpus, gpu_cols), ("llm_id", llms, llm_cols)):
+        table = table.drop_duplicates(key)
+        pos = pd.Index(table[key].astype(object)).get_indexer(out[key].astype(object).to_numpy())
+        found = pos >= 0
+        for c in cols:
+            text = c in ("memory_type", "model_type", "is_moe")
+            values = table[c].to_numpy(dtype=object) if text else pd.to_numeric(table[c], errors="coerce").to_numpy(
+                dtype=float)
+            col = np.full(len(out), None if text else np.nan, dtype=object if text else float)
+            col[found] = values[pos[found]]
+            if text:
+                col[pd.isna(col)] = None
+            out[c] = pd.Series(col, index=out.index, dtype=object) if text else col
     return out
 
 

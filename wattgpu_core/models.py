@@ -179,7 +179,7 @@ class Preprocessor:
         codes = []
         for col, mode, cats in zip(self.categorical, self.modes, self.categories, strict=True):
             # unknown categories -> -1 (OrdinalEncoder's handle_unknown="use_encoded_value", unknown_value=-1)
-            codes.append(pd.Categorical(_filled(frame[col], mode), categories=list(cats)).codes.astype(float))
+            codes.append(pd.Index(list(cats), dtype=object).get_indexer(_filled(frame[col], mode)).astype(float))
         return np.column_stack([x, *codes]) if codes else x
 
     def to_dict(self) -> dict:

@@ -165,12 +165,22 @@ def _missing_inputs(feats: pd.DataFrame, model_set: LoadedModelSet) -> np.ndarra
 
 
 def _notes(parts: list[tuple[np.ndarray, object]], n: int) -> np.ndarray:
-    """Join per-row note strings: each part is (mask, text or per-row array of texts)."""
-    notes = [[] for _ in range(n)]
-    for mask, text in parts:
-        for i in np.flatnonzero(mask):
-            notes[i].append(text if isinstance(text, str) else str(text[i]))
-    return np.array(["; ".join(x) for x in notes], dtype=object)
+    """Per-row notes joined with "; ": each part is (mask, text or per-row array of texts). Rows sharing the same
+    notes are joined once."""
+    keys = np.zeros(n, dtype=np.int64)
+    texts = np.full(n, "", dtype=object)
+    for bit, (mask, text) in enumerate(parts):
+        mask = np.asarray(mask, dtype=bool)
+        keys |= mask.astype(np.int64) << bit
+        if not isinstance(text, str):
+            texts = np.where(mask, np.asarray(text, dtype=object), texts)  # at most one per-row text part
+    codes, uniques = pd.factorize(pd.Series(keys.astype(str)) + "|" + pd.Series(texts, dtype=object))
+    first = np.unique(codes, return_index=True)[1]
+    joined = []
+    for i in first:
+        joined.append("; ".join(text if isinstance(text, str) else str(text[i])
+                                for mask, text in parts if np.asarray(mask, dtype=bool)[i]))
+    return np.asarray(joined, dtype=object)[codes]
 
 
 def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,

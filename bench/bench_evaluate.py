@@ -1,0 +1,126 @@
+"""Benchmark: the full evaluation against a straightforward reference implementation of the same protocol.
+
+The full evaluation is ``evaluation.run_evaluation``: both targets (power, ITL), all three strategies (5-fold
+grouped CV, leave-one-GPU-out, leave-one-LLM-out) and the baselines, in each mode asked for. The reference runs
+the same protocol in this process with one sklearn Pipeline (ColumnTransformer + XGBRegressor, default settings)
+re-fitted per fold, folds in order. Both are timed in the same run, alternately, after one warm-up; the script
+prints each wall time, the ratio, and how far the two sets of out-of-fold predictions and metrics differ.
+
+    python bench/bench_evaluate.py [--db PATH] [--modes all-gpus paper-compat] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from wattgpu_core.evaluation import ReferencePaperModelSet, run_evaluation  # noqa: E402
+from wattgpu_core.models import PaperModelSet, target_rows, training_frame  # noqa: E402
+from wattgpu_core.store import Store  # noqa: E402
+
+MODES = {"all-gpus": False, "paper-compat": True}
+
+
+def _warm_up(store) -> None:
+    """Import and exercise xgboost and sklearn once so that neither timing pays for first use."""
+    frame = training_frame(store, "catalog")
+    rows = target_rows(frame, "itl", PaperModelSet().features("itl")).iloc[:300]
+    PaperModelSet().fit("itl", rows).predict(rows)
+    ReferencePaperModelSet().fit("itl", rows).predict(rows)
+
+
+def _agreement(fast, ref) -> dict:
+    """How far our out-of-fold predictions and metrics are from the reference's, per target."""
+    out = {}
+    for target in ("power", "itl"):
+        rel = []
+        for key, pf in fast.predictions.items():
+            if key[2] == "-" or key[1] != target:
+                continue
+            pr = ref.predictions[key]
+            assert (pf["run_id"].to_numpy() == pr["run_id"].to_numpy()).all()
+            rel.append(np.abs(pf["y_pred"].to_numpy() - pr["y_pred"].to_numpy()) / np.abs(pr["y_pred"].to_numpy()))
+        rel = np.concatenate(rel)
+        d_mdape, d_tau = 0.0, 0.0
+        for a, b in zip(fast.records, ref.records, strict=True):
+            assert (a["target"], a["model"], a["scenario"], a["strategy"]) == (
+                b["target"], b["model"], b["scenario"], b["strategy"])
+            if a["target"] != target:
+                continue
+            d_mdape = max(d_mdape, abs(a["mdape_pct"] - b["mdape_pct"]))
+            for k in ("gpu_tau", "llm_tau"):
+                if np.isfinite(a[k]) and np.isfinite(b[k]):
+                    d_tau = max(d_tau, abs(a[k] - b[k]))
+        out[target] = {"median_rel": float(np.median(rel)), "max_rel": float(rel.max()),
+                       "share_rows_over_1e-4": float(np.mean(rel > 1e-4)), "max_d_mdape_pp": d_mdape,
+                       "max_d_tau": d_tau}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, default=None)
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (median reported)")
+    args = parser.parse_args()
+
+    print(f"CPUs: {os.cpu_count()}  (ours: folds in {os.cpu_count()} threads, 1 XGBoost thread each; "
+          f"reference: folds in order, XGBoost default threads)")
+    with Store.open(args.db, read_only=args.db is not None) as store:
+        _warm_up(store)
+        ours = {m: [] for m in args.modes}
+        ref = {m: [] for m in args.modes}
+        cpu_ours = {m: [] for m in args.modes}
+        cpu_ref = {m: [] for m in args.modes}
+        last = {}
+        for r in range(args.repeats):
+            for mode in args.modes:
+                compat = MODES[mode]
+                order = ("ours", "ref") if r % 2 == 0 else ("ref", "ours")
+                for who in order:
+                    start, cpu = time.perf_counter(), time.process_time()
+                    if who == "ours":
+                        res = run_evaluation(store, paper_compat=compat)
+                        ours[mode].append(time.perf_counter() - start)
+                        cpu_ours[mode].append(time.process_time() - cpu)
+                    else:
+                        res = run_evaluation(store, paper_compat=compat, model_sets=[ReferencePaperModelSet()],
+                                             n_jobs=1)
+                        ref[mode].append(time.perf_counter() - start)
+                        cpu_ref[mode].append(time.process_time() - cpu)
+                    last[(mode, who)] = res
+                print(f"  round {r + 1} {mode:<13} ours {ours[mode][-1]:6.2f} s   reference {ref[mode][-1]:6.2f} s"
+                      f"   ratio {ours[mode][-1] / ref[mode][-1]:.3f}   (CPU s: ours {cpu_ours[mode][-1]:.2f}, "
+                      f"reference {cpu_ref[mode][-1]:.2f}; load average {os.getloadavg()[0]:.2f})")
+
+    print("\nfull evaluation (power + ITL; CV, LOGO, LOLO; TDP, LS-TDP, roofline baselines), median of "
+          f"{args.repeats}:")
+    total_ours = total_ref = 0.0
+    for mode in args.modes:
+        o, f = statistics.median(ours[mode]), statistics.median(ref[mode])
+        total_ours += o
+        total_ref += f
+        print(f"  {mode:<13} ours {o:6.2f} s   reference {f:6.2f} s   ratio {o / f:.3f}")
+    if len(args.modes) > 1:
+        print(f"  {'all modes':<13} ours {total_ours:6.2f} s   reference {total_ref:6.2f} s   "
+              f"ratio {total_ours / total_ref:.3f}")
+    print("\nagreement of our out-of-fold predictions with the reference's (duplicate rows collapsed into weights "
+          "change float rounding, which can flip exact ties between equally good splits):")
+    for mode in args.modes:
+        for target, a in _agreement(last[(mode, "ours")], last[(mode, "ref")]).items():
+            print(f"  {mode:<13} {target:<6} relative difference median {a['median_rel']:.1e}, max "
+                  f"{a['max_rel']:.1e}, rows > 1e-4: {a['share_rows_over_1e-4'] * 100:4.1f}%;  max |dMdAPE| "
+                  f"{a['max_d_mdape_pp']:.3f} points, max |dtau| {a['max_d_tau']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

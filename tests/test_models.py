@@ -1,0 +1,149 @@
+"""The paper's models: preprocessing equals sklearn's, the committed files match the seed data and load safely,
+training is deterministic, and the model-set interface takes other model sets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wattgpu_core import evaluation as E
+from wattgpu_core import models as M
+from wattgpu_core.paths import MODELS_DIR
+from wattgpu_core.store import Store
+
+
+@pytest.fixture(scope="module")
+def seed_store(seed_db_path):
+    with Store.open(seed_db_path, read_only=True) as store:
+        yield store
+
+
+@pytest.fixture(scope="module")
+def frame(seed_store):
+    return M.training_frame(seed_store, "catalog")
+
+
+def test_training_frame_is_the_papers_data(seed_store, frame):
+    assert len(frame) == 4213  # Watt Counts minus the 7 MoE LLMs (paper-spec §1)
+    assert frame["llm_id"].nunique() == 42 and frame["gpu_id"].nunique() == 8
+    assert (frame["total_params_b"] == frame["active_params_b"]).all()
+    assert frame["scenario_detail"].value_counts().to_dict() == {"server_low": 1405, "server_high": 1405,
+                                                                  "offline": 1403}
+    paper = M.training_frame(seed_store, "paper")
+    h200 = paper[paper["gpu_id"] == "h200-sxm-141gb"].iloc[0]
+    assert h200["fp16_tensor_dense_tflops"] == 835.0 and h200["gpu_label"] == "H200 NVL"  # the paper's NVL values
+    assert frame.loc[frame["gpu_id"] == "h200-sxm-141gb", "fp16_tensor_dense_tflops"].iloc[0] == 989.0
+
+
+@pytest.mark.parametrize("target", ["power", "itl"])
+def test_preprocessor_equals_sklearn_column_transformer(frame, target):
+    spec = M.PAPER_FEATURES[target]
+    rng = np.random.default_rng(3)
+    data = frame[list(spec.columns)].copy()
+    for c in spec.categorical:
+        data[c] = data[c].astype(object)
+    train, test = data.iloc[::2].copy(), data.iloc[1::2].copy()
+    for c in spec.numeric[:3]:
+        train.loc[train.index[rng.choice(len(train), 50, replace=False)], c] = np.nan
+        test.loc[test.index[:5], c] = np.nan
+    cat = spec.categorical[-1]
+    # Missing categories are NaN, as pandas reads them from a CSV (sklearn's imputer does not treat None as missing)
+    train.loc[train.index[rng.choice(len(train), 40, replace=False)], cat] = np.nan
+    test.loc[test.index[:3], cat] = "never-seen"
+    test.loc[test.index[3:6], cat] = np.nan
+    ref = E.reference_pipeline(target).named_steps["pre"].fit(train)
+    ours = M.Preprocessor.fit(train, spec)
+    np.testing.assert_allclose(ours.transform(test), ref.transform(test), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours.transform(train), ref.transform(train), rtol=1e-12, atol=1e-12)
+    assert (ours.transform(test.iloc[:3])[:, -1] == -1).all()  # unknown category -> -1
+    again = M.Preprocessor.from_dict(json.loads(json.dumps(ours.to_dict())))
+    np.testing.assert_array_equal(again.transform(test), ours.transform(test))
+
+
+@pytest.mark.parametrize("target", ["power", "itl"])
+def test_fold_fast_path_equals_fit_and_predict(frame, target):
+    ms = M.PaperModelSet()
+    rows = M.target_rows(frame, target, ms.features(target))
+    train, test = E.splits(rows, "LOGO")[3]
+    fast = ms.prepare(target, rows).fit_predict(train, test)
+    slow = ms.fit(target, rows.iloc[train]).predict(rows.iloc[test])
+    np.testing.assert_array_equal(fast, slow)
+
+
+def test_committed_models_match_the_seed_data(frame):
+    meta = M.read_metadata("paper", MODELS_DIR)
+    cols = meta["training_data"]["hash_columns"]
+    assert M.training_data_hash(frame, cols) == meta["training_data"]["sha256"], (
+        "models/ is stale: run `python -m wattgpu_core train` and commit models/")
+    assert meta["training_data"]["n_rows"] == len(frame)
+    for t in ("power", "itl"):
+        assert meta["targets"][t]["features"] == list(M.PAPER_FEATURES[t].columns)
+    assert {"xgboost", "numpy", "pandas", "scikit-learn"} <= set(meta["library_versions"])
+    assert meta["trained_at"] and meta["cv_metrics"]
+    assert {r["strategy"] for r in meta["cv_metrics"]} == {"CV", "LOGO", "LOLO"}
+
+
+def test_model_files_are_json_only_and_load(frame):
+    files = sorted(p.name for p in MODELS_DIR.iterdir() if p.is_file() and not p.name.startswith("."))
+    assert files == ["paper.meta.json", "paper_itl.json", "paper_power.json"]
+    for name in files:
+        json.loads((MODELS_DIR / name).read_text())  # plain JSON, nothing executable
+    fitted, _ = M.load_fitted("paper", MODELS_DIR)
+    power = fitted["power"].predict(frame)
+    itl = fitted["itl"].predict(frame)
+    assert np.isfinite(power).all() and np.isfinite(itl).all()
+    assert E.mdape_pct(frame["power_w"], power) < 5.0  # in-sample
+    assert E.mdape_pct(frame["itl_s"], itl) < 15.0
+
+
+def test_training_is_deterministic_and_reproduces_the_committed_files(seed_store, tmp_path):
+    meta = M.train(seed_store, tmp_path, "paper")
+    for t in ("power", "itl"):
+        assert (tmp_path / meta["targets"][t]["file"]).read_bytes() == (MODELS_DIR / f"paper_{t}.json").read_bytes()
+    committed = M.read_metadata("paper", MODELS_DIR)
+    assert meta["training_data"]["sha256"] == committed["training_data"]["sha256"]
+    assert meta["targets"] == committed["targets"]
+
+
+def test_missing_model_files_raise_a_clear_error(tmp_path):
+    with pytest.raises(M.ModelNotTrainedError, match="wattgpu_core train"):
+        M.load_fitted("paper", tmp_path)
+
+
+@dataclass(frozen=True)
+class _MeanModel:
+    means: dict
+    column: str
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        return rows["scenario_detail"].map(self.means).to_numpy(dtype=float)
+
+
+class _ScenarioMeanSet(M.ModelSet):
+    name = "scenario-mean"
+    label = "MEAN"
+
+    def features(self, target):
+        return ("scenario_detail",)
+
+    def fit(self, target, train, *, n_threads=1, seed=0):
+        column = M.TARGET_COLUMNS[target]
+        return _MeanModel(train.groupby("scenario_detail")[column].mean().to_dict(), column)
+
+
+def test_other_model_sets_run_through_the_same_protocol(frame, monkeypatch):
+    monkeypatch.setitem(M.MODEL_SETS, "scenario-mean", _ScenarioMeanSet)
+    sub = frame[frame["llm_id"].isin(sorted(frame["llm_id"].unique())[:6])].reset_index(drop=True)
+    result = E.evaluate_frame(sub, False, ["paper", "scenario-mean"], strategies=("CV", "LOGO"), baselines=False)
+    models = {r["model"] for r in result.records}
+    assert models == {"XGB", "MEAN"}
+    mean_rec = result.record("power", "MEAN", "offline", "LOGO")
+    xgb_rec = result.record("power", "XGB", "offline", "LOGO")
+    assert mean_rec["n_rows"] == xgb_rec["n_rows"] and mean_rec["mdape_pct"] > xgb_rec["mdape_pct"]
+    assert ("MEAN", "itl", "CV") in result.predictions
+    with pytest.raises(M.WattGPUError, match="unknown model set"):
+        M.get_model_set("nope")
