@@ -135,6 +135,11 @@ def test_subset_run_without_tokens_is_skipped_with_a_warning(catalogs):
     assert any("generation_tokens_total = 0" in w and "row 6" in w for w in prepared.warnings)
 
 
+def test_subset_file_whose_runs_all_have_no_tokens_is_rejected(catalogs):
+    with pytest.raises(ValidationError, match="no runs to import: 1 run with generation_tokens_total = 0"):
+        _prepare("s.csv", _subset_row(generation_tokens_total="0"), catalogs)
+
+
 def test_subset_lists_of_different_lengths_are_rejected(catalogs):
     with pytest.raises(ValidationError) as info:
         _prepare("s.csv", _subset_row(request_generation_tokens="[201, 121]"), catalogs)

@@ -866,6 +866,8 @@ def prepare(
     file_sha256: str = "",
 ) -> PreparedImport:
     """Resolve names against the catalog and check physical ranges. Raises ValidationError listing every problem."""
+    if not len(parsed.frame):
+        raise _reject("no runs to import" + (": " + "; ".join(parsed.warnings) if parsed.warnings else ""))
     frame = parsed.frame.copy()
     issues = _Issues()
     col = parsed.column_names
