@@ -41,7 +41,10 @@ with upload:
         except ValidationError as exc:
             st.error(f"{file.name} was rejected: {len(exc.issues)} problem(s) shown"
                      + (f" of {exc.total}" if exc.total > len(exc.issues) else "") + ". Fix them and upload again.")
-            st.dataframe(db.issues_table(exc), hide_index=True, width="stretch")
+            st.dataframe(db.issues_table(exc), hide_index=True, width="stretch", column_config={
+                "Row": st.column_config.TextColumn(width="small"),
+                "Column": st.column_config.TextColumn(width="small"),
+                "Problem": st.column_config.TextColumn(width="large")})
             st.stop()
         st.success(db.validation_summary(prepared))
         for warning in prepared.warnings:

@@ -127,6 +127,10 @@ def test_data_upload_ingest_list_and_remove(app, store_path):
     assert_ok(at)
     assert any("added 2 runs" in i.value for i in at.info)
     assert shared_store_runs(at, store_path) == before + 2
+    at.button(key="data_retrain").click().run()
+    assert_ok(at)
+    change = [d.value for d in at.dataframe if "MdAPE before (%)" in d.value.columns]
+    assert change and len(change[0]) == 4, "power and ITL, offline and server"
     listing = [d.value for d in at.dataframe if "Batch" in d.value.columns]
     assert listing and len(listing[0]) == 1
     at.button(key="data_remove").click().run()

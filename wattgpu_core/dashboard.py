@@ -591,8 +591,18 @@ def headline_accuracy(model_set) -> Accuracy:
     if not records:
         return Accuracy("These model files carry no cross-validation metrics; the Cross-validation page computes "
                         "them.", pd.DataFrame())
-    table = cv_table(pd.DataFrame(records), None, compact=True)
     rec = pd.DataFrame(records)
+    learned = rec[rec["strategy"].isin(["CV", "LOGO", "LOLO"]) & (rec["model"] == rec["model"].iloc[0])]
+    table = (learned.assign(Target=learned["target"].map({"power": "Power", "itl": "ITL"}),
+                            Scenario=learned["scenario"].map(SCENARIO_LABELS).fillna(learned["scenario"]),
+                            value=learned["mdape_pct"].map(lambda v: _num(v, ".1f")))
+             .pivot(index=["Target", "Scenario"], columns="strategy", values="value")
+             .reindex(columns=["CV", "LOGO", "LOLO"])
+             .rename(columns=lambda c: f"MdAPE {c} (%)")
+             .reset_index()
+             .sort_values(["Target", "Scenario"], ascending=[False, True], key=lambda s: s.str.lower())
+             .reset_index(drop=True))
+    table.columns.name = None
     pick = rec[(rec["model"] == rec["model"].iloc[0]) & (rec["strategy"] == "LOGO")]
     if pick.empty:
         pick = rec[rec["model"] == rec["model"].iloc[0]]
