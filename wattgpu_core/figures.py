@@ -168,9 +168,9 @@ def waterfall_figure(
         ))
     prediction_right = pos[-1] >= pos[0]
     for x, text, dash, anchor, y in (
-        (pos[0], "average " + value_format.format(shown[0]), "dot", "right" if prediction_right else "left", 1.0),
+        (pos[0], "average " + value_format.format(shown[0]), "dot", "left" if prediction_right else "right", 1.0),
         (pos[-1], "this prediction " + value_format.format(shown[-1]), "dash",
-         "left" if prediction_right else "right", 1.05),
+         "right" if prediction_right else "left", 1.05),
     ):
         fig.add_vline(x=x, line=dict(color="gray" if dash == "dot" else "black", dash=dash, width=1.5))
         fig.add_annotation(x=x, y=y, yref="paper", yanchor="bottom", xanchor=anchor, text=text, showarrow=False,
