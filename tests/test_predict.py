@@ -154,3 +154,17 @@ def test_cli_evaluate_json(tmp_path, seed_db_path, capsys):
                                                                ("TDP", "-"), ("LS-TDP", "-"), ("Roofline", "-")}
     text = capsys.readouterr().out
     assert "Mean power (W)" in text and "Inter-token latency" in text and "energy/token" in text
+
+
+def test_energy_choice_scores_derived_energy(catalogs):
+    from wattgpu_core.evaluation import evaluate_frame
+
+    frame = catalogs[2]
+    sub = frame[frame["llm_id"].isin(sorted(frame["llm_id"].unique())[:5])].reset_index(drop=True)
+    result = evaluate_frame(sub, False, strategies=("CV",))
+    choice = P.energy_choice(sub, result).set_index(["model", "strategy", "scenario"])
+    assert set(choice.index) == {("XGB", "CV", "offline"), ("XGB", "CV", "server"),
+                                 ("LS-TDP+Roofline", "-", "offline"), ("LS-TDP+Roofline", "-", "server")}
+    assert choice["n_rows"].sum() == 2 * len(sub)
+    assert ((choice["top1_pct"] >= 0) & (choice["top1_pct"] <= choice["top3_pct"])).all()
+    assert (choice["extra_energy_pct"] >= 0).all() and (choice["mdape_pct"] > 0).all()

@@ -57,7 +57,7 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     from .evaluation import evaluate_frame, format_tables, records_for_json
     from .models import training_frame
-    from .planning import derivation_checks
+    from .planning import derivation_checks, energy_choice
     from .store import Store
 
     progress = _progress_printer(not args.quiet)
@@ -76,6 +76,14 @@ def _cmd_evaluate(args) -> int:
         for r in checks.to_dict("records"):
             print(f"  {r['inputs']:<22} {r['scenario']:<12} per {r['per']:<13} throughput "
                   f"{r['throughput_mdape_pct']:6.1f}%  energy/token {r['energy_mdape_pct']:6.1f}%  n={r['n']}")
+    choice = energy_choice(frame, result)
+    if len(choice):
+        print("\nEnergy per token from predicted power and ITL: accuracy and GPU choice (lowest measured energy per "
+              "token per LLM and scenario; extra = mean extra energy of the GPU picked):")
+        for r in choice.to_dict("records"):
+            print(f"  {r['model']:<16} {r['scenario'].capitalize():<8} {r['strategy']:<5} MdAPE "
+                  f"{r['mdape_pct']:6.1f}%  GPU τ {r['gpu_tau']:5.2f}  top-1 {r['top1_pct']:4.0f}%  top-3 "
+                  f"{r['top3_pct']:4.0f}%  extra {r['extra_energy_pct']:5.1f}%")
     print(f"({result.seconds:.1f} s)")
     if args.json:
         Path(args.json).write_text(json.dumps(records_for_json(result), indent=2) + "\n")

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .catalog import GpuResolver, LlmResolver
 from .errors import Issue, UnknownNameError, ValidationError
-from .evaluation import ITL_DEFINITION_LABELS, mdape_pct
+from .evaluation import ITL_DEFINITION_LABELS, LOAD_SCALE, ROOFLINE_BATCH, mdape_pct, metrics
 from .features import SCENARIO_POOL, add_features, join_specs, scenario_detail
 from .models import FittedModel, load_fitted, training_frame
 from .paths import MODELS_DIR
@@ -34,6 +34,7 @@ __all__ = [
     "LoadedModelSet",
     "derivation_check",
     "derivation_checks",
+    "energy_choice",
     "derive_throughput_energy",
     "load_model_set",
     "predict",
@@ -366,3 +367,60 @@ def derivation_checks(frame: pd.DataFrame, result) -> pd.DataFrame:
         parts.append(derivation_check(rows, both["y_pred_p"].to_numpy(), both["y_pred_i"].to_numpy())
                      .assign(inputs=f"{model} CV predictions"))
     return pd.concat(parts, ignore_index=True)
+
+
+def _choice_regret_pct(rows: pd.DataFrame) -> float:
+    """Mean extra energy per token (%) of the predicted lowest-energy GPU over the truly lowest, per (LLM, scenario)."""
+    avg = rows.groupby(["llm_id", "scenario_detail", "gpu_id"])[["y_true", "y_pred"]].mean().reset_index()
+    regrets = []
+    for _, g in avg.groupby(["llm_id", "scenario_detail"]):
+        if len(g) < 2:
+            continue
+        y, p = g["y_true"].to_numpy(), g["y_pred"].to_numpy()
+        regrets.append(100.0 * (y[np.argmin(p)] / y.min() - 1.0))
+    return float(np.mean(regrets)) if regrets else float("nan")
+
+
+def energy_choice(frame: pd.DataFrame, result) -> pd.DataFrame:
+    """Energy per token derived from each model's out-of-fold power and ITL, scored against the measured value.
+
+    One row per (model, strategy, scenario): MdAPE, GPU / LLM tau, top-1 / top-3 accuracy of picking the GPU with
+    the lowest measured energy per token for each LLM and scenario, and the mean extra energy (%) of the GPU the
+    predictions pick. ``LS-TDP+Roofline`` is the physical baseline (load-scaled TDP with the roofline ITL).
+    """
+    by_run = frame.set_index("run_id")
+    sources = []
+    for (model, target, strategy), power in result.predictions.items():
+        if target == "power" and strategy != "-" and (model, "itl", strategy) in result.predictions:
+            sources.append((model, strategy, power, result.predictions[(model, "itl", strategy)]))
+    rows = []
+
+    def score(model, strategy, runs, power_w, itl_s, counted):
+        detail = runs["scenario_detail"].to_numpy(dtype=object)
+        _, energy = derive_throughput_energy(power_w, itl_s, detail, runs["request_rate_qps"].to_numpy(float),
+                                             runs["output_tokens"].to_numpy(float))
+        work = pd.DataFrame({"llm_id": runs["llm_id"].to_numpy(), "gpu_id": runs["gpu_id"].to_numpy(),
+                             "scenario_detail": detail, "scenario": pd.Series(detail).map(SCENARIO_POOL).to_numpy(),
+                             "y_true": runs["energy_per_token_j"].to_numpy(float), "y_pred": energy})
+        work = work[np.asarray(counted, dtype=bool)]
+        for scenario, part in work.groupby("scenario", sort=True):
+            m = metrics(part)
+            rows.append({"model": model, "strategy": strategy, "scenario": scenario,
+                         "mdape_pct": m["mdape_pct"], "gpu_tau": m["gpu_tau"], "llm_tau": m["llm_tau"],
+                         "top1_pct": m["top1_pct"], "top3_pct": m["top3_pct"],
+                         "extra_energy_pct": _choice_regret_pct(part), "n_rows": m["n_rows"]})
+
+    for model, strategy, power, itl in sources:
+        both = power[["run_id", "y_pred", "counted"]].merge(itl[["run_id", "y_pred"]], on="run_id",
+                                                            suffixes=("_p", "_i"))
+        runs = by_run.loc[both["run_id"]].reset_index()
+        score(model, strategy, runs, both["y_pred_p"].to_numpy(), both["y_pred_i"].to_numpy(),
+              both["counted"].to_numpy())
+    if ("LS-TDP", "power", "-") in result.predictions:
+        base = result.predictions[("LS-TDP", "power", "-")]
+        runs = by_run.loc[base["run_id"]].reset_index()
+        detail = runs["scenario_detail"]
+        power = runs["tdp_w"].to_numpy(float) * detail.map(LOAD_SCALE).to_numpy(float)
+        itl = runs["bandwidth_latency_s"].to_numpy(float) / detail.map(ROOFLINE_BATCH).to_numpy(float)
+        score("LS-TDP+Roofline", "-", runs, power, itl, base["counted"].to_numpy())
+    return pd.DataFrame(rows)
