@@ -147,3 +147,21 @@ def test_other_model_sets_run_through_the_same_protocol(frame, monkeypatch):
     assert ("MEAN", "itl", "CV") in result.predictions
     with pytest.raises(M.WattGPUError, match="unknown model set"):
         M.get_model_set("nope")
+
+
+def test_uploaded_original_subset_replaces_the_copy_for_its_pairs(store):
+    from wattgpu_core.ingest import ingest_path
+    from wattgpu_core.paths import FIXTURES_DIR
+
+    before = M.training_frame(store, "catalog")
+    ingest_path(store, FIXTURES_DIR / "wattcounts_subset_sample.csv")
+    after = M.training_frame(store, "catalog")
+    pair = after["llm_id"] + "|" + after["gpu_id"]
+    uploaded = after["source_id"].eq("wattcounts_upload")
+    assert uploaded.sum() == 5
+    for p in set(pair[uploaded]):
+        assert after.loc[pair == p, "source_id"].eq("wattcounts_upload").all(), p  # the copy's runs are gone
+    replaced = (before["llm_id"] + "|" + before["gpu_id"]).isin(set(pair[uploaded])).sum()
+    assert len(after) == len(before) - replaced + 5
+    server = after[uploaded & after["scenario"].eq("server")]
+    assert set(server["itl_definition"]) == {"server_decode_per_request"}  # the paper's exact server ITL
