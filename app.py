@@ -4,10 +4,10 @@ import streamlit as st
 
 st.set_page_config(page_title="WattGPU", page_icon=":material/bolt:", layout="wide")
 page = st.navigation([
-    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("app_pages/compare.py", title="Compare GPUs", icon=":material/leaderboard:"),
-    st.Page("app_pages/explain.py", title="Explain", icon=":material/psychology:"),
-    st.Page("app_pages/cross_validation.py", title="Cross-validation", icon=":material/fact_check:"),
-    st.Page("app_pages/data.py", title="Data", icon=":material/database:"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/compare.py", title="Compare GPUs", icon=":material/leaderboard:"),
+    st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
+    st.Page("pages/cross_validation.py", title="Cross-validation", icon=":material/fact_check:"),
+    st.Page("pages/data.py", title="Data", icon=":material/database:"),
 ])
 page.run()

@@ -186,8 +186,8 @@ def _custom_llm_form() -> None:
         except WattGPUError as exc:
             st.error(str(exc))
         else:
-            moe = f", {row['active_params_b']:g}B active" if row["is_moe"] else ""
-            st.success(f"Added {row['llm_id']}: {row['total_params_b']:g}B parameters{moe} (user-defined).")
+            moe = f", {row['active_params_b']:.3g}B active" if row["is_moe"] else ""
+            st.success(f"Added {row['llm_id']}: {row['total_params_b']:.3g}B parameters{moe} (user-defined).")
 
 
 def stop_with(message: str) -> None:

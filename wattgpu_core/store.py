@@ -450,7 +450,7 @@ class Store:
         batch_id = f"{kind}-{now:%Y%m%dT%H%M%S%f}"
         record = dict(row, user_defined=True, batch_id=batch_id)
         with self._transaction() as cur:
-            exists = cur.execute(f"SELECT count(*) FROM {table} WHERE {key} = ?", [record[key]]).fetchone()[0]
+            exists = cur.execute(f"SELECT count(*) FROM {table} WHERE {key} = ?", [record[key]]).fetchall()[0][0]
             if exists:
                 raise WattGPUError(f"{key} {record[key]!r} already exists; choose another id")
             self._insert_frame(cur, table, pd.DataFrame([record]))

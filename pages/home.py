@@ -52,4 +52,4 @@ else:
     m4.metric("Throughput", db.fmt_throughput(result.throughput_tok_s))
     if result.notes:
         st.caption(result.notes)
-st.page_link("app_pages/compare.py", label="Compare every GPU for this model", icon=":material/leaderboard:")
+st.page_link("pages/compare.py", label="Compare every GPU for this model", icon=":material/leaderboard:")
