@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import shared
+from pages import _shared as shared
 from wattgpu_core import dashboard as db
 from wattgpu_core import figures
 

@@ -140,7 +140,7 @@ def test_data_upload_ingest_list_and_remove(app, store_path):
 
 def shared_store_runs(at: AppTest, store_path: Path) -> int:
     # The app holds the store open; count through the app's own cached store.
-    from ui import shared
+    from pages import _shared as shared
 
     return shared._open_store(str(Path(store_path).resolve())).stats()["runs"]
 
