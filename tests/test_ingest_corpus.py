@@ -150,6 +150,7 @@ def test_duplicate_rows_within_one_file_count_once(store):
     result = ingest_bytes(store, "dups.csv", csv_bytes(GOOD + GOOD[:2]))
     assert (result.added, result.duplicates_in_file) == (3, 2)
     assert "2 duplicate rows within the file" in result.message
+    assert store.runs()["run_id"].is_unique and len(store.runs(batch_ids=[result.batch_id])) == 3
 
 
 def test_counts_when_a_file_repeats_runs_that_are_already_in_the_store(store):
@@ -158,6 +159,7 @@ def test_counts_when_a_file_repeats_runs_that_are_already_in_the_store(store):
     result = ingest_bytes(store, "mixed.csv", csv_bytes(GOOD + [GOOD[0], new_row]))
     assert (result.added, result.duplicates_in_store, result.duplicates_in_file) == (1, 3, 1)
     assert "added 1 run as batch" in result.message and "3 already in the store were skipped" in result.message
+    assert store.runs()["run_id"].is_unique
 
 
 def test_file_over_the_size_limit(store, monkeypatch):
