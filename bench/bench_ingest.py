@@ -8,9 +8,9 @@ What is timed:
   parse, validate every value, resolve every GPU and LLM name, fingerprint every row, skip duplicates and write the
   new rows in one committed transaction. Each repeat starts from a fresh copy of the seed store.
 * **baseline**: the same rows, already parsed, validated and fingerprinted (none of that is timed), written with one
-  parameterised ``INSERT`` per row (``executemany``) in one committed transaction. A naive row-by-row writer is
-  about a hundred times slower, so by default it writes the first ``--baseline-rows`` rows of the same file and its
-  rate (rows/s) is compared.
+  parameterised ``INSERT`` per row (``executemany``) in one committed transaction. A row-by-row writer is so slow
+  that by default it writes only the first ``--baseline-rows`` rows of the same file (``all`` for every row); the
+  rates (rows/s) are compared.
 
 The CSV is generated from the Watt Counts seed runs (random rows, power perturbed by up to 1 %, unique iteration
 numbers so that no two rows are duplicates) into a temporary folder; nothing is written to the repository.
