@@ -238,19 +238,19 @@ class Store:
     def _meta(self, key: str) -> str | None:
         with self._cursor() as cur:
             try:
-                row = cur.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+                rows = cur.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
             except duckdb.CatalogException:
                 return None
-        return row[0] if row else None
+        return rows[0][0] if rows else None
 
     def _insert_frame(self, cur, table: str, frame: pd.DataFrame) -> None:
         typed = _cast_frame(frame, _TABLES[table])
-        cur.register("_incoming", typed)
+        cur.register("_frame_rows", typed)  # not "_incoming", which an ingest may still have registered
         try:
             cols = ", ".join(typed.columns)
-            cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
+            cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _frame_rows")
         finally:
-            cur.unregister("_incoming")
+            cur.unregister("_frame_rows")
 
     def _load_seed(self, seed_dir: Path) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
@@ -317,13 +317,13 @@ class Store:
 
     def stats(self) -> dict:
         with self._cursor() as cur:
-            counts = {t: cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            counts = {t: cur.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
                       for t in ("gpus", "llms", "runs", "sources", "batches")}
             per_source = dict(cur.execute(
                 "SELECT source_id, count(*) FROM runs GROUP BY source_id ORDER BY source_id").fetchall())
-            uploads = cur.execute("SELECT count(*) FROM batches WHERE kind <> 'seed'").fetchone()[0]
-            run_gpus = cur.execute("SELECT count(DISTINCT gpu_id) FROM runs").fetchone()[0]
-            run_llms = cur.execute("SELECT count(DISTINCT llm_id) FROM runs").fetchone()[0]
+            uploads = cur.execute("SELECT count(*) FROM batches WHERE kind <> 'seed'").fetchall()[0][0]
+            run_gpus = cur.execute("SELECT count(DISTINCT gpu_id) FROM runs").fetchall()[0][0]
+            run_llms = cur.execute("SELECT count(DISTINCT llm_id) FROM runs").fetchall()[0][0]
         return {
             "gpus": int(counts["gpus"]),
             "llms": int(counts["llms"]),
@@ -350,7 +350,7 @@ class Store:
                                    if not (table == "batches" and c.name == "imported_at"))
                 count, md5 = cur.execute(
                     f"SELECT count(*), md5(coalesce(string_agg(to_json([{values}]), chr(10) ORDER BY {_KEYS[table]}), "
-                    f"'')) FROM {table}").fetchone()
+                    f"'')) FROM {table}").fetchall()[0]
                 digest.update(f"{table}:{count}:{md5};".encode())
         return digest.hexdigest()
 
@@ -377,14 +377,14 @@ class Store:
         else:
             msg = f"nothing added: all {distinct} distinct run{'s' if distinct != 1 else ''} are already in the store"
             if prior:
-                msg += f" (this file was ingested before as batch {prior[0]})"
+                msg += f" (this file was ingested before as batch {prior})"
         if dup_file:
             msg += f"; {dup_file} duplicate row{'s' if dup_file != 1 else ''} within the file counted once"
         return IngestResult(batch_id if added else None, int(added), int(in_store), dup_file, prepared.format, msg,
                             prepared.warnings)
 
     def _write_runs(self, incoming: pa.Table, prepared: PreparedImport, batch_id: str, kind: str, now: datetime,
-                    dedupe_in_file: bool) -> tuple[int, int, int, int, tuple | None]:
+                    dedupe_in_file: bool) -> tuple[int, int, int, int, str | None]:
         """Insert the runs not yet in the store, in one transaction; (rows, distinct runs, runs already in the
         store, runs added, earlier batch of the same file or None).
 
@@ -396,24 +396,24 @@ class Store:
         total = incoming.num_rows
         with self._transaction() as cur:  # its cursor, closed afterwards, drops the temp tables and registration
             cur.register("_incoming", incoming)
-            seq0 = cur.execute("SELECT coalesce(max(seq), -1) + 1 FROM runs").fetchone()[0]
+            seq0 = cur.execute("SELECT coalesce(max(seq), -1) + 1 FROM runs").fetchall()[0][0]
             if not dedupe_in_file:
                 selected = ", ".join("_rid" if c == "run_id" else c for c in names(RUN_COLUMNS))
                 added = cur.execute(
                     f"INSERT INTO runs ({cols}, seq) SELECT {selected}, ? + _ord FROM (SELECT *, {run_id_sql()} "
-                    f"AS _rid FROM _incoming) WHERE _rid NOT IN (SELECT run_id FROM runs)", [seq0]).fetchone()[0]
+                    f"AS _rid FROM _incoming) WHERE _rid NOT IN (SELECT run_id FROM runs)", [seq0]).fetchall()[0][0]
                 if added and cur.execute("SELECT count(*) - count(DISTINCT run_id) FROM runs WHERE batch_id = ?",
-                                         [batch_id]).fetchone()[0]:
+                                         [batch_id]).fetchall()[0][0]:
                     raise _RepeatedRun(batch_id)
                 distinct = total if added == total else cur.execute(
-                    f"SELECT count(DISTINCT {run_id_sql()}) FROM _incoming").fetchone()[0]
+                    f"SELECT count(DISTINCT {run_id_sql()}) FROM _incoming").fetchall()[0][0]
                 in_store = distinct - added
             else:
                 cur.execute(f"CREATE TEMP TABLE _ids AS SELECT _ord, {run_id_sql()} AS run_id FROM _incoming")
-                distinct = cur.execute("SELECT count(DISTINCT run_id) FROM _ids").fetchone()[0]
+                distinct = cur.execute("SELECT count(DISTINCT run_id) FROM _ids").fetchall()[0][0]
                 cur.execute("CREATE TEMP TABLE _new AS SELECT min(_ord) AS _ord, run_id FROM _ids GROUP BY run_id "
                             "HAVING run_id NOT IN (SELECT run_id FROM runs)")
-                added = cur.execute("SELECT count(*) FROM _new").fetchone()[0]
+                added = cur.execute("SELECT count(*) FROM _new").fetchall()[0][0]
                 in_store = distinct - added
                 selected = ", ".join("n.run_id" if c == "run_id" else f"i.{c}" for c in names(RUN_COLUMNS))
                 cur.execute(f"INSERT INTO runs ({cols}, seq) SELECT {selected}, ? + i._ord "
@@ -427,8 +427,9 @@ class Store:
                     "n_llms": 0, "notes": "; ".join(prepared.warnings)}]))
             prior = None
             if prepared.file_sha256:
-                prior = cur.execute("SELECT batch_id FROM batches WHERE file_sha256 = ? AND batch_id <> ? "
-                                    "ORDER BY imported_at LIMIT 1", [prepared.file_sha256, batch_id]).fetchone()
+                earlier = cur.execute("SELECT batch_id FROM batches WHERE file_sha256 = ? AND batch_id <> ? "
+                                      "ORDER BY imported_at LIMIT 1", [prepared.file_sha256, batch_id]).fetchall()
+                prior = earlier[0][0] if earlier else None
         return int(total), int(distinct), int(in_store), int(added), prior
 
     def _ensure_sources(self, cur, prepared: PreparedImport, batch_id: str) -> None:
@@ -474,15 +475,15 @@ class Store:
     def remove_batch(self, batch_id: str) -> dict:
         """Undo one upload or custom entry, returning the store exactly to its state before it."""
         with self._transaction() as cur:
-            row = cur.execute("SELECT kind FROM batches WHERE batch_id = ?", [batch_id]).fetchone()
-            if row is None:
+            row = cur.execute("SELECT kind FROM batches WHERE batch_id = ?", [batch_id]).fetchall()
+            if not row:
                 raise WattGPUError(f"no batch {batch_id!r}")
-            if row[0] == "seed":
+            if row[0][0] == "seed":
                 raise WattGPUError("seed data cannot be removed; rebuild the store instead")
             for table, key in (("gpus", "gpu_id"), ("llms", "llm_id")):
                 used = cur.execute(
                     f"SELECT count(*) FROM runs WHERE batch_id <> ? AND {key} IN "
-                    f"(SELECT {key} FROM {table} WHERE batch_id = ?)", [batch_id, batch_id]).fetchone()[0]
+                    f"(SELECT {key} FROM {table} WHERE batch_id = ?)", [batch_id, batch_id]).fetchall()[0][0]
                 if used:
                     raise WattGPUError(
                         f"batch {batch_id} added a {table[:-1].upper()} that {used} run(s) from other uploads use; "
@@ -492,15 +493,17 @@ class Store:
             for (source_id,) in cur.execute("SELECT source_id FROM sources WHERE batch_id = ?", [batch_id]).fetchall():
                 heir = cur.execute(
                     "SELECT r.batch_id FROM runs r JOIN batches b ON b.batch_id = r.batch_id WHERE r.source_id = ? "
-                    "AND r.batch_id <> ? ORDER BY b.imported_at, b.batch_id LIMIT 1", [source_id, batch_id]).fetchone()
+                    "AND r.batch_id <> ? ORDER BY b.imported_at, b.batch_id LIMIT 1", [source_id, batch_id]).fetchall()
                 if heir:
-                    file_name = cur.execute("SELECT file_name FROM batches WHERE batch_id = ?", [heir[0]]).fetchone()
+                    heir_id = heir[0][0]
+                    file_name = cur.execute("SELECT file_name FROM batches WHERE batch_id = ?",
+                                            [heir_id]).fetchall()[0][0]
                     cur.execute("UPDATE sources SET batch_id = ?, notes = ? WHERE source_id = ?",
-                                [heir[0], f"first uploaded in {file_name[0]}", source_id])
+                                [heir_id, f"first uploaded in {file_name}", source_id])
             removed = {}
             for table in ("runs", "gpus", "llms", "sources"):
                 removed[table] = cur.execute(f"SELECT count(*) FROM {table} WHERE batch_id = ?",
-                                             [batch_id]).fetchone()[0]
+                                             [batch_id]).fetchall()[0][0]
                 cur.execute(f"DELETE FROM {table} WHERE batch_id = ?", [batch_id])
             cur.execute("DELETE FROM batches WHERE batch_id = ?", [batch_id])
         return {k: int(v) for k, v in removed.items()}
