@@ -165,3 +165,18 @@ def test_uploaded_original_subset_replaces_the_copy_for_its_pairs(store):
     assert len(after) == len(before) - replaced + 5
     server = after[uploaded & after["scenario"].eq("server")]
     assert set(server["itl_definition"]) == {"server_decode_per_request"}  # the paper's exact server ITL
+
+
+def test_direct_boosting_loop_equals_booster_update(frame):
+    import xgboost as xgb
+
+    rows = M.target_rows(frame, "power", M.PAPER_FEATURES["power"].columns).iloc[:800]
+    pre = M.Preprocessor.fit(rows, M.PAPER_FEATURES["power"])
+    x, y = pre.transform(rows), M.encode_target("fraction_of_tdp", rows)
+    dumps = []
+    for direct in (True, False):
+        d = xgb.DMatrix(x, label=y, nthread=1)
+        booster = xgb.Booster({"max_depth": 6, "lambda": 150, "nthread": 1}, [d])
+        M._boosting_rounds(booster, d, 30, direct=direct)
+        dumps.append(booster.save_raw("json"))
+    assert dumps[0] == dumps[1]

@@ -119,19 +119,35 @@ def pearson_r(y_true, y_pred) -> float:
     return float(np.corrcoef(y, p)[0, 1])
 
 
-def _averaged(frame: pd.DataFrame) -> pd.DataFrame:
-    """y_true and y_pred averaged over repeats per (LLM, scenario_detail, GPU)."""
-    return frame.groupby(["llm_id", "scenario_detail", "gpu_id"], sort=True, observed=True)[
-        ["y_true", "y_pred"]].mean().reset_index()
+@dataclass(frozen=True)
+class _Averaged:
+    """y_true and y_pred averaged over repeats per (LLM, scenario_detail, GPU), with integer codes per cell."""
 
+    llm: np.ndarray
+    scenario: np.ndarray
+    gpu: np.ndarray
+    y: np.ndarray
+    p: np.ndarray
 
-def _group_slices(avg: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, list[slice]]:
-    """Row order sorting ``avg`` by ``by`` (stable) and the slice of each group in that order."""
-    codes = avg.groupby(by, sort=True).ngroup().to_numpy()
-    order = np.argsort(codes, kind="stable")
-    bounds = np.flatnonzero(np.diff(codes[order])) + 1
-    edges = np.concatenate([[0], bounds, [len(codes)]])
-    return order, [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> _Averaged:
+        llm, _ = pd.factorize(frame["llm_id"], sort=True)
+        scen, scens = pd.factorize(frame["scenario_detail"], sort=True)
+        gpu, gpus = pd.factorize(frame["gpu_id"], sort=True)
+        cell = (llm.astype(np.int64) * len(scens) + scen) * max(len(gpus), 1) + gpu
+        cells, inverse = np.unique(cell, return_inverse=True)
+        counts = np.bincount(inverse)
+        y = np.bincount(inverse, weights=frame["y_true"].to_numpy(float)) / counts
+        p = np.bincount(inverse, weights=frame["y_pred"].to_numpy(float)) / counts
+        n_gpu, n_scen = max(len(gpus), 1), max(len(scens), 1)
+        return cls(cells // n_gpu // n_scen, (cells // n_gpu) % n_scen, cells % n_gpu, y, p)
+
+    def groups(self, by: str) -> list[np.ndarray]:
+        """Cell positions per (LLM, scenario) group (``by="llm"``) or per (GPU, scenario) group (``by="gpu"``)."""
+        key = (self.llm if by == "llm" else self.gpu) * (int(self.scenario.max(initial=0)) + 1) + self.scenario
+        order = np.argsort(key, kind="stable")
+        bounds = np.flatnonzero(np.diff(key[order])) + 1
+        return np.split(order, bounds) if len(order) else []
 
 
 def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
@@ -142,45 +158,36 @@ def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sum(sx * sy) / den) if den > 0 else math.nan
 
 
-def mean_kendall_tau(frame: pd.DataFrame, rank: str, averaged: pd.DataFrame | None = None) -> float:
+def mean_kendall_tau(frame: pd.DataFrame, rank: str, averaged: _Averaged | None = None) -> float:
     """Mean Kendall tau-b of true vs predicted, ranking ``rank`` ("gpu_id" or "llm_id") within each group.
 
     Values are first averaged over repeats per (LLM, scenario, GPU). Groups are (LLM, scenario) when ranking GPUs
     and (GPU, scenario) when ranking LLMs; groups with fewer than 2 items or a constant side are skipped.
     """
-    avg = _averaged(frame) if averaged is None else averaged
-    if avg.empty:
-        return math.nan
-    by = ["llm_id", "scenario_detail"] if rank == "gpu_id" else ["gpu_id", "scenario_detail"]
-    order, groups = _group_slices(avg, by)
-    y, p = avg["y_true"].to_numpy(float)[order], avg["y_pred"].to_numpy(float)[order]
+    avg = _Averaged.of(frame) if averaged is None else averaged
     taus = []
-    for g in groups:
-        yg, pg = y[g], p[g]
-        if len(yg) < 2 or np.ptp(yg) == 0 or np.ptp(pg) == 0:
+    for g in avg.groups("llm" if rank == "gpu_id" else "gpu"):
+        y, p = avg.y[g], avg.p[g]
+        if len(y) < 2 or np.ptp(y) == 0 or np.ptp(p) == 0:
             continue
-        taus.append(kendall_tau_b(yg, pg))
+        taus.append(kendall_tau_b(y, p))
     return float(np.mean(taus)) if taus else math.nan
 
 
-def gpu_choice_accuracy(frame: pd.DataFrame, k: int = 1, averaged: pd.DataFrame | None = None) -> float:
+def gpu_choice_accuracy(frame: pd.DataFrame, k: int = 1, averaged: _Averaged | None = None) -> float:
     """Share (%) of (LLM, scenario) groups whose truly lowest GPU is among the ``k`` predicted lowest.
 
     Values are averaged over repeats first; groups with fewer than 2 GPUs are skipped.
     """
-    avg = _averaged(frame) if averaged is None else averaged
-    if avg.empty:
-        return math.nan
-    order, groups = _group_slices(avg, ["llm_id", "scenario_detail"])
-    y, p = avg["y_true"].to_numpy(float)[order], avg["y_pred"].to_numpy(float)[order]
-    hits = [np.argmin(y[g]) in np.argsort(p[g], kind="stable")[:k] for g in groups if g.stop - g.start >= 2]
+    avg = _Averaged.of(frame) if averaged is None else averaged
+    hits = [np.argmin(avg.y[g]) in np.argsort(avg.p[g], kind="stable")[:k] for g in avg.groups("llm") if len(g) >= 2]
     return 100.0 * float(np.mean(hits)) if hits else math.nan
 
 
 def metrics(frame: pd.DataFrame) -> dict:
     """All metrics of one (target, model, scenario, strategy) cell from rows with y_true and y_pred."""
     y, p = frame["y_true"].to_numpy(float), frame["y_pred"].to_numpy(float)
-    avg = _averaged(frame)
+    avg = _Averaged.of(frame)
     return {"mdape_pct": mdape_pct(y, p), "pearson_r": pearson_r(y, p),
             "gpu_tau": mean_kendall_tau(frame, "gpu_id", avg), "llm_tau": mean_kendall_tau(frame, "llm_id", avg),
             "top1_pct": gpu_choice_accuracy(frame, 1, avg), "top3_pct": gpu_choice_accuracy(frame, 3, avg),

@@ -318,10 +318,31 @@ def _boost(target: str, x: np.ndarray, y: np.ndarray, w: np.ndarray, n_threads: 
               "nthread": int(n_threads), "seed": int(seed)}
     dtrain = xgb.DMatrix(x, label=y, weight=w, nthread=int(n_threads))
     booster = xgb.Booster(params, [dtrain])
-    for i in range(hp["n_estimators"]):  # what xgb.train does without its callback machinery
-        booster.update(dtrain, i)
+    _boosting_rounds(booster, dtrain, hp["n_estimators"])
     booster.set_param({"nthread": 1})
     return booster
+
+
+def _boosting_rounds(booster, dtrain, rounds: int, *, direct: bool = True) -> None:
+    """``rounds`` boosting iterations: what ``xgb.train`` does without its callbacks.
+
+    ``Booster.update`` re-reads the matrix's feature names through several C calls every round while holding the
+    GIL, which serialises the threads of the evaluation; the direct call makes exactly the same C call
+    (``XGBoosterUpdateOneIter``) without that check (the names never change here). Falls back to
+    ``Booster.update`` if this XGBoost lacks the entry point; a test checks both give identical boosters.
+    """
+    import ctypes
+
+    from xgboost import core
+
+    lib = getattr(core, "_LIB", None)
+    if not direct or lib is None or not hasattr(lib, "XGBoosterUpdateOneIter"):
+        for i in range(rounds):
+            booster.update(dtrain, i)
+        return
+    booster.update(dtrain, 0)  # validates and records the feature info once
+    for i in range(1, rounds):
+        core._check_call(lib.XGBoosterUpdateOneIter(booster.handle, ctypes.c_int(i), dtrain.handle))
 
 
 class PaperModelSet(ModelSet):
