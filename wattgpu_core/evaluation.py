@@ -83,7 +83,8 @@ Progress = Callable[[float, str], None]
 def split_groups(frame: pd.DataFrame, strategy: str) -> np.ndarray:
     """The group label of each row for ``strategy``: "llm|gpu" (CV), the GPU (LOGO) or the LLM (LOLO)."""
     if strategy == "CV":
-        return (frame["llm_id"].astype(str) + "|" + frame["gpu_label"].astype(str)).to_numpy()
+        gpu = frame["gpu_label"] if "gpu_label" in frame.columns else frame["gpu_id"]
+        return (frame["llm_id"].astype(str) + "|" + gpu.astype(str)).to_numpy()
     if strategy == "LOGO":
         return frame["gpu_id"].astype(str).to_numpy()
     if strategy == "LOLO":
