@@ -183,3 +183,16 @@ def test_paper_tables_are_reproduced(frames):
         assert abs(rec["mdape_pct"] - E.PAPER_RESULTS[("itl", "XGB", "offline", strategy)][0]) <= 3.0, strategy
     text = E.format_tables(result)
     assert "h100-nvl-94gb" in text and "TTFT included" in text and "paper: MdAPE" in text
+
+
+def test_fast_metrics_equal_the_straightforward_ones(frames):
+    result = E.evaluate_frame(_subset(frames["catalog"], 6), False, strategies=("LOGO",))
+    for (model, target, _), pred in result.predictions.items():
+        for scenario in ("offline", "server"):
+            part = pred[pred["counted"] & (pred["scenario"] == scenario)]
+            ours, ref = E.metrics(part), E.reference_metrics(part)
+            for key, value in ref.items():
+                if isinstance(value, float) and math.isnan(value):
+                    assert math.isnan(ours[key]), (model, target, key)
+                else:
+                    assert ours[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (model, target, key)

@@ -381,6 +381,7 @@ class _PaperPrepared:
     codes: np.ndarray  # global category codes (sorted categories), n x q
     n_categories: tuple[int, ...]
     group: np.ndarray  # id of each distinct feature row, in lexicographic order of the raw features
+    group_row: np.ndarray  # one row position per group id
     y: np.ndarray  # encoded target
     scale_w: np.ndarray  # TDP for power (decoding), ones otherwise
 
@@ -394,10 +395,16 @@ class _PaperPrepared:
             codes.append(inverse.ravel())
             sizes.append(len(labels))
         codes = np.column_stack(codes) if codes else np.zeros((len(rows), 0), dtype=int)
-        _, group = np.unique(np.column_stack([numeric, codes]), axis=0, return_inverse=True)
+        _, group_row, group = np.unique(np.column_stack([numeric, codes]), axis=0, return_index=True,
+                                        return_inverse=True)
         transform = PAPER_TARGET_TRANSFORMS[target]
         scale_w = rows["tdp_w"].to_numpy(float) if transform == "fraction_of_tdp" else np.ones(len(rows))
-        return cls(target, numeric, codes, tuple(sizes), group.ravel(), encode_target(transform, rows), scale_w)
+        return cls(target, numeric, codes, tuple(sizes), group.ravel(), group_row, encode_target(transform, rows),
+                   scale_w)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_row)
 
     def _matrix(self, rows: np.ndarray, centre, scale, luts) -> np.ndarray:
         x = (self.numeric[rows] - centre) / scale
@@ -411,14 +418,17 @@ class _PaperPrepared:
         scale = np.where(scale < 10 * np.finfo(float).eps * np.maximum(np.abs(centre), 1.0), 1.0, scale)
         luts = []
         for j, size in enumerate(self.n_categories):
-            present = np.unique(self.codes[train, j])
+            present = np.bincount(self.codes[train, j], minlength=size) > 0
             lut = np.full(size, -1.0)
-            lut[present] = np.arange(len(present), dtype=float)
+            lut[present] = np.arange(int(present.sum()), dtype=float)
             luts.append(lut)
-        groups, first, inverse = np.unique(self.group[train], return_index=True, return_inverse=True)
-        counts = np.bincount(inverse, minlength=len(groups)).astype(float)
-        y = np.bincount(inverse, weights=self.y[train], minlength=len(groups)) / counts
-        booster = _boost(self.target, self._matrix(train[first], centre, scale, luts), y, counts, n_threads, seed)
+        # Distinct training rows in lexicographic order (group ids are), each with its count and mean target.
+        counts = np.bincount(self.group[train], minlength=self.n_groups).astype(float)
+        sums = np.bincount(self.group[train], weights=self.y[train], minlength=self.n_groups)
+        present = counts > 0
+        rep = self.group_row[present]
+        booster = _boost(self.target, self._matrix(rep, centre, scale, luts), sums[present] / counts[present],
+                         counts[present], n_threads, seed)
         raw = np.asarray(booster.inplace_predict(self._matrix(test, centre, scale, luts)), dtype=float)
         if PAPER_TARGET_TRANSFORMS[self.target] == "log":
             return np.exp(raw)
