@@ -10,8 +10,8 @@ Baselines: TDP, load-scaled TDP (power) and roofline ITL, computed on all rows.
 ``paper_compat=True`` uses the paper's own GPU feature values and reproduces its duplicate-TDP quirk: the GPU whose
 TDP repeats an earlier GPU's (H100 NVL, 400 W like the A100) is left out of every power metric. Without it, our
 catalog's specs are used and every GPU counts. Folds run in a thread pool (XGBoost releases the GIL), one thread
-per fit; :class:`ReferencePaperModelSet` is the straightforward sklearn-Pipeline version used by the benchmark and
-the tests to check that the fast path gives the same out-of-fold predictions.
+per fit; :class:`ReferencePaperModelSet` (one sklearn Pipeline per fold) and :func:`reference_metrics` (groupby
+loops with scipy) are the straightforward versions the benchmark times and the tests compare against.
 """
 
 from __future__ import annotations
