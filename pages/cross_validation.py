@@ -14,7 +14,7 @@ st.caption("How well do the models predict runs they never saw? **CV** holds out
            "Kendall's rank agreement when ranking GPUs (per LLM) or LLMs (per GPU).")
 
 top = st.columns([3, 1])
-paper = top[0].toggle("Paper-compatible mode", value=True, key="cv_paper",
+paper = top[0].toggle("Paper-compatible mode", value=False, key="cv_paper",
                       help="On: the paper's own GPU feature values and its duplicate-TDP quirk, to compare with the "
                            "published tables. Off: this catalog's specs, and every GPU counts.")
 rerun = top[1].button("Re-run cross-validation", icon=":material/refresh:", width="stretch")

@@ -107,8 +107,14 @@ def test_cross_validation_tables_and_breakdown(app):
     at = app("cross_validation")
     assert len(at.dataframe) >= 2, "power and ITL tables"
     power = at.dataframe[0].value
-    assert {"MdAPE (%)", "Pearson r", "GPU τ", "LLM τ", "Paper MdAPE (%)"} <= set(power.columns)
+    assert not at.toggle(key="cv_paper").value, "every GPU counts by default"
+    assert {"MdAPE (%)", "Pearson r", "GPU τ", "LLM τ"} <= set(power.columns)
     assert {"CV", "LOGO", "LOLO"} <= set(power["Split"])
+    at.toggle(key="cv_paper").set_value(True).run()
+    assert_ok(at)
+    power = at.dataframe[0].value
+    assert "Paper MdAPE (%)" in power.columns
+    assert "Paper-compatible" in " ".join(c.value for c in at.caption)
     at.segmented_control(key="cv_by").set_value("llm").run()
     assert_ok(at)
     assert len(plotly_charts(at)) == 3
