@@ -77,6 +77,19 @@ def _cmd_template(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .report import write_report
+    from .store import Store
+
+    def progress(fraction: float, message: str) -> None:
+        print(f"  {fraction * 100:5.1f}%  {message}", file=sys.stderr)
+
+    with Store.open(args.db) as store:
+        written = write_report(store, args.out, tuple(args.model_set) if args.model_set else None, progress)
+    print(f"wrote {len(written)} files to {args.out} (see {args.out / 'index.md'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m wattgpu_core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("template", help="print the canonical CSV template")
     p.set_defaults(func=_cmd_template)
+
+    p = sub.add_parser("report", help="regenerate every published table and figure (HTML, Markdown, JSON)")
+    _add_db(p)
+    p.add_argument("--out", type=Path, default=Path("bench/out/report"), help="folder to write (default: "
+                   "bench/out/report)")
+    p.add_argument("--model-set", action="append", default=None, help="model set (repeatable; default: all trained)")
+    p.set_defaults(func=_cmd_report)
 
     from .cli_models import add_model_commands
 
