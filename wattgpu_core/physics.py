@@ -1,0 +1,315 @@
+"""Physics of LLM decoding: bytes and FLOPs per step, roofline step time, effective batch and server load.
+
+Pure functions of public specs and the workload (floats, numpy arrays or pandas Series alike), units in the names,
+nothing learned and nothing read from files. The WattGPU+ models (``plus_itl``, ``plus_power``, ``plus``) build
+their physically grounded targets and features from these, so predictions follow the physics where the data end:
+
+* one decode step of a batch of ``B`` sequences reads every weight the batch touches once (dense: all of them; MoE:
+  the shared part plus the experts the batch routes to) and the KV cache of every sequence, and does ``2 N_active``
+  FLOPs per sequence plus attention; its time is the larger of memory time and compute time (roofline), scaled by
+  efficiencies, plus a fixed per-step overhead and a per-sequence overhead (scheduling, sampling);
+* offline, vLLM runs at most ``max_num_seqs`` sequences at once, fewer if the KV cache cannot hold them; the
+  effective batch is output tokens / decode steps, with the drain at the end of the run;
+* a server at request rate lambda is busy a fraction lambda x latency of the time and the mean running batch a
+  request sees is 1 + lambda x latency (Poisson arrivals see time averages);
+* tensor parallelism splits weights, KV cache and FLOPs over the GPUs and adds two all-reduces per layer.
+
+Byte counts use 1e9 bytes per GB for weights (parameters in billions x bytes per parameter) and binary GiB for GPU
+memory sizes (an "80 GB" H100 has 80 x 2^30 bytes), as the catalogs state them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BYTES_16BIT = 2.0
+GIB = 2.0**30
+# vLLM's defaults (EngineArgs.get_batch_defaults): 1024 sequences on GPUs with >= 70 GiB that are not A100s.
+VLLM_MAX_NUM_SEQS_SMALL = 256.0
+VLLM_MAX_NUM_SEQS_LARGE = 1024.0
+VLLM_LARGE_GPU_GIB = 70.0
+VLLM_BLOCK_TOKENS = 16.0  # paged-attention block size: a sequence holds whole blocks
+# Memory vLLM keeps outside weights and KV cache (activations of the profiling run, CUDA graphs, allocator slack).
+VLLM_RESERVED_GB = 1.0
+# Watt Counts' set-up (paper-spec section 1)
+WATTCOUNTS_MAX_OUTPUT_TOKENS = 256.0
+WATTCOUNTS_OFFLINE_REQUESTS = 1000.0
+WATTCOUNTS_MAX_MODEL_LEN = 1024.0
+NVLINK_GB_S = 450.0  # per-direction NVLink bandwidth used for tensor-parallel all-reduce when none is given
+
+
+def _f(x) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Model sizes
+def head_dim(hidden_size, num_attention_heads, head_dim_given=None) -> np.ndarray:
+    """Per-head dimension: the config's ``head_dim`` where given, else hidden / attention heads."""
+    derived = _f(hidden_size) / _f(num_attention_heads)
+    if head_dim_given is None:
+        return derived
+    given = _f(head_dim_given)
+    return np.where(np.isfinite(given) & (given > 0), given, derived)
+
+
+def kv_bytes_per_token(num_layers, num_key_value_heads, head_dim_, bytes_per_value: float = BYTES_16BIT):
+    """KV-cache bytes one token occupies: 2 (K and V) x layers x KV heads x head dim x bytes."""
+    return 2.0 * _f(num_layers) * _f(num_key_value_heads) * _f(head_dim_) * bytes_per_value
+
+
+def moe_split_b(total_params_b, active_params_b, num_experts, experts_per_token):
+    """(always-active params, params of one routed expert), in billions, from total and active counts.
+
+    total = dense + E x expert and active = dense + k x expert give expert = (total - active) / (E - k). A dense
+    model (no experts, or total == active) is all always-active with zero-size experts.
+    """
+    total, active = _f(total_params_b), _f(active_params_b)
+    e, k = _f(num_experts), _f(experts_per_token)
+    moe = np.isfinite(e) & np.isfinite(k) & (e > k) & (total > active)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expert = np.where(moe, (total - active) / np.where(moe, e - k, 1.0), 0.0)
+    dense = np.where(moe, active - k * expert, total)
+    return dense, expert
+
+
+def experts_touched_fraction(batch, num_experts, experts_per_token) -> np.ndarray:
+    """Expected share of a layer's routed experts that a batch of ``batch`` tokens touches (uniform routing):
+    1 - (1 - k/E)^B. 1 for dense models (no experts)."""
+    e, k, b = _f(num_experts), _f(experts_per_token), np.maximum(_f(batch), 0.0)
+    moe = np.isfinite(e) & np.isfinite(k) & (e > 0) & (k > 0)
+    p = np.where(moe, np.clip(k / np.where(moe, e, 1.0), 0.0, 1.0), 1.0)
+    return np.where(moe, 1.0 - (1.0 - p) ** b, 1.0)
+
+
+def weight_bytes_per_step(total_params_b, active_params_b, num_experts, experts_per_token, batch,
+                          tensor_parallel=1, bytes_per_param: float = BYTES_16BIT) -> np.ndarray:
+    """Weight bytes one GPU reads in one decode step of ``batch`` sequences.
+
+    Dense: all weights. MoE: the always-active part plus the routed experts the batch touches. Split evenly over
+    ``tensor_parallel`` GPUs.
+    """
+    dense, expert = moe_split_b(total_params_b, active_params_b, num_experts, experts_per_token)
+    e = _f(num_experts)
+    touched = experts_touched_fraction(batch, num_experts, experts_per_token)
+    routed = np.where(expert > 0, np.where(np.isfinite(e), e, 0.0) * expert * touched, 0.0)
+    return (dense + routed) * 1e9 * bytes_per_param / _f(tensor_parallel)
+
+
+def weights_resident_bytes(total_params_b, tensor_parallel=1, bytes_per_param: float = BYTES_16BIT):
+    """Weight bytes held in one GPU's memory (every expert is resident)."""
+    return _f(total_params_b) * 1e9 * bytes_per_param / _f(tensor_parallel)
+
+
+def kv_bytes_per_step(batch, context_tokens, kv_bytes_token, tensor_parallel=1) -> np.ndarray:
+    """KV-cache bytes one GPU reads in one decode step: every sequence's cached tokens once."""
+    return _f(batch) * _f(context_tokens) * _f(kv_bytes_token) / _f(tensor_parallel)
+
+
+def flops_per_step(active_params_b, batch, context_tokens, num_layers, num_attention_heads, head_dim_,
+                   tensor_parallel=1) -> np.ndarray:
+    """FLOPs one GPU does in one decode step: 2 N_active per token (matmuls) + 4 x layers x heads x head dim x
+    context per token (attention scores and values)."""
+    per_token = 2.0 * _f(active_params_b) * 1e9 \
+        + 4.0 * _f(num_layers) * _f(num_attention_heads) * _f(head_dim_) * _f(context_tokens)
+    return _f(batch) * per_token / _f(tensor_parallel)
+
+
+def prefill_flops(active_params_b, input_tokens, num_layers, num_attention_heads, head_dim_, tensor_parallel=1):
+    """FLOPs one GPU does to prefill one prompt of ``input_tokens`` (causal attention: half the square)."""
+    n = _f(input_tokens)
+    return (2.0 * _f(active_params_b) * 1e9 * n
+            + 2.0 * _f(num_layers) * _f(num_attention_heads) * _f(head_dim_) * n * n) / _f(tensor_parallel)
+
+
+def allreduce_bytes_per_step(batch, hidden_size, num_layers, tensor_parallel=1,
+                             bytes_per_value: float = BYTES_16BIT) -> np.ndarray:
+    """Bytes each GPU sends in one decode step under tensor parallelism: two ring all-reduces of the
+    activations per layer, 2 (t - 1)/t x batch x hidden x bytes each; 0 on one GPU."""
+    t = _f(tensor_parallel)
+    return 2.0 * _f(num_layers) * 2.0 * (t - 1.0) / t * _f(batch) * _f(hidden_size) * bytes_per_value
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Step time
+def memory_time_s(bytes_, memory_bandwidth_gb_s) -> np.ndarray:
+    """Seconds to move ``bytes_`` at the memory bandwidth (GB/s = 1e9 bytes/s)."""
+    return _f(bytes_) / (_f(memory_bandwidth_gb_s) * 1e9)
+
+
+def compute_time_s(flops, tflops) -> np.ndarray:
+    """Seconds for ``flops`` at ``tflops`` (1e12 FLOP/s)."""
+    return _f(flops) / (_f(tflops) * 1e12)
+
+
+def roofline_step_time_s(memory_s, compute_s, *, memory_efficiency=1.0, compute_efficiency=1.0,
+                         overhead_s=0.0, per_sequence_s=0.0, batch=1.0, comm_s=0.0) -> np.ndarray:
+    """One decode step: max(memory time / efficiency, compute time / efficiency) + communication + fixed overhead
+    + per-sequence overhead x batch. With the default arguments, the plain roofline max(memory, compute)."""
+    core = np.maximum(_f(memory_s) / _f(memory_efficiency), _f(compute_s) / _f(compute_efficiency))
+    return core + _f(comm_s) + _f(overhead_s) + _f(per_sequence_s) * _f(batch)
+
+
+def is_memory_bound(memory_s, compute_s) -> np.ndarray:
+    """True where the step is memory-bound (memory time >= compute time)."""
+    return _f(memory_s) >= _f(compute_s)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# vLLM batch
+def vllm_default_max_num_seqs(memory_size_gb, is_a100) -> np.ndarray:
+    """vLLM's default ``max_num_seqs``: 1024 on GPUs with >= 70 GiB that are not A100s, else 256."""
+    big = (_f(memory_size_gb) >= VLLM_LARGE_GPU_GIB) & ~np.asarray(is_a100, dtype=bool)
+    return np.where(big, VLLM_MAX_NUM_SEQS_LARGE, VLLM_MAX_NUM_SEQS_SMALL)
+
+
+def vllm_memory_utilisation(memory_size_gb) -> np.ndarray:
+    """Watt Counts' ``gpu_memory_utilization``: 0.9, or 0.8 below 20 GB (vLLM's default is 0.9)."""
+    return np.where(_f(memory_size_gb) < 20, 0.8, 0.9)
+
+
+def kv_capacity_tokens(memory_size_gb, weights_bytes, kv_bytes_token, utilisation=0.9,
+                       reserved_gb: float = VLLM_RESERVED_GB) -> np.ndarray:
+    """Tokens the KV cache holds: (utilisation x memory - weights - reserved) / KV bytes per token, at least 0."""
+    free = _f(utilisation) * _f(memory_size_gb) * GIB - _f(weights_bytes) - reserved_gb * 1e9
+    return np.maximum(free, 0.0) / _f(kv_bytes_token)
+
+
+def mean_context_tokens(input_tokens, output_tokens) -> np.ndarray:
+    """Mean tokens a decoding sequence holds in the KV cache: prompt + half the output, rounded up to whole
+    16-token blocks on average (+ half a block)."""
+    return _f(input_tokens) + 0.5 * _f(output_tokens) + 0.5 * VLLM_BLOCK_TOKENS
+
+
+def offline_batch_cap(max_num_seqs, kv_tokens, context_tokens) -> np.ndarray:
+    """Sequences vLLM runs at once offline: max_num_seqs, or fewer when the KV cache is full (at least 1)."""
+    return np.maximum(np.minimum(_f(max_num_seqs), _f(kv_tokens) / _f(context_tokens)), 1.0)
+
+
+def offline_decode_steps(num_requests, output_tokens, max_output_tokens, batch_cap) -> np.ndarray:
+    """Decode steps to generate ``num_requests`` x ``output_tokens`` tokens with at most ``batch_cap`` sequences
+    at once (continuous batching): tokens / cap, plus half a mean output of drain when the requests come in more
+    than one wave, and never fewer than the longest output (``max_output_tokens``)."""
+    n, out, cap = _f(num_requests), _f(output_tokens), _f(batch_cap)
+    steps = n * out / cap + np.where(n > cap, 0.5 * out, 0.0)
+    return np.maximum(steps, np.fmax(_f(max_output_tokens), out))
+
+
+def offline_effective_batch(num_requests, output_tokens, max_output_tokens, batch_cap) -> np.ndarray:
+    """Mean running batch over an offline run: output tokens / decode steps."""
+    steps = offline_decode_steps(num_requests, output_tokens, max_output_tokens, batch_cap)
+    return _f(num_requests) * _f(output_tokens) / steps
+
+
+def server_concurrency(request_rate_qps, latency_s) -> np.ndarray:
+    """Mean requests in service (Little's law): lambda x latency."""
+    return _f(request_rate_qps) * _f(latency_s)
+
+
+def server_batch_seen(request_rate_qps, latency_s, batch_cap=np.inf) -> np.ndarray:
+    """Mean running batch a request decodes in: itself plus the lambda x latency others (Poisson arrivals see
+    time averages), at most ``batch_cap``."""
+    return np.minimum(1.0 + server_concurrency(request_rate_qps, latency_s), _f(batch_cap))
+
+
+def server_busy_fraction(request_rate_qps, latency_s) -> np.ndarray:
+    """Share of time at least one request is in service: 1 - exp(-lambda x latency) (M/G/infinity)."""
+    return 1.0 - np.exp(-np.maximum(server_concurrency(request_rate_qps, latency_s), 0.0))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# A whole workload, row by row
+PHYSICS_COLUMNS = (
+    "phys_head_dim", "phys_kv_bytes_per_token", "phys_weights_gb", "phys_kv_capacity_tokens", "phys_max_num_seqs",
+    "phys_context_tokens", "phys_batch", "phys_memory_s", "phys_compute_s", "phys_comm_s", "phys_step_s",
+    "phys_memory_bound", "phys_prefill_s", "phys_itl_s", "phys_latency_s", "phys_busy_fraction",
+    "phys_concurrency",
+)
+
+
+def _col(frame, name, default=np.nan) -> np.ndarray:
+    if name in frame:
+        return _f(frame[name])
+    return np.full(len(frame), default, dtype=float)
+
+
+def decode_physics(frame, *, memory_efficiency=1.0, compute_efficiency=1.0, overhead_s=0.0, per_sequence_s=0.0,
+                   server_iterations: int = 2):
+    """Physical quantities of each row's workload (a pandas DataFrame of ``phys_*`` columns, same index).
+
+    ``frame`` holds GPU specs (memory_bandwidth_gb_s, fp16_tensor_dense_tflops, memory_size_gb, gpu_id), LLM specs
+    (total_params_b, active_params_b, num_layers, hidden_size, num_attention_heads, num_key_value_heads; optional
+    head_dim, num_experts, experts_per_token) and the workload: scenario (offline / server, or the paper's
+    server_low / server_high in ``scenario_detail``), request_rate_qps, batch_size (max_num_seqs; missing: vLLM's
+    default), input_tokens, output_tokens, max_output_tokens (missing: output_tokens), num_requests (offline;
+    missing: steady state, the batch always full) and tensor_parallel (missing: 1).
+
+    ``phys_itl_s`` is the roofline's ITL as the data define it: offline, run time / output tokens (prefill and the
+    drain included); server, end-to-end latency per output token (TTFT included) at the mean batch a request sees.
+    The efficiencies and overheads (defaults: none) let a caller apply calibrated values.
+    """
+    import pandas as pd
+
+    n = len(frame)
+    scen = np.asarray(frame["scenario_detail"] if "scenario_detail" in frame else frame["scenario"], dtype=object)
+    offline = np.asarray([s == "offline" for s in scen], dtype=bool)
+    tp = np.fmax(np.nan_to_num(_col(frame, "tensor_parallel"), nan=1.0), 1.0)
+    hd = head_dim(frame["hidden_size"], frame["num_attention_heads"], _col(frame, "head_dim"))
+    kvb = kv_bytes_per_token(frame["num_layers"], frame["num_key_value_heads"], hd)
+    total, active = _f(frame["total_params_b"]), _f(frame["active_params_b"])
+    active = np.where(np.isfinite(active), active, total)
+    experts, per_token = _col(frame, "num_experts"), _col(frame, "experts_per_token")
+    mem_gb = _f(frame["memory_size_gb"])
+    is_a100 = np.asarray([("a100" in str(g).lower()) for g in (frame["gpu_id"] if "gpu_id" in frame
+                                                                else [""] * n)], dtype=bool)
+    inp = np.nan_to_num(_col(frame, "input_tokens"), nan=0.0)
+    out = np.fmax(_col(frame, "output_tokens"), 1.0)
+    max_out = np.fmax(_col(frame, "max_output_tokens"), out)
+    max_seqs = _col(frame, "batch_size")
+    max_seqs = np.where(np.isfinite(max_seqs), max_seqs, vllm_default_max_num_seqs(mem_gb, is_a100))
+    weights = weights_resident_bytes(total, tp)
+    kv_tokens = kv_capacity_tokens(mem_gb, weights, kvb / tp, vllm_memory_utilisation(mem_gb))
+    ctx = mean_context_tokens(inp, out)
+    cap = offline_batch_cap(max_seqs, kv_tokens, ctx)
+    n_req = _col(frame, "num_requests")
+    bw, tflops = _f(frame["memory_bandwidth_gb_s"]), _f(frame["fp16_tensor_dense_tflops"])
+    layers, heads, hidden = _f(frame["num_layers"]), _f(frame["num_attention_heads"]), _f(frame["hidden_size"])
+    link = np.where(tp > 1, NVLINK_GB_S, np.inf)
+
+    def step(batch):
+        mem_s = memory_time_s(weight_bytes_per_step(total, active, experts, per_token, batch, tp)
+                              + kv_bytes_per_step(batch, ctx, kvb, tp), bw)
+        comp_s = compute_time_s(flops_per_step(active, batch, ctx, layers, heads, hd, tp), tflops)
+        comm_s = allreduce_bytes_per_step(batch, hidden, layers, tp) / (link * 1e9)
+        t = roofline_step_time_s(mem_s, comp_s, memory_efficiency=memory_efficiency,
+                                 compute_efficiency=compute_efficiency, overhead_s=overhead_s,
+                                 per_sequence_s=per_sequence_s, batch=batch, comm_s=comm_s)
+        return t, mem_s, comp_s, comm_s
+
+    prefill_s = compute_time_s(prefill_flops(active, inp, layers, heads, hd, tp), tflops) / _f(compute_efficiency)
+    # Offline: mean batch over the run from the decode steps (steady state when the request count is unknown).
+    steps = np.where(np.isfinite(n_req), offline_decode_steps(n_req, out, max_out, cap), np.nan)
+    off_batch = np.where(np.isfinite(n_req), n_req * out / steps, cap)
+    # Server: the batch a request sees depends on the latency, which depends on the batch (a few fixed-point steps).
+    rate = np.nan_to_num(_col(frame, "request_rate_qps"), nan=0.0)
+    srv_batch = np.ones(n)
+    for _ in range(max(int(server_iterations), 0)):
+        t1 = step(srv_batch)[0]
+        srv_batch = server_batch_seen(rate, np.maximum(prefill_s, t1) + (out - 1.0) * t1, cap)
+    batch = np.where(offline, off_batch, srv_batch)
+    t, mem_s, comp_s, comm_s = step(batch)
+    ttft = np.maximum(prefill_s, t)
+    latency = ttft + (out - 1.0) * t
+    with np.errstate(invalid="ignore", divide="ignore"):
+        off_itl = np.where(np.isfinite(n_req), (steps * t + n_req * prefill_s) / (n_req * out),
+                           t / batch + prefill_s / out)
+    itl = np.where(offline, off_itl, latency / out)
+    return pd.DataFrame({
+        "phys_head_dim": hd, "phys_kv_bytes_per_token": kvb, "phys_weights_gb": weights / 1e9,
+        "phys_kv_capacity_tokens": kv_tokens, "phys_max_num_seqs": max_seqs, "phys_context_tokens": ctx,
+        "phys_batch": batch, "phys_memory_s": mem_s, "phys_compute_s": comp_s, "phys_comm_s": comm_s,
+        "phys_step_s": t, "phys_memory_bound": is_memory_bound(mem_s, comp_s), "phys_prefill_s": prefill_s,
+        "phys_itl_s": itl, "phys_latency_s": latency,
+        "phys_busy_fraction": np.where(offline, 1.0, server_busy_fraction(rate, latency)),
+        "phys_concurrency": np.where(offline, batch, server_concurrency(rate, latency)),
+    }, index=frame.index)
