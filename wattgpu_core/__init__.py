@@ -8,11 +8,13 @@ from .evaluation import run_evaluation
 from .ingest import ingest_bytes, ingest_path, validate_bytes
 from .models import get_model_set, register_model_set, train
 from .planning import load_model_set, predict, predict_csv, rank_gpus
+from .plus import PlusModelSet  # registers the WattGPU+ model set
 from .store import IngestResult, Store
 
 __all__ = [
     "IngestResult",
     "ModelNotTrainedError",
+    "PlusModelSet",
     "Store",
     "UnknownNameError",
     "ValidationError",

@@ -34,6 +34,7 @@ from .models import (
     PAPER_TARGET_TRANSFORMS,
     TARGET_COLUMNS,
     ModelSet,
+    auxiliary_frame,
     decode_target,
     encode_target,
     get_model_set,
@@ -308,20 +309,30 @@ class _Job:
     test: np.ndarray
 
 
+def aux_allowed(aux: pd.DataFrame, rows: pd.DataFrame, test: np.ndarray, strategy: str) -> np.ndarray:
+    """Positions of the auxiliary rows a fold may learn from: every row outside the fold's test groups (the test
+    (LLM, GPU) pairs in CV, the held-out GPU in LOGO, the held-out LLM in LOLO)."""
+    held_out = np.unique(split_groups(rows.iloc[test], strategy))
+    return np.flatnonzero(~np.isin(split_groups(aux, strategy), held_out))
+
+
 def out_of_fold(
     model_set: ModelSet,
     rows_by_target: Mapping[str, pd.DataFrame],
     strategies: Iterable[str] = STRATEGIES,
     *,
+    aux_by_target: Mapping[str, pd.DataFrame] | None = None,
     n_jobs: int | None = None,
     progress: Progress | None = None,
     progress_span: tuple[float, float] = (0.0, 1.0),
 ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
     """Out-of-fold predictions of ``model_set`` for every target and strategy: {(target, strategy): (pred, fold)}.
 
-    Each fold's model is fitted on that fold's training rows only (preprocessing included). Folds run in a pool of
-    ``n_jobs`` threads (default: CPU count), each fit single-threaded; ``n_jobs=1`` runs them in order here.
+    Each fold's model is fitted on that fold's training rows only (preprocessing included), plus, for model sets
+    with ``uses_aux``, the auxiliary rows outside the fold's test groups (:func:`aux_allowed`). Folds run in a pool
+    of ``n_jobs`` threads (default: CPU count), each fit single-threaded; ``n_jobs=1`` runs them in order here.
     """
+    aux_by_target = aux_by_target if model_set.uses_aux and aux_by_target else {}
     jobs = []
     for target, rows in rows_by_target.items():
         for strategy in strategies:
@@ -332,10 +343,13 @@ def out_of_fold(
            for s in strategies}
     lo, hi = progress_span
 
-    prepared = {t: model_set.prepare(t, rows) for t, rows in rows_by_target.items()}
+    prepared = {t: model_set.prepare(t, rows, aux_by_target.get(t)) for t, rows in rows_by_target.items()}
 
     def run(job: _Job):
-        return job, prepared[job.target].fit_predict(job.train, job.test, n_threads=1)
+        aux = aux_by_target.get(job.target)
+        kwargs = {} if aux is None else {"aux_rows": aux_allowed(aux, rows_by_target[job.target], job.test,
+                                                                  job.strategy)}
+        return job, prepared[job.target].fit_predict(job.train, job.test, n_threads=1, **kwargs)
 
     def collect(job: _Job, pred: np.ndarray, done: int) -> None:
         values, folds = out[(job.target, job.strategy)]
@@ -355,6 +369,107 @@ def out_of_fold(
             for done, fut in enumerate(as_completed(futures), 1):
                 collect(*fut.result(), done)
     return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Prediction intervals
+def interval_quantiles(y_true, y_pred, pools, level: float) -> dict[str, tuple[float, float]]:
+    """Per scenario pool, the (lower, upper) quantiles of ln(y / prediction) that bound a central ``level`` share
+    of the residuals (split-conformal, with the finite-sample correction); intervals are
+    [prediction x exp(lower), prediction x exp(upper)]."""
+    r = np.log(np.asarray(y_true, float) / np.asarray(y_pred, float))
+    pools = np.asarray(pools, dtype=object)
+    out = {}
+    for pool in sorted(set(pools[np.isfinite(r)])):
+        v = np.sort(r[(pools == pool) & np.isfinite(r)])
+        n = len(v)
+        alpha = (1.0 - level) / 2.0
+        k_lo = max(int(np.floor(alpha * (n + 1))) - 1, 0)
+        k_hi = min(int(np.ceil((1.0 - alpha) * (n + 1))) - 1, n - 1)
+        out[str(pool)] = (float(v[k_lo]), float(v[k_hi]))
+    return out
+
+
+def apply_intervals(y_pred, pools, quantiles: Mapping[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) bounds of the intervals for predictions ``y_pred`` in scenario pools ``pools``."""
+    y_pred = np.asarray(y_pred, float)
+    pools = np.asarray(pools, dtype=object)
+    q_lo = np.array([quantiles.get(str(p), (np.nan, np.nan))[0] for p in pools], dtype=float)
+    q_hi = np.array([quantiles.get(str(p), (np.nan, np.nan))[1] for p in pools], dtype=float)
+    return y_pred * np.exp(q_lo), y_pred * np.exp(q_hi)
+
+
+def nested_logo_intervals(
+    model_set: ModelSet,
+    rows_by_target: Mapping[str, pd.DataFrame],
+    logo_pred: Mapping[str, np.ndarray],
+    *,
+    level: float,
+    aux_by_target: Mapping[str, pd.DataFrame] | None = None,
+    n_jobs: int | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Honest intervals for the leave-one-GPU-out predictions: {target: (lower, upper)} per row.
+
+    For each held-out GPU g, the interval quantiles come from a leave-one-GPU-out run on the other GPUs only
+    (every inner model trained without g and without its own held-out GPU; auxiliary rows of both removed), so g's
+    coverage is measured with intervals that never saw g, exactly as a GPU outside the training data is served.
+    """
+    aux_by_target = aux_by_target if model_set.uses_aux and aux_by_target else {}
+    jobs = []
+    for target, rows in rows_by_target.items():
+        gpu = rows["gpu_id"].astype(str).to_numpy()
+        for g in np.unique(gpu):
+            for h in np.unique(gpu[gpu != g]):
+                jobs.append((target, g, h, np.flatnonzero((gpu != g) & (gpu != h)), np.flatnonzero(gpu == h)))
+    prepared = {t: model_set.prepare(t, rows, aux_by_target.get(t)) for t, rows in rows_by_target.items()}
+    inner: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def run(job):
+        target, g, h, train, test = job
+        aux = aux_by_target.get(target)
+        kwargs = {}
+        if aux is not None:
+            kwargs["aux_rows"] = np.flatnonzero(~aux["gpu_id"].astype(str).isin([g, h]).to_numpy())
+        return job, prepared[target].fit_predict(train, test, n_threads=1, **kwargs)
+
+    n_jobs = n_jobs or os.cpu_count() or 1
+    if n_jobs == 1:
+        results = [run(j) for j in jobs]
+    else:
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            results = list(pool.map(run, jobs))
+    for (target, g, _, _, test), pred in results:
+        inner.setdefault((target, g), []).append((test, pred))
+    out = {}
+    for target, rows in rows_by_target.items():
+        y = rows[TARGET_COLUMNS[target]].to_numpy(float)
+        pools = rows["scenario_detail"].map(SCENARIO_POOL).to_numpy(dtype=object)
+        gpu = rows["gpu_id"].astype(str).to_numpy()
+        lo, hi = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+        for g in np.unique(gpu):
+            parts = inner.get((target, g), [])
+            if not parts:
+                continue
+            idx = np.concatenate([t for t, _ in parts])
+            pred = np.concatenate([p for _, p in parts])
+            q = interval_quantiles(y[idx], pred, pools[idx], level)
+            mine = gpu == g
+            lo[mine], hi[mine] = apply_intervals(logo_pred[target][mine], pools[mine], q)
+        out[target] = (lo, hi)
+    return out
+
+
+def interval_metrics(pred_frame: pd.DataFrame) -> dict:
+    """Coverage (%) of the intervals and their median width (% of the prediction) on counted rows."""
+    ok = pred_frame["counted"].to_numpy() & pred_frame["y_lo"].notna().to_numpy()
+    part = pred_frame[ok]
+    if part.empty:
+        return {"interval_coverage_pct": math.nan, "interval_width_pct": math.nan}
+    y = part["y_true"].to_numpy(float)
+    inside = (part["y_lo"].to_numpy(float) <= y) & (y <= part["y_hi"].to_numpy(float))
+    width = (part["y_hi"] - part["y_lo"]).to_numpy(float) / part["y_pred"].to_numpy(float)
+    return {"interval_coverage_pct": 100.0 * float(inside.mean()), "interval_width_pct": 100.0 * float(
+        np.median(width))}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -398,7 +513,8 @@ def _prediction_frame(rows: pd.DataFrame, target: str, pred: np.ndarray, fold: n
 
 
 def _records_for(pred_frame: pd.DataFrame, target: str, model: str, strategy: str, mode: str,
-                 metrics_fn: Callable[[pd.DataFrame], dict] = metrics) -> list[dict]:
+                 metrics_fn: Callable[[pd.DataFrame], dict] = metrics, interval_level: float | None = None
+                 ) -> list[dict]:
     records = []
     counted = pred_frame[pred_frame["counted"]]
     for scenario in SCENARIOS:
@@ -406,8 +522,11 @@ def _records_for(pred_frame: pd.DataFrame, target: str, model: str, strategy: st
         if part.empty:
             continue
         defs = sorted(part["itl_definition"].dropna().unique().tolist()) if target == "itl" else []
-        records.append({"target": target, "model": model, "scenario": scenario, "strategy": strategy,
-                        **metrics_fn(part), "mode": mode, "itl_definition": ";".join(defs) or None})
+        rec = {"target": target, "model": model, "scenario": scenario, "strategy": strategy, **metrics_fn(part),
+               "mode": mode, "itl_definition": ";".join(defs) or None}
+        if interval_level is not None and "y_lo" in part:
+            rec.update({"interval_level": interval_level, **interval_metrics(part)})
+        records.append(rec)
     return records
 
 
@@ -416,14 +535,21 @@ def evaluate_frame(
     paper_compat: bool,
     model_sets: Iterable[ModelSet | str] = ("paper",),
     *,
+    aux: pd.DataFrame | None = None,
     targets: Iterable[str] = ("power", "itl"),
     strategies: Iterable[str] = STRATEGIES,
     baselines: bool = True,
+    intervals: bool = True,
     n_jobs: int | None = None,
     progress: Progress | None = None,
     metrics_fn: Callable[[pd.DataFrame], dict] = metrics,
 ) -> EvaluationResult:
-    """The protocol on a prepared training frame (see :func:`run_evaluation`)."""
+    """The protocol on a prepared training frame (see :func:`run_evaluation`).
+
+    ``aux`` (:func:`~wattgpu_core.models.auxiliary_frame`) goes to the model sets with ``uses_aux``, filtered per
+    fold. With ``intervals``, the LOGO records of model sets with an ``interval_level`` carry the coverage of their
+    intervals on the held-out GPUs (:func:`nested_logo_intervals`).
+    """
     start = time.perf_counter()
     targets, strategies = tuple(targets), tuple(strategies)
     sets = [get_model_set(m) if isinstance(m, str) else m for m in model_sets]
@@ -434,12 +560,25 @@ def evaluate_frame(
     for k, model_set in enumerate(sets):
         rows_by_target = {t: target_rows(frame, t, model_set.features(t)) for t in targets
                           if t in model_set.targets}
-        oof = out_of_fold(model_set, rows_by_target, strategies, n_jobs=n_jobs, progress=progress,
-                          progress_span=(k / n * 0.97, (k + 1) / n * 0.97))
+        aux_by_target = {t: aux for t in rows_by_target} if aux is not None and model_set.uses_aux else None
+        oof = out_of_fold(model_set, rows_by_target, strategies, aux_by_target=aux_by_target, n_jobs=n_jobs,
+                          progress=progress, progress_span=(k / n * 0.97, (k + 1) / n * 0.97))
+        bounds = {}
+        level = model_set.interval_level
+        if intervals and level is not None and "LOGO" in strategies:
+            if progress:
+                progress((k + 1) / n * 0.97, f"{model_set.label} interval coverage (nested LOGO)")
+            bounds = nested_logo_intervals(model_set, rows_by_target,
+                                           {t: oof[(t, "LOGO")][0] for t in rows_by_target}, level=level,
+                                           aux_by_target=aux_by_target, n_jobs=n_jobs)
         for (target, strategy), (pred, fold) in oof.items():
             pf = _prediction_frame(rows_by_target[target], target, pred, fold, excluded)
+            with_intervals = strategy == "LOGO" and target in bounds
+            if with_intervals:
+                pf["y_lo"], pf["y_hi"] = bounds[target]
             predictions[(model_set.label, target, strategy)] = pf
-            records += _records_for(pf, target, model_set.label, strategy, mode, metrics_fn)
+            records += _records_for(pf, target, model_set.label, strategy, mode, metrics_fn,
+                                    level if with_intervals else None)
     if baselines:
         for target in targets:
             rows = target_rows(frame, target, ("tdp_w", "bandwidth_latency_s", "scenario_detail"))
@@ -465,6 +604,7 @@ def run_evaluation(
     targets: Iterable[str] = ("power", "itl"),
     strategies: Iterable[str] = STRATEGIES,
     baselines: bool = True,
+    intervals: bool = True,
     n_jobs: int | None = None,
     progress: Progress | None = None,
     metrics_fn: Callable[[pd.DataFrame], dict] = metrics,
@@ -472,13 +612,18 @@ def run_evaluation(
     """Evaluate ``model_sets`` by the paper's protocol on the store's Watt Counts runs.
 
     ``paper_compat`` uses the paper's GPU feature values and its duplicate-TDP quirk; otherwise the catalog's
-    specs and every GPU. ``progress(fraction, message)`` is called as folds finish.
+    specs and every GPU. Model sets with ``uses_aux`` also learn from :func:`auxiliary_frame` (filtered per fold);
+    every metric is computed on the paper's rows. ``progress(fraction, message)`` is called as folds finish.
     """
     if progress:
         progress(0.0, "preparing the training data")
-    frame = training_frame(store, "paper" if paper_compat else "catalog")
-    return evaluate_frame(frame, paper_compat, model_sets, targets=targets, strategies=strategies,
-                          baselines=baselines, n_jobs=n_jobs, progress=progress, metrics_fn=metrics_fn)
+    mode = "paper" if paper_compat else "catalog"
+    frame = training_frame(store, mode)
+    sets = [get_model_set(m) if isinstance(m, str) else m for m in model_sets]
+    aux = auxiliary_frame(store, mode) if any(m.uses_aux for m in sets) else None
+    return evaluate_frame(frame, paper_compat, sets, aux=aux, targets=targets, strategies=strategies,
+                          baselines=baselines, intervals=intervals, n_jobs=n_jobs, progress=progress,
+                          metrics_fn=metrics_fn)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -536,6 +681,12 @@ def format_tables(result: EvaluationResult, show_paper: bool | None = None) -> s
                 line += (f"   {_fmt(paper[0], '11.1f')}%{_fmt(paper[1], '7.3f')}{_fmt(paper[2], '7.2f')}"
                          f"{_fmt(paper[3], '7.2f')}")
             lines.append(line)
+        cov = [r for r in recs if r.get("interval_level") is not None]
+        for r in cov:
+            lines.append(f"  {r['model']} {r['interval_level'] * 100:.0f}% intervals, {r['scenario']} runs of held-out "
+                         f"GPUs (LOGO, quantiles calibrated without the GPU): coverage "
+                         f"{_fmt(r['interval_coverage_pct'], '.1f')}%, median width "
+                         f"{_fmt(r['interval_width_pct'], '.0f')}% of the prediction")
         lines.append("")
     return "\n".join(lines)
 

@@ -40,6 +40,11 @@ TARGET_UNITS = {"power": "W", "itl": "s"}
 TARGET_COLUMNS = {"power": "power_w", "itl": "itl_s"}
 MODES = ("catalog", "paper")  # GPU inputs: our catalog's specs, or the paper's own gpu_features values
 WATTCOUNTS_SOURCES = ("wattcounts_upload", "wattcounts")  # the original subset format wins over the copy
+WATTCOUNTS_MAX_TOKENS = 256.0  # Watt Counts' SamplingParams max_tokens
+# Catalog columns WattGPU+ reads beyond the paper's features (joined by ``join_extra_specs``).
+EXTRA_GPU_COLUMNS = ("architecture", "vendor", "sm_count", "l2_cache_mb", "process_nm", "form_factor_class")
+EXTRA_LLM_COLUMNS = ("head_dim", "num_experts", "experts_per_token", "num_shared_experts", "vocab_size",
+                     "intermediate_size", "moe_intermediate_size", "architecture_class")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -80,22 +85,78 @@ def wattcounts_runs(store) -> pd.DataFrame:
     return runs.reset_index(drop=True)
 
 
+def join_extra_specs(frame: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (with llm_id, gpu_id) plus the catalog columns beyond the paper's features that WattGPU+ reads
+    (:data:`EXTRA_GPU_COLUMNS`, :data:`EXTRA_LLM_COLUMNS`); a new frame."""
+    out = frame.copy()
+    for key, table, cols in (("gpu_id", gpus, EXTRA_GPU_COLUMNS), ("llm_id", llms, EXTRA_LLM_COLUMNS)):
+        table = table.drop_duplicates(key).set_index(key)
+        for c in cols:
+            if c in table.columns:
+                values = out[key].map(table[c])
+                out[c] = values.astype(object).where(values.notna(), None) if table[c].dtype == object \
+                    or str(table[c].dtype) in ("str", "string") else values.astype(float)
+    return out
+
+
+def add_workload_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` plus ``serving_stack`` ("vLLM 0.14": framework and major.minor version) and
+    ``max_output_tokens`` (256 for Watt Counts runs, whose prompts were generated with max_tokens=256; the mean
+    output elsewhere); a new frame."""
+    from .plus_itl import serving_stack
+
+    out = frame.copy()
+    fw = out["framework"] if "framework" in out else pd.Series(None, index=out.index, dtype=object)
+    ver = out["framework_version"] if "framework_version" in out else pd.Series(None, index=out.index, dtype=object)
+    out["serving_stack"] = serving_stack(fw, ver)
+    wattcounts = out["source_id"].isin(WATTCOUNTS_SOURCES).to_numpy() if "source_id" in out else np.zeros(len(out),
+                                                                                                          bool)
+    out["max_output_tokens"] = np.where(wattcounts, WATTCOUNTS_MAX_TOKENS, out["output_tokens"].to_numpy(float))
+    return out
+
+
+def _frame_of(runs: pd.DataFrame, store, mode: str) -> pd.DataFrame:
+    gpus = training_gpus(store, mode)
+    llms = store.llms()
+    frame = join_specs(runs, gpus, llms)
+    frame["gpu_label"] = frame["gpu_id"].map(gpus.set_index("gpu_id")["gpu_label"])
+    frame = join_extra_specs(frame, gpus, llms)
+    frame["scenario_detail"] = scenario_detail(frame["scenario"], frame["request_rate_qps"])
+    return add_workload_columns(add_features(frame))
+
+
 def training_frame(store, mode: str = "catalog") -> pd.DataFrame:
     """The paper's training rows: Watt Counts runs of dense LLMs with tokens > 0, specs joined, features added.
 
     One row per run, in store order, with ``scenario_detail`` (offline / server_low / server_high), the engineered
     features, the targets ``power_w`` and ``itl_s`` (see ``itl_definition``), ``tdp_w`` and ``gpu_label`` (the GPU
-    name the paper groups by: its gpu_db_name in ``paper`` mode, our gpu_id otherwise).
+    name the paper groups by: its gpu_db_name in ``paper`` mode, our gpu_id otherwise), plus the extra catalog
+    columns and workload columns of :func:`join_extra_specs` and :func:`add_workload_columns`.
     """
     runs = wattcounts_runs(store)
     runs = runs[~(runs["output_tokens_total"] == 0)]
-    gpus = training_gpus(store, mode)
-    frame = join_specs(runs, gpus, store.llms())
-    frame["gpu_label"] = frame["gpu_id"].map(gpus.set_index("gpu_id")["gpu_label"])
+    frame = _frame_of(runs, store, mode)
     dense = frame["total_params_b"] == frame["active_params_b"]  # the paper's MoE filter
-    frame = frame[dense].reset_index(drop=True)
-    frame["scenario_detail"] = scenario_detail(frame["scenario"], frame["request_rate_qps"])
-    return add_features(frame)
+    return frame[dense.to_numpy()].reset_index(drop=True)
+
+
+def auxiliary_frame(store, mode: str = "catalog") -> pd.DataFrame:
+    """Runs the paper's models never see, for model sets that learn from more (``ModelSet.uses_aux``): Watt Counts
+    runs of MoE LLMs, and every run of the other sources and uploads (other serving stacks), with tokens > 0 and a
+    GPU row in the catalog; the same columns as :func:`training_frame`.
+
+    The evaluation passes these rows to ``fit`` filtered per fold, so that no fold sees its test group.
+    """
+    runs = store.runs()
+    wc = wattcounts_runs(store)
+    runs = runs[~runs["run_id"].isin(wc["run_id"]) & ~runs["source_id"].isin(WATTCOUNTS_SOURCES)]
+    runs = pd.concat([wc, runs], ignore_index=True)
+    runs = runs[~(runs["output_tokens_total"] == 0)]
+    frame = _frame_of(runs, store, mode)
+    dense_wc = frame["source_id"].isin(WATTCOUNTS_SOURCES).to_numpy() \
+        & (frame["total_params_b"] == frame["active_params_b"]).to_numpy()
+    keep = ~dense_wc & frame["memory_bandwidth_gb_s"].notna().to_numpy() & frame["total_params_b"].notna().to_numpy()
+    return frame[keep].reset_index(drop=True)
 
 
 def target_rows(frame: pd.DataFrame, target: str, features: tuple[str, ...]) -> pd.DataFrame:
@@ -257,29 +318,42 @@ class ModelSet:
     label: str = "base"  # the name the tables print
     targets: tuple[str, ...] = TARGETS
     description: str = ""
+    # A model set that learns from more than the paper's rows sets this: ``fit`` then takes ``aux=`` (the rows of
+    # :func:`auxiliary_frame`, which the evaluation filters per fold so that no fold sees its test group).
+    uses_aux: bool = False
+    # A model set that gives prediction intervals sets their central coverage (e.g. 0.8); the evaluation then
+    # measures their coverage on held-out GPUs (nested leave-one-GPU-out).
+    interval_level: float | None = None
 
     def features(self, target: str) -> tuple[str, ...]:
         """Columns the model reads (rows missing any of them are not trained on)."""
         raise NotImplementedError
 
     def fit(self, target: str, train: pd.DataFrame, *, n_threads: int = 1, seed: int = 0):
-        """A fitted model (anything with ``predict(rows) -> values in the target's unit``)."""
+        """A fitted model (anything with ``predict(rows) -> values in the target's unit``); model sets with
+        ``uses_aux`` also take ``aux=``."""
         raise NotImplementedError
 
-    def prepare(self, target: str, rows: pd.DataFrame):
-        return FramePrepared(self, target, rows)
+    def prepare(self, target: str, rows: pd.DataFrame, aux: pd.DataFrame | None = None):
+        return FramePrepared(self, target, rows, aux)
 
 
 @dataclass(frozen=True)
 class FramePrepared:
-    """Folds by slicing the frame: fit on the training rows, predict the test rows."""
+    """Folds by slicing the frame: fit on the training rows (and the allowed auxiliary rows), predict the test
+    rows."""
 
     model_set: ModelSet
     target: str
     rows: pd.DataFrame
+    aux: pd.DataFrame | None = None
 
-    def fit_predict(self, train: np.ndarray, test: np.ndarray, *, n_threads: int = 1) -> np.ndarray:
-        model = self.model_set.fit(self.target, self.rows.iloc[train], n_threads=n_threads)
+    def fit_predict(self, train: np.ndarray, test: np.ndarray, *, n_threads: int = 1,
+                    aux_rows: np.ndarray | None = None) -> np.ndarray:
+        kwargs = {}
+        if self.model_set.uses_aux:
+            kwargs["aux"] = None if self.aux is None or aux_rows is None else self.aux.iloc[aux_rows]
+        model = self.model_set.fit(self.target, self.rows.iloc[train], n_threads=n_threads, **kwargs)
         return np.asarray(model.predict(self.rows.iloc[test]), dtype=float)
 
 
@@ -355,7 +429,8 @@ class PaperModelSet(ModelSet):
     def features(self, target: str) -> tuple[str, ...]:
         return PAPER_FEATURES[target].columns
 
-    def fit(self, target: str, train: pd.DataFrame, *, n_threads: int = 1, seed: int = 0) -> FittedModel:
+    def fit(self, target: str, train: pd.DataFrame, *, n_threads: int = 1, seed: int = 0, aux=None) -> FittedModel:
+        """The paper's model fitted on ``train`` (``aux`` is ignored: the paper learns from its rows only)."""
         spec = PAPER_FEATURES[target]
         transform = PAPER_TARGET_TRANSFORMS[target]
         pre = Preprocessor.fit(train, spec)
@@ -363,7 +438,7 @@ class PaperModelSet(ModelSet):
         booster = _boost(target, x, y, w, n_threads, seed)
         return FittedModel(target, pre, booster, transform, MappingProxyType(dict(PAPER_PARAMS[target])))
 
-    def prepare(self, target: str, rows: pd.DataFrame):
+    def prepare(self, target: str, rows: pd.DataFrame, aux: pd.DataFrame | None = None):
         spec = PAPER_FEATURES[target]
         if rows[list(spec.columns)].isna().to_numpy().any():
             return FramePrepared(self, target, rows)  # imputation needed: take the general path
@@ -411,7 +486,8 @@ class _PaperPrepared:
         cats = [lut[self.codes[rows, j]] for j, lut in enumerate(luts)]
         return np.column_stack([x, *cats]) if cats else x
 
-    def fit_predict(self, train: np.ndarray, test: np.ndarray, *, n_threads: int = 1, seed: int = 0) -> np.ndarray:
+    def fit_predict(self, train: np.ndarray, test: np.ndarray, *, n_threads: int = 1, seed: int = 0,
+                    aux_rows: np.ndarray | None = None) -> np.ndarray:
         xtr = self.numeric[train]
         centre = xtr.mean(axis=0)
         scale = xtr.std(axis=0)
@@ -443,7 +519,14 @@ def register_model_set(name: str, factory: Callable[[], ModelSet]) -> None:
     MODEL_SETS[name] = factory
 
 
+_BUILTIN_MODULES = {"plus": "wattgpu_core.plus"}  # model sets that register themselves when imported
+
+
 def get_model_set(name: str) -> ModelSet:
+    if name not in MODEL_SETS and name in _BUILTIN_MODULES:
+        import importlib
+
+        importlib.import_module(_BUILTIN_MODULES[name])
     try:
         return MODEL_SETS[name]()
     except KeyError:
@@ -490,6 +573,10 @@ def train(store, models_dir: Path = MODELS_DIR, name: str = "paper", *, cv_recor
     Deterministic: the same data give byte-identical model files (single-threaded boosting, fixed seed).
     ``cv_records`` (the evaluation records of CV, LOGO and LOLO) are stored in the metadata when given.
     """
+    if name == "plus":
+        from .plus import train_plus
+
+        return train_plus(store, models_dir, records=cv_records, seed=seed)
     model_set = get_model_set(name)
     frame = training_frame(store, "catalog")
     fitted = fit_model_set(model_set, frame, n_threads=1, seed=seed)
@@ -550,6 +637,10 @@ def load_fitted(name: str = "paper", models_dir: Path = MODELS_DIR) -> tuple[dic
     import xgboost as xgb
 
     meta = read_metadata(name, models_dir)
+    if meta.get("format", "").startswith("wattgpu+"):
+        from .plus import load_plus
+
+        return load_plus(models_dir)
     fitted = {}
     for t, info in meta["targets"].items():
         path = Path(models_dir) / info["file"]

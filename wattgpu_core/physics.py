@@ -20,6 +20,8 @@ memory sizes (an "80 GB" H100 has 80 x 2^30 bytes), as the catalogs state them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 BYTES_16BIT = 2.0
@@ -150,6 +152,34 @@ def roofline_step_time_s(memory_s, compute_s, *, memory_efficiency=1.0, compute_
     return core + _f(comm_s) + _f(overhead_s) + _f(per_sequence_s) * _f(batch)
 
 
+def power_limited_tflops(tdp_w, tflops_per_w, static_power_w=0.0, min_share: float = 0.2) -> np.ndarray:
+    """Tensor throughput a GPU sustains at its power limit: (TDP - static power) x TFLOPS per watt. The dynamic
+    budget is kept at >= ``min_share`` of TDP. Low-TDP boards (L4, T4, H100 NVL) cannot run their tensor cores at
+    the datasheet rate for long; this is the compute ceiling that binds there in large offline batches."""
+    tdp = _f(tdp_w)
+    return _f(tflops_per_w) * np.maximum(tdp - _f(static_power_w), min_share * tdp)
+
+
+def decode_step_time_s(weight_bytes, kv_bytes, gemm_flops, attention_flops, memory_bandwidth_gb_s, tflops, *,
+                       memory_efficiency=1.0, compute_efficiency=1.0, power_tflops=np.inf, comm_bytes=0.0,
+                       link_gb_s=NVLINK_GB_S, overhead_s=0.0, per_sequence_s=0.0, batch=1.0) -> np.ndarray:
+    """Seconds for one decode step.
+
+    The matrix multiplies stream the weights and do 2 N_active FLOPs per sequence: their time is the roofline
+    max(weight bytes / achieved bandwidth, FLOPs / achieved tensor rate, FLOPs / power-limited rate). Attention then
+    reads each sequence's KV cache (memory-bound, in its own kernels, so it adds). Tensor-parallel all-reduces,
+    a fixed per-step overhead (kernel launches, scheduling) and a per-sequence overhead (sampling, detokenising,
+    bookkeeping on the host) add too. With the defaults: the plain roofline, weights and KV read at full bandwidth.
+    """
+    bw = _f(memory_bandwidth_gb_s) * 1e9 * _f(memory_efficiency)
+    rate = _f(tflops) * 1e12 * _f(compute_efficiency)
+    gemm = np.maximum.reduce([_f(weight_bytes) / bw, _f(gemm_flops) / rate,
+                              _f(gemm_flops) / (_f(power_tflops) * 1e12)])
+    attention = _f(kv_bytes) / bw + _f(attention_flops) / rate
+    comm = _f(comm_bytes) / (_f(link_gb_s) * 1e9)
+    return gemm + attention + comm + _f(overhead_s) + _f(per_sequence_s) * _f(batch)
+
+
 def is_memory_bound(memory_s, compute_s) -> np.ndarray:
     """True where the step is memory-bound (memory time >= compute time)."""
     return _f(memory_s) >= _f(compute_s)
@@ -219,97 +249,182 @@ def server_busy_fraction(request_rate_qps, latency_s) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------------------
 # A whole workload, row by row
-PHYSICS_COLUMNS = (
-    "phys_head_dim", "phys_kv_bytes_per_token", "phys_weights_gb", "phys_kv_capacity_tokens", "phys_max_num_seqs",
-    "phys_context_tokens", "phys_batch", "phys_memory_s", "phys_compute_s", "phys_comm_s", "phys_step_s",
-    "phys_memory_bound", "phys_prefill_s", "phys_itl_s", "phys_latency_s", "phys_busy_fraction",
-    "phys_concurrency",
-)
+_ARCH_A100 = ("a100", "a800")
 
 
-def _col(frame, name, default=np.nan) -> np.ndarray:
-    if name in frame:
-        return _f(frame[name])
-    return np.full(len(frame), default, dtype=float)
+@dataclass(frozen=True)
+class StepParameters:
+    """Efficiencies and overheads of the decode-step model (arrays broadcast per row, or scalars).
 
-
-def decode_physics(frame, *, memory_efficiency=1.0, compute_efficiency=1.0, overhead_s=0.0, per_sequence_s=0.0,
-                   server_iterations: int = 2):
-    """Physical quantities of each row's workload (a pandas DataFrame of ``phys_*`` columns, same index).
-
-    ``frame`` holds GPU specs (memory_bandwidth_gb_s, fp16_tensor_dense_tflops, memory_size_gb, gpu_id), LLM specs
-    (total_params_b, active_params_b, num_layers, hidden_size, num_attention_heads, num_key_value_heads; optional
-    head_dim, num_experts, experts_per_token) and the workload: scenario (offline / server, or the paper's
-    server_low / server_high in ``scenario_detail``), request_rate_qps, batch_size (max_num_seqs; missing: vLLM's
-    default), input_tokens, output_tokens, max_output_tokens (missing: output_tokens), num_requests (offline;
-    missing: steady state, the batch always full) and tensor_parallel (missing: 1).
-
-    ``phys_itl_s`` is the roofline's ITL as the data define it: offline, run time / output tokens (prefill and the
-    drain included); server, end-to-end latency per output token (TTFT included) at the mean batch a request sees.
-    The efficiencies and overheads (defaults: none) let a caller apply calibrated values.
+    The defaults are the plain roofline: full bandwidth and tensor rate, no power ceiling, no overheads.
     """
+
+    memory_efficiency: object = 1.0
+    compute_efficiency: object = 1.0
+    power_tflops: object = np.inf
+    overhead_s: object = 0.0
+    per_sequence_s: object = 0.0
+
+
+@dataclass(frozen=True)
+class DecodeWorkload:
+    """Each row's model, GPU and workload as arrays, with the parts of the physics that do not depend on
+    efficiencies computed once (offline batch and decode steps, bytes per token, FLOPs per prompt).
+
+    Build it with :meth:`of` from a frame holding GPU specs (memory_bandwidth_gb_s, fp16_tensor_dense_tflops,
+    memory_size_gb, tdp_w, gpu_id), LLM specs (total_params_b, active_params_b, num_layers, hidden_size,
+    num_attention_heads, num_key_value_heads; optional head_dim, num_experts, experts_per_token) and the workload:
+    scenario (offline / server, or the paper's labels in ``scenario_detail``), request_rate_qps, batch_size (the
+    maximum running batch, vLLM's max_num_seqs; missing: vLLM's default), input_tokens, output_tokens,
+    max_output_tokens (missing: output_tokens), num_requests (offline; missing: steady state, the batch always
+    full) and tensor_parallel (missing: 1).
+    """
+
+    offline: np.ndarray
+    bandwidth_gb_s: np.ndarray
+    tflops: np.ndarray
+    tdp_w: np.ndarray
+    total_b: np.ndarray
+    active_b: np.ndarray
+    experts: np.ndarray
+    experts_per_token: np.ndarray
+    layers: np.ndarray
+    heads: np.ndarray
+    hidden: np.ndarray
+    head_dim: np.ndarray
+    kv_bytes_token: np.ndarray
+    tensor_parallel: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    context_tokens: np.ndarray
+    max_num_seqs: np.ndarray
+    kv_capacity_tokens: np.ndarray
+    batch_cap: np.ndarray
+    num_requests: np.ndarray
+    offline_steps: np.ndarray
+    offline_batch: np.ndarray
+    request_rate_qps: np.ndarray
+    prefill_flops: np.ndarray
+
+    @classmethod
+    def of(cls, frame) -> DecodeWorkload:
+        n = len(frame)
+
+        def col(name, default=np.nan):
+            return _f(frame[name]) if name in frame else np.full(n, default, dtype=float)
+
+        scen = np.asarray(frame["scenario_detail"] if "scenario_detail" in frame else frame["scenario"], dtype=object)
+        offline = np.asarray([s == "offline" for s in scen], dtype=bool)
+        tp = np.fmax(np.nan_to_num(col("tensor_parallel"), nan=1.0), 1.0)
+        hd = head_dim(frame["hidden_size"], frame["num_attention_heads"], col("head_dim"))
+        kvb = kv_bytes_per_token(frame["num_layers"], frame["num_key_value_heads"], hd)
+        total = _f(frame["total_params_b"])
+        active = col("active_params_b")
+        active = np.where(np.isfinite(active), active, total)
+        mem_gb = _f(frame["memory_size_gb"])
+        ids = frame["gpu_id"] if "gpu_id" in frame else [""] * n
+        is_a100 = np.asarray([any(a in str(g).lower() for a in _ARCH_A100) for g in ids], dtype=bool)
+        inp = np.nan_to_num(col("input_tokens"), nan=0.0)
+        out = np.fmax(col("output_tokens"), 1.0)
+        max_out = np.fmax(col("max_output_tokens"), out)
+        max_seqs = col("batch_size")
+        max_seqs = np.where(np.isfinite(max_seqs), max_seqs, vllm_default_max_num_seqs(mem_gb, is_a100))
+        kv_tokens = kv_capacity_tokens(mem_gb, weights_resident_bytes(total, tp), kvb / tp,
+                                       vllm_memory_utilisation(mem_gb))
+        ctx = mean_context_tokens(inp, out)
+        cap = offline_batch_cap(max_seqs, kv_tokens, ctx)
+        n_req = col("num_requests")
+        n_req = np.where(offline, n_req, np.nan)
+        steps = np.where(np.isfinite(n_req), offline_decode_steps(n_req, out, max_out, cap), np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            off_batch = np.where(np.isfinite(n_req), n_req * out / steps, cap)
+        layers, heads = _f(frame["num_layers"]), _f(frame["num_attention_heads"])
+        return cls(
+            offline=offline, bandwidth_gb_s=_f(frame["memory_bandwidth_gb_s"]),
+            tflops=_f(frame["fp16_tensor_dense_tflops"]), tdp_w=col("tdp_w"), total_b=total, active_b=active,
+            experts=col("num_experts"), experts_per_token=col("experts_per_token"), layers=layers, heads=heads,
+            hidden=_f(frame["hidden_size"]), head_dim=hd, kv_bytes_token=kvb, tensor_parallel=tp,
+            input_tokens=inp, output_tokens=out, context_tokens=ctx, max_num_seqs=max_seqs,
+            kv_capacity_tokens=kv_tokens, batch_cap=cap, num_requests=n_req, offline_steps=steps,
+            offline_batch=off_batch, request_rate_qps=np.nan_to_num(col("request_rate_qps"), nan=0.0),
+            prefill_flops=prefill_flops(active, inp, layers, heads, hd, tp),
+        )
+
+    def __len__(self) -> int:
+        return len(self.offline)
+
+    def subset(self, rows) -> DecodeWorkload:
+        """The same arrays for ``rows`` (positions or a boolean mask)."""
+        return DecodeWorkload(**{k: getattr(self, k)[rows] for k in self.__dataclass_fields__})
+
+    def step_parts(self, batch) -> dict[str, np.ndarray]:
+        """Bytes and FLOPs of one decode step at ``batch`` sequences (per GPU)."""
+        tp = self.tensor_parallel
+        return {
+            "weight_bytes": weight_bytes_per_step(self.total_b, self.active_b, self.experts, self.experts_per_token,
+                                                  batch, tp),
+            "kv_bytes": kv_bytes_per_step(batch, self.context_tokens, self.kv_bytes_token, tp),
+            "gemm_flops": 2.0 * self.active_b * 1e9 * _f(batch) / tp,
+            "attention_flops": 4.0 * self.layers * self.heads * self.head_dim * self.context_tokens * _f(batch) / tp,
+            "comm_bytes": allreduce_bytes_per_step(batch, self.hidden, self.layers, tp),
+        }
+
+    def step_time_s(self, batch, p: StepParameters) -> np.ndarray:
+        return decode_step_time_s(**self.step_parts(batch), memory_bandwidth_gb_s=self.bandwidth_gb_s,
+                                  tflops=self.tflops, memory_efficiency=p.memory_efficiency,
+                                  compute_efficiency=p.compute_efficiency, power_tflops=p.power_tflops,
+                                  overhead_s=p.overhead_s, per_sequence_s=p.per_sequence_s, batch=batch)
+
+    def prefill_time_s(self, p: StepParameters) -> np.ndarray:
+        """Seconds of tensor work to prefill one prompt (at the achieved or power-limited rate, the lower)."""
+        rate = np.minimum(self.tflops * _f(p.compute_efficiency), _f(p.power_tflops)) * 1e12
+        return self.prefill_flops / rate
+
+    def evaluate(self, p: StepParameters = StepParameters(), server_iterations: int = 3) -> dict[str, np.ndarray]:
+        """Batch, step time, ITL as the data define it, latency and server load of every row under ``p``.
+
+        ``itl_s``: offline, run time / output tokens (prefill and the drain included); server, end-to-end latency
+        per output token (TTFT included) at the mean running batch a request sees (a fixed point: the batch
+        depends on the latency).
+        """
+        prefill = self.prefill_time_s(p)
+        out = self.output_tokens
+        srv_batch = np.ones(len(self))
+        for _ in range(max(int(server_iterations), 0)):
+            t1 = self.step_time_s(srv_batch, p)
+            srv_batch = server_batch_seen(self.request_rate_qps, np.maximum(prefill, t1) + (out - 1.0) * t1,
+                                          self.batch_cap)
+        batch = np.where(self.offline, self.offline_batch, srv_batch)
+        t = self.step_time_s(batch, p)
+        latency = np.maximum(prefill, t) + (out - 1.0) * t
+        finite = np.isfinite(self.num_requests)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            off_itl = np.where(finite, (self.offline_steps * t + self.num_requests * prefill)
+                               / (self.num_requests * out), t / batch + prefill / out)
+        itl = np.where(self.offline, off_itl, latency / out)
+        rate = self.request_rate_qps
+        return {"batch": batch, "step_s": t, "prefill_s": prefill, "itl_s": itl, "latency_s": latency,
+                "busy_fraction": np.where(self.offline, 1.0, server_busy_fraction(rate, latency)),
+                "concurrency": np.where(self.offline, batch, server_concurrency(rate, latency))}
+
+
+def decode_physics(frame, params: StepParameters = StepParameters()):
+    """The physics of each row of ``frame`` (see :class:`DecodeWorkload`) as a DataFrame of ``phys_*`` columns:
+    head dim, KV bytes per token, KV capacity (tokens), max_num_seqs, mean context, batch, memory and compute time
+    of one step (plain roofline), whether it is memory-bound, step time, ITL, latency, busy fraction, concurrency
+    under ``params`` (default: the plain roofline)."""
     import pandas as pd
 
-    n = len(frame)
-    scen = np.asarray(frame["scenario_detail"] if "scenario_detail" in frame else frame["scenario"], dtype=object)
-    offline = np.asarray([s == "offline" for s in scen], dtype=bool)
-    tp = np.fmax(np.nan_to_num(_col(frame, "tensor_parallel"), nan=1.0), 1.0)
-    hd = head_dim(frame["hidden_size"], frame["num_attention_heads"], _col(frame, "head_dim"))
-    kvb = kv_bytes_per_token(frame["num_layers"], frame["num_key_value_heads"], hd)
-    total, active = _f(frame["total_params_b"]), _f(frame["active_params_b"])
-    active = np.where(np.isfinite(active), active, total)
-    experts, per_token = _col(frame, "num_experts"), _col(frame, "experts_per_token")
-    mem_gb = _f(frame["memory_size_gb"])
-    is_a100 = np.asarray([("a100" in str(g).lower()) for g in (frame["gpu_id"] if "gpu_id" in frame
-                                                                else [""] * n)], dtype=bool)
-    inp = np.nan_to_num(_col(frame, "input_tokens"), nan=0.0)
-    out = np.fmax(_col(frame, "output_tokens"), 1.0)
-    max_out = np.fmax(_col(frame, "max_output_tokens"), out)
-    max_seqs = _col(frame, "batch_size")
-    max_seqs = np.where(np.isfinite(max_seqs), max_seqs, vllm_default_max_num_seqs(mem_gb, is_a100))
-    weights = weights_resident_bytes(total, tp)
-    kv_tokens = kv_capacity_tokens(mem_gb, weights, kvb / tp, vllm_memory_utilisation(mem_gb))
-    ctx = mean_context_tokens(inp, out)
-    cap = offline_batch_cap(max_seqs, kv_tokens, ctx)
-    n_req = _col(frame, "num_requests")
-    bw, tflops = _f(frame["memory_bandwidth_gb_s"]), _f(frame["fp16_tensor_dense_tflops"])
-    layers, heads, hidden = _f(frame["num_layers"]), _f(frame["num_attention_heads"]), _f(frame["hidden_size"])
-    link = np.where(tp > 1, NVLINK_GB_S, np.inf)
-
-    def step(batch):
-        mem_s = memory_time_s(weight_bytes_per_step(total, active, experts, per_token, batch, tp)
-                              + kv_bytes_per_step(batch, ctx, kvb, tp), bw)
-        comp_s = compute_time_s(flops_per_step(active, batch, ctx, layers, heads, hd, tp), tflops)
-        comm_s = allreduce_bytes_per_step(batch, hidden, layers, tp) / (link * 1e9)
-        t = roofline_step_time_s(mem_s, comp_s, memory_efficiency=memory_efficiency,
-                                 compute_efficiency=compute_efficiency, overhead_s=overhead_s,
-                                 per_sequence_s=per_sequence_s, batch=batch, comm_s=comm_s)
-        return t, mem_s, comp_s, comm_s
-
-    prefill_s = compute_time_s(prefill_flops(active, inp, layers, heads, hd, tp), tflops) / _f(compute_efficiency)
-    # Offline: mean batch over the run from the decode steps (steady state when the request count is unknown).
-    steps = np.where(np.isfinite(n_req), offline_decode_steps(n_req, out, max_out, cap), np.nan)
-    off_batch = np.where(np.isfinite(n_req), n_req * out / steps, cap)
-    # Server: the batch a request sees depends on the latency, which depends on the batch (a few fixed-point steps).
-    rate = np.nan_to_num(_col(frame, "request_rate_qps"), nan=0.0)
-    srv_batch = np.ones(n)
-    for _ in range(max(int(server_iterations), 0)):
-        t1 = step(srv_batch)[0]
-        srv_batch = server_batch_seen(rate, np.maximum(prefill_s, t1) + (out - 1.0) * t1, cap)
-    batch = np.where(offline, off_batch, srv_batch)
-    t, mem_s, comp_s, comm_s = step(batch)
-    ttft = np.maximum(prefill_s, t)
-    latency = ttft + (out - 1.0) * t
-    with np.errstate(invalid="ignore", divide="ignore"):
-        off_itl = np.where(np.isfinite(n_req), (steps * t + n_req * prefill_s) / (n_req * out),
-                           t / batch + prefill_s / out)
-    itl = np.where(offline, off_itl, latency / out)
+    w = DecodeWorkload.of(frame)
+    r = w.evaluate(params)
+    parts = w.step_parts(r["batch"])
+    mem_s = memory_time_s(parts["weight_bytes"] + parts["kv_bytes"], w.bandwidth_gb_s)
+    comp_s = compute_time_s(parts["gemm_flops"] + parts["attention_flops"], w.tflops)
     return pd.DataFrame({
-        "phys_head_dim": hd, "phys_kv_bytes_per_token": kvb, "phys_weights_gb": weights / 1e9,
-        "phys_kv_capacity_tokens": kv_tokens, "phys_max_num_seqs": max_seqs, "phys_context_tokens": ctx,
-        "phys_batch": batch, "phys_memory_s": mem_s, "phys_compute_s": comp_s, "phys_comm_s": comm_s,
-        "phys_step_s": t, "phys_memory_bound": is_memory_bound(mem_s, comp_s), "phys_prefill_s": prefill_s,
-        "phys_itl_s": itl, "phys_latency_s": latency,
-        "phys_busy_fraction": np.where(offline, 1.0, server_busy_fraction(rate, latency)),
-        "phys_concurrency": np.where(offline, batch, server_concurrency(rate, latency)),
+        "phys_head_dim": w.head_dim, "phys_kv_bytes_per_token": w.kv_bytes_token,
+        "phys_kv_capacity_tokens": w.kv_capacity_tokens, "phys_max_num_seqs": w.max_num_seqs,
+        "phys_context_tokens": w.context_tokens, "phys_batch": r["batch"], "phys_memory_s": mem_s,
+        "phys_compute_s": comp_s, "phys_memory_bound": is_memory_bound(mem_s, comp_s), "phys_step_s": r["step_s"],
+        "phys_itl_s": r["itl_s"], "phys_latency_s": r["latency_s"], "phys_busy_fraction": r["busy_fraction"],
+        "phys_concurrency": r["concurrency"],
     }, index=frame.index)

@@ -1,0 +1,292 @@
+"""WattGPU+: the physically grounded model set (both targets), its intervals, ranges, files and default choice.
+
+``plus`` (label ``WattGPU+``) pairs the power model of :mod:`~wattgpu_core.plus_power` with the ITL model of
+:mod:`~wattgpu_core.plus_itl`. Both read the workload as inputs (batch size / max_num_seqs, request rate, input and
+output tokens, request count, tensor-parallel degree) instead of the paper's three fixed scenarios, and both learn
+from :func:`~wattgpu_core.models.auxiliary_frame` too (Watt Counts' MoE LLMs; other serving stacks only through
+their own calibrations), which the evaluation filters per fold.
+
+Every prediction carries an 80% interval: the 10% and 90% quantiles of the leave-one-GPU-out ln residuals of the
+training data (per target and scenario), i.e. calibrated on GPUs the model did not see. ``evaluate`` measures the
+coverage honestly by nesting (a held-out GPU's quantiles come from a leave-one-GPU-out run without that GPU).
+
+Files: ``models/plus_itl.json`` and ``models/plus_power.json`` (plain JSON; the boosters inside are XGBoost's own
+JSON text) and ``models/plus.meta.json`` (inputs, interval quantiles, the training ranges behind the
+out-of-range flags, serving stacks, training-data hashes, library versions, CV metrics, and for which target and
+scenario WattGPU+ measured better than the paper's models, which decides the app's default). No pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+from .errors import ModelNotTrainedError
+from .models import (
+    TARGET_UNITS,
+    ModelSet,
+    PaperModelSet,
+    Preprocessor,
+    auxiliary_frame,
+    library_versions,
+    model_paths,
+    output_token_defaults,
+    register_model_set,
+    target_rows,
+    training_data_hash,
+    training_frame,
+)
+from .paths import MODELS_DIR
+from .plus_itl import DEFAULT_STACK, ITL_INPUTS, REQUIRED_INPUTS, PlusItlModel, scenario_pool
+
+FORMAT = "wattgpu+/1"
+NAME, LABEL = "plus", "WattGPU+"
+INTERVAL_LEVEL = 0.8
+SPLITS = ("CV", "LOGO", "LOLO")
+# Training ranges behind the out-of-range flag: GPU specs and LLM sizes.
+GPU_RANGE_COLUMNS = ("memory_bandwidth_gb_s", "fp16_tensor_dense_tflops", "tdp_w", "memory_size_gb")
+LLM_RANGE_COLUMNS = ("total_params_b", "active_params_b")
+RANGE_LABELS = MappingProxyType({
+    "memory_bandwidth_gb_s": "memory bandwidth", "fp16_tensor_dense_tflops": "FP16 TFLOPS", "tdp_w": "TDP",
+    "memory_size_gb": "memory size", "total_params_b": "parameters", "active_params_b": "active parameters",
+})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Power: the other engineer's model when present, else the paper's power model as a stand-in
+def _power_model_class():
+    try:
+        from .plus_power import PlusPowerModel
+    except ImportError:
+        return None
+    return PlusPowerModel
+
+
+def power_inputs() -> tuple[str, ...]:
+    """Columns the power model needs on every row (its optional inputs fall back to Watt Counts defaults)."""
+    try:
+        from . import plus_power
+    except ImportError:
+        return PaperModelSet().features("power")
+    return tuple(getattr(plus_power, "POWER_REQUIRED", None) or plus_power.POWER_INPUTS)
+
+
+@dataclass(frozen=True)
+class PaperPowerStandIn:
+    """The paper's power model behind the WattGPU+ interface (used until the WattGPU+ power model exists)."""
+
+    model: object  # models.FittedModel
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame, *, aux: pd.DataFrame | None = None, seed: int = 0,
+            n_threads: int = 1) -> PaperPowerStandIn:
+        return cls(PaperModelSet().fit("power", train, seed=seed, n_threads=n_threads))
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        return self.model.predict(rows)
+
+    def to_dict(self) -> dict:
+        return {"kind": "paper power stand-in", "preprocessor": self.model.preprocessor.to_dict(),
+                "booster": self.model.booster.save_raw("json").decode(), "params": dict(self.model.params)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> PaperPowerStandIn:
+        import xgboost as xgb
+
+        from .models import FittedModel
+
+        booster = xgb.Booster()
+        booster.load_model(bytearray(d["booster"].encode()))
+        booster.set_param({"nthread": 1})
+        return cls(FittedModel("power", Preprocessor.from_dict(d["preprocessor"]), booster, "fraction_of_tdp",
+                               MappingProxyType(dict(d["params"]))))
+
+
+def power_model_class():
+    return _power_model_class() or PaperPowerStandIn
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The model set
+class PlusModelSet(ModelSet):
+    """WattGPU+ (see the module docstring)."""
+
+    name = NAME
+    label = LABEL
+    description = ("WattGPU+: calibrated roofline ITL (batch, KV cache, power ceiling, per-LLM corrections) and "
+                   "utilisation-driven power; continuous workload, MoE, tensor parallel, serving stacks, 80% "
+                   "intervals")
+    uses_aux = True
+    interval_level = INTERVAL_LEVEL
+
+    def features(self, target: str) -> tuple[str, ...]:
+        if target == "itl":
+            return ("scenario_detail", *REQUIRED_INPUTS)
+        return tuple(dict.fromkeys(("scenario_detail", *power_inputs())))
+
+    def fit(self, target: str, train: pd.DataFrame, *, aux: pd.DataFrame | None = None, n_threads: int = 1,
+            seed: int = 0):
+        cls = PlusItlModel if target == "itl" else power_model_class()
+        return cls.fit(train, aux=aux, seed=seed, n_threads=n_threads)
+
+
+register_model_set(NAME, PlusModelSet)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Ranges and defaults
+def training_ranges(frame: pd.DataFrame) -> dict:
+    """[min, max] of each GPU spec and LLM size in ``frame`` (the out-of-range flag's reference)."""
+    out = {}
+    for c in (*GPU_RANGE_COLUMNS, *LLM_RANGE_COLUMNS):
+        v = pd.to_numeric(frame[c], errors="coerce").dropna()
+        out[c] = [float(v.min()), float(v.max())] if len(v) else None
+    return out
+
+
+def out_of_range(frame: pd.DataFrame, ranges: Mapping) -> np.ndarray:
+    """Per row, the specs outside the training range, comma-separated ("" when none; unknown values count as
+    outside)."""
+    notes = [[] for _ in range(len(frame))]
+    for c, bounds in ranges.items():
+        if not bounds or c not in frame:
+            continue
+        v = pd.to_numeric(frame[c], errors="coerce").to_numpy(float)
+        lo, hi = bounds
+        for i in np.flatnonzero(~(v >= lo * (1 - 1e-9)) | ~(v <= hi * (1 + 1e-9))):
+            what = "unknown" if not np.isfinite(v[i]) else ("above" if v[i] > hi else "below")
+            notes[i].append(f"{RANGE_LABELS.get(c, c)} {what} the training range "
+                            f"({lo:,.4g}-{hi:,.4g})")
+    return np.asarray(["; ".join(n) for n in notes], dtype=object)
+
+
+def default_choice(records: list[dict], challenger: str = LABEL, reference: str = "XGB") -> dict:
+    """For each target and scenario, whether ``challenger`` is the better default: lower MdAPE than ``reference``
+    on unseen GPUs (LOGO) and on at least two of the three splits, in the same all-GPU evaluation."""
+    by = {(r["target"], r["model"], r["scenario"], r["strategy"]): r["mdape_pct"] for r in records}
+    out = {}
+    for target in ("power", "itl"):
+        out[target] = {}
+        for scen in ("offline", "server"):
+            pairs = {s: (by.get((target, challenger, scen, s)), by.get((target, reference, scen, s))) for s in SPLITS}
+            wins = {s: a is not None and b is not None and a < b for s, (a, b) in pairs.items()}
+            out[target][scen] = {
+                "default": "plus" if wins["LOGO"] and sum(wins.values()) >= 2 else "paper",
+                "mdape_pct": {s: {"WattGPU+": a, "XGB": b} for s, (a, b) in pairs.items()},
+            }
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Training and files
+def _logo_quantiles(model_set: PlusModelSet, frame: pd.DataFrame, aux: pd.DataFrame, n_jobs: int | None) -> dict:
+    from .evaluation import interval_quantiles, out_of_fold
+
+    rows = {t: target_rows(frame, t, model_set.features(t)) for t in model_set.targets}
+    oof = out_of_fold(model_set, rows, ("LOGO",), aux_by_target={t: aux for t in rows}, n_jobs=n_jobs)
+    out = {}
+    for t, r in rows.items():
+        pred = oof[(t, "LOGO")][0]
+        q = interval_quantiles(r[{"power": "power_w", "itl": "itl_s"}[t]], pred,
+                               r["scenario_detail"].map({"offline": "offline"}).fillna("server"), INTERVAL_LEVEL)
+        out[t] = {k: list(v) for k, v in q.items()}
+    return out
+
+
+def hash_columns(model_set: PlusModelSet) -> list[str]:
+    return sorted({c for t in model_set.targets for c in model_set.features(t)}
+                  | set(ITL_INPUTS) | {"run_id", "llm_id", "gpu_id", "power_w", "itl_s", "tdp_w", "serving_stack"})
+
+
+def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | None = None, seed: int = 0,
+               n_jobs: int | None = None) -> dict:
+    """Fit WattGPU+ on the store (catalog specs; Watt Counts runs plus the auxiliary runs), write its files and
+    return the metadata. ``records`` are the all-GPU evaluation records of both model sets (stored as the CV
+    metrics, and deciding the default per target and scenario)."""
+    model_set = PlusModelSet()
+    frame = training_frame(store, "catalog")
+    aux = auxiliary_frame(store, "catalog")
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    paths = model_paths(NAME, models_dir)
+    targets = {}
+    for t in model_set.targets:
+        rows = target_rows(frame, t, model_set.features(t))
+        model = model_set.fit(t, rows, aux=aux, seed=seed, n_threads=1)
+        paths[t].write_text(json.dumps(model.to_dict(), indent=1, allow_nan=False) + "\n")
+        targets[t] = {"file": paths[t].name, "unit": TARGET_UNITS[t], "kind": model.to_dict().get("kind", type(
+            model).__name__), "inputs": list(model_set.features(t)), "n_rows": int(len(rows)),
+            "itl_definitions": sorted(rows["itl_definition"].dropna().unique().tolist()) if t == "itl" else None}
+    cols = hash_columns(model_set)
+    aux_cols = [c for c in cols if c in aux.columns]
+    same_stack = aux["serving_stack"].eq(DEFAULT_STACK)
+    range_rows = pd.concat([frame, aux[same_stack]], ignore_index=True)
+    stacks = sorted({DEFAULT_STACK, *aux["serving_stack"].dropna().unique().tolist()})
+    meta = {
+        "model_set": NAME,
+        "format": FORMAT,
+        "label": LABEL,
+        "description": model_set.description,
+        "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "targets": targets,
+        "intervals": {"level": INTERVAL_LEVEL, "method": "split-conformal on leave-one-GPU-out ln residuals, per "
+                      "target and scenario (offline / server)",
+                      "ln_quantiles": _logo_quantiles(model_set, frame, aux, n_jobs)},
+        "ranges": training_ranges(range_rows),
+        "serving": {"default_stack": DEFAULT_STACK,
+                    "default_stack_setup": "Watt Counts: vLLM 0.14.1, one GPU, 16-bit weights, max_model_len 1024, "
+                                           "gpu_memory_utilization 0.9 (0.8 below 20 GB)",
+                    "calibrated_stacks": stacks},
+        "training_data": {
+            "source_ids": sorted(frame["source_id"].unique().tolist()),
+            "aux_source_ids": sorted(aux["source_id"].unique().tolist()),
+            "mode": "catalog",
+            "n_rows": int(len(frame)),
+            "n_aux_rows": int(len(aux)),
+            "sha256": training_data_hash(frame, cols),
+            "aux_sha256": training_data_hash(aux, aux_cols),
+            "hash_columns": cols,
+            "gpu_ids": sorted(frame["gpu_id"].unique().tolist()),
+            "llm_ids": sorted(set(frame["llm_id"]) | set(aux.loc[same_stack, "llm_id"])),
+            **output_token_defaults(frame),
+        },
+        "library_versions": library_versions(),
+        "seed": seed,
+        "cv_metrics": [r for r in (records or []) if r["model"] == LABEL],
+        "default_for": default_choice(records) if records else None,
+    }
+    paths["meta"].write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+    return meta
+
+
+def load_plus(models_dir: Path = MODELS_DIR) -> tuple[dict, dict]:
+    """The fitted WattGPU+ models ({target: model}) and metadata from ``models_dir`` (plain JSON)."""
+    paths = model_paths(NAME, models_dir)
+    if not paths["meta"].is_file():
+        raise ModelNotTrainedError(f"no model files for 'plus' in {models_dir}; run `python -m wattgpu_core train "
+                                   f"--model-set plus`")
+    meta = json.loads(paths["meta"].read_text())
+    fitted = {}
+    for t, info in meta["targets"].items():
+        path = Path(models_dir) / info["file"]
+        if not path.is_file():
+            raise ModelNotTrainedError(f"model file {path} is missing; run `python -m wattgpu_core train "
+                                       f"--model-set plus`")
+        d = json.loads(path.read_text())
+        fitted[t] = PlusItlModel.from_dict(d) if t == "itl" else power_model_class().from_dict(d)
+    return fitted, meta
+
+
+def interval_bounds(meta: Mapping, target: str, pred: np.ndarray, scenario_detail) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of the stored 80% intervals around predictions ``pred``."""
+    from .evaluation import apply_intervals
+
+    q = {k: tuple(v) for k, v in meta["intervals"]["ln_quantiles"].get(target, {}).items()}
+    return apply_intervals(pred, scenario_pool(scenario_detail), q)

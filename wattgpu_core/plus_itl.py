@@ -1,0 +1,308 @@
+"""WattGPU+ inter-token latency: a roofline with learned efficiencies, a power ceiling and per-LLM corrections.
+
+ITL is the physics of :mod:`~wattgpu_core.physics` (decode steps over the effective batch, weights and KV cache
+read once per step, 2 N_active FLOPs per token, prefill, drain, the server's mean running batch) with a handful of
+parameters fitted to the training runs instead of datasheet peaks:
+
+* achieved memory bandwidth and tensor rate as fractions of the datasheet values (``memory_efficiency``,
+  ``compute_efficiency``), a fixed per-step overhead and a per-sequence overhead (host work per token);
+* a power ceiling on tensor throughput, (TDP - static power) x TFLOPS per watt, with TFLOPS per watt =
+  ``power_tflops_per_w`` x (datasheet TFLOPS / TDP) ^ ``power_exponent``: a board whose TDP is small for its
+  tensor cores (L4, T4, H100 NVL) is power-limited in large offline batches;
+* architecture effects, shrunk towards zero (ridge): TFLOPS per watt per architecture and per architecture family
+  (compute capability 7.x, 8.x, 9.x, ...) and achieved bandwidth per family. An architecture or family absent from
+  the training data gets no effect (the spec-sheet curve).
+
+The fit minimises a robust (soft-L1) loss on ln ITL. On top, each LLM seen in training gets its own correction per
+scenario (offline / server): the shrunk mean of its ln residuals, which captures what the specs miss about that
+model's kernels and outputs; an LLM the model has not seen gets none. ITL is therefore non-increasing in memory
+bandwidth, tensor TFLOPS and TDP by construction (``power_exponent`` is bounded to [0, 1]; a test checks it).
+
+Serving stacks other than the one the model is trained on (Watt Counts: vLLM 0.14) get a per-stack calibration: the
+median ln ratio of their measured time per output token to the default-stack prediction, per scenario, fitted on
+their runs only; they never change the default-stack fit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+from .physics import DecodeWorkload, StepParameters, power_limited_tflops
+
+DEFAULT_STACK = "vLLM 0.14"
+# Compute-capability family of each GPU architecture (the catalog's ``architecture`` names).
+ARCH_FAMILY = MappingProxyType({
+    "Volta": "sm7x", "Turing": "sm7x", "Ampere": "sm8x", "Ada Lovelace": "sm8x", "Hopper": "sm9x",
+    "Blackwell": "sm10x", "Blackwell Ultra": "sm10x", "Blackwell 2.0": "sm12x",
+})
+ITL_INPUTS: tuple[str, ...] = (
+    "llm_id", "gpu_id", "scenario_detail", "memory_bandwidth_gb_s", "fp16_tensor_dense_tflops", "memory_size_gb",
+    "tdp_w", "architecture", "total_params_b", "active_params_b", "num_layers", "hidden_size",
+    "num_attention_heads", "num_key_value_heads", "head_dim", "num_experts", "experts_per_token", "input_tokens",
+    "output_tokens", "max_output_tokens", "num_requests", "batch_size", "request_rate_qps", "tensor_parallel",
+)
+REQUIRED_INPUTS: tuple[str, ...] = ("memory_bandwidth_gb_s", "fp16_tensor_dense_tflops", "memory_size_gb", "tdp_w",
+                                    "total_params_b", "num_layers", "hidden_size", "num_attention_heads",
+                                    "num_key_value_heads", "output_tokens")
+_GLOBAL = ("log_memory_efficiency", "log_compute_efficiency", "log_overhead_s", "log_per_sequence_s",
+           "log_power_tflops_per_w", "power_exponent", "log_static_power_w")
+_START = (np.log(0.8), np.log(0.6), np.log(1e-3), np.log(1e-6), np.log(0.3), 0.5, np.log(20.0))
+_LOWER = (np.log(0.05), np.log(0.02), np.log(1e-6), np.log(1e-9), np.log(0.005), 0.0, np.log(0.1))
+_UPPER = (np.log(1.5), np.log(1.0), np.log(0.1), np.log(1e-3), np.log(10.0), 1.0, np.log(300.0))
+EFFECT_RIDGE = 0.01  # penalty weight of the architecture effects, per 100 training rows
+LLM_SHRINK_RUNS = 5.0  # an LLM's correction is sum(residuals) / (runs + this)
+ROBUST_SCALE = 0.1  # soft-L1 scale on ln ITL (residuals beyond ~10% count linearly)
+
+
+def scenario_pool(scenario_detail) -> np.ndarray:
+    return np.where(np.asarray(scenario_detail, dtype=object) == "offline", "offline", "server").astype(object)
+
+
+def arch_family(architecture) -> np.ndarray:
+    return np.asarray([ARCH_FAMILY.get(a) if isinstance(a, str) else None
+                       for a in np.asarray(architecture, dtype=object)], dtype=object)
+
+
+@dataclass(frozen=True)
+class ItlCalibration:
+    """The fitted parameters of the calibrated roofline (global values and architecture effects, ln scale)."""
+
+    memory_efficiency: float
+    compute_efficiency: float
+    overhead_s: float
+    per_sequence_s: float
+    power_tflops_per_w: float
+    power_exponent: float
+    static_power_w: float
+    arch_effects: Mapping[str, float] = field(default_factory=dict)
+    family_effects: Mapping[str, float] = field(default_factory=dict)
+    family_memory_effects: Mapping[str, float] = field(default_factory=dict)
+
+    def step_parameters(self, frame_or_arrays) -> StepParameters:
+        """Per-row parameters: the architecture and family effects of each row's GPU applied."""
+        arch = np.asarray(frame_or_arrays["architecture"], dtype=object)
+        fam = arch_family(arch)
+        da = np.asarray([self.arch_effects.get(a, 0.0) for a in arch], dtype=float)
+        df = np.asarray([self.family_effects.get(f, 0.0) for f in fam], dtype=float)
+        dm = np.asarray([self.family_memory_effects.get(f, 0.0) for f in fam], dtype=float)
+        tflops = np.asarray(frame_or_arrays["fp16_tensor_dense_tflops"], dtype=float)
+        tdp = np.asarray(frame_or_arrays["tdp_w"], dtype=float)
+        per_w = self.power_tflops_per_w * (tflops / tdp) ** self.power_exponent * np.exp(da + df)
+        return StepParameters(memory_efficiency=self.memory_efficiency * np.exp(dm),
+                              compute_efficiency=self.compute_efficiency,
+                              power_tflops=power_limited_tflops(tdp, per_w, self.static_power_w),
+                              overhead_s=self.overhead_s, per_sequence_s=self.per_sequence_s)
+
+    def to_dict(self) -> dict:
+        return {k: (dict(v) if isinstance(v, Mapping) else float(v)) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ItlCalibration:
+        maps = ("arch_effects", "family_effects", "family_memory_effects")
+        return cls(**{k: (MappingProxyType({a: float(b) for a, b in v.items()}) if k in maps else float(v))
+                      for k, v in d.items()})
+
+
+@dataclass(frozen=True)
+class _Design:
+    """Rows prepared for fitting: the physics arrays and the codes of each row's architecture and family."""
+
+    work: DecodeWorkload
+    tflops: np.ndarray
+    tdp: np.ndarray
+    arch_code: np.ndarray  # -1: no architecture effect
+    fam_code: np.ndarray
+    archs: tuple[str, ...]
+    fams: tuple[str, ...]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> _Design:
+        arch = np.asarray(frame["architecture"], dtype=object)
+        fam = arch_family(arch)
+        archs = tuple(sorted({a for a in arch if isinstance(a, str)}))
+        fams = tuple(sorted({f for f in fam if isinstance(f, str)}))
+        a_code = np.asarray([archs.index(a) if isinstance(a, str) else -1 for a in arch])
+        f_code = np.asarray([fams.index(f) if isinstance(f, str) else -1 for f in fam])
+        return cls(DecodeWorkload.of(frame), frame["fp16_tensor_dense_tflops"].to_numpy(float),
+                   frame["tdp_w"].to_numpy(float), a_code, f_code, archs, fams)
+
+    def log_itl(self, theta: np.ndarray) -> np.ndarray:
+        na, nf = len(self.archs), len(self.fams)
+        em, ec, c0, c1, eps, gam, static = theta[:7]
+        da = np.r_[theta[7:7 + na], 0.0][self.arch_code]
+        df = np.r_[theta[7 + na:7 + na + nf], 0.0][self.fam_code]
+        dm = np.r_[theta[7 + na + nf:7 + na + 2 * nf], 0.0][self.fam_code]
+        per_w = np.exp(eps + da + df) * (self.tflops / self.tdp) ** gam
+        p = StepParameters(memory_efficiency=np.exp(em + dm), compute_efficiency=np.exp(ec),
+                           power_tflops=power_limited_tflops(self.tdp, per_w, np.exp(static)),
+                           overhead_s=np.exp(c0), per_sequence_s=np.exp(c1))
+        return np.log(self.work.evaluate(p)["itl_s"])
+
+
+def fit_calibration(frame: pd.DataFrame, y_log: np.ndarray) -> ItlCalibration:
+    """Fit the calibrated roofline to ``frame`` (usable rows) and its ln ITL (robust least squares, ridge on the
+    architecture effects)."""
+    from scipy.optimize import least_squares
+
+    design = _Design.of(frame)
+    na, nf = len(design.archs), len(design.fams)
+    n_eff = 2 * nf + na
+    ridge = math.sqrt(EFFECT_RIDGE * len(frame) / 100.0)
+    x0 = np.r_[_START, np.zeros(n_eff)]
+    lower = np.r_[_LOWER, np.full(n_eff, -3.0)]
+    upper = np.r_[_UPPER, np.full(n_eff, 3.0)]
+
+    def residuals(theta):
+        return np.r_[design.log_itl(theta) - y_log, ridge * theta[7:]]
+
+    fit = least_squares(residuals, x0, bounds=(lower, upper), loss="soft_l1", f_scale=ROBUST_SCALE, x_scale=1.0,
+                        max_nfev=400)
+    t = fit.x
+    g = dict(zip(_GLOBAL, t[:7], strict=True))
+    return ItlCalibration(
+        memory_efficiency=float(np.exp(g["log_memory_efficiency"])),
+        compute_efficiency=float(np.exp(g["log_compute_efficiency"])),
+        overhead_s=float(np.exp(g["log_overhead_s"])), per_sequence_s=float(np.exp(g["log_per_sequence_s"])),
+        power_tflops_per_w=float(np.exp(g["log_power_tflops_per_w"])), power_exponent=float(g["power_exponent"]),
+        static_power_w=float(np.exp(g["log_static_power_w"])),
+        arch_effects=MappingProxyType({a: float(v) for a, v in zip(design.archs, t[7:7 + na], strict=True)}),
+        family_effects=MappingProxyType({f: float(v) for f, v in zip(design.fams, t[7 + na:7 + na + nf],
+                                                                      strict=True)}),
+        family_memory_effects=MappingProxyType({f: float(v) for f, v in zip(design.fams, t[7 + na + nf:],
+                                                                             strict=True)}),
+    )
+
+
+def physics_itl_s(frame: pd.DataFrame, calibration: ItlCalibration) -> np.ndarray:
+    """ITL (s) of each row from the calibrated roofline alone (no per-LLM correction)."""
+    work = DecodeWorkload.of(frame)
+    return work.evaluate(calibration.step_parameters(frame))["itl_s"]
+
+
+def serving_stack(framework, framework_version) -> np.ndarray:
+    """"vLLM 0.14" from framework "vLLM" and version "0.14.1" (major.minor); the framework alone when no version;
+    None when neither is known."""
+    out = []
+    for fw, ver in zip(np.asarray(framework, dtype=object), np.asarray(framework_version, dtype=object),
+                       strict=True):
+        fw = fw if isinstance(fw, str) and fw.strip() else None
+        ver = ver if isinstance(ver, str) and ver.strip() else None
+        if fw is None:
+            out.append(None)
+            continue
+        if ver is not None and ver[:1].isdigit():
+            ver = ".".join(ver.split(".")[:2])
+        out.append(f"{fw} {ver}" if ver else fw)
+    return np.asarray(out, dtype=object)
+
+
+def usable(frame: pd.DataFrame, target_column: str = "itl_s") -> np.ndarray:
+    """Rows the ITL model can learn from: a positive target and every required input."""
+    y = frame[target_column].to_numpy(float) if target_column in frame else np.full(len(frame), np.nan)
+    ok = np.isfinite(y) & (y > 0)
+    for c in REQUIRED_INPUTS:
+        ok &= frame[c].notna().to_numpy() if c in frame else False
+    return ok
+
+
+def time_per_output_token_s(frame: pd.DataFrame) -> np.ndarray:
+    """The ITL target of a run in the model's own definition: Watt Counts' offline duration / tokens or server
+    end-to-end latency per token as given; for other offline runs 1 / throughput (the whole system's), which is
+    what Watt Counts' offline ITL is."""
+    itl = frame["itl_s"].to_numpy(float) if "itl_s" in frame else np.full(len(frame), np.nan)
+    defs = frame["itl_definition"].astype(object).to_numpy() if "itl_definition" in frame \
+        else np.full(len(frame), None, dtype=object)
+    tput = frame["throughput_tok_s"].to_numpy(float) if "throughput_tok_s" in frame else np.full(len(frame), np.nan)
+    offline = scenario_pool(frame["scenario_detail"]) == "offline"
+    native = np.isin(defs, ["offline_duration_per_token", "server_e2e_per_token"])
+    with np.errstate(divide="ignore"):
+        inverse = np.where(tput > 0, 1.0 / tput, np.nan)
+    return np.where(native, itl, np.where(offline, inverse, np.nan))
+
+
+@dataclass(frozen=True)
+class PlusItlModel:
+    """The fitted WattGPU+ ITL model: calibration, per-LLM corrections and per-stack calibrations."""
+
+    calibration: ItlCalibration
+    llm_effects: Mapping[str, float]  # "llm_id|offline" / "llm_id|server" -> ln correction
+    stack_effects: Mapping[str, float]  # "stack|offline" / "stack|server" -> ln ratio to the default stack
+    default_stack: str = DEFAULT_STACK
+    n_rows: int = 0
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame, *, aux: pd.DataFrame | None = None, seed: int = 0,
+            n_threads: int = 1) -> PlusItlModel:
+        """Fit the calibration on ``train`` (the default stack's runs); the per-LLM corrections on ``train`` and the
+        runs of ``aux`` on the same stack (e.g. MoE LLMs); the runs of ``aux`` on other stacks only fit those
+        stacks' calibrations, so no auxiliary run moves the default-stack physics. ``seed`` and ``n_threads`` are
+        accepted for the common interface (the fit is deterministic and single-threaded)."""
+        train = train[usable(train)].reset_index(drop=True)
+        calibration = fit_calibration(train, np.log(train["itl_s"].to_numpy(float)))
+        main, others = _split_stacks(train, aux)
+        main = main[usable(main)].reset_index(drop=True)
+        resid = np.log(main["itl_s"].to_numpy(float)) - np.log(physics_itl_s(main, calibration))
+        key = main["llm_id"].astype(str).to_numpy() + "|" + scenario_pool(main["scenario_detail"])
+        grouped = pd.Series(resid).groupby(key)
+        effects = grouped.sum() / (grouped.count() + LLM_SHRINK_RUNS)
+        base = cls(calibration, MappingProxyType({k: float(v) for k, v in effects.items()}), MappingProxyType({}),
+                   DEFAULT_STACK, int(len(main)))
+        return base._with_stacks(others)
+
+    def _with_stacks(self, others: pd.DataFrame | None) -> PlusItlModel:
+        if others is None or others.empty:
+            return self
+        y = time_per_output_token_s(others)
+        ok = usable(others.assign(_y=y), "_y")
+        rows = others[ok].reset_index(drop=True)
+        if rows.empty:
+            return self
+        ratio = np.log(y[ok]) - np.log(self.predict(rows.assign(serving_stack=self.default_stack)))
+        key = rows["serving_stack"].astype(str).to_numpy() + "|" + scenario_pool(rows["scenario_detail"])
+        med = pd.Series(ratio).groupby(key).median()
+        return PlusItlModel(self.calibration, self.llm_effects, MappingProxyType({k: float(v) for k, v in med.items()}),
+                            self.default_stack, self.n_rows)
+
+    def predict_default_stack(self, rows: pd.DataFrame) -> np.ndarray:
+        """ITL (s) on the default serving stack."""
+        if len(rows) == 0:
+            return np.zeros(0)
+        log_itl = np.log(physics_itl_s(rows, self.calibration))
+        key = pd.Series(rows["llm_id"].astype(str).to_numpy() + "|" + scenario_pool(rows["scenario_detail"]))
+        return np.exp(log_itl + key.map(dict(self.llm_effects)).fillna(0.0).to_numpy(float))
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        """ITL (s) per row: on the row's ``serving_stack`` where it has a calibration, else the default stack."""
+        out = self.predict_default_stack(rows)
+        if len(rows) and "serving_stack" in rows and self.stack_effects:
+            key = pd.Series(rows["serving_stack"].astype(str).to_numpy() + "|" + scenario_pool(rows["scenario_detail"]))
+            out = out * np.exp(key.map(dict(self.stack_effects)).fillna(0.0).to_numpy(float))
+        return out
+
+    def to_dict(self) -> dict:
+        return {"kind": "wattgpu+ itl", "calibration": self.calibration.to_dict(),
+                "llm_effects": dict(self.llm_effects), "stack_effects": dict(self.stack_effects),
+                "default_stack": self.default_stack, "n_rows": self.n_rows}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> PlusItlModel:
+        return cls(ItlCalibration.from_dict(d["calibration"]),
+                   MappingProxyType({k: float(v) for k, v in d["llm_effects"].items()}),
+                   MappingProxyType({k: float(v) for k, v in d["stack_effects"].items()}),
+                   str(d.get("default_stack", DEFAULT_STACK)), int(d.get("n_rows", 0)))
+
+
+def _split_stacks(train: pd.DataFrame, aux: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(rows on the default stack: train + same-stack aux, aux rows on other stacks)."""
+    if aux is None or aux.empty:
+        return train, None
+    stack = aux["serving_stack"] if "serving_stack" in aux else pd.Series(DEFAULT_STACK, index=aux.index)
+    same = stack.fillna("").astype(str).eq(DEFAULT_STACK).to_numpy()
+    main = pd.concat([train, aux[same]], ignore_index=True) if same.any() else train
+    return main, aux[~same]
