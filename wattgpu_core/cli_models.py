@@ -1,4 +1,4 @@
-"""Model sub-commands of the CLI: ``train``, ``evaluate`` and ``predict``.
+"""Model sub-commands of the CLI: ``train``, ``evaluate``, ``predict`` and ``validate-external``.
 
 ``train`` fits a model set on the store's Watt Counts runs and writes ``models/``; ``evaluate`` prints the paper's
 tables (``--paper-compat`` for the paper's inputs and its duplicate-TDP quirk) and can write the records as JSON;
@@ -16,6 +16,8 @@ from pathlib import Path
 
 from .paths import MODELS_DIR
 
+DEFAULT_EVALUATED = ("paper", "plus")  # evaluate prints WattGPU+ beside the paper's models
+
 
 def _progress_printer(enabled: bool):
     if not enabled:
@@ -32,7 +34,7 @@ def _progress_printer(enabled: bool):
 
 
 def _cmd_train(args) -> int:
-    from .evaluation import run_evaluation
+    from .evaluation import records_for_json, run_evaluation
     from .models import train
     from .store import Store
 
@@ -40,9 +42,11 @@ def _cmd_train(args) -> int:
     with Store.open(args.db, read_only=False) as store:
         cv = []
         if not args.no_cv:
-            result = run_evaluation(store, paper_compat=False, model_sets=[args.model_set], baselines=False,
-                                    n_jobs=args.jobs)
-            cv = [{k: v for k, v in r.items() if k not in ("mode",)} for r in result.records]
+            # WattGPU+ is evaluated beside the paper's models: the comparison decides where it is the default.
+            sets = ["paper", args.model_set] if args.model_set != "paper" else ["paper"]
+            result = run_evaluation(store, paper_compat=False, model_sets=sets, baselines=False,
+                                    intervals=args.model_set != "paper", n_jobs=args.jobs)
+            cv = [{k: v for k, v in r.items() if k not in ("mode",)} for r in records_for_json(result)]
         meta = train(store, args.models_dir, args.model_set, cv_records=cv)
     for t, info in meta["targets"].items():
         print(f"wrote {Path(args.models_dir) / info['file']} ({t}, {info['n_rows']} rows)")
@@ -51,22 +55,27 @@ def _cmd_train(args) -> int:
     for r in meta["cv_metrics"]:
         print(f"  {r['strategy']:<4} {r['target']:<5} {r['scenario']:<7} MdAPE {r['mdape_pct']:5.1f}%  "
               f"r {r['pearson_r']:.3f}")
+    for target, scens in (meta.get("default_for") or {}).items():
+        for scen, d in scens.items():
+            print(f"  default for {target} {scen}: {d['default']}")
     return 0
 
 
 def _cmd_evaluate(args) -> int:
     from .evaluation import evaluate_frame, format_tables, records_for_json
-    from .models import training_frame
+    from .models import auxiliary_frame, get_model_set, training_frame
     from .planning import derivation_checks, energy_choice
     from .store import Store
 
     progress = _progress_printer(not args.quiet)
+    sets = [get_model_set(m) for m in (args.model_set or DEFAULT_EVALUATED)]
+    mode = "paper" if args.paper_compat else "catalog"
     with Store.open(args.db) as store:
         if progress:
             progress(0.0, "preparing the training data")
-        frame = training_frame(store, "paper" if args.paper_compat else "catalog")
-    result = evaluate_frame(frame, args.paper_compat, args.model_set or ["paper"], n_jobs=args.jobs,
-                            progress=progress)
+        frame = training_frame(store, mode)
+        aux = auxiliary_frame(store, mode) if any(m.uses_aux for m in sets) else None
+    result = evaluate_frame(frame, args.paper_compat, sets, aux=aux, n_jobs=args.jobs, progress=progress)
     print(format_tables(result))
     print("top-1 / top-3: share of (LLM, scenario) groups whose lowest-value GPU is predicted lowest / among the "
           "three lowest.\n")
@@ -104,11 +113,24 @@ def _cmd_predict(args) -> int:
     return 0
 
 
+def _cmd_validate_external(args) -> int:
+    from .external import external_validation, format_external
+    from .store import Store
+
+    with Store.open(args.db) as store:
+        result = external_validation(store, tuple(args.model_set or ("plus", "paper")))
+    print(format_external(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def add_model_commands(sub, add_db) -> None:
     p = sub.add_parser("train", help="fit a model set on the store's Watt Counts runs and write models/")
     add_db(p)
     p.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="where to write the model files")
-    p.add_argument("--model-set", default="paper", help="model set to train (default: paper)")
+    p.add_argument("--model-set", default="paper", help="model set to train: paper or plus (default: paper)")
     p.add_argument("--no-cv", action="store_true", help="skip the CV / LOGO / LOLO metrics stored in the metadata")
     p.add_argument("--jobs", type=int, default=None, help="parallel folds for those metrics (default: CPUs)")
     p.set_defaults(func=_cmd_train)
@@ -120,16 +142,27 @@ def add_model_commands(sub, add_db) -> None:
                    help="the paper's GPU values and its duplicate-TDP quirk (reproduces its tables)")
     p.add_argument("--json", type=Path, default=None, help="also write the records to this JSON file")
     p.add_argument("--model-set", action="append", default=None,
-                   help="model set to evaluate (repeatable; default: paper)")
+                   help="model set to evaluate (repeatable; default: paper and plus, i.e. XGB and WattGPU+)")
     p.add_argument("--jobs", type=int, default=None, help="parallel folds (default: CPUs)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict power, ITL, energy per token and throughput for a CSV of requests")
     add_db(p)
-    p.add_argument("--input", type=Path, required=True, help="CSV with llm, gpu, scenario [, batch_size, "
-                                                             "request_rate_qps, input_tokens, output_tokens]")
+    p.add_argument("--input", type=Path, required=True,
+                   help="CSV with llm, gpu, scenario [, batch_size, request_rate_qps, input_tokens, output_tokens, "
+                        "num_requests, num_gpus, serving_stack]")
     p.add_argument("--output", type=Path, required=True, help="CSV to write")
-    p.add_argument("--model-set", default="paper", help="model set (default: paper)")
+    p.add_argument("--model-set", default="default", choices=("default", "plus", "paper"),
+                   help="default: WattGPU+ where it measured better than the paper's models, else the paper's; "
+                        "plus: WattGPU+ only; paper: the paper's XGBoost models")
     p.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="where the model files are")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("validate-external", help="train on Watt Counts only and predict the ML.ENERGY v2 runs "
+                                                 "(A100 and the unseen H100 SXM5): MdAPE and H100/A100 ratio errors")
+    add_db(p)
+    p.add_argument("--json", type=Path, default=None, help="also write the result to this JSON file")
+    p.add_argument("--model-set", action="append", default=None,
+                   help="model set to validate (repeatable; default: plus and paper)")
+    p.set_defaults(func=_cmd_validate_external)

@@ -16,7 +16,7 @@ steady state throughput = lambda L and energy per token = power / (lambda L) (id
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 
 from .catalog import GpuResolver, LlmResolver
-from .errors import Issue, UnknownNameError, ValidationError
+from .errors import Issue, ModelNotTrainedError, UnknownNameError, ValidationError
 from .evaluation import ITL_DEFINITION_LABELS, LOAD_SCALE, ROOFLINE_BATCH, mdape_pct, metrics
-from .features import SCENARIO_POOL, add_features, join_specs, scenario_detail
-from .models import FittedModel, load_fitted, training_frame
+from .features import SCENARIO_POOL, add_features, fits_in_memory, join_specs, scenario_detail
+from .models import WATTCOUNTS_MAX_TOKENS, load_fitted, training_frame
 from .paths import MODELS_DIR
+from .plus_itl import DEFAULT_STACK
 
 __all__ = [
     "LoadedModelSet",
@@ -45,24 +46,35 @@ __all__ = [
 
 SCENARIO_INPUTS = ("offline", "server", "server_low", "server_high")
 REQUIRED_COLUMNS = ("llm", "gpu", "scenario")
-OPTIONAL_COLUMNS = ("batch_size", "request_rate_qps", "input_tokens", "output_tokens")
+OPTIONAL_COLUMNS = ("batch_size", "request_rate_qps", "input_tokens", "output_tokens", "num_requests", "num_gpus")
+TEXT_COLUMNS = ("serving_stack",)
 # Watt Counts' fixed workload (paper-spec §1): the paper model predicts for exactly this.
 DEFAULT_REQUEST_RATE_QPS = MappingProxyType({"server_low": 0.017, "server_high": 0.33})
 WATTCOUNTS_OFFLINE_REQUESTS = 1000
 VLLM_MAX_NUM_SEQS_SMALL, VLLM_MAX_NUM_SEQS_LARGE = 256, 1024
+DEFAULT_MODEL_SET = "default"  # WattGPU+ where it measured better than the paper's models, the paper's elsewhere
+MODEL_SET_CHOICES = ("default", "plus", "paper")
 PREDICTION_COLUMNS = ("llm_id", "gpu_id", "scenario_detail", "power_w", "itl_s", "itl_definition",
-                      "energy_per_token_j", "throughput_tok_s", "gpu_seen", "llm_seen", "fits_in_memory", "notes")
+                      "energy_per_token_j", "throughput_tok_s", "gpu_seen", "llm_seen", "fits_in_memory", "notes",
+                      "power_w_lo", "power_w_hi", "itl_s_lo", "itl_s_hi", "energy_per_token_j_lo",
+                      "energy_per_token_j_hi", "throughput_tok_s_lo", "throughput_tok_s_hi", "out_of_range",
+                      "serving_stack", "power_model", "itl_model")
+INTERVAL_TARGETS = ("power_w", "itl_s", "energy_per_token_j", "throughput_tok_s")
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Model sets on disk
 @dataclass(frozen=True)
 class LoadedModelSet:
-    """A model set loaded from ``models/`` for prediction (immutable; safe to cache and share between sessions)."""
+    """A model set loaded from ``models/`` for prediction (immutable; safe to cache and share between sessions).
+
+    ``kind`` is "paper", "plus" (WattGPU+) or "default" (WattGPU+ for the targets and scenarios where it measured
+    better, the paper's models elsewhere: ``choice[target][pool]`` names the set, ``parts`` holds both).
+    """
 
     name: str
     label: str
-    models: Mapping[str, FittedModel]
+    models: Mapping[str, object]
     metadata: Mapping
     gpu_ids: frozenset
     llm_ids: frozenset
@@ -70,41 +82,80 @@ class LoadedModelSet:
     output_tokens_mean: float
     input_tokens_mean: float
     itl_definitions: Mapping[str, str]  # scenario (offline / server) -> ITL definition of the training data
+    kind: str = "paper"
+    choice: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    parts: Mapping[str, LoadedModelSet] = field(default_factory=dict)
+
+    @property
+    def default_stack(self) -> str:
+        return (self.metadata.get("serving") or {}).get("default_stack", DEFAULT_STACK)
+
+    def uses(self, target: str, pool: str) -> str:
+        """The model set ("plus" or "paper") that predicts ``target`` in scenario pool ``pool``."""
+        if self.kind == "default":
+            return self.choice.get(target, {}).get(pool, "paper")
+        return self.kind
 
 
-def load_model_set(name: str = "paper", models_dir: Path = MODELS_DIR) -> LoadedModelSet:
-    """Load a model set's XGBoost JSON files and metadata (raises ModelNotTrainedError when they are missing)."""
-    fitted, meta = load_fitted(name, models_dir)
+def _loaded(name: str, fitted: Mapping, meta: Mapping, kind: str) -> LoadedModelSet:
     data = meta["training_data"]
     defs = {}
     for d in meta["targets"].get("itl", {}).get("itl_definitions") or []:
         defs["offline" if d.startswith("offline") else "server"] = d
     return LoadedModelSet(
-        name=name,
-        label=meta.get("label", name),
-        models=MappingProxyType(fitted),
-        metadata=MappingProxyType(meta),
-        gpu_ids=frozenset(data["gpu_ids"]),
-        llm_ids=frozenset(data["llm_ids"]),
+        name=name, label=meta.get("label", name), models=MappingProxyType(dict(fitted)),
+        metadata=MappingProxyType(meta), gpu_ids=frozenset(data["gpu_ids"]), llm_ids=frozenset(data["llm_ids"]),
         output_tokens_per_llm=MappingProxyType(dict(data["output_tokens_per_llm"])),
-        output_tokens_mean=float(data["output_tokens_mean"]),
-        input_tokens_mean=float(data["input_tokens_mean"]),
-        itl_definitions=MappingProxyType(defs),
-    )
+        output_tokens_mean=float(data["output_tokens_mean"]), input_tokens_mean=float(data["input_tokens_mean"]),
+        itl_definitions=MappingProxyType(defs), kind=kind)
+
+
+def load_model_set(name: str = DEFAULT_MODEL_SET, models_dir: Path = MODELS_DIR) -> LoadedModelSet:
+    """Load a model set's files and metadata (raises ModelNotTrainedError when they are missing).
+
+    ``"paper"``: the paper's XGBoost models. ``"plus"``: WattGPU+. ``"default"``: WattGPU+ for each target and
+    scenario where the all-GPU evaluation measured it better (``default_for`` in its metadata), the paper's models
+    elsewhere; the paper's models alone when WattGPU+ is not trained.
+    """
+    if name == "default":
+        paper = load_model_set("paper", models_dir)
+        try:
+            plus = load_model_set("plus", models_dir)
+        except ModelNotTrainedError:
+            return paper
+        decided = plus.metadata.get("default_for") or {}
+        choice = {t: {pool: (decided.get(t, {}).get(pool) or {}).get("default", "paper")
+                      for pool in ("offline", "server")} for t in ("power", "itl")}
+        used = sorted({v for c in choice.values() for v in c.values()})
+        label = plus.label if used == ["plus"] else (paper.label if used == ["paper"] else
+                                                     f"{plus.label} / {paper.label}")
+        return LoadedModelSet(
+            name="default", label=label, models=plus.models, metadata=plus.metadata,
+            gpu_ids=plus.gpu_ids | paper.gpu_ids, llm_ids=plus.llm_ids, output_tokens_per_llm=paper.output_tokens_per_llm,
+            output_tokens_mean=paper.output_tokens_mean, input_tokens_mean=paper.input_tokens_mean,
+            itl_definitions=plus.itl_definitions, kind="default",
+            choice=MappingProxyType({t: MappingProxyType(c) for t, c in choice.items()}),
+            parts=MappingProxyType({"plus": plus, "paper": paper}))
+    fitted, meta = load_fitted(name, models_dir)
+    return _loaded(name, fitted, meta, "plus" if meta.get("format", "").startswith("wattgpu+") else "paper")
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Planning maths
-def derive_throughput_energy(power_w, itl_s, scenario, request_rate_qps, output_tokens, num_gpus=1):
+def derive_throughput_energy(power_w, itl_s, scenario, request_rate_qps, output_tokens, num_gpus=1,
+                             max_throughput_tok_s=np.inf):
     """(throughput tok/s, energy J/token) as Watt Counts defines them, from mean power per GPU and ITL.
 
-    Offline (``scenario`` "offline"): throughput = 1 / ITL and energy = power x GPUs x ITL. Server (any other
-    label): throughput = lambda x L and energy = power x GPUs / (lambda x L); ITL is not needed there.
+    Offline (``scenario`` "offline"): throughput = 1 / ITL (ITL is run time / output tokens, i.e. effective batch /
+    step time) and energy = power x GPUs x ITL. Server (any other label): throughput = lambda x L, at most
+    ``max_throughput_tok_s`` (what the GPU serves at its largest batch; beyond it queues grow), and energy =
+    power x GPUs / throughput; ITL is not needed there.
     """
     power = np.asarray(power_w, dtype=float) * np.asarray(num_gpus, dtype=float)
     itl = np.asarray(itl_s, dtype=float)
     offline = np.asarray(pd.Series(np.asarray(scenario, dtype=object)).eq("offline"))
-    served = np.asarray(request_rate_qps, dtype=float) * np.asarray(output_tokens, dtype=float)
+    served = np.minimum(np.asarray(request_rate_qps, dtype=float) * np.asarray(output_tokens, dtype=float),
+                        np.asarray(max_throughput_tok_s, dtype=float))
     with np.errstate(divide="ignore", invalid="ignore"):
         throughput = np.where(offline, 1.0 / itl, served)
         energy = np.where(offline, power * itl, power / served)
@@ -168,28 +219,80 @@ def _missing_inputs(feats: pd.DataFrame, model_set: LoadedModelSet) -> np.ndarra
 def _notes(parts: list[tuple[np.ndarray, object]], n: int) -> np.ndarray:
     """Per-row notes joined with "; ": each part is (mask, text or per-row array of texts). Rows sharing the same
     notes are joined once."""
-    keys = np.zeros(n, dtype=np.int64)
-    texts = np.full(n, "", dtype=object)
-    for bit, (mask, text) in enumerate(parts):
-        mask = np.asarray(mask, dtype=bool)
-        keys |= mask.astype(np.int64) << bit
+    keys = pd.Series(np.zeros(n, dtype=np.int64).astype(str))
+    masks = [np.asarray(mask, dtype=bool) for mask, _ in parts]
+    bits = np.zeros(n, dtype=np.int64)
+    for bit, mask in enumerate(masks):
+        bits |= mask.astype(np.int64) << bit
+    keys = pd.Series(bits.astype(str))
+    for (_, text), mask in zip(parts, masks, strict=True):
         if not isinstance(text, str):
-            texts = np.where(mask, np.asarray(text, dtype=object), texts)  # at most one per-row text part
-    codes, uniques = pd.factorize(pd.Series(keys.astype(str)) + "|" + pd.Series(texts, dtype=object))
+            keys = keys + "|" + pd.Series(np.where(mask, np.asarray(text, dtype=object), ""), dtype=object).astype(str)
+    codes, _ = pd.factorize(keys)
     first = np.unique(codes, return_index=True)[1]
     joined = []
     for i in first:
         joined.append("; ".join(text if isinstance(text, str) else str(text[i])
-                                for mask, text in parts if np.asarray(mask, dtype=bool)[i]))
+                                for (_, text), mask in zip(parts, masks, strict=True) if mask[i]))
     return np.asarray(joined, dtype=object)[codes]
 
 
+def _workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set: LoadedModelSet,
+                    stacks: np.ndarray) -> pd.DataFrame:
+    """The request rows as the models read them: specs joined, paper features, workload columns with defaults."""
+    from .models import join_extra_specs
+
+    feats = add_features(join_specs(pd.DataFrame({"llm_id": llm_ids, "gpu_id": gpu_ids}), gpus, llms))
+    feats = join_extra_specs(feats, gpus, llms)
+    n = len(feats)
+    offline = detail == "offline"
+    feats["scenario_detail"] = detail
+    feats["scenario"] = np.where(offline, "offline", "server").astype(object)
+    feats["request_rate_qps"] = np.where(offline, np.nan, values["request_rate_qps"])
+    feats["input_tokens"] = np.where(np.isnan(values["input_tokens"]), model_set.input_tokens_mean,
+                                     values["input_tokens"])
+    feats["output_tokens"] = values["output_tokens"]
+    # Watt Counts generated up to 256 tokens per prompt (stopping at EOS); a given output length is taken as fixed.
+    feats["max_output_tokens"] = np.where(values["output_given"], values["output_tokens"], WATTCOUNTS_MAX_TOKENS)
+    feats["batch_size"] = values["batch_size"]
+    feats["num_requests"] = np.where(offline, np.where(np.isnan(values["num_requests"]), WATTCOUNTS_OFFLINE_REQUESTS,
+                                                       values["num_requests"]), np.nan)
+    gpus_per = np.where(np.isnan(values["num_gpus"]), 1.0, values["num_gpus"])
+    feats["num_gpus"] = gpus_per
+    feats["tensor_parallel"] = gpus_per
+    feats["serving_stack"] = stacks
+    fw_ver = [str(s).split(" ", 1) if isinstance(s, str) else [None, None] for s in stacks]
+    feats["framework"] = [f[0] for f in fw_ver]
+    feats["framework_version"] = [f[1] if len(f) > 1 else None for f in fw_ver]
+    feats.index = range(n)
+    return feats
+
+
+def _fits(feats: pd.DataFrame, tensor_parallel) -> np.ndarray:
+    """Whether 16-bit weights + one 1024-token sequence's KV cache fit in vLLM's budget on each of the GPUs."""
+    tp = np.asarray(tensor_parallel, dtype=float)
+    return fits_in_memory(feats["memory_size_gb"] * tp, feats["total_params_b"], feats["num_key_value_heads"],
+                          feats["hidden_size"], feats["num_attention_heads"], feats["num_layers"])
+
+
 def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
-            model_set: LoadedModelSet | str = "paper") -> pd.DataFrame:
-    """Predictions for each request (columns llm, gpu, scenario; optional batch_size, request_rate_qps,
-    input_tokens, output_tokens). Returns the input plus llm_id, gpu_id, scenario_detail, power_w, itl_s,
-    itl_definition, energy_per_token_j, throughput_tok_s, gpu_seen, llm_seen, fits_in_memory and notes;
-    request_rate_qps and output_tokens are filled with the values used.
+            model_set: LoadedModelSet | str = DEFAULT_MODEL_SET) -> pd.DataFrame:
+    """Predictions for each request.
+
+    Columns: llm, gpu, scenario (offline, server, or the paper's server_low / server_high); optional batch_size
+    (the maximum running batch, vLLM's max_num_seqs; default: vLLM's), request_rate_qps (server), input_tokens and
+    output_tokens (per request; default: the Watt Counts prompts and the LLM's mean output), num_requests
+    (offline; default 1000), num_gpus (tensor-parallel degree; default 1) and serving_stack (default: the stack
+    the models were trained on, "vLLM 0.14").
+
+    Returns the input plus llm_id, gpu_id, scenario_detail, power_w (per GPU), itl_s, itl_definition,
+    energy_per_token_j (all GPUs), throughput_tok_s, their 80% interval bounds ``*_lo`` / ``*_hi`` (WattGPU+;
+    NaN for the paper's models, which have none), gpu_seen, llm_seen, fits_in_memory, out_of_range (a GPU spec or
+    the LLM's size outside the training data), serving_stack, power_model / itl_model (the model set behind each
+    value) and notes; request_rate_qps and output_tokens are filled with the values used.
+
+    The paper's models know only the Watt Counts workload: for them batch size, request rate and token counts
+    only scale throughput and energy (the notes say so). WattGPU+ reads them.
 
     Raises UnknownNameError naming every LLM and GPU name the catalogs do not know, and ValidationError for
     missing columns, unknown scenarios and non-positive numbers.
@@ -199,7 +302,8 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
     missing = [c for c in REQUIRED_COLUMNS if c not in requests.columns]
     if missing:
         raise ValidationError([Issue(0, c, f"column {c} is missing; expected columns llm, gpu, scenario and "
-                                           f"optionally {', '.join(OPTIONAL_COLUMNS)}") for c in missing])
+                                           f"optionally {', '.join(OPTIONAL_COLUMNS + TEXT_COLUMNS)}")
+                               for c in missing])
     out = requests.reset_index(drop=True).copy()
     n = len(out)
     llm_ids, gpu_ids = _resolve(out, gpus, llms)
@@ -220,19 +324,39 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
     if issues:
         raise ValidationError(issues)
 
-    # Workload: the paper's fixed Watt Counts scenarios; lambda picks server_low / server_high by its rule.
+    # Workload: lambda picks the paper's server_low / server_high label (its models know only those).
     detail = scenario_detail(scen, rate)
     default_rate = pd.Series(detail).map(DEFAULT_REQUEST_RATE_QPS).to_numpy(dtype=float)
     rate = np.where(np.isnan(rate), default_rate, rate)
+    values["request_rate_qps"] = rate
     per_llm = pd.Series(llm_ids).map(model_set.output_tokens_per_llm).to_numpy(dtype=float)
     default_out = np.where(np.isnan(per_llm), model_set.output_tokens_mean, per_llm)
+    values["output_given"] = np.isfinite(values["output_tokens"])
     out_tokens = np.where(np.isnan(values["output_tokens"]), default_out, values["output_tokens"])
+    values["output_tokens"] = out_tokens
+    stack_in = out["serving_stack"].astype(object).where(out["serving_stack"].notna(), None).to_numpy(dtype=object) \
+        if "serving_stack" in out else np.full(n, None, dtype=object)
+    known_stacks = set((model_set.metadata.get("serving") or {}).get("calibrated_stacks") or []) \
+        if model_set.kind != "paper" else set()
+    stack_known = np.asarray([s is None or s in known_stacks for s in stack_in], dtype=bool)
+    stacks = np.asarray([s if (s is not None and ok) else model_set.default_stack
+                         for s, ok in zip(stack_in, stack_known, strict=True)], dtype=object)
 
-    feats = add_features(join_specs(pd.DataFrame({"llm_id": llm_ids, "gpu_id": gpu_ids}), gpus, llms))
-    feats["scenario_detail"] = detail
-    power = model_set.models["power"].predict(feats)
-    itl = model_set.models["itl"].predict(feats)
-    throughput, energy = derive_throughput_energy(power, itl, detail, rate, out_tokens)
+    feats = _workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values, model_set, stacks)
+    pool = pd.Series(detail).map(SCENARIO_POOL).to_numpy(dtype=object)
+    preds = _predict_targets(model_set, feats, pool)
+    power, itl = preds["power_w"], preds["itl_s"]
+    tp = feats["tensor_parallel"].to_numpy(float)
+    saturation = preds["max_throughput_tok_s"]
+    throughput, energy = derive_throughput_energy(power, itl, detail, rate, out_tokens, tp, saturation)
+    lo_t, lo_e = derive_throughput_energy(preds["power_w_lo"], preds["itl_s_hi"], detail, rate, out_tokens, tp,
+                                          saturation)
+    hi_t, hi_e = derive_throughput_energy(preds["power_w_hi"], preds["itl_s_lo"], detail, rate, out_tokens, tp,
+                                          saturation)
+    _, e_lo = derive_throughput_energy(preds["power_w_lo"], preds["itl_s_lo"], detail, rate, out_tokens, tp,
+                                       saturation)
+    _, e_hi = derive_throughput_energy(preds["power_w_hi"], preds["itl_s_hi"], detail, rate, out_tokens, tp,
+                                       saturation)
 
     out["llm_id"] = llm_ids
     out["gpu_id"] = gpu_ids
@@ -241,47 +365,135 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
     out["output_tokens"] = out_tokens
     out["power_w"] = power
     out["itl_s"] = itl
-    pool = pd.Series(detail).map(SCENARIO_POOL)
-    out["itl_definition"] = pool.map(model_set.itl_definitions).to_numpy(dtype=object)
+    out["itl_definition"] = pd.Series(pool).map(model_set.itl_definitions).to_numpy(dtype=object)
     out["energy_per_token_j"] = energy
     out["throughput_tok_s"] = throughput
     out["gpu_seen"] = np.isin(gpu_ids, list(model_set.gpu_ids))
     out["llm_seen"] = np.isin(llm_ids, list(model_set.llm_ids))
-    out["fits_in_memory"] = feats["fits_in_memory"].to_numpy(dtype=bool)
+    out["fits_in_memory"] = np.asarray(_fits(feats, tp), dtype=bool)
+    out["power_w_lo"], out["power_w_hi"] = preds["power_w_lo"], preds["power_w_hi"]
+    out["itl_s_lo"], out["itl_s_hi"] = preds["itl_s_lo"], preds["itl_s_hi"]
+    out["energy_per_token_j_lo"], out["energy_per_token_j_hi"] = e_lo, e_hi
+    out["throughput_tok_s_lo"], out["throughput_tok_s_hi"] = lo_t, hi_t
+    range_notes = preds["out_of_range"]
+    out["out_of_range"] = range_notes != ""
+    out["serving_stack"] = stacks
+    out["power_model"], out["itl_model"] = preds["power_model"], preds["itl_model"]
+    out["notes"] = _prediction_notes(model_set, out, feats, detail, pool, values, range_notes, stack_in,
+                                     stack_known, saturation, gpus)
+    return out
 
+
+def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.ndarray) -> dict[str, np.ndarray]:
+    """Power, ITL, their interval bounds, the model behind each, the out-of-range details and the server's
+    saturation throughput, choosing per target and scenario pool for the default set."""
+    n = len(feats)
+    nan = np.full(n, np.nan)
+    res = {"power_w": nan.copy(), "itl_s": nan.copy(), "power_w_lo": nan.copy(), "power_w_hi": nan.copy(),
+           "itl_s_lo": nan.copy(), "itl_s_hi": nan.copy(), "power_model": np.full(n, "", dtype=object),
+           "itl_model": np.full(n, "", dtype=object), "out_of_range": np.full(n, "", dtype=object),
+           "max_throughput_tok_s": np.full(n, np.inf)}
+    sets = {"paper": model_set.parts.get("paper"), "plus": model_set.parts.get("plus")} \
+        if model_set.kind == "default" else {model_set.kind: model_set}
+    plus = sets.get("plus")
+    if plus is not None:
+        from .plus import interval_bounds, out_of_range
+
+        res["out_of_range"] = out_of_range(feats, plus.metadata.get("ranges") or {})
+        res["max_throughput_tok_s"] = np.where(pool == "offline", np.inf,
+                                               plus.models["itl"].max_throughput_tok_s(feats))
+    for target, col in (("power", "power_w"), ("itl", "itl_s")):
+        for name, loaded in sets.items():
+            if loaded is None:
+                continue
+            rows = np.asarray([model_set.uses(target, p) == name for p in pool], dtype=bool)
+            if not rows.any():
+                continue
+            part = feats[rows]
+            pred = np.asarray(loaded.models[target].predict(part), dtype=float)
+            res[col][rows] = pred
+            res[f"{target}_model"][rows] = loaded.label
+            meta = plus.metadata if plus is not None else {}
+            quantiles = (meta.get("intervals") or {}).get("ln_quantiles" if name == "plus" else "paper_ln_quantiles")
+            if quantiles and target in quantiles:
+                lo, hi = interval_bounds({"intervals": {"ln_quantiles": quantiles}}, target, pred,
+                                         part["scenario_detail"])
+                res[f"{col}_lo"][rows], res[f"{col}_hi"][rows] = lo, hi
+    return res
+
+
+def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.DataFrame, detail, pool, values,
+                      range_notes, stack_in, stack_known, saturation, gpus: pd.DataFrame) -> np.ndarray:
+    n = len(out)
     is_moe = feats["is_moe"].fillna(False).to_numpy(dtype=bool)
+    arch_class = feats["architecture_class"].fillna("").astype(str).str.lower().to_numpy() \
+        if "architecture_class" in feats else np.full(n, "", dtype=object)
     vendor = gpus.drop_duplicates("gpu_id").set_index("gpu_id")["vendor"] if "vendor" in gpus.columns else None
-    non_nvidia = (pd.Series(gpu_ids).map(vendor).fillna("NVIDIA").str.upper() != "NVIDIA").to_numpy() \
+    non_nvidia = (pd.Series(out["gpu_id"]).map(vendor).fillna("NVIDIA").str.upper() != "NVIDIA").to_numpy() \
         if vendor is not None else np.zeros(n, bool)
-    missing_inputs = _missing_inputs(feats, model_set)
-    default_batch = default_max_num_seqs(gpu_ids, feats["memory_size_gb"])
+    paper_only = model_set.kind == "paper"
+    plus_power = np.asarray([model_set.uses("power", p) == "plus" for p in pool], dtype=bool)
+    plus_itl = np.asarray([model_set.uses("itl", p) == "plus" for p in pool], dtype=bool)
+    any_paper = ~plus_power | ~plus_itl
+    missing_inputs = _missing_inputs(feats, model_set.parts.get("paper", model_set)) if not paper_only else \
+        _missing_inputs(feats, model_set)
+    missing_inputs = np.where(any_paper, missing_inputs, "")
+    default_batch = default_max_num_seqs(out["gpu_id"], feats["memory_size_gb"])
     batch = values["batch_size"]
+    rate = values["request_rate_qps"]
     odd_batch = (detail == "offline") & np.isfinite(batch) & (batch != default_batch)
     odd_rate = (detail != "offline") & ~np.isin(np.round(rate, 6), list(DEFAULT_REQUEST_RATE_QPS.values()))
     odd_input = np.isfinite(values["input_tokens"]) & (np.abs(values["input_tokens"] - model_set.input_tokens_mean)
                                                         > 0.5 * model_set.input_tokens_mean)
+    odd_output = values["output_given"] & (values["output_tokens"] > WATTCOUNTS_MAX_TOKENS)
+    multi = np.isfinite(values["num_gpus"]) & (values["num_gpus"] > 1)
     server_label = ITL_DEFINITION_LABELS.get(model_set.itl_definitions.get("server", ""), "")
-    e2e_server = (pool == "server").to_numpy() & (model_set.itl_definitions.get("server") == "server_e2e_per_token")
-    out["notes"] = _notes([
+    e2e_server = (pool == "server") & (model_set.itl_definitions.get("server") == "server_e2e_per_token")
+    hybrid = np.asarray(["mamba" in a or "ssm" in a or "hybrid" in a for a in arch_class], dtype=bool)
+    saturated = (pool == "server") & np.isfinite(saturation) \
+        & (rate * values["output_tokens"] > saturation)
+    unknown_stack = ~np.asarray(stack_known, dtype=bool)
+    other_stack = np.asarray([s is not None for s in stack_in], dtype=bool) & ~unknown_stack \
+        & (out["serving_stack"].to_numpy(dtype=object) != model_set.default_stack)
+    known = ", ".join(sorted((model_set.metadata.get("serving") or {}).get("calibrated_stacks") or []))
+    stack_texts = np.asarray([f"serving stack {s!r} has no calibration; predictions are for "
+                              f"{model_set.default_stack} (calibrated: {known or 'none'})"
+                              if u else "" for s, u in zip(stack_in, unknown_stack, strict=True)], dtype=object)
+    return _notes([
         (~out["gpu_seen"].to_numpy(), "extrapolation: GPU not in training data"),
-        (non_nvidia, "extrapolation: not an NVIDIA GPU"),
+        (range_notes != "", np.array(["out of range: " + t for t in range_notes], dtype=object)),
+        (non_nvidia, "not supported: not an NVIDIA GPU (predicted from its specs as if it were one)"),
         (~out["llm_seen"].to_numpy(), "extrapolation: LLM not in training data"),
-        (is_moe, f"MoE not supported by the {model_set.label} model (predicted as dense with all parameters)"),
+        (is_moe & any_paper, "MoE not supported by the XGB model (predicted as dense with all parameters)"),
+        (is_moe & ~any_paper, "MoE: modelled by active parameters and the experts a batch touches"),
+        (hybrid, "weak: Mamba / hybrid layers are modelled as attention layers (KV cache overestimated)"),
+        (multi & ~any_paper, "weak: tensor parallel from physics only (weights, KV cache and FLOPs split, "
+                             "all-reduce over NVLink); no multi-GPU runs on the default stack"),
+        (multi & any_paper, "num_gpus only scales energy for the XGB model (single-GPU data)"),
         (missing_inputs != "", np.array(["missing specs imputed with training means: " + s
                                          for s in missing_inputs], dtype=object)),
         (~out["fits_in_memory"].to_numpy(), "does not fit in GPU memory (16-bit weights + KV cache of one "
                                             "1024-token sequence > 90% of memory)"),
-        (odd_batch, "batch_size is not a model input: power and ITL are for vLLM's default batch on 1,000 prompts"),
-        (odd_rate, "power and ITL are for the paper's server_low (0.017/s) or server_high (0.33/s) workload; "
-                   "the request rate only scales throughput and energy per token"),
-        (odd_input, "input_tokens is not a model input: predictions are for ~14-token prompts"),
+        (odd_batch & any_paper, "batch_size is not an input of the XGB model: its power and ITL are for vLLM's "
+                                "default batch on 1,000 prompts"),
+        (odd_rate & any_paper, "the XGB model's power and ITL are for the paper's server_low (0.017/s) or "
+                               "server_high (0.33/s) workload; the request rate only scales throughput and energy "
+                               "per token"),
+        (odd_input & any_paper, "input_tokens is not an input of the XGB model: its predictions are for ~14-token "
+                                "prompts"),
+        (odd_input & ~any_paper, "weak: prompts much longer than the training runs' ~14 tokens (prefill and KV "
+                                 "traffic from physics only)"),
+        (odd_output & ~any_paper, "weak: outputs longer than the training runs' 256 tokens"),
+        (saturated, "the request rate exceeds what this GPU can serve at its largest batch: throughput capped, "
+                    "queues grow"),
+        (other_stack, "calibrated to its serving stack from the stack's uploaded runs"),
+        (unknown_stack, stack_texts),
         (e2e_server, f"server ITL = {server_label}"),
     ], n)
-    return out
 
 
 def rank_gpus(llm_id: str, workload: Mapping, gpus: pd.DataFrame, llms: pd.DataFrame,
-              model_set: LoadedModelSet | str = "paper") -> pd.DataFrame:
+              model_set: LoadedModelSet | str = DEFAULT_MODEL_SET) -> pd.DataFrame:
     """One row per catalog GPU for ``llm_id`` and ``workload`` (scenario, optional request_rate_qps, ...),
     sorted by predicted energy per token (missing predictions last); ``fits_in_memory`` False marks GPUs that
     cannot hold the model, and ``rank`` numbers only the GPUs that can."""
@@ -301,7 +513,7 @@ def rank_gpus(llm_id: str, workload: Mapping, gpus: pd.DataFrame, llms: pd.DataF
 
 
 def predict_csv(input_path: Path | str, output_path: Path | str, gpus: pd.DataFrame, llms: pd.DataFrame,
-                model_set: LoadedModelSet | str = "paper") -> pd.DataFrame:
+                model_set: LoadedModelSet | str = DEFAULT_MODEL_SET) -> pd.DataFrame:
     """Read requests from a CSV, predict, and write the input plus the predictions as CSV."""
     path = Path(input_path)
     if not path.is_file():

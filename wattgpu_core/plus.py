@@ -186,16 +186,19 @@ def default_choice(records: list[dict], challenger: str = LABEL, reference: str 
 
 # --------------------------------------------------------------------------------------------------------------
 # Training and files
-def _logo_quantiles(model_set: PlusModelSet, frame: pd.DataFrame, aux: pd.DataFrame, n_jobs: int | None) -> dict:
+def logo_quantiles(model_set: ModelSet, frame: pd.DataFrame, aux: pd.DataFrame | None,
+                   n_jobs: int | None = None) -> dict:
+    """{target: {scenario pool: [lower, upper]}}: the interval quantiles of ``model_set``'s leave-one-GPU-out ln
+    residuals on ``frame`` (auxiliary rows filtered per fold)."""
     from .evaluation import interval_quantiles, out_of_fold
 
     rows = {t: target_rows(frame, t, model_set.features(t)) for t in model_set.targets}
-    oof = out_of_fold(model_set, rows, ("LOGO",), aux_by_target={t: aux for t in rows}, n_jobs=n_jobs)
+    oof = out_of_fold(model_set, rows, ("LOGO",), aux_by_target={t: aux for t in rows} if aux is not None else None,
+                      n_jobs=n_jobs)
     out = {}
     for t, r in rows.items():
-        pred = oof[(t, "LOGO")][0]
-        q = interval_quantiles(r[{"power": "power_w", "itl": "itl_s"}[t]], pred,
-                               r["scenario_detail"].map({"offline": "offline"}).fillna("server"), INTERVAL_LEVEL)
+        q = interval_quantiles(r[{"power": "power_w", "itl": "itl_s"}[t]], oof[(t, "LOGO")][0],
+                               scenario_pool(r["scenario_detail"]), INTERVAL_LEVEL)
         out[t] = {k: list(v) for k, v in q.items()}
     return out
 
@@ -238,7 +241,8 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
         "targets": targets,
         "intervals": {"level": INTERVAL_LEVEL, "method": "split-conformal on leave-one-GPU-out ln residuals, per "
                       "target and scenario (offline / server)",
-                      "ln_quantiles": _logo_quantiles(model_set, frame, aux, n_jobs)},
+                      "ln_quantiles": logo_quantiles(model_set, frame, aux, n_jobs),
+                      "paper_ln_quantiles": logo_quantiles(PaperModelSet(), frame, None, n_jobs)},
         "ranges": training_ranges(range_rows),
         "serving": {"default_stack": DEFAULT_STACK,
                     "default_stack_setup": "Watt Counts: vLLM 0.14.1, one GPU, 16-bit weights, max_model_len 1024, "

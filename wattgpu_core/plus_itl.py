@@ -11,16 +11,18 @@ parameters fitted to the training runs instead of datasheet peaks:
   tensor cores (L4, T4, H100 NVL) is power-limited in large offline batches;
 * architecture effects, shrunk towards zero (ridge): TFLOPS per watt per architecture and per architecture family
   (compute capability 7.x, 8.x, 9.x, ...) and achieved bandwidth per family. An architecture or family absent from
-  the training data gets no effect (the spec-sheet curve).
+  the training data gets none (the spec-sheet curve), except that a generation newer than all of them inherits the
+  latest one's (a Blackwell GPU is taken to be at least as efficient as Hopper, not as an average generation).
 
 The fit minimises a robust (soft-L1) loss on ln ITL. On top, each LLM seen in training gets its own correction per
 scenario (offline / server): the shrunk mean of its ln residuals, which captures what the specs miss about that
 model's kernels and outputs; an LLM the model has not seen gets none. ITL is therefore non-increasing in memory
 bandwidth, tensor TFLOPS and TDP by construction (``power_exponent`` is bounded to [0, 1]; a test checks it).
 
-Serving stacks other than the one the model is trained on (Watt Counts: vLLM 0.14) get a per-stack calibration: the
-median ln ratio of their measured time per output token to the default-stack prediction, per scenario, fitted on
-their runs only; they never change the default-stack fit.
+Serving stacks other than the one the model is trained on (Watt Counts: vLLM 0.14) get a per-stack calibration
+fitted on their runs only (they never change the default-stack fit): extra host time per decode step and per
+sequence, and a residual factor. Host overhead is additive, not a factor: under an older vLLM that spends most of a
+step on the CPU, a faster GPU shortens only the GPU part of the step.
 """
 
 from __future__ import annotations
@@ -41,6 +43,24 @@ ARCH_FAMILY = MappingProxyType({
     "Volta": "sm7x", "Turing": "sm7x", "Ampere": "sm8x", "Ada Lovelace": "sm8x", "Hopper": "sm9x",
     "Blackwell": "sm10x", "Blackwell Ultra": "sm10x", "Blackwell 2.0": "sm12x",
 })
+# Generations in order (NVIDIA's). An architecture or family newer than every one in the training data inherits the
+# effects of the latest trained one: a new generation is assumed at least as efficient per watt as its predecessor,
+# not reset to the average of older ones. One between trained generations gets none (the spec-sheet curve).
+ARCH_ORDER = ("Volta", "Turing", "Ampere", "Ada Lovelace", "Hopper", "Blackwell", "Blackwell Ultra", "Blackwell 2.0")
+FAMILY_ORDER = ("sm7x", "sm8x", "sm9x", "sm10x", "sm12x")
+
+
+def _inherited(effects: Mapping[str, float], key, order: tuple[str, ...]) -> float:
+    """``effects[key]``; for an untrained ``key`` newer (in ``order``) than every trained one, the latest trained
+    one's effect; otherwise 0."""
+    if not isinstance(key, str):
+        return 0.0
+    if key in effects:
+        return float(effects[key])
+    trained = [order.index(k) for k in effects if k in order]
+    if key not in order or not trained or order.index(key) < max(trained):
+        return 0.0
+    return float(effects[order[max(trained)]])
 ITL_INPUTS: tuple[str, ...] = (
     "llm_id", "gpu_id", "scenario_detail", "memory_bandwidth_gb_s", "fp16_tensor_dense_tflops", "memory_size_gb",
     "tdp_w", "architecture", "total_params_b", "active_params_b", "num_layers", "hidden_size",
@@ -88,9 +108,9 @@ class ItlCalibration:
         """Per-row parameters: the architecture and family effects of each row's GPU applied."""
         arch = np.asarray(frame_or_arrays["architecture"], dtype=object)
         fam = arch_family(arch)
-        da = np.asarray([self.arch_effects.get(a, 0.0) for a in arch], dtype=float)
-        df = np.asarray([self.family_effects.get(f, 0.0) for f in fam], dtype=float)
-        dm = np.asarray([self.family_memory_effects.get(f, 0.0) for f in fam], dtype=float)
+        da = np.asarray([_inherited(self.arch_effects, a, ARCH_ORDER) for a in arch], dtype=float)
+        df = np.asarray([_inherited(self.family_effects, f, FAMILY_ORDER) for f in fam], dtype=float)
+        dm = np.asarray([_inherited(self.family_memory_effects, f, FAMILY_ORDER) for f in fam], dtype=float)
         tflops = np.asarray(frame_or_arrays["fp16_tensor_dense_tflops"], dtype=float)
         tdp = np.asarray(frame_or_arrays["tdp_w"], dtype=float)
         per_w = self.power_tflops_per_w * (tflops / tdp) ** self.power_exponent * np.exp(da + df)
@@ -179,10 +199,37 @@ def fit_calibration(frame: pd.DataFrame, y_log: np.ndarray) -> ItlCalibration:
     )
 
 
-def physics_itl_s(frame: pd.DataFrame, calibration: ItlCalibration) -> np.ndarray:
-    """ITL (s) of each row from the calibrated roofline alone (no per-LLM correction)."""
+def physics_itl_s(frame: pd.DataFrame, calibration: ItlCalibration, extra_overhead_s=0.0,
+                  extra_per_sequence_s=0.0) -> np.ndarray:
+    """ITL (s) of each row from the calibrated roofline alone (no per-LLM correction), with optional extra host
+    overheads per step and per sequence (a serving stack's calibration)."""
+    from dataclasses import replace
+
     work = DecodeWorkload.of(frame)
-    return work.evaluate(calibration.step_parameters(frame))["itl_s"]
+    p = calibration.step_parameters(frame)
+    p = replace(p, overhead_s=p.overhead_s + np.asarray(extra_overhead_s, dtype=float),
+                per_sequence_s=p.per_sequence_s + np.asarray(extra_per_sequence_s, dtype=float))
+    return work.evaluate(p)["itl_s"]
+
+
+@dataclass(frozen=True)
+class StackCalibration:
+    """How another serving stack differs from the default one: extra host time per decode step and per sequence
+    in a step (older or heavier serving software spends more CPU time scheduling, sampling and detokenising, which
+    a faster GPU cannot remove), and a residual factor on ITL."""
+
+    overhead_s: float = 0.0
+    per_sequence_s: float = 0.0
+    factor: float = 1.0
+    n_runs: int = 0
+
+    def to_dict(self) -> dict:
+        return {k: float(v) if k != "n_runs" else int(v) for k, v in self.__dict__.items()}
+
+
+STACK_MIN_RUNS_FOR_OVERHEADS = 8  # fewer runs: the factor only
+_STACK_LOWER = (np.log(1e-7), np.log(1e-9), np.log(0.2))
+_STACK_UPPER = (np.log(1.0), np.log(1e-2), np.log(5.0))
 
 
 def serving_stack(framework, framework_version) -> np.ndarray:
@@ -232,7 +279,7 @@ class PlusItlModel:
 
     calibration: ItlCalibration
     llm_effects: Mapping[str, float]  # "llm_id|offline" / "llm_id|server" -> ln correction
-    stack_effects: Mapping[str, float]  # "stack|offline" / "stack|server" -> ln ratio to the default stack
+    stack_effects: Mapping[str, StackCalibration]  # serving stack -> its calibration against the default stack
     default_stack: str = DEFAULT_STACK
     n_rows: int = 0
 
@@ -256,45 +303,90 @@ class PlusItlModel:
         return base._with_stacks(others)
 
     def _with_stacks(self, others: pd.DataFrame | None) -> PlusItlModel:
+        """This model plus a :class:`StackCalibration` for each other serving stack in ``others``, fitted (robust
+        least squares on ln time per output token) on that stack's runs only."""
+        from dataclasses import replace
+
+        from scipy.optimize import least_squares
+
         if others is None or others.empty:
             return self
         y = time_per_output_token_s(others)
         ok = usable(others.assign(_y=y), "_y")
         rows = others[ok].reset_index(drop=True)
-        if rows.empty:
-            return self
-        ratio = np.log(y[ok]) - np.log(self.predict(rows.assign(serving_stack=self.default_stack)))
-        key = rows["serving_stack"].astype(str).to_numpy() + "|" + scenario_pool(rows["scenario_detail"])
-        med = pd.Series(ratio).groupby(key).median()
-        return PlusItlModel(self.calibration, self.llm_effects, MappingProxyType({k: float(v) for k, v in med.items()}),
-                            self.default_stack, self.n_rows)
+        y = np.log(y[ok])
+        stacks = {}
+        for stack in sorted(rows["serving_stack"].dropna().astype(str).unique()):
+            mine = rows["serving_stack"].astype(str).eq(stack).to_numpy()
+            part = rows[mine].assign(serving_stack=self.default_stack)
+            base = np.log(self.predict(part))
+            if mine.sum() < STACK_MIN_RUNS_FOR_OVERHEADS:
+                stacks[stack] = StackCalibration(factor=float(np.exp(np.median(y[mine] - base))),
+                                                 n_runs=int(mine.sum()))
+                continue
+            offset = self._effects(part) - y[mine]
+            work, p0 = DecodeWorkload.of(part), self.calibration.step_parameters(part)
 
-    def predict_default_stack(self, rows: pd.DataFrame) -> np.ndarray:
-        """ITL (s) on the default serving stack."""
-        if len(rows) == 0:
-            return np.zeros(0)
-        log_itl = np.log(physics_itl_s(rows, self.calibration))
-        key = pd.Series(rows["llm_id"].astype(str).to_numpy() + "|" + scenario_pool(rows["scenario_detail"]))
-        return np.exp(log_itl + key.map(dict(self.llm_effects)).fillna(0.0).to_numpy(float))
+            def resid(theta, work=work, p0=p0, offset=offset):
+                h, c, k = np.exp(theta)
+                p = replace(p0, overhead_s=p0.overhead_s + h, per_sequence_s=p0.per_sequence_s + c)
+                return np.log(work.evaluate(p)["itl_s"]) + np.log(k) + offset
+
+            fit = least_squares(resid, np.log([1e-4, 1e-6, 1.0]), bounds=(_STACK_LOWER, _STACK_UPPER),
+                                loss="soft_l1", f_scale=ROBUST_SCALE)
+            h, c, k = np.exp(fit.x)
+            stacks[stack] = StackCalibration(float(h), float(c), float(k), int(mine.sum()))
+        return PlusItlModel(self.calibration, self.llm_effects, MappingProxyType(stacks), self.default_stack,
+                            self.n_rows)
+
+    def _stack_parts(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row, the extra overhead per step and per sequence and the factor of its serving stack."""
+        n = len(rows)
+        h, c, k = np.zeros(n), np.zeros(n), np.ones(n)
+        if "serving_stack" in rows and self.stack_effects:
+            for i, stack in enumerate(rows["serving_stack"].astype(object).to_numpy()):
+                cal = self.stack_effects.get(stack) if isinstance(stack, str) else None
+                if cal is not None:
+                    h[i], c[i], k[i] = cal.overhead_s, cal.per_sequence_s, cal.factor
+        return h, c, k
 
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
         """ITL (s) per row: on the row's ``serving_stack`` where it has a calibration, else the default stack."""
-        out = self.predict_default_stack(rows)
-        if len(rows) and "serving_stack" in rows and self.stack_effects:
-            key = pd.Series(rows["serving_stack"].astype(str).to_numpy() + "|" + scenario_pool(rows["scenario_detail"]))
-            out = out * np.exp(key.map(dict(self.stack_effects)).fillna(0.0).to_numpy(float))
-        return out
+        if len(rows) == 0:
+            return np.zeros(0)
+        h, c, k = self._stack_parts(rows)
+        return physics_itl_s(rows, self.calibration, h, c) * k * np.exp(self._effects(rows))
+
+    def _effects(self, rows: pd.DataFrame) -> np.ndarray:
+        """ln corrections of each row: its LLM's (per scenario)."""
+        key = pd.Series(rows["llm_id"].astype(str).to_numpy() + "|" + scenario_pool(rows["scenario_detail"]))
+        return key.map(dict(self.llm_effects)).fillna(0.0).to_numpy(float)
+
+    def max_throughput_tok_s(self, rows: pd.DataFrame) -> np.ndarray:
+        """Output tokens/s at the largest batch the GPU can run (max_num_seqs, or what the KV cache holds): the
+        most a server can deliver before queues grow without bound."""
+        if len(rows) == 0:
+            return np.zeros(0)
+        from dataclasses import replace
+
+        work = DecodeWorkload.of(rows)
+        h, c, k = self._stack_parts(rows)
+        p = self.calibration.step_parameters(rows)
+        p = replace(p, overhead_s=p.overhead_s + h, per_sequence_s=p.per_sequence_s + c)
+        step = work.step_time_s(work.batch_cap, p)
+        return work.batch_cap / (step * k * np.exp(self._effects(rows)))
 
     def to_dict(self) -> dict:
         return {"kind": "wattgpu+ itl", "calibration": self.calibration.to_dict(),
-                "llm_effects": dict(self.llm_effects), "stack_effects": dict(self.stack_effects),
+                "llm_effects": dict(self.llm_effects),
+                "stack_effects": {k: v.to_dict() for k, v in self.stack_effects.items()},
                 "default_stack": self.default_stack, "n_rows": self.n_rows}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> PlusItlModel:
         return cls(ItlCalibration.from_dict(d["calibration"]),
                    MappingProxyType({k: float(v) for k, v in d["llm_effects"].items()}),
-                   MappingProxyType({k: float(v) for k, v in d["stack_effects"].items()}),
+                   MappingProxyType({k: StackCalibration(**v) for k, v in d["stack_effects"].items()}),
                    str(d.get("default_stack", DEFAULT_STACK)), int(d.get("n_rows", 0)))
 
 
