@@ -521,7 +521,16 @@ def pareto_caption(comparison: Comparison) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 # Models: loading, one prediction, accuracy, explanations (adapters to ``models``, ``planning``, ``explain``)
 def fitted_models(model_set) -> Mapping:
-    """{target: fitted model} of a loaded model set, whatever shape the engine returns it in."""
+    """{target: fitted model} of a loaded model set, whatever shape the engine returns it in.
+
+    SHAP explanations need tree models with the paper's preprocessing: for WattGPU+ (``kind`` "plus" or
+    "default") these are the paper's XGB models (see :func:`explanation_note`).
+    """
+    if getattr(model_set, "kind", "paper") in ("plus", "default"):
+        from . import planning
+
+        paper = getattr(model_set, "parts", {}).get("paper") or planning.load_model_set("paper")
+        return paper.models
     for attr in ("models", "fitted"):
         value = getattr(model_set, attr, None)
         if isinstance(value, Mapping):
@@ -674,11 +683,32 @@ def global_importance(store, model_set, max_rows: int = 2000) -> dict:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Cross-validation views
-def run_cross_validation(store, paper_compat: bool, progress=None):
-    """The paper's protocol (CV, LOGO, LOLO, baselines) on the store; ``progress(fraction, message)``."""
+def explanation_note(model_set) -> str:
+    """A sentence for the explanation views when the predictions shown come from WattGPU+ ("" for the paper's
+    models): SHAP values are those of the paper's XGB models, because WattGPU+ is a calibrated physical model
+    (roofline, power ceiling, utilisation), not a tree ensemble over the paper's features."""
+    if getattr(model_set, "kind", "paper") == "paper":
+        return ""
+    return ("These SHAP explanations are of the paper's XGB models. WattGPU+ predictions follow from physics: "
+            "bytes and FLOPs per decode step at the effective batch, calibrated bandwidth and tensor efficiencies, "
+            "the GPU's power ceiling, and how busy the GPU is.")
+
+
+def run_cross_validation(store, paper_compat: bool, progress=None, model_sets=("paper",)):
+    """The paper's protocol (CV, LOGO, LOLO, baselines) on the store for ``model_sets`` (e.g. ("paper", "plus")
+    to show WattGPU+ beside the paper's models); ``progress(fraction, message)``."""
     from .evaluation import run_evaluation
 
-    return run_evaluation(store, paper_compat=paper_compat, progress=progress)
+    return run_evaluation(store, paper_compat=paper_compat, model_sets=model_sets, progress=progress)
+
+
+def external_validation(store) -> dict:
+    """Train on Watt Counts only, predict the ML.ENERGY v2 runs (A100 and the unseen H100 SXM5): MdAPE of power and
+    time per output token, and the error of the predicted H100/A100 ratios (see ``external``), as plain records:
+    {"summary": [...], "pairs": [...], "runs": [...], ...}."""
+    from .external import external_validation as _validate
+
+    return _validate(store).to_dict()
 
 
 def paper_results() -> dict:

@@ -133,7 +133,7 @@ def _gpu_ratio_pairs(runs: pd.DataFrame) -> pd.DataFrame:
     cols = ["power_w", "power_w_pred", "time_per_token_s", "time_per_token_s_pred"]
     a = runs[runs["gpu_id"] == SEEN_GPU].groupby(key)[cols].mean()
     h = runs[runs["gpu_id"] == UNSEEN_GPU].groupby(key)[cols].mean()
-    both = h.join(a, lsuffix="_h100", rsuffix="_a100", how="inner").reset_index()
+    both = h.reset_index().merge(a.reset_index(), on=key, suffixes=("_h100", "_a100"), how="inner")
     out = both[key].copy()
     for q, meas in (("power", "power_w"), ("time", "time_per_token_s")):
         out[f"{q}_ratio_measured"] = both[f"{meas}_h100"] / both[f"{meas}_a100"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -33,7 +32,6 @@ from .models import (
     TARGET_UNITS,
     ModelSet,
     PaperModelSet,
-    Preprocessor,
     auxiliary_frame,
     library_versions,
     model_paths,
@@ -45,6 +43,7 @@ from .models import (
 )
 from .paths import MODELS_DIR
 from .plus_itl import DEFAULT_STACK, ITL_INPUTS, REQUIRED_INPUTS, PlusItlModel, scenario_pool
+from .plus_power import POWER_INPUTS, POWER_REQUIRED, PlusPowerModel
 
 FORMAT = "wattgpu+/1"
 NAME, LABEL = "plus", "WattGPU+"
@@ -57,60 +56,6 @@ RANGE_LABELS = MappingProxyType({
     "memory_bandwidth_gb_s": "memory bandwidth", "fp16_tensor_dense_tflops": "FP16 TFLOPS", "tdp_w": "TDP",
     "memory_size_gb": "memory size", "total_params_b": "parameters", "active_params_b": "active parameters",
 })
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Power: the other engineer's model when present, else the paper's power model as a stand-in
-def _power_model_class():
-    try:
-        from .plus_power import PlusPowerModel
-    except ImportError:
-        return None
-    return PlusPowerModel
-
-
-def power_inputs() -> tuple[str, ...]:
-    """Columns the power model needs on every row (its optional inputs fall back to Watt Counts defaults)."""
-    try:
-        from . import plus_power
-    except ImportError:
-        return PaperModelSet().features("power")
-    return tuple(getattr(plus_power, "POWER_REQUIRED", None) or plus_power.POWER_INPUTS)
-
-
-@dataclass(frozen=True)
-class PaperPowerStandIn:
-    """The paper's power model behind the WattGPU+ interface (used until the WattGPU+ power model exists)."""
-
-    model: object  # models.FittedModel
-
-    @classmethod
-    def fit(cls, train: pd.DataFrame, *, aux: pd.DataFrame | None = None, seed: int = 0,
-            n_threads: int = 1) -> PaperPowerStandIn:
-        return cls(PaperModelSet().fit("power", train, seed=seed, n_threads=n_threads))
-
-    def predict(self, rows: pd.DataFrame) -> np.ndarray:
-        return self.model.predict(rows)
-
-    def to_dict(self) -> dict:
-        return {"kind": "paper power stand-in", "preprocessor": self.model.preprocessor.to_dict(),
-                "booster": self.model.booster.save_raw("json").decode(), "params": dict(self.model.params)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> PaperPowerStandIn:
-        import xgboost as xgb
-
-        from .models import FittedModel
-
-        booster = xgb.Booster()
-        booster.load_model(bytearray(d["booster"].encode()))
-        booster.set_param({"nthread": 1})
-        return cls(FittedModel("power", Preprocessor.from_dict(d["preprocessor"]), booster, "fraction_of_tdp",
-                               MappingProxyType(dict(d["params"]))))
-
-
-def power_model_class():
-    return _power_model_class() or PaperPowerStandIn
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -127,13 +72,14 @@ class PlusModelSet(ModelSet):
     interval_level = INTERVAL_LEVEL
 
     def features(self, target: str) -> tuple[str, ...]:
+        """Columns every training row must have (the models' other inputs fall back to Watt Counts defaults)."""
         if target == "itl":
             return ("scenario_detail", *REQUIRED_INPUTS)
-        return tuple(dict.fromkeys(("scenario_detail", *power_inputs())))
+        return tuple(dict.fromkeys(("scenario_detail", *POWER_REQUIRED)))
 
     def fit(self, target: str, train: pd.DataFrame, *, aux: pd.DataFrame | None = None, n_threads: int = 1,
             seed: int = 0):
-        cls = PlusItlModel if target == "itl" else power_model_class()
+        cls = PlusItlModel if target == "itl" else PlusPowerModel
         return cls.fit(train, aux=aux, seed=seed, n_threads=n_threads)
 
 
@@ -204,8 +150,9 @@ def logo_quantiles(model_set: ModelSet, frame: pd.DataFrame, aux: pd.DataFrame |
 
 
 def hash_columns(model_set: PlusModelSet) -> list[str]:
-    return sorted({c for t in model_set.targets for c in model_set.features(t)}
-                  | set(ITL_INPUTS) | {"run_id", "llm_id", "gpu_id", "power_w", "itl_s", "tdp_w", "serving_stack"})
+    """The training-data columns the WattGPU+ metadata hashes (every input of both models and the targets)."""
+    return sorted({c for t in model_set.targets for c in model_set.features(t)} | set(ITL_INPUTS)
+                  | set(POWER_INPUTS) | {"run_id", "llm_id", "gpu_id", "power_w", "itl_s", "tdp_w", "serving_stack"})
 
 
 def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | None = None, seed: int = 0,
@@ -227,7 +174,7 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
         targets[t] = {"file": paths[t].name, "unit": TARGET_UNITS[t], "kind": model.to_dict().get("kind", type(
             model).__name__), "inputs": list(model_set.features(t)), "n_rows": int(len(rows)),
             "itl_definitions": sorted(rows["itl_definition"].dropna().unique().tolist()) if t == "itl" else None}
-    cols = hash_columns(model_set)
+    cols = [c for c in hash_columns(model_set) if c in frame.columns]
     aux_cols = [c for c in cols if c in aux.columns]
     same_stack = aux["serving_stack"].eq(DEFAULT_STACK)
     range_rows = pd.concat([frame, aux[same_stack]], ignore_index=True)
@@ -284,7 +231,7 @@ def load_plus(models_dir: Path = MODELS_DIR) -> tuple[dict, dict]:
             raise ModelNotTrainedError(f"model file {path} is missing; run `python -m wattgpu_core train "
                                        f"--model-set plus`")
         d = json.loads(path.read_text())
-        fitted[t] = PlusItlModel.from_dict(d) if t == "itl" else power_model_class().from_dict(d)
+        fitted[t] = PlusItlModel.from_dict(d) if t == "itl" else PlusPowerModel.from_dict(d)
     return fitted, meta
 
 
@@ -294,3 +241,51 @@ def interval_bounds(meta: Mapping, target: str, pred: np.ndarray, scenario_detai
 
     q = {k: tuple(v) for k, v in meta["intervals"]["ln_quantiles"].get(target, {}).items()}
     return apply_intervals(pred, scenario_pool(scenario_detail), q)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# MoE: outside the paper's data, so checked on its own
+def moe_evaluation(frame: pd.DataFrame, aux: pd.DataFrame, *, n_jobs: int | None = None) -> pd.DataFrame:
+    """WattGPU+ on Watt Counts' MoE LLMs (which the paper excludes), out of fold: ``LOGO`` leaves one GPU out of
+    the dense and MoE runs alike and predicts that GPU's MoE runs; ``LOLO`` leaves one MoE LLM out of the training
+    runs and predicts it (physics only: active parameters and the experts a batch touches). One row per target,
+    scenario and split: MdAPE (%), Pearson r, runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .evaluation import mdape_pct, pearson_r
+
+    model_set = PlusModelSet()
+    moe = aux[aux["source_id"].isin(("wattcounts", "wattcounts_upload"))
+              & (aux["total_params_b"] != aux["active_params_b"])].reset_index(drop=True)
+    if moe.empty:
+        return pd.DataFrame(columns=["target", "scenario", "strategy", "mdape_pct", "pearson_r", "n_rows"])
+    jobs = []
+    for target in model_set.targets:
+        rows = target_rows(frame, target, model_set.features(target))
+        test_all = target_rows(moe, target, model_set.features(target))
+        for strategy, col in (("LOGO", "gpu_id"), ("LOLO", "llm_id")):
+            for key in sorted(test_all[col].unique()):
+                jobs.append((target, strategy, rows[rows[col] != key] if col == "gpu_id" else rows,
+                             aux[aux[col] != key], test_all[test_all[col] == key]))
+
+    def run(job):
+        target, strategy, train, aux_rows, test = job
+        model = model_set.fit(target, train, aux=aux_rows)
+        return target, strategy, test, np.asarray(model.predict(test), dtype=float)
+
+    with ThreadPoolExecutor(max_workers=n_jobs or 1) as pool:
+        results = list(pool.map(run, jobs))
+    out = []
+    for target in model_set.targets:
+        for strategy in ("LOGO", "LOLO"):
+            parts = [(t, p) for tg, s, t, p in results if tg == target and s == strategy]
+            test = pd.concat([t for t, _ in parts], ignore_index=True)
+            pred = np.concatenate([p for _, p in parts])
+            y = test[{"power": "power_w", "itl": "itl_s"}[target]].to_numpy(float)
+            pool_ = scenario_pool(test["scenario_detail"])
+            for scen in ("offline", "server"):
+                m = pool_ == scen
+                out.append({"target": target, "scenario": scen, "strategy": strategy,
+                            "mdape_pct": mdape_pct(y[m], pred[m]), "pearson_r": pearson_r(y[m], pred[m]),
+                            "n_rows": int(m.sum()), "n_llms": int(test["llm_id"].nunique())})
+    return pd.DataFrame(out)

@@ -14,9 +14,11 @@ parameters fitted to the training runs instead of datasheet peaks:
   the training data gets none (the spec-sheet curve), except that a generation newer than all of them inherits the
   latest one's (a Blackwell GPU is taken to be at least as efficient as Hopper, not as an average generation).
 
-The fit minimises a robust (soft-L1) loss on ln ITL. On top, each LLM seen in training gets its own correction per
-scenario (offline / server): the shrunk mean of its ln residuals, which captures what the specs miss about that
-model's kernels and outputs; an LLM the model has not seen gets none. ITL is therefore non-increasing in memory
+The fit minimises a robust (soft-L1) loss on ln ITL over dense LLMs. On top, each LLM seen in training gets its own
+correction per scenario (offline / server): the shrunk mean of its ln residuals, which captures what the specs miss
+about that model's kernels and outputs; an LLM the model has not seen gets none. MoE LLMs (auxiliary runs) also get
+a correction per GPU family and scenario for their expert kernels (vLLM's fused-MoE kernels are several times slower
+on Volta / Turing than the bytes they move suggest), which an unseen MoE LLM inherits. ITL is therefore non-increasing in memory
 bandwidth, tensor TFLOPS and TDP by construction (``power_exponent`` is bounded to [0, 1]; a test checks it).
 
 Serving stacks other than the one the model is trained on (Watt Counts: vLLM 0.14) get a per-stack calibration
@@ -249,6 +251,13 @@ def serving_stack(framework, framework_version) -> np.ndarray:
     return np.asarray(out, dtype=object)
 
 
+def is_moe(frame: pd.DataFrame) -> np.ndarray:
+    """Rows of mixture-of-experts LLMs (fewer active than total parameters)."""
+    total = frame["total_params_b"].to_numpy(float)
+    active = frame["active_params_b"].to_numpy(float) if "active_params_b" in frame else total
+    return np.isfinite(active) & (active < total)
+
+
 def usable(frame: pd.DataFrame, target_column: str = "itl_s") -> np.ndarray:
     """Rows the ITL model can learn from: a positive target and every required input."""
     y = frame[target_column].to_numpy(float) if target_column in frame else np.full(len(frame), np.nan)
@@ -282,6 +291,7 @@ class PlusItlModel:
     stack_effects: Mapping[str, StackCalibration]  # serving stack -> its calibration against the default stack
     default_stack: str = DEFAULT_STACK
     n_rows: int = 0
+    moe_effects: Mapping[str, float] = field(default_factory=dict)  # "sm8x|offline" -> ln effect on MoE LLMs
 
     @classmethod
     def fit(cls, train: pd.DataFrame, *, aux: pd.DataFrame | None = None, seed: int = 0,
@@ -295,11 +305,22 @@ class PlusItlModel:
         main, others = _split_stacks(train, aux)
         main = main[usable(main)].reset_index(drop=True)
         resid = np.log(main["itl_s"].to_numpy(float)) - np.log(physics_itl_s(main, calibration))
-        key = main["llm_id"].astype(str).to_numpy() + "|" + scenario_pool(main["scenario_detail"])
-        grouped = pd.Series(resid).groupby(key)
-        effects = grouped.sum() / (grouped.count() + LLM_SHRINK_RUNS)
-        base = cls(calibration, MappingProxyType({k: float(v) for k, v in effects.items()}), MappingProxyType({}),
-                   DEFAULT_STACK, int(len(main)))
+        pool = scenario_pool(main["scenario_detail"])
+        key = pd.Series(main["llm_id"].astype(str).to_numpy() + "|" + pool)
+        moe = is_moe(main)
+        fam_key = pd.Series(arch_family(main["architecture"]).astype(str) + "|" + pool)
+        # ln residual = LLM effect + (MoE only) the family's MoE-kernel effect; a few alternating shrunk means.
+        moe_fx = pd.Series(dtype=float)
+        llm_fx = pd.Series(dtype=float)
+        for _ in range(3):
+            r = resid - key.map(llm_fx).fillna(0.0).to_numpy(float)
+            g = pd.Series(r[moe]).groupby(fam_key[moe].to_numpy())
+            moe_fx = g.sum() / (g.count() + LLM_SHRINK_RUNS)
+            r = resid - np.where(moe, fam_key.map(moe_fx).fillna(0.0).to_numpy(float), 0.0)
+            g = pd.Series(r).groupby(key.to_numpy())
+            llm_fx = g.sum() / (g.count() + LLM_SHRINK_RUNS)
+        base = cls(calibration, MappingProxyType({k: float(v) for k, v in llm_fx.items()}), MappingProxyType({}),
+                   DEFAULT_STACK, int(len(main)), MappingProxyType({k: float(v) for k, v in moe_fx.items()}))
         return base._with_stacks(others)
 
     def _with_stacks(self, others: pd.DataFrame | None) -> PlusItlModel:
@@ -337,7 +358,7 @@ class PlusItlModel:
             h, c, k = np.exp(fit.x)
             stacks[stack] = StackCalibration(float(h), float(c), float(k), int(mine.sum()))
         return PlusItlModel(self.calibration, self.llm_effects, MappingProxyType(stacks), self.default_stack,
-                            self.n_rows)
+                            self.n_rows, self.moe_effects)
 
     def _stack_parts(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per row, the extra overhead per step and per sequence and the factor of its serving stack."""
@@ -358,9 +379,21 @@ class PlusItlModel:
         return physics_itl_s(rows, self.calibration, h, c) * k * np.exp(self._effects(rows))
 
     def _effects(self, rows: pd.DataFrame) -> np.ndarray:
-        """ln corrections of each row: its LLM's (per scenario)."""
-        key = pd.Series(rows["llm_id"].astype(str).to_numpy() + "|" + scenario_pool(rows["scenario_detail"]))
-        return key.map(dict(self.llm_effects)).fillna(0.0).to_numpy(float)
+        """ln corrections of each row: its LLM's (per scenario) and, for MoE LLMs, its GPU family's MoE effect."""
+        pool = scenario_pool(rows["scenario_detail"])
+        key = pd.Series(rows["llm_id"].astype(str).to_numpy() + "|" + pool)
+        out = key.map(dict(self.llm_effects)).fillna(0.0).to_numpy(float)
+        if self.moe_effects:
+            moe = is_moe(rows)
+            by_pool = {}
+            for k, v in self.moe_effects.items():
+                fam, p = k.rsplit("|", 1)
+                by_pool.setdefault(p, {})[fam] = v
+            fams = arch_family(rows["architecture"]) if "architecture" in rows else np.full(len(rows), None)
+            fx = np.asarray([_inherited(by_pool.get(p, {}), f, FAMILY_ORDER) if m else 0.0
+                             for f, p, m in zip(fams, pool, moe, strict=True)], dtype=float)
+            out = out + fx
+        return out
 
     def max_throughput_tok_s(self, rows: pd.DataFrame) -> np.ndarray:
         """Output tokens/s at the largest batch the GPU can run (max_num_seqs, or what the KV cache holds): the
@@ -380,14 +413,15 @@ class PlusItlModel:
         return {"kind": "wattgpu+ itl", "calibration": self.calibration.to_dict(),
                 "llm_effects": dict(self.llm_effects),
                 "stack_effects": {k: v.to_dict() for k, v in self.stack_effects.items()},
-                "default_stack": self.default_stack, "n_rows": self.n_rows}
+                "default_stack": self.default_stack, "n_rows": self.n_rows, "moe_effects": dict(self.moe_effects)}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> PlusItlModel:
         return cls(ItlCalibration.from_dict(d["calibration"]),
                    MappingProxyType({k: float(v) for k, v in d["llm_effects"].items()}),
                    MappingProxyType({k: StackCalibration(**v) for k, v in d["stack_effects"].items()}),
-                   str(d.get("default_stack", DEFAULT_STACK)), int(d.get("n_rows", 0)))
+                   str(d.get("default_stack", DEFAULT_STACK)), int(d.get("n_rows", 0)),
+                   MappingProxyType({k: float(v) for k, v in (d.get("moe_effects") or {}).items()}))
 
 
 def _split_stacks(train: pd.DataFrame, aux: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:

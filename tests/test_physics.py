@@ -1,0 +1,137 @@
+"""Decode physics against values worked out by hand, and the monotonicity the WattGPU+ ITL model must keep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wattgpu_core import physics as ph
+from wattgpu_core.plus_itl import ItlCalibration, physics_itl_s
+
+
+def test_model_sizes_by_hand():
+    # Llama-3.1-8B: 32 layers x 8 KV heads x 128 dims x K and V x 2 bytes
+    assert ph.kv_bytes_per_token(32, 8, 128) == 131072.0
+    assert ph.head_dim(3840, 16) == 240.0 and ph.head_dim(3840, 16, 256.0) == 256.0
+    assert ph.head_dim(4096, 32, np.nan) == 128.0
+    # Mixtral-8x7B: total 46.703 B, active 12.880 B, 8 experts, 2 per token
+    dense, expert = ph.moe_split_b(46.703, 12.880, 8, 2)
+    assert expert == pytest.approx((46.703 - 12.880) / 6)
+    assert dense == pytest.approx(12.880 - 2 * (46.703 - 12.880) / 6)
+    assert ph.moe_split_b(8.03, 8.03, np.nan, np.nan) == (pytest.approx(8.03), 0.0)
+    assert ph.experts_touched_fraction(1, 8, 2) == pytest.approx(0.25)
+    assert ph.experts_touched_fraction(2, 8, 2) == pytest.approx(1 - 0.75**2)
+    assert ph.experts_touched_fraction(5, np.nan, np.nan) == 1.0
+
+
+def test_bytes_and_flops_per_step_by_hand():
+    assert ph.weight_bytes_per_step(8.0, 8.0, np.nan, np.nan, 256) == pytest.approx(16e9)
+    # One token through Mixtral reads exactly its active parameters; a large batch touches every expert.
+    assert ph.weight_bytes_per_step(46.703, 12.880, 8, 2, 1) == pytest.approx(2 * 12.880e9)
+    assert ph.weight_bytes_per_step(46.703, 12.880, 8, 2, 10_000) == pytest.approx(2 * 46.703e9)
+    assert ph.weight_bytes_per_step(8.0, 8.0, np.nan, np.nan, 1, tensor_parallel=4) == pytest.approx(4e9)
+    assert ph.kv_bytes_per_step(256, 132, 131072) == pytest.approx(256 * 132 * 131072)
+    # 2 N per token + 4 x layers x heads x head dim x context (attention)
+    assert ph.flops_per_step(8.0, 10, 100, 32, 32, 128) == pytest.approx(10 * (16e9 + 4 * 32 * 32 * 128 * 100))
+    assert ph.prefill_flops(8.0, 14, 32, 32, 128) == pytest.approx(2 * 8e9 * 14 + 2 * 32 * 32 * 128 * 14 * 14)
+    assert ph.allreduce_bytes_per_step(1, 4096, 32, 1) == 0.0
+    assert ph.allreduce_bytes_per_step(1, 4096, 32, 2) == pytest.approx(2 * 32 * 2 * 0.5 * 4096 * 2)
+
+
+def test_step_time_by_hand():
+    # GEMMs: max(16 GB / 1000 GB/s = 16 ms, 4 TFLOP / 100 TFLOPS = 40 ms); attention reads 1 GB: +1 ms
+    t = ph.decode_step_time_s(16e9, 1e9, 4e12, 0.0, 1000.0, 100.0)
+    assert t == pytest.approx(0.041)
+    t = ph.decode_step_time_s(16e9, 1e9, 4e12, 0.0, 1000.0, 100.0, overhead_s=1e-3, per_sequence_s=1e-5, batch=256)
+    assert t == pytest.approx(0.041 + 1e-3 + 256e-5)
+    # A power ceiling of 20 TFLOPS binds: 4 TFLOP take 200 ms
+    t = ph.decode_step_time_s(16e9, 1e9, 4e12, 0.0, 1000.0, 100.0, power_tflops=20.0)
+    assert t == pytest.approx(0.201)
+    # Memory-bound at batch 1: 16 GB at 80% of 1000 GB/s
+    t = ph.decode_step_time_s(16e9, 0.0, 16e9, 0.0, 1000.0, 100.0, memory_efficiency=0.8)
+    assert t == pytest.approx(0.02)
+    assert ph.power_limited_tflops(72.0, 0.3, 12.0) == pytest.approx(18.0)
+    assert ph.power_limited_tflops(72.0, 0.3, 70.0) == pytest.approx(0.3 * 0.2 * 72.0)  # at least 20% of TDP
+    assert ph.is_memory_bound(0.02, 0.01) and not ph.is_memory_bound(0.01, 0.02)
+
+
+def test_vllm_batch_by_hand():
+    assert ph.vllm_default_max_num_seqs([40, 80, 94, 24], [True, True, False, False]).tolist() == [256, 256, 1024,
+                                                                                                     256]
+    assert ph.vllm_memory_utilisation([16, 24]).tolist() == [0.8, 0.9]
+    # A100 40 GB with Llama-8B: 0.9 x 40 GiB - 16 GB weights - 1 GB reserved, over 128 KiB per token
+    kv = ph.kv_capacity_tokens(40.0, 16e9, 131072, 0.9)
+    assert kv == pytest.approx((0.9 * 40 * 2**30 - 17e9) / 131072)
+    assert ph.mean_context_tokens(14, 220) == pytest.approx(14 + 110 + 8)
+    assert ph.offline_batch_cap(256, kv, 132) == 256
+    assert ph.offline_batch_cap(256, 2000, 100) == 20
+    # 1000 requests x 220 tokens in waves of 256: 859.4 steps + half an output of drain
+    steps = ph.offline_decode_steps(1000, 220, 256, 256)
+    assert steps == pytest.approx(1000 * 220 / 256 + 110)
+    assert ph.offline_effective_batch(1000, 220, 256, 256) == pytest.approx(220_000 / steps)
+    # All 1000 fit at once (max_num_seqs 1024): the run lasts as long as the longest output (256 tokens)
+    assert ph.offline_decode_steps(1000, 220, 256, 1024) == pytest.approx(256)
+    assert ph.server_concurrency(0.33, 5.0) == pytest.approx(1.65)
+    assert ph.server_batch_seen(0.33, 5.0) == pytest.approx(2.65)
+    assert ph.server_batch_seen(10.0, 5.0, 16) == 16
+    assert ph.server_busy_fraction(0.33, 5.0) == pytest.approx(1 - np.exp(-1.65))
+
+
+def _rows(**over) -> pd.DataFrame:
+    base = {"llm_id": "x", "gpu_id": "g", "scenario_detail": "offline", "memory_bandwidth_gb_s": 1000.0,
+            "fp16_tensor_dense_tflops": 100.0, "memory_size_gb": 40.0, "tdp_w": 300.0, "architecture": "Ampere",
+            "total_params_b": 8.0, "active_params_b": 8.0, "num_layers": 32.0, "hidden_size": 4096.0,
+            "num_attention_heads": 32.0, "num_key_value_heads": 8.0, "head_dim": 128.0, "input_tokens": 14.0,
+            "output_tokens": 200.0, "max_output_tokens": 200.0, "num_requests": np.nan, "batch_size": 64.0,
+            "request_rate_qps": np.nan}
+    base.update(over)
+    return pd.DataFrame([base])
+
+
+def test_workload_itl_by_hand():
+    # Steady-state offline batch of 64, plain roofline: ITL = step / batch + prefill / output tokens
+    w = ph.DecodeWorkload.of(_rows())
+    r = w.evaluate()
+    ctx = 14 + 100 + 8
+    mem = 16e9 / 1e12
+    comp = 64 * 16e9 / 100e12
+    attn = 64 * ctx * 131072 / 1e12 + 64 * 4 * 32 * 32 * 128 * ctx / 100e12
+    step = max(mem, comp) + attn
+    prefill = (2 * 8e9 * 14 + 2 * 32 * 32 * 128 * 14**2) / 100e12
+    assert r["batch"][0] == 64 and r["step_s"][0] == pytest.approx(step)
+    assert r["itl_s"][0] == pytest.approx(step / 64 + prefill / 200)
+    # A server at a very low rate decodes alone: ITL = (TTFT + 199 steps) / 200 tokens
+    s = ph.DecodeWorkload.of(_rows(scenario_detail="server_low", request_rate_qps=1e-9)).evaluate()
+    step1 = max(16e9 / 1e12, 16e9 / 100e12) + ctx * 131072 / 1e12 + 4 * 32 * 32 * 128 * ctx / 100e12
+    assert s["batch"][0] == pytest.approx(1.0)
+    assert s["itl_s"][0] == pytest.approx((max(prefill, step1) + 199 * step1) / 200)
+    assert s["busy_fraction"][0] == pytest.approx(1e-9 * s["latency_s"][0], rel=1e-6)
+    table = ph.decode_physics(_rows())
+    assert {"phys_batch", "phys_step_s", "phys_itl_s", "phys_kv_capacity_tokens", "phys_busy_fraction"} <= set(
+        table.columns)
+    assert table["phys_itl_s"].iloc[0] == pytest.approx(r["itl_s"][0])
+    assert bool(table["phys_memory_bound"].iloc[0]) == (mem + 64 * ctx * 131072 / 1e12 >= comp
+                                                       + 64 * 4 * 32 * 32 * 128 * ctx / 100e12)
+
+
+CAL = ItlCalibration(memory_efficiency=0.8, compute_efficiency=0.6, overhead_s=1.3e-3, per_sequence_s=1.7e-5,
+                     power_tflops_per_w=0.4, power_exponent=0.9, static_power_w=30.0,
+                     arch_effects={"Ampere": 0.1}, family_effects={"sm8x": 0.0}, family_memory_effects={"sm8x": 0.0})
+
+
+@pytest.mark.parametrize("scenario", ["offline", "server_high"])
+@pytest.mark.parametrize("column", ["memory_bandwidth_gb_s", "fp16_tensor_dense_tflops", "tdp_w"])
+def test_more_bandwidth_tflops_or_power_never_makes_itl_slower(scenario, column):
+    values = {"memory_bandwidth_gb_s": np.geomspace(200, 10_000, 25), "fp16_tensor_dense_tflops":
+              np.geomspace(30, 3000, 25), "tdp_w": np.geomspace(60, 1500, 25)}[column]
+    for model in ({}, {"total_params_b": 0.5, "active_params_b": 0.5, "num_layers": 24.0, "hidden_size": 896.0,
+                       "num_attention_heads": 14.0, "num_key_value_heads": 2.0, "head_dim": 64.0},
+                  {"total_params_b": 46.7, "active_params_b": 12.9, "num_experts": 8.0, "experts_per_token": 2.0}):
+        for batch in (np.nan, 8.0, 1024.0):
+            rows = pd.concat([_rows(**{column: v, "scenario_detail": scenario, "request_rate_qps": 0.33,
+                                       "batch_size": batch, "memory_size_gb": 141.0, **model}) for v in values],
+                             ignore_index=True)
+            itl = physics_itl_s(rows, CAL)
+            assert np.isfinite(itl).all() and (itl > 0).all()
+            assert (np.diff(itl) <= 1e-12 * itl[:-1]).all(), (column, scenario, model, batch)
