@@ -93,6 +93,27 @@ def _cmd_evaluate(args) -> int:
             print(f"  {r['model']:<16} {r['scenario'].capitalize():<8} {r['strategy']:<5} MdAPE "
                   f"{r['mdape_pct']:6.1f}%  GPU τ {r['gpu_tau']:5.2f}  top-1 {r['top1_pct']:4.0f}%  top-3 "
                   f"{r['top3_pct']:4.0f}%  extra {r['extra_energy_pct']:5.1f}%")
+    labels = {m.label for m in sets}
+    if {"XGB", "WattGPU+"} <= labels:
+        from .plus import default_choice
+
+        print("\nDefault model per target and scenario (WattGPU+ where its MdAPE is lower on LOGO and on at least "
+              "two of CV / LOGO / LOLO):")
+        for target, scens in default_choice(list(result.records)).items():
+            for scen, d in scens.items():
+                m = d["mdape_pct"]
+                print(f"  {target:<5} {scen:<7} {d['default']:<5}  " + "  ".join(
+                    f"{k} {m[k]['WattGPU+']:.1f}% vs {m[k]['XGB']:.1f}%" for k in ("CV", "LOGO", "LOLO")))
+    if "WattGPU+" in labels and aux is not None and not args.paper_compat:
+        from .plus import moe_evaluation
+
+        moe = moe_evaluation(frame, aux, n_jobs=args.jobs)
+        if len(moe):
+            print("\nWattGPU+ on Watt Counts' MoE LLMs (outside the paper's data; LOGO: GPU held out, LOLO: MoE LLM "
+                  "held out):")
+            for r in moe.to_dict("records"):
+                print(f"  {r['target']:<5} {r['scenario']:<7} {r['strategy']:<4} MdAPE {r['mdape_pct']:5.1f}%  "
+                      f"r {r['pearson_r']:.3f}  n={r['n_rows']} ({r['n_llms']} LLMs)")
     print(f"({result.seconds:.1f} s)")
     if args.json:
         Path(args.json).write_text(json.dumps(records_for_json(result), indent=2) + "\n")

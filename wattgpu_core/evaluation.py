@@ -7,6 +7,11 @@ LLM Kendall tau (mean over groups of repeat-averaged values), and top-1 / top-3 
 GPU with the lowest true value per LLM and scenario is the predicted lowest / among the predicted three lowest).
 Baselines: TDP, load-scaled TDP (power) and roofline ITL, computed on all rows.
 
+Model sets that learn from more than the paper's rows (``uses_aux``: WattGPU+) get the auxiliary rows filtered per
+fold (:func:`aux_allowed`: no fold sees its test group), and every metric is computed on the paper's rows. Model sets
+with prediction intervals (``interval_level``) have their LOGO coverage measured by nesting
+(:func:`nested_logo_intervals`).
+
 ``paper_compat=True`` uses the paper's own GPU feature values and reproduces its duplicate-TDP quirk: the GPU whose
 TDP repeats an earlier GPU's (H100 NVL, 400 W like the A100) is left out of every power metric. Without it, our
 catalog's specs are used and every GPU counts. Folds run in a thread pool (XGBoost releases the GIL), one thread

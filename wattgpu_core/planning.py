@@ -1,15 +1,19 @@
 """Prediction API: mean power, ITL, energy per token and throughput for any (LLM, GPU, workload) from a model set.
 
 This is what the dashboard and ``python -m wattgpu_core predict`` call. :func:`load_model_set` reads a model set's
-files once (an immutable object the app caches); :func:`predict` resolves names against the catalogs, builds the
-paper's features from the specs and returns one row per request with the predictions, whether the GPU and LLM were
-seen in training, whether the model fits in GPU memory, and notes on extrapolation; :func:`rank_gpus` ranks every
-catalog GPU for one LLM and workload by energy per token.
+files once (an immutable object the app caches): ``"default"`` (WattGPU+ for the targets and scenarios where it
+measured better than the paper's XGB, XGB elsewhere), ``"plus"`` or ``"paper"``. :func:`predict` resolves names
+against the catalogs, joins the specs, fills the workload (batch size, request rate, tokens, requests, GPUs, serving
+stack; Watt Counts' values by default) and returns one row per request with the predictions, their 80% intervals
+(WattGPU+), whether the GPU and LLM were seen in training, whether a spec lies outside the training range, whether
+the model fits in GPU memory, the serving stack and model behind each value, and notes on what is extrapolated or
+weak; :func:`rank_gpus` ranks every catalog GPU for one LLM and workload by energy per token.
 
 Energy per token and throughput follow the Watt Counts definitions (energy = GPU energy over the whole measurement
-window / output tokens; throughput = output tokens / window). Offline, ITL is window / tokens, so throughput =
-1 / ITL and energy per token = power x ITL. Server, requests arrive at rate lambda with L output tokens each, so in
-steady state throughput = lambda L and energy per token = power / (lambda L) (idle gaps included, as measured).
+window / output tokens; throughput = output tokens / window). Offline, ITL is window / tokens, i.e. effective batch /
+step time per token, so throughput = 1 / ITL and energy per token = power x GPUs x ITL. Server, requests arrive at
+rate lambda with L output tokens each, so in steady state throughput = lambda L (at most what the GPU serves at its
+largest batch) and energy per token = power x GPUs / throughput (idle gaps included, as measured).
 :func:`derivation_check` compares both derivations with the measured values in the store.
 """
 
@@ -422,6 +426,20 @@ def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.nd
     return res
 
 
+def _missing_plus_inputs(feats: pd.DataFrame) -> np.ndarray:
+    """Per row, the specs WattGPU+ needs that the catalogs lack (it does not impute them), comma-separated."""
+    from .plus_itl import REQUIRED_INPUTS
+    from .plus_power import POWER_REQUIRED
+
+    cols = [c for c in dict.fromkeys((*REQUIRED_INPUTS, *POWER_REQUIRED)) if c in feats.columns]
+    miss = feats[cols].isna().to_numpy()
+    names = np.array(cols, dtype=object)
+    out = np.full(len(feats), "", dtype=object)
+    for i in np.flatnonzero(miss.any(axis=1)):
+        out[i] = ", ".join(names[miss[i]])
+    return out
+
+
 def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.DataFrame, detail, pool, values,
                       range_notes, stack_in, stack_known, saturation, gpus: pd.DataFrame) -> np.ndarray:
     n = len(out)
@@ -438,6 +456,8 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
     missing_inputs = _missing_inputs(feats, model_set.parts.get("paper", model_set)) if not paper_only else \
         _missing_inputs(feats, model_set)
     missing_inputs = np.where(any_paper, missing_inputs, "")
+    plus_missing = _missing_plus_inputs(feats) if model_set.kind != "paper" else np.full(n, "", dtype=object)
+    plus_missing = np.where(plus_power | plus_itl, plus_missing, "")
     default_batch = default_max_num_seqs(out["gpu_id"], feats["memory_size_gb"])
     batch = values["batch_size"]
     rate = values["request_rate_qps"]
@@ -472,6 +492,8 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
         (multi & any_paper, "num_gpus only scales energy for the XGB model (single-GPU data)"),
         (missing_inputs != "", np.array(["missing specs imputed with training means: " + s
                                          for s in missing_inputs], dtype=object)),
+        (plus_missing != "", np.array(["incomplete specs for WattGPU+, the catalog lacks " + s + " (what needs "
+                                       "them is not predicted)" for s in plus_missing], dtype=object)),
         (~out["fits_in_memory"].to_numpy(), "does not fit in GPU memory (16-bit weights + KV cache of one "
                                             "1024-token sequence > 90% of memory)"),
         (odd_batch & any_paper, "batch_size is not an input of the XGB model: its power and ITL are for vLLM's "

@@ -107,9 +107,8 @@ def out_of_range(frame: pd.DataFrame, ranges: Mapping) -> np.ndarray:
         v = pd.to_numeric(frame[c], errors="coerce").to_numpy(float)
         lo, hi = bounds
         for i in np.flatnonzero(~(v >= lo * (1 - 1e-9)) | ~(v <= hi * (1 + 1e-9))):
-            what = "unknown" if not np.isfinite(v[i]) else ("above" if v[i] > hi else "below")
-            notes[i].append(f"{RANGE_LABELS.get(c, c)} {what} the training range "
-                            f"({lo:,.4g}-{hi:,.4g})")
+            where = "unknown" if not np.isfinite(v[i]) else ("above" if v[i] > hi else "below")
+            notes[i].append(f"{RANGE_LABELS.get(c, c)} {where} (training range {lo:,.4g}-{hi:,.4g})")
     return np.asarray(["; ".join(n) for n in notes], dtype=object)
 
 
