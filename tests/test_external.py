@@ -93,3 +93,21 @@ def test_cli_validate_external(tmp_path, seed_db_path, capsys):
     assert "External validation" in capsys.readouterr().out
     data = json.loads(out.read_text())
     assert {r["model"] for r in data["summary"]} == {"XGB"} and len(data["pairs"]) == 18
+
+
+def test_tensor_parallel_check_predicts_runs_it_never_trained_on(seed_db_path, monkeypatch):
+    seen = []
+    original = plus.PlusModelSet.fit
+
+    def spy(self, target, train, *, aux=None, n_threads=1, seed=0):
+        seen.append(aux)
+        return original(self, target, train, aux=aux, n_threads=n_threads, seed=seed)
+
+    monkeypatch.setattr(plus.PlusModelSet, "fit", spy)
+    with Store.open(seed_db_path, read_only=True) as store:
+        table = X.tensor_parallel_check(store)
+    for aux in seen:
+        assert (aux["num_gpus"].fillna(1) == 1).all()  # no multi-GPU run in training
+    total = table[table["tensor_parallel"] == "all"].set_index("quantity")
+    assert set(total.index) == {"time per output token", "power per GPU"} and (total["n"] == 140).all()
+    assert np.isfinite(table["mdape_pct"]).all()

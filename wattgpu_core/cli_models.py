@@ -135,14 +135,24 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_validate_external(args) -> int:
-    from .external import external_validation, format_external
+    from .external import external_validation, format_external, tensor_parallel_check
     from .store import Store
 
+    sets = tuple(args.model_set or ("plus", "paper"))
     with Store.open(args.db) as store:
-        result = external_validation(store, tuple(args.model_set or ("plus", "paper")))
+        result = external_validation(store, sets)
+        tp = tensor_parallel_check(store) if "plus" in sets else None
     print(format_external(result))
+    data = result.to_dict()
+    if tp is not None and len(tp):
+        print("\n  Tensor parallel (WattGPU+, ML.ENERGY's stack calibrated on its single-GPU runs; its 2-16 GPU runs "
+              "never trained on):")
+        for r in tp.to_dict("records"):
+            print(f"  {r['quantity']:<22} TP {str(r['tensor_parallel']):<4} MdAPE {r['mdape_pct']:6.1f}%  "
+                  f"median ln(measured/predicted) {r['median_ln_ratio']:+.2f}  n={r['n']}")
+        data["tensor_parallel"] = tp.to_dict("records")
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

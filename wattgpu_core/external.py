@@ -142,6 +142,43 @@ def _gpu_ratio_pairs(runs: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(key).reset_index(drop=True)
 
 
+def tensor_parallel_check(store, *, seed: int = 0) -> pd.DataFrame:
+    """WattGPU+ on multi-GPU runs, which no training set has on the default stack: fit on Watt Counts plus
+    ML.ENERGY's single-GPU runs (which calibrate its stack, vLLM 0.5), predict ML.ENERGY's tensor-parallel runs (2 to
+    16 GPUs; never trained on). One row per quantity (time per output token, power per GPU) and tensor-parallel
+    degree, plus "all": MdAPE (%), median ln(measured / predicted), runs."""
+    from .plus_itl import time_per_output_token_s
+
+    frame = training_frame(store, "catalog")
+    aux = auxiliary_frame(store, "catalog")
+    ml = aux[aux["source_id"].eq(SOURCE)]
+    single = ml[ml["num_gpus"].fillna(1).eq(1)]
+    multi = ml[ml["num_gpus"].fillna(1).gt(1)].copy()
+    if multi.empty:
+        return pd.DataFrame(columns=["quantity", "tensor_parallel", "mdape_pct", "median_ln_ratio", "n"])
+    ms = get_model_set("plus")
+    train_aux = pd.concat([aux[aux["source_id"].isin(WATTCOUNTS_SOURCES)], single], ignore_index=True)
+    power = ms.fit("power", target_rows(frame, "power", ms.features("power")), aux=train_aux, seed=seed)
+    itl = ms.fit("itl", target_rows(frame, "itl", ms.features("itl")), aux=train_aux, seed=seed)
+    multi["scenario"] = multi["scenario_detail"] = "offline"
+    multi["num_requests"] = np.nan
+    multi["max_output_tokens"] = multi["output_tokens"]
+    multi["tensor_parallel"] = multi["num_gpus"]
+    measured = {"time per output token": time_per_output_token_s(multi), "power per GPU": multi["power_w"].to_numpy(
+        float)}
+    predicted = {"time per output token": itl.predict(multi), "power per GPU": power.predict(multi)}
+    rows = []
+    tp = multi["num_gpus"].to_numpy(float)
+    for q in measured:
+        for degree in (None, *sorted(set(tp))):
+            m = np.ones(len(tp), bool) if degree is None else tp == degree
+            y, p = measured[q][m], np.asarray(predicted[q], float)[m]
+            rows.append({"quantity": q, "tensor_parallel": "all" if degree is None else int(degree),
+                         "mdape_pct": mdape_pct(y, p), "median_ln_ratio": float(np.median(np.log(y / p))),
+                         "n": int(m.sum())})
+    return pd.DataFrame(rows)
+
+
 def format_external(result: ExternalValidation) -> str:
     """The validation as text: the summary, then the ratio pairs."""
     lines = [f"External validation: trained on Watt Counts only ({result.n_train_rows:,} runs), tested on "
