@@ -294,3 +294,18 @@ def test_paper_set_keeps_its_behaviour_and_has_no_intervals(data):
                                    "batch_size": 64}]), data["gpus"], data["llms"], P.load_model_set("paper"))
     assert out["power_w_lo"].isna().all() and out.loc[0, "power_model"] == "XGB"
     assert "batch_size is not an input of the XGB model" in out.loc[0, "notes"]
+
+
+def test_wattgpu_plus_is_evaluated_beside_xgb(data):
+    from wattgpu_core.cli_models import DEFAULT_EVALUATED
+
+    assert DEFAULT_EVALUATED == ("paper", "plus")
+    frame = _subset(data["frame"], 5)
+    result = E.evaluate_frame(frame, False, ["paper", "plus"], aux=data["aux"], strategies=("CV",),
+                              baselines=False)
+    for target in ("power", "itl"):
+        for scenario in ("offline", "server"):
+            ours, paper = (result.record(target, m, scenario, "CV") for m in ("WattGPU+", "XGB"))
+            assert ours["n_rows"] == paper["n_rows"] and np.isfinite(ours["mdape_pct"])
+    text = E.format_tables(result)
+    assert "WattGPU+ Offline CV" in text and "XGB      Offline CV" in text

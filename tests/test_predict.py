@@ -144,7 +144,8 @@ def test_cli_predict_round_trip(tmp_path, seed_db_path, capsys):
 
 def test_cli_evaluate_json(tmp_path, seed_db_path, capsys):
     out = tmp_path / "eval.json"
-    assert main(["evaluate", "--json", str(out), "--db", str(seed_db_path), "--quiet"]) == 0
+    # The paper's set only, to keep the suite fast (WattGPU+ through the same path: tests/test_plus.py).
+    assert main(["evaluate", "--json", str(out), "--db", str(seed_db_path), "--quiet", "--model-set", "paper"]) == 0
     import json
 
     records = json.loads(out.read_text())

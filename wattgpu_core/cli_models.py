@@ -130,7 +130,11 @@ def _cmd_predict(args) -> int:
         gpus, llms = store.gpus(), store.llms()
     out = predict_csv(args.input, args.output, gpus, llms, model_set)
     extrapolated = int((~out["gpu_seen"] | ~out["llm_seen"]).sum())
-    print(f"wrote {args.output}: {len(out)} predictions ({extrapolated} for a GPU or LLM not in the training data)")
+    outside = int(out["out_of_range"].sum())
+    stacks = ", ".join(sorted(out["serving_stack"].dropna().unique()))
+    print(f"wrote {args.output}: {len(out)} predictions with {model_set.label} for serving stack {stacks} "
+          f"({extrapolated} for a GPU or LLM not in the training data, {outside} with a spec outside the training "
+          f"range; the notes column says what is extrapolated, weak or unsupported)")
     return 0
 
 
