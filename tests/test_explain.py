@@ -5,20 +5,24 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from wattgpu_core import explain
-from wattgpu_core.models import fit_model_set, get_model_set, training_frame
+from wattgpu_core.errors import WattGPUError
+from wattgpu_core.models import training_frame
 
 
 @pytest.fixture(scope="module")
 def trained(seed_db_path):
+    """The paper's XGB models the app uses (committed files, trained on this seed data) and the training rows."""
+    from wattgpu_core.planning import load_model_set
     from wattgpu_core.store import Store
 
     with Store.open(seed_db_path, read_only=True) as store:
         frame = training_frame(store)
         gpus, llms = store.gpus(), store.llms()
-    return fit_model_set(get_model_set("paper"), frame, n_threads=2), frame, gpus, llms
+    return dict(load_model_set("paper").models), frame, gpus, llms
 
 
 def test_base_value_plus_shap_values_equals_the_model_output(trained):
@@ -59,3 +63,173 @@ def test_global_importance_ranks_the_scenario_first(trained):
         assert imp[target].importance["feature"].iloc[0] == "scenario_detail"
         assert (imp[target].importance["importance"] >= 0).all()
         assert imp[target].shap.shape == imp[target].values.shape == (500, len(explain.model_features(fitted[target])))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# WattGPU+: grouped exact Shapley values, physics, global importance, the Explain view
+LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
+OFFLINE = {"scenario": "offline", "batch_size": 256.0, "input_tokens": 14.0, "output_tokens": 220.0}
+SERVER = {"scenario": "server", "request_rate_qps": 0.33, "input_tokens": 14.0, "output_tokens": 220.0}
+
+
+@pytest.fixture(scope="module")
+def plus_setup(seed_db_path):
+    from wattgpu_core.planning import load_model_set
+    from wattgpu_core.store import Store
+
+    model_set = load_model_set("default")
+    with Store.open(seed_db_path, read_only=True) as store:
+        gpus, llms = store.gpus(), store.llms()
+        background = explain.explanation_background(store, model_set)
+    return model_set, gpus, llms, background
+
+
+def _predicted(model_set, gpus, llms, gpu, request):
+    from wattgpu_core.planning import predict
+
+    return predict(pd.DataFrame([{"llm": LLAMA, "gpu": gpu, **request}]), gpus, llms, model_set).iloc[0]
+
+
+def test_exact_shapley_of_a_small_game_by_hand():
+    # v(S) for players a (bit 0), b (bit 1): v() = 0, v(a) = 1, v(b) = 2, v(ab) = 6 (interaction 3, split evenly)
+    phi = explain.shapley_from_coalitions(np.array([0.0, 1.0, 2.0, 6.0]), 2)
+    np.testing.assert_allclose(phi, [2.5, 3.5])
+    v = np.random.default_rng(0).normal(size=(1 << 5, 3))
+    phi = explain.shapley_from_coalitions(v, 5)
+    np.testing.assert_allclose(phi.sum(axis=0), v[-1] - v[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("gpu,request_", [("h100-nvl-94gb", OFFLINE), ("l4", SERVER), ("a100-pcie-40gb", OFFLINE)])
+def test_plus_shap_adds_up_to_the_prediction_the_app_shows(plus_setup, gpu, request_):
+    model_set, gpus, llms, background = plus_setup
+    out = explain.explain_plus_request(LLAMA, gpu, request_, gpus, llms, model_set, background)
+    shown = _predicted(model_set, gpus, llms, gpu, request_)
+    power, itl = out.targets["power"], out.targets["itl"]
+    assert power.base_value + power.shap.sum() == pytest.approx(shown["power_w"], rel=1e-9)
+    assert itl.base_value + itl.shap.sum() == pytest.approx(math.log(shown["itl_s"]), rel=1e-9)
+    assert itl.prediction == pytest.approx(shown["itl_s"] * 1000, rel=1e-9)  # ms
+    # base value = mean prediction over the background (geometric mean for ITL)
+    bg = background.rows[request_["scenario"] if request_["scenario"] == "offline" else "server"]
+    models = explain.plus_models(model_set)
+    assert power.base_value == pytest.approx(models["power"].predict(bg).mean(), rel=1e-9)
+    assert itl.base_value == pytest.approx(np.log(models["itl"].predict(bg)).mean(), rel=1e-9)
+    assert "serving" in power.fixed  # the same serving stack everywhere: contribution exactly 0, not shown
+    assert "llm_correction" in power.fixed and "llm_correction" in itl.shap  # power never reads the LLM's name
+    assert len(power.shap) <= 12
+    for e in (power, itl):
+        contrib = e.contributions(top=12)
+        assert contrib["shap"].sum() == pytest.approx(e.shap.sum(), abs=1e-9)
+        small = contrib["label"].str.contains("with little effect")
+        assert (contrib.loc[~small, "shap"].abs() >= e.small_effect).all()
+    assert power.reading().startswith("Predicted power is **") and "ITL" in itl.reading()
+
+
+def test_plus_explains_a_gpu_outside_the_training_data(plus_setup):
+    model_set, gpus, llms, background = plus_setup
+    assert "b200" not in model_set.gpu_ids
+    out = explain.explain_plus_request(LLAMA, "b200", SERVER, gpus, llms, model_set, background)
+    for e in out.targets.values():
+        assert np.isfinite(e.shap).all() and np.isfinite(e.base_value) and np.isfinite(e.prediction)
+    shown = _predicted(model_set, gpus, llms, "b200", SERVER)
+    assert out.targets["power"].prediction == pytest.approx(shown["power_w"], rel=1e-9)
+    assert out.targets["power"].values["gpu_arch"].startswith("Blackwell")
+    assert "estimated from its specs" in out.physics.power_reading()
+    assert out.physics.itl_parts()["ms"].sum() == pytest.approx(shown["itl_s"] * 1000, rel=1e-9)
+    power = out.physics.power_parts()
+    assert power["w"].sum() == pytest.approx(out.physics.power["tdp_w"])  # idle + busy (+ stack) + unused = TDP
+    assert "Memory-bound" in out.physics.itl_reading()  # one sequence at a time reads the weights each step
+
+
+def test_groups_cover_every_input_the_plus_models_read(plus_setup):
+    from wattgpu_core.plus_itl import ITL_INPUTS
+    from wattgpu_core.plus_power import POWER_INPUTS
+
+    grouped = {c for g in explain.PLUS_GROUPS for c in g.columns}
+    assert set(ITL_INPUTS) | set(POWER_INPUTS) | {"serving_stack", "scenario"} <= grouped
+    assert len(explain.PLUS_GROUPS) <= 13  # at most 12 vary in one scenario: 2^12 coalitions
+    # changing every column no group covers leaves both predictions unchanged
+    model_set, gpus, llms, _ = plus_setup
+    _, rows = explain.model_rows(pd.DataFrame([{"llm": LLAMA, "gpu": "a30", **OFFLINE}]), gpus, llms, model_set)
+    other = rows.copy()
+    changed = [c for c in rows.columns if c not in grouped]
+    assert {"release_year", "bandwidth_latency_s", "transistor_count_m"} <= set(changed)
+    for c in changed:
+        numeric = pd.to_numeric(other[c], errors="coerce")
+        other[c] = numeric * 1.7 + 1 if numeric.notna().all() else "changed"
+    for model in explain.plus_models(model_set).values():
+        np.testing.assert_array_equal(model.predict(other), model.predict(rows))
+
+
+def test_physics_breakdowns_add_up_to_the_predictions(plus_setup):
+    model_set, gpus, llms, background = plus_setup
+    models = explain.plus_models(model_set)
+    rows = pd.concat([background.population["offline"].head(40), background.population["server"].head(40)],
+                     ignore_index=True)
+    itl = models["itl"].breakdown(rows)
+    parts = ["weights_s", "compute_limit_s", "kv_cache_s", "attention_compute_s", "allreduce_s", "host_s", "prefill_s",
+             "correction_s"]
+    np.testing.assert_allclose(itl[parts].sum(axis=1), models["itl"].predict(rows), rtol=1e-12)
+    assert set(itl["limit"]) <= {"memory", "compute", "power"}
+    power = models["power"].breakdown(rows)
+    np.testing.assert_allclose(power["power_w"], models["power"].predict(rows), rtol=1e-12)
+    np.testing.assert_allclose(power["serving_idle_w"] + power["busy_w"], power["power_w"], rtol=1e-12)
+
+
+def test_plus_global_importance_over_a_few_configurations(plus_setup):
+    model_set, _, _, background = plus_setup
+    calls = []
+    imp = explain.plus_global_importance(model_set, background, "server", n_rows=3,
+                                         progress=lambda f, msg: calls.append(f))
+    assert calls[-1] == pytest.approx(1.0) and len(calls) == 3
+    for target in ("power", "itl"):
+        table = imp[target].importance
+        assert (table["importance"] >= 0).all() and table["importance"].is_monotonic_decreasing
+        assert "batch" not in set(table["feature"])  # server rows: vLLM's default batch everywhere
+        assert imp[target].shap.shape == imp[target].values.shape == (3, len(table))
+
+
+def test_explain_view_explains_the_chosen_model_set(plus_setup):
+    from dataclasses import replace
+
+    model_set, gpus, llms, background = plus_setup
+    plus = explain.explain_view(LLAMA, "l4", OFFLINE, gpus, llms, model_set, background)
+    assert plus.model_label == "WattGPU+" and plus.uses_plus("power") and plus.physics is not None
+    assert "geometric mean" in plus.baseline and "32 offline training configurations" in plus.baseline
+    paper = explain.explain_view(LLAMA, "l4", OFFLINE, gpus, llms, model_set.parts["paper"])
+    assert paper.model_label == "Paper XGB" and not paper.uses_plus("itl") and paper.physics is None
+    shown = _predicted(model_set.parts["paper"], gpus, llms, "l4", OFFLINE)
+    assert paper.targets["power"].prediction == pytest.approx(shown["power_w"], rel=1e-5)
+    # a default set that keeps XGB for ITL explains each target with the model that predicts it
+    mixed = replace(model_set, choice={"power": {"offline": "plus", "server": "plus"},
+                                       "itl": {"offline": "paper", "server": "paper"}})
+    view = explain.explain_view(LLAMA, "l4", OFFLINE, gpus, llms, mixed, background)
+    assert view.uses_plus("power") and not view.uses_plus("itl") and view.model_label == "WattGPU+ / Paper XGB"
+    with pytest.raises(WattGPUError, match="unknown GPU"):
+        explain.explain_view(LLAMA, "no-such-gpu", OFFLINE, gpus, llms, model_set, background)
+
+
+def test_plus_figures_have_units_and_add_up(plus_setup):
+    from wattgpu_core import figures
+
+    model_set, gpus, llms, background = plus_setup
+    out = explain.explain_plus_request(LLAMA, "l4", OFFLINE, gpus, llms, model_set, background)
+    power = figures.explanation_waterfall(out.targets["power"], top=12)
+    assert power.layout.xaxis.title.text == "Mean GPU power (W)"
+    assert {t.name for t in power.data} <= {"raises the prediction", "lowers the prediction"}
+    itl = figures.explanation_waterfall(out.targets["itl"], top=12)
+    assert "ms, log scale" in itl.layout.xaxis.title.text
+    assert all(text.startswith("×") for t in itl.data for text in t.text)
+    bars = figures.itl_breakdown_figure(out.physics)
+    assert bars.layout.xaxis.title.text == "Time per output token (ms)"
+    physics_ms = out.physics.itl["physics_itl_s"] * 1000
+    assert sum(bars.data[0].x) == pytest.approx(physics_ms)  # the physical parts; corrections are in the title
+    assert f"= {out.targets['itl'].prediction:.3f} ms predicted" in bars.layout.title.text
+    stack = figures.power_breakdown_figure(out.physics)
+    assert stack.layout.xaxis.title.text == "Mean GPU power (W)"
+    assert sum(t.x[0] for t in stack.data) == pytest.approx(out.physics.power["tdp_w"])
+    assert [t.name.split(" ")[0] for t in stack.data] == ["Serving-idle", "Busy", "Unused"]
+    imp = explain.plus_global_importance(model_set, background, "offline", n_rows=2)
+    chart = figures.group_importance_bars(imp["power"])
+    assert chart.layout.xaxis.title.text == "Mean |SHAP value| (W)" and "2 offline training" in chart.layout.title.text
+    assert figures.group_importance_beeswarm(imp["itl"]).layout.xaxis.title.text == "SHAP value (natural log of ITL)"
+

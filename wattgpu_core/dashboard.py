@@ -681,6 +681,30 @@ def global_importance(store, model_set, max_rows: int = 2000) -> dict:
     return _global(fitted_models(model_set), training_frame(store, "catalog"), max_rows=max_rows)
 
 
+def explanation_background(store, model_set):
+    """The training configurations WattGPU+ explanations start from (None without WattGPU+; see
+    ``explain.explanation_background``)."""
+    from .explain import explanation_background as _background
+
+    return _background(store, model_set)
+
+
+def explain_view(llm_id: str, gpu_id: str, workload: Workload, gpus: pd.DataFrame, llms: pd.DataFrame, model_set,
+                 background=None):
+    """The Explain page's view of one prediction of ``model_set`` (see ``explain.explain_view``)."""
+    from .explain import explain_view as _view
+
+    return _view(llm_id, gpu_id, workload.as_request(), gpus, llms, model_set, background)
+
+
+def plus_global_importance(model_set, background, pool: str, n_rows: int = 100, progress=None) -> dict:
+    """Mean |SHAP| per input group of WattGPU+ over training configurations of one scenario (see
+    ``explain.plus_global_importance``)."""
+    from .explain import plus_global_importance as _global
+
+    return _global(model_set, background, pool, n_rows=n_rows, progress=progress)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Cross-validation views
 def explanation_note(model_set) -> str:

@@ -312,3 +312,118 @@ def importance_beeswarm(importance) -> go.Figure:
     return beeswarm_figure(importance.shap, importance.values, labels,
                            f"SHAP values for {_TARGET_NAMES.get(importance.target, importance.target)}, one dot per "
                            "training run", f"SHAP value ({unit})")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# WattGPU+ explanations: the physics of one prediction and grouped global importance
+_ITL_PART_COLORS = {"weights_s": "#1f77b4", "compute_limit_s": "#ff7f0e", "kv_cache_s": "#17becf",
+                    "attention_compute_s": "#bcbd22", "allreduce_s": "#9467bd", "host_s": "#7f7f7f",
+                    "prefill_s": "#8c564b", "correction_s": "#e377c2"}
+
+
+def _ms_decimals(total_ms: float) -> int:
+    """Decimals that show three significant digits of ``total_ms`` (and of parts of it) without exponents."""
+    if not (total_ms > 0 and math.isfinite(total_ms)):
+        return 2
+    return max(0, 2 - int(math.floor(math.log10(total_ms))))
+
+
+def itl_breakdown_figure(physics) -> go.Figure:
+    """Where WattGPU+'s predicted time per output token goes (an ``explain.PlusPhysics``): one horizontal bar per
+    physical part in ms, labelled with its share; the title gives their sum and the factor of the corrections
+    fitted to measured runs, which make it the prediction."""
+    parts = physics.itl_parts()
+    parts = parts[parts["part"] != "correction_s"].iloc[::-1]
+    physics_ms = float(physics.itl["physics_itl_s"]) * 1000.0
+    predicted_ms = physics_ms * float(physics.itl["correction_factor"])
+    d = _ms_decimals(physics_ms)
+    texts = [f"{ms:.{d}f} ms ({share:.0%})" if share >= 0.005 else f"{ms:.{d}f} ms (<1%)"
+             for ms, share in zip(parts["ms"], parts["share"], strict=True)]
+    fig = go.Figure(go.Bar(
+        x=parts["ms"], y=parts["label"], orientation="h", text=texts, textposition="outside", cliponaxis=False,
+        marker_color=[_ITL_PART_COLORS.get(p, PREDICTED_COLOR) for p in parts["part"]], name="ms per output token",
+        hovertemplate="%{y}: %{x:.3g} ms per output token<extra></extra>"))
+    factor = float(physics.itl["correction_factor"])
+    title = f"Time per output token: {physics_ms:.{d}f} ms"
+    if abs(factor - 1) >= 0.005:
+        title = (f"Time per output token: {physics_ms:.{d}f} ms<br><sup>× {factor:.2f} from corrections fitted to "
+                 f"measured runs = {predicted_ms:.{d}f} ms predicted</sup>")
+    fig.update_layout(**_LAYOUT)
+    fig.update_layout(title=title, showlegend=False, height=150 + 34 * len(parts),
+                      margin=dict(l=10, r=30, t=70, b=60))
+    fig.update_xaxes(title="Time per output token (ms)", range=[0, float(parts["ms"].max()) * 1.6 or 1.0],
+                     tickformat=f".{max(d - 1, 0)}f", nticks=5)
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
+_POWER_PART_COLORS = {"idle": "#7f7f7f", "busy": "#d62728", "stack": "#e377c2", "unused": "#e8e8e8"}
+
+
+def power_breakdown_figure(physics) -> go.Figure:
+    """WattGPU+'s predicted power as one stacked bar (an ``explain.PlusPhysics``): serving-idle power, the busy
+    share of the headroom (and a serving-stack calibration where there is one), then the unused headroom up to
+    the TDP; the bar's coloured part ends at the prediction."""
+    parts = physics.power_parts()
+    tdp = float(physics.power["tdp_w"])
+    power = float(physics.power["power_w"])
+    fig = go.Figure()
+    for _, r in parts.iterrows():
+        fig.add_trace(go.Bar(
+            x=[r["w"]], y=["Power"], orientation="h", name=f"{r['short']} {r['w']:,.0f} W",
+            marker=dict(color=_POWER_PART_COLORS.get(r["part"], PREDICTED_COLOR),
+                        line=dict(color="#bbbbbb", width=1) if r["part"] == "unused" else None),
+            text=f"{r['w']:,.0f} W" if r["w"] >= 0.1 * tdp else "", textposition="inside",
+            insidetextanchor="middle", hovertemplate=f"{r['label']}: %{{x:,.0f}} W<extra></extra>"))
+    fig.update_layout(**_LAYOUT)
+    fig.update_layout(barmode="stack", title=f"Power: {power:,.0f} W of the {tdp:,.0f} W TDP", height=290,
+                      margin=dict(l=10, r=30, t=60, b=130),
+                      legend=dict(orientation="h", yanchor="top", y=-0.5, xanchor="left", x=0, traceorder="normal"))
+    fig.update_xaxes(title="Mean GPU power (W)", range=[0, tdp * 1.02])
+    fig.update_yaxes(showticklabels=False)
+    return fig
+
+
+def group_importance_bars(importance) -> go.Figure:
+    """Bar chart of an ``explain.GroupImportance`` (WattGPU+, mean |SHAP| per input group)."""
+    what = _TARGET_NAMES.get(importance.target, importance.target)
+    where = "offline" if importance.pool == "offline" else "server"
+    return importance_figure(importance.importance[["label", "importance"]],
+                             f"WattGPU+ {what}: what matters over {importance.n_rows} {where} training configurations",
+                             importance.axis_title)
+
+
+def group_importance_beeswarm(importance) -> go.Figure:
+    """Beeswarm of an ``explain.GroupImportance``: one dot per explained configuration and input group."""
+    what = _TARGET_NAMES.get(importance.target, importance.target)
+    unit = "W" if importance.target == "power" else "natural log of ITL"
+    return beeswarm_figure(importance.shap, importance.values, importance.labels,
+                           f"WattGPU+ SHAP values for {what}, one dot per training configuration",
+                           f"SHAP value ({unit})")
+
+
+MODEL_COLORS = {"WattGPU+": "#d62728", "XGB": "#1f77b4"}
+
+
+def ratio_figure(pairs: pd.DataFrame, quantity: str, unseen: str, seen: str) -> go.Figure:
+    """Predicted against measured ratio (unseen GPU / seen GPU) per LLM and batch size, one colour per model, with
+    the y = x line; ``quantity`` is "power" or "time" (columns ``<quantity>_ratio_measured`` / ``_predicted``)."""
+    what = "mean power" if quantity == "power" else "time per output token"
+    fig = go.Figure()
+    measured, predicted = f"{quantity}_ratio_measured", f"{quantity}_ratio_predicted"
+    for model, part in pairs.groupby("model", sort=False):
+        fig.add_trace(go.Scatter(
+            x=part[measured], y=part[predicted], mode="markers", name=str(model),
+            marker=dict(size=8, opacity=0.8, color=MODEL_COLORS.get(str(model).split(",")[0])),
+            customdata=np.stack([part["llm_id"].str.split("/").str[-1], part["batch_size"]], axis=1),
+            hovertemplate="%{customdata[0]}, batch %{customdata[1]:.0f}<br>measured %{x:.2f}<br>predicted "
+                          "%{y:.2f}<extra>%{fullData.name}</extra>"))
+    values = pd.concat([pairs[measured], pairs[predicted]]).dropna()
+    if len(values):
+        lo, hi = float(values.min()) * 0.95, float(values.max()) * 1.05
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect prediction (y = x)",
+                                 line=dict(color="black", dash="dash", width=1), hoverinfo="skip"))
+    fig.update_layout(**_LAYOUT, title=f"{unseen} / {seen}: {what} ratio", height=420)
+    fig.update_xaxes(title=f"Measured ratio of {what} (×)")
+    fig.update_yaxes(title=f"Predicted ratio of {what} (×)")
+    return fig

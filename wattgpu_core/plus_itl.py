@@ -395,6 +395,66 @@ class PlusItlModel:
             out = out + fx
         return out
 
+    def breakdown(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Where each row's predicted ITL goes (for explanations; the prediction itself is :meth:`predict`).
+
+        Per row, in seconds per output token, parts that add up to ``predict(rows)``: ``weights_s`` (streaming
+        the weights the batch touches at the achieved bandwidth), ``compute_limit_s`` (what the matrix multiplies
+        take beyond that when the tensor rate or the power ceiling is slower than the weight reads; 0 when
+        memory-bound), ``kv_cache_s`` (reading every sequence's KV cache), ``attention_compute_s``, ``allreduce_s``
+        (tensor parallel), ``host_s`` (fixed per-step and per-sequence host overheads, the serving stack's
+        included), ``prefill_s`` (prompt processing, per output token) and ``correction_s`` (what the per-LLM, MoE
+        and serving-stack corrections add, negative when they shorten it). Each step's share of an output token is
+        1 / effective batch offline and about 1 in a server.
+
+        Also per row: ``batch`` (effective), ``step_s`` (one decode step), ``weights_gb`` and ``kv_cache_gb`` (read
+        per step and GPU), ``achieved_bandwidth_gb_s``, ``achieved_tflops``, ``power_limited_tflops``, ``limit``
+        ("memory", "compute" or "power": what bounds the matrix multiplies), ``physics_itl_s`` (before corrections)
+        and ``correction_factor``.
+        """
+        from dataclasses import replace
+
+        from .physics import NVLINK_GB_S
+
+        work = DecodeWorkload.of(rows)
+        h, c, k = self._stack_parts(rows)
+        p = self.calibration.step_parameters(rows)
+        p = replace(p, overhead_s=p.overhead_s + h, per_sequence_s=p.per_sequence_s + c)
+        r = work.evaluate(p)
+        batch, step, prefill = r["batch"], r["step_s"], r["prefill_s"]
+        parts = work.step_parts(batch)
+        bw = work.bandwidth_gb_s * 1e9 * np.asarray(p.memory_efficiency, dtype=float)
+        rate = work.tflops * 1e12 * np.asarray(p.compute_efficiency, dtype=float)
+        power_rate = np.asarray(p.power_tflops, dtype=float) * 1e12 * np.ones(len(work))
+        weights = parts["weight_bytes"] / bw
+        compute = parts["gemm_flops"] / rate
+        power = parts["gemm_flops"] / power_rate
+        gemm = np.maximum.reduce([weights, compute, power])
+        host = np.asarray(p.overhead_s, dtype=float) + np.asarray(p.per_sequence_s, dtype=float) * batch
+        out = work.output_tokens
+        n_req = work.num_requests
+        finite = np.isfinite(n_req)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            off_share = np.where(finite, work.offline_steps / (n_req * out), 1.0 / batch)
+            off_prefill = np.where(finite, prefill / out, prefill / out)
+        first_is_prefill = prefill > step
+        srv_share = (out - 1.0) / out + np.where(first_is_prefill, 0.0, 1.0 / out)
+        srv_prefill = np.where(first_is_prefill, prefill / out, 0.0)
+        share = np.where(work.offline, off_share, srv_share)
+        physics = share * step + np.where(work.offline, off_prefill, srv_prefill)
+        factor = k * np.exp(self._effects(rows))
+        limit = np.where(gemm > weights, np.where(power > compute, "power", "compute"), "memory").astype(object)
+        return pd.DataFrame({
+            "weights_s": share * weights, "compute_limit_s": share * (gemm - weights),
+            "kv_cache_s": share * parts["kv_bytes"] / bw, "attention_compute_s": share * parts["attention_flops"] / rate,
+            "allreduce_s": share * parts["comm_bytes"] / (NVLINK_GB_S * 1e9), "host_s": share * host,
+            "prefill_s": physics - share * step, "correction_s": physics * (factor - 1.0),
+            "batch": batch, "step_s": step, "weights_gb": parts["weight_bytes"] / 1e9,
+            "kv_cache_gb": parts["kv_bytes"] / 1e9, "achieved_bandwidth_gb_s": bw / 1e9,
+            "achieved_tflops": rate / 1e12, "power_limited_tflops": power_rate / 1e12, "limit": limit,
+            "physics_itl_s": physics, "correction_factor": factor,
+        }, index=rows.index)
+
     def max_throughput_tok_s(self, rows: pd.DataFrame) -> np.ndarray:
         """Output tokens/s at the largest batch the GPU can run (max_num_seqs, or what the KV cache holds): the
         most a server can deliver before queues grow without bound."""

@@ -495,6 +495,39 @@ class PlusPowerModel:
             p = np.minimum(p * factor, rows["tdp_w"].to_numpy(float))
         return p
 
+    def breakdown(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The parts of each row's predicted power (for explanations; the prediction itself is :meth:`predict`).
+
+        Per row: ``serving_idle_w`` (B), ``headroom_w`` (TDP - B), ``duty`` (busy share of the window),
+        ``headroom_use`` (g, the share of the headroom the work draws while busy), ``busy_w`` =
+        headroom x min(duty x g, 1), ``stack_factor`` (1 on the core serving stack) and ``power_w`` =
+        min((B + busy) x factor, TDP), equal to ``predict(rows)``; with ``tdp_w``, ``gpu_busy_share`` (u, the GPU's
+        share of a decode step against host time), ``compute_share`` (ci), ``batch`` (offline effective batch or
+        server concurrency) and ``measured_levels`` (True where B, D and F were measured on this GPU's runs rather
+        than taken from its specs).
+        """
+        n = len(rows)
+        ph = physical_frame(rows, self.timing)
+        b, d, f = self._levels(rows, ph)
+        g = np.clip(np.asarray(self.booster.inplace_predict(self._matrix(rows, ph, b, d, f)), dtype=float), 0, 1) \
+            if n else np.zeros(0)
+        tdp = rows["tdp_w"].to_numpy(float)
+        duty = ph["duty"].to_numpy()
+        busy = (tdp - b) * np.clip(g * duty, 0.0, 1.0)
+        power = b + (tdp - b) * np.clip(g * duty, 0.0, 1.0)  # as _predict_core
+        factor = np.ones(n)
+        if self.stack_factors and n:  # as predict
+            factor = pd.Series(_stack_key(rows)).map(self.stack_factors).fillna(1.0).to_numpy(float)
+            power = np.minimum(power * factor, tdp)
+        measured = np.array([np.isfinite(self.gpus.get(str(gid), {}).get("B", np.nan))
+                             for gid in rows["gpu_id"].astype(object)], dtype=bool)
+        return pd.DataFrame({
+            "serving_idle_w": b, "headroom_w": tdp - b, "duty": duty, "headroom_use": g, "busy_w": busy,
+            "stack_factor": factor, "power_w": power, "tdp_w": tdp, "gpu_busy_share": ph["u"].to_numpy(),
+            "compute_share": ph["ci"].to_numpy(), "batch": np.exp(ph["log_batch"].to_numpy()),
+            "measured_levels": measured,
+        }, index=rows.index)
+
     def serving_idle_w(self, rows: pd.DataFrame) -> np.ndarray:
         """The serving-idle power B (W) the model uses for each row's GPU."""
         return self._levels(rows, physical_frame(rows, self.timing))[0]
