@@ -35,8 +35,8 @@ with st.expander("Filter GPUs", icon=":material/filter_alt:"):
 tdp_range = (0.0, 0.0) if tuple(tdp) == options.tdp_range else tuple(float(t) for t in tdp)
 state = state.replace(llm=llm_id, scenario=workload.scenario, batch=workload.batch_size,
                       qps=workload.request_rate_qps, inp=workload.input_tokens, out=workload.output_tokens,
-                      mem=float(mem), gen=tuple(gen), form=tuple(form), tdp=tdp_range)
-shared.write_url(state, ("llm", "scenario", "batch", "qps", "inp", "out", "mem", "gen", "form", "tdp"))
+                      mem=float(mem), gen=tuple(gen), form=tuple(form), tdp=tdp_range, model=shared.model_name())
+shared.write_url(state, ("llm", "scenario", "batch", "qps", "inp", "out", "mem", "gen", "form", "tdp", "model"))
 
 candidates = db.apply_filters(shared.gpus(), state)
 if candidates.empty:
@@ -47,11 +47,13 @@ if comparison.ranked.empty:
 
 best = comparison.best
 st.subheader(f"Best energy per token: {best['gpu_name']}")
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Energy per token", db.fmt_energy(best["energy_per_token_j"]))
-m2.metric("Inter-token latency", db.fmt_itl(best["itl_s"]), help=db.ITL_HELP)
-m3.metric("Mean GPU power", db.fmt_power(best["power_w"]))
-m4.metric("Throughput", db.fmt_throughput(best["throughput_tok_s"]))
+cols = st.columns(4)
+for col, (column, title, help_) in zip(cols, (
+        ("energy_per_token_j", "Energy per token", None), ("itl_s", "Inter-token latency", db.ITL_HELP),
+        ("power_w", "Mean GPU power", None), ("throughput_tok_s", "Throughput", None))):
+    col.metric(title, db.INTERVAL_FORMATS[column](best[column]), help=help_)
+    col.caption(db.best_interval_text(best, column))
+st.caption(db.stack_caption(str(best.get("serving_stack") or ""), models.label))
 
 st.plotly_chart(figures.pareto_figure(comparison.ranked, comparison.measured), width="stretch")
 st.caption(db.pareto_caption(comparison))

@@ -20,6 +20,7 @@ paper = top[0].toggle("Paper-compatible mode", value=False, key="cv_paper",
 rerun = top[1].button("Re-run cross-validation", icon=":material/refresh:", width="stretch")
 result = shared.cross_validation(paper, rerun)
 st.caption(db.cv_caption(result, shared.gpus()))
+st.caption(db.cv_models_caption(result))
 
 for target in ("power", "itl"):
     st.subheader(db.TARGET_TITLES[target])
@@ -45,3 +46,14 @@ breakdown = db.breakdown(result, split, by, scenario, shared.gpus(), shared.llms
 st.plotly_chart(figures.error_breakdown_figure(breakdown, "GPU" if by == "gpu" else "LLM",
                                                f"{db.STRATEGY_LABELS[split]}: error per {by.upper()}, "
                                                f"{scenario} runs"), width="stretch")
+
+st.subheader("External validation: ML.ENERGY v2, never trained on")
+external = shared.external_validation()
+st.caption(db.external_caption(external, shared.gpus()))
+st.dataframe(db.external_table(external, shared.gpus()), hide_index=True, width="stretch")
+pairs = db.external_pairs(external)
+left, right = st.columns(2)
+names = shared.gpus().set_index("gpu_id")["name"]
+for column, quantity in ((left, "power"), (right, "time")):
+    column.plotly_chart(figures.ratio_figure(pairs, quantity, names[external["unseen_gpu"]],
+                                             names[external["seen_gpu"]]), width="stretch")

@@ -11,7 +11,10 @@ st.markdown(
     "WattGPU predicts the **mean GPU power (W)** and the **inter-token latency (ITL)** of LLM inference on NVIDIA "
     "GPUs from public LLM metadata and GPU specifications, with no profiling of the pair. From those it derives "
     "**energy per token** and **throughput**, so you can rank GPUs for a model before renting or buying any. "
-    "The models are the XGBoost models of the WattGPU paper (2026), trained on the Watt Counts measurements."
+    "By default it uses **WattGPU+**, a calibrated physical model (time per decode step from a roofline of bytes "
+    "and FLOPs, power between serving-idle and TDP) that takes batch size, request rate and token counts as inputs "
+    "and gives 80% intervals; the XGBoost models of the WattGPU paper (2026) stay available as the reference. Both "
+    "are trained on the Watt Counts measurements (vLLM 0.14, one GPU, 16-bit weights)."
 )
 
 info = shared.summary()
@@ -39,17 +42,21 @@ with a:
 with b:
     gpu_id = shared.pick_gpu("home_gpu", state)
 workload = shared.pick_workload("home", state)
-shared.write_url(state.replace(llm=llm_id, gpu=gpu_id), ("llm", "gpu"))
+shared.write_url(state.replace(llm=llm_id, gpu=gpu_id, model=shared.model_name()), ("llm", "gpu", "model"))
 
 result = shared.predict_one(llm_id, gpu_id, workload)
 if not result.fits:
     st.warning(f"{result.gpu_name} cannot hold this model: {result.reason}")
 else:
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Mean GPU power", db.fmt_power(result.power_w))
-    m2.metric("Inter-token latency", db.fmt_itl(result.itl_s), help=db.ITL_HELP)
-    m3.metric("Energy per token", db.fmt_energy(result.energy_per_token_j))
-    m4.metric("Throughput", db.fmt_throughput(result.throughput_tok_s))
+    cols = st.columns(4)
+    for col, (column, title, value, help_) in zip(cols, (
+            ("power_w", "Mean GPU power", db.fmt_power(result.power_w), None),
+            ("itl_s", "Inter-token latency", db.fmt_itl(result.itl_s), db.ITL_HELP),
+            ("energy_per_token_j", "Energy per token", db.fmt_energy(result.energy_per_token_j), None),
+            ("throughput_tok_s", "Throughput", db.fmt_throughput(result.throughput_tok_s), None))):
+        col.metric(title, value, help=help_)
+        col.caption(result.interval_text(column))
+    st.caption(db.stack_caption(result.serving_stack, shared.models().label))
     if result.notes:
-        st.caption(result.notes)
+        st.caption(f"Note: {result.notes}.")
 st.page_link("pages/compare.py", label="Compare every GPU for this model", icon=":material/leaderboard:")

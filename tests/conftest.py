@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -32,3 +33,28 @@ def store_path(seed_db_path, tmp_path) -> Path:
 def store(store_path):
     with Store.open(store_path) as s:
         yield s
+
+
+@pytest.fixture(scope="session", autouse=True)
+def evaluation_cache_dir(tmp_path_factory):
+    """One evaluation cache for the whole session (the app and the CLI honour $WATTGPU_CACHE_DIR), so the
+    cross-validation behind a page is computed once, never in the repository's data/ folder."""
+    path = tmp_path_factory.mktemp("evaluation-cache")
+    old = os.environ.get("WATTGPU_CACHE_DIR")
+    os.environ["WATTGPU_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("WATTGPU_CACHE_DIR", None)
+    else:
+        os.environ["WATTGPU_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def warm_evaluation(seed_db_path, evaluation_cache_dir):
+    """The Cross-validation page's evaluations (both modes) computed once into the session cache; every store
+    copied from the seed has the same content, hence the same cache key."""
+    from wattgpu_core.dashboard import evaluated_model_sets
+    from wattgpu_core.evaluation_cache import cached_evaluation
+
+    with Store.open(seed_db_path) as s:
+        return {compat: cached_evaluation(s, compat, evaluated_model_sets()) for compat in (False, True)}

@@ -103,13 +103,17 @@ def test_explain_shows_waterfalls_for_the_chosen_pair(app):
     assert_ok(at)
 
 
-def test_cross_validation_tables_and_breakdown(app):
+def test_cross_validation_tables_and_breakdown(app, warm_evaluation):
     at = app("cross_validation")
     assert len(at.dataframe) >= 2, "power and ITL tables"
     power = at.dataframe[0].value
     assert not at.toggle(key="cv_paper").value, "every GPU counts by default"
-    assert {"MdAPE (%)", "Pearson r", "GPU τ", "LLM τ"} <= set(power.columns)
+    assert {"MdAPE (%)", "Pearson r", "GPU τ", "LLM τ", "80% interval coverage (%)"} <= set(power.columns)
     assert {"CV", "LOGO", "LOLO"} <= set(power["Split"])
+    assert {"XGB", "WattGPU+", "TDP", "LS-TDP"} <= set(power["Model"]), "WattGPU+ side by side with the paper"
+    external = at.dataframe[2].value
+    assert "Ratio unseen / seen: median error (%)" in external.columns
+    assert {"WattGPU+", "XGB"} <= set(external["Model"])
     at.toggle(key="cv_paper").set_value(True).run()
     assert_ok(at)
     power = at.dataframe[0].value
@@ -117,7 +121,7 @@ def test_cross_validation_tables_and_breakdown(app):
     assert "Paper-compatible" in " ".join(c.value for c in at.caption)
     at.segmented_control(key="cv_by").set_value("llm").run()
     assert_ok(at)
-    assert len(plotly_charts(at)) == 3
+    assert len(plotly_charts(at)) == 5, "2 parity plots, the error breakdown and 2 external ratio plots"
 
 
 def test_data_upload_ingest_list_and_remove(app, store_path):

@@ -29,7 +29,7 @@ def _no_exceptions(page, where: str) -> None:
     assert not found, f"exception shown on {where}: {found}"
 
 
-def test_every_page_compare_and_concurrent_upload(store_path, tmp_path):
+def test_every_page_compare_and_concurrent_upload(store_path, tmp_path, warm_evaluation):
     from playwright.sync_api import sync_playwright
 
     timings: dict[str, float | list[float]] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -113,6 +113,11 @@ def fmt_throughput(t: float) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 # Workloads and page state (kept in the URL)
 SCENARIO_CHOICES = {"offline": "Offline batch", "server": "Online server"}
+MODEL_CHOICES = {"default": "WattGPU+ (recommended)", "paper": "Paper's XGBoost (reference)"}
+MODEL_HELP = ("WattGPU+ is a calibrated physical model (roofline time per decode step, power between serving-idle "
+              "and TDP) that takes batch size, request rate and token counts as inputs and reports 80% intervals; "
+              "it measures better than the paper's XGBoost on unseen GPUs (see Cross-validation). The paper's "
+              "models are kept as the reference.")
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,7 @@ class PageState:
     gen: tuple[str, ...] = ()
     form: tuple[str, ...] = ()
     tdp: tuple[float, float] = (0.0, 0.0)  # (0, 0) = any
+    model: str = "default"  # model set: "default" (WattGPU+ where it measures better) or "paper"
 
     @property
     def workload(self) -> Workload:
@@ -182,6 +188,8 @@ class PageState:
                 values[key] = str(get(key))
         if get("scenario") in SCENARIO_CHOICES:
             values["scenario"] = get("scenario")
+        if get("model") in MODEL_CHOICES:
+            values["model"] = get("model")
         values["batch"] = number("batch", int, 1, 4096)
         values["qps"] = number("qps", float, 0.001, 1000)
         values["inp"] = number("inp", int, 1, 131072)
@@ -562,6 +570,17 @@ class SinglePrediction:
     energy_per_token_j: float
     throughput_tok_s: float
     notes: str
+    intervals: Mapping = field(default_factory=dict)  # {column: (low, high)} where the model set gives intervals
+    serving_stack: str = ""
+    out_of_range: bool = False
+
+    def interval_text(self, column: str) -> str:
+        """'80% interval: a-b' in the metric's own format, or '' when the model set gives none."""
+        lo, hi = self.intervals.get(column, (np.nan, np.nan))
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return ""
+        fmt = INTERVAL_FORMATS[column]
+        return f"80% interval {fmt(lo)} – {fmt(hi)}"
 
 
 def predict_one(llm_id: str, gpu_id: str, workload: Workload, gpus: pd.DataFrame, llms: pd.DataFrame,
@@ -577,9 +596,32 @@ def predict_one(llm_id: str, gpu_id: str, workload: Workload, gpus: pd.DataFrame
     reason = "" if fits else (f"it needs about {weights:.0f} GB for 16-bit weights alone and the GPU has "
                               f"{float(gpu['memory_size_gb'].iloc[0]):.0f} GB")
     notes = str(row.get("notes") or "")
+    intervals = {c: (float(row[f"{c}_lo"]), float(row[f"{c}_hi"])) for c in INTERVAL_FORMATS
+                 if f"{c}_lo" in row and f"{c}_hi" in row}
+    stack = row.get("serving_stack")
     return SinglePrediction(str(gpu["name"].iloc[0]), fits, reason, float(row["power_w"]), float(row["itl_s"]),
                             float(row["energy_per_token_j"]), float(row["throughput_tok_s"]),
-                            "" if notes in ("nan", "None") else notes)
+                            "" if notes in ("nan", "None") else notes, intervals,
+                            str(stack) if isinstance(stack, str) else "", bool(row.get("out_of_range", False)))
+
+
+INTERVAL_FORMATS = {"power_w": lambda v: fmt_power(v), "itl_s": lambda v: fmt_itl(v),
+                    "energy_per_token_j": lambda v: fmt_energy(v), "throughput_tok_s": lambda v: fmt_throughput(v)}
+
+
+def best_interval_text(row: Mapping, column: str) -> str:
+    """'80% interval a – b' for one ranked row, or '' without intervals."""
+    lo, hi = row.get(f"{column}_lo", np.nan), row.get(f"{column}_hi", np.nan)
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return ""
+    return f"80% interval {INTERVAL_FORMATS[column](lo)} – {INTERVAL_FORMATS[column](hi)}"
+
+
+def stack_caption(serving_stack: str, model_label: str) -> str:
+    """Which serving stack and model the numbers refer to (every prediction says it)."""
+    stack = serving_stack or "vLLM 0.14"
+    return (f"Predicted by {model_label} for {stack}, one GPU per model replica unless stated, 16-bit weights, "
+            "as measured in Watt Counts.")
 
 
 TARGET_TITLES = {"power": "Mean GPU power", "itl": "Inter-token latency (ITL)"}
@@ -652,6 +694,9 @@ def cv_table(records: pd.DataFrame, target: str | None, paper: dict | None = Non
     })
     if "top1_pct" in rec:
         out["Picks the best GPU (%)"] = rec["top1_pct"].map(lambda v: _num(v, ".0f"))
+    if "interval_coverage_pct" in rec and rec["interval_coverage_pct"].notna().any():
+        out["80% interval coverage (%)"] = rec["interval_coverage_pct"].map(lambda v: _num(v, ".0f"))
+        out["Interval width (%)"] = rec["interval_width_pct"].map(lambda v: _num(v, ".0f"))
     out["Runs"] = rec["n_rows"].map(lambda v: f"{int(v):,}")
     if paper:
         keys = list(zip(rec["target"], rec["model"], rec["scenario"], rec["strategy"], strict=True))
@@ -718,12 +763,20 @@ def explanation_note(model_set) -> str:
             "the GPU's power ceiling, and how busy the GPU is.")
 
 
-def run_cross_validation(store, paper_compat: bool, progress=None, model_sets=("paper",)):
+def run_cross_validation(store, paper_compat: bool, progress=None, model_sets=("paper",), refresh: bool = False):
     """The paper's protocol (CV, LOGO, LOLO, baselines) on the store for ``model_sets`` (e.g. ("paper", "plus")
-    to show WattGPU+ beside the paper's models); ``progress(fraction, message)``."""
-    from .evaluation import run_evaluation
+    to show WattGPU+ beside the paper's models); ``progress(fraction, message)``. Results are kept on disk per data
+    and code version (``evaluation_cache``); ``refresh`` computes afresh."""
+    from .evaluation_cache import cached_evaluation
 
-    return run_evaluation(store, paper_compat=paper_compat, model_sets=model_sets, progress=progress)
+    return cached_evaluation(store, paper_compat, model_sets, progress=progress, refresh=refresh)
+
+
+def evaluated_model_sets() -> tuple[str, ...]:
+    """The model sets the Cross-validation page evaluates: the paper's, and WattGPU+ when its files exist."""
+    from .report import trained_model_sets
+
+    return tuple(n for n in trained_model_sets() if n in ("paper", "plus"))
 
 
 def external_validation(store) -> dict:
@@ -735,10 +788,60 @@ def external_validation(store) -> dict:
     return _validate(store).to_dict()
 
 
+def external_table(external: Mapping, gpus: pd.DataFrame) -> pd.DataFrame:
+    """The external validation as one row per model and quantity: MdAPE on the GPU Watt Counts has, on the GPU it
+    lacks, and the median error of the predicted ratio between them."""
+    summary = pd.DataFrame(external["summary"])
+    names = gpus.set_index("gpu_id")["name"].to_dict()
+    seen, unseen = external["seen_gpu"], external["unseen_gpu"]
+    columns = {f"MdAPE, {seen}": f"{names.get(seen, seen)}, in Watt Counts: MdAPE (%)",
+               f"MdAPE, {unseen}": f"{names.get(unseen, unseen)}, unseen GPU: MdAPE (%)",
+               f"ratio {unseen} / {seen}: median |error|": "Ratio unseen / seen: median error (%)"}
+    summary = summary[summary["what"].isin(columns)]
+    table = summary.pivot_table(index=["model", "quantity"], columns="what", values="mdape_pct", aggfunc="first")
+    table = table.reindex(columns=list(columns)).rename(columns=columns).reset_index()
+    table = table.rename(columns={"model": "Model", "quantity": "Quantity"})
+    table["Quantity"] = table["Quantity"].str.capitalize()
+    for c in columns.values():
+        table[c] = table[c].map(lambda v: _num(v, ".1f"))
+    return table
+
+
+def external_caption(external: Mapping, gpus: pd.DataFrame) -> str:
+    names = gpus.set_index("gpu_id")["name"].to_dict()
+    pairs = pd.DataFrame(external["pairs"])
+    n_runs = len({r["run_id"] for r in external["runs"]})
+    return (f"Trained on Watt Counts only ({external['n_train_rows']:,} runs, vLLM 0.14), then asked for the "
+            f"{n_runs} ML.ENERGY v2 runs (vLLM 0.5.4, all requests queued at once) of the LLMs both sources share, "
+            f"on {names.get(external['seen_gpu'])} (a GPU in Watt Counts) and {names.get(external['unseen_gpu'])} "
+            f"(a GPU Watt Counts lacks). Absolute levels differ because the serving software differs (the same "
+            f"Llama-3.1-8B on the same A100 draws about 395 W under Watt Counts' vLLM and about 190 W under "
+            f"ML.ENERGY's), so the ratio between the two GPUs at the same LLM and batch size "
+            f"({len(pairs) // max(pairs['model'].nunique(), 1)} pairs) isolates the unseen GPU. The "
+            f"stack-calibrated row learns ML.ENERGY's serving overheads from its A100 runs only and is then judged "
+            f"on the H100 runs it never saw.")
+
+
 def paper_results() -> dict:
     from .evaluation import PAPER_RESULTS
 
     return dict(PAPER_RESULTS)
+
+
+def cv_models_caption(result) -> str:
+    """What the model rows are (XGB = the paper's models; WattGPU+ = ours) and how its intervals were checked."""
+    models = {r["model"] for r in result.records}
+    if "WattGPU+" not in models:
+        return "XGB is the paper's model."
+    return ("XGB is the paper's model; WattGPU+ is ours (calibrated roofline ITL, power between serving-idle and "
+            "TDP), evaluated on the same rows by the same splits; it also learns from the Watt Counts MoE runs, "
+            "never from a fold's test group. Its 80% intervals are calibrated on leave-one-GPU-out residuals; the "
+            "coverage shown is measured on each held-out GPU with intervals calibrated without it.")
+
+
+def external_pairs(external: Mapping) -> pd.DataFrame:
+    """The per-(LLM, batch size) ratio records of the external validation."""
+    return pd.DataFrame(external["pairs"])
 
 
 def cv_caption(result, gpus: pd.DataFrame | None = None) -> str:

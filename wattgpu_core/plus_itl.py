@@ -167,6 +167,48 @@ class _Design:
         return np.log(self.work.evaluate(p)["itl_s"])
 
 
+def _grouped_jacobian(residuals, design: _Design, lower: np.ndarray, upper: np.ndarray):
+    """Forward-difference Jacobian of ``residuals`` that perturbs effect parameters of one kind together.
+
+    Each row's ln ITL depends on one architecture effect, one family effect and one family memory effect (and each
+    ridge row on its own parameter), so all architecture effects can be stepped at once and their columns read off
+    the rows they own: the same derivatives as one step per column, with 11 evaluations instead of 1 + 7 + the
+    number of effects. Steps follow scipy's 2-point rule (sqrt(eps) x max(1, |x|), turned back inside bounds).
+    """
+    n = len(design.arch_code)
+    na, nf = len(design.archs), len(design.fams)
+    rel = np.sqrt(np.finfo(float).eps)
+    rows = np.arange(n)
+    # (columns stepped together, for each column the residual rows it owns)
+    groups = [([j], None) for j in range(7)]
+    for start, count, code in ((7, na, design.arch_code), (7 + na, nf, design.fam_code),
+                               (7 + na + nf, nf, design.fam_code)):
+        cols = list(range(start, start + count))
+        owned = [np.r_[rows[code == k], n + (start - 7) + k] for k in range(count)]
+        if cols:
+            groups.append((cols, owned))
+
+    def jac(theta):
+        f0 = residuals(theta)
+        h = rel * np.where(theta >= 0, 1.0, -1.0) * np.maximum(1.0, np.abs(theta))
+        out = (theta + h > upper) | (theta + h < lower)
+        h = np.where(out, -h, h)
+        h = (theta + h) - theta
+        J = np.zeros((len(f0), len(theta)))
+        for cols, owned in groups:
+            x = theta.copy()
+            x[cols] += h[cols]
+            df = residuals(x) - f0
+            if owned is None:
+                J[:, cols[0]] = df / h[cols[0]]
+            else:
+                for j, idx in zip(cols, owned, strict=True):
+                    J[idx, j] = df[idx] / h[j]
+        return J
+
+    return jac
+
+
 def fit_calibration(frame: pd.DataFrame, y_log: np.ndarray) -> ItlCalibration:
     """Fit the calibrated roofline to ``frame`` (usable rows) and its ln ITL (robust least squares, ridge on the
     architecture effects)."""
@@ -183,8 +225,8 @@ def fit_calibration(frame: pd.DataFrame, y_log: np.ndarray) -> ItlCalibration:
     def residuals(theta):
         return np.r_[design.log_itl(theta) - y_log, ridge * theta[7:]]
 
-    fit = least_squares(residuals, x0, bounds=(lower, upper), loss="soft_l1", f_scale=ROBUST_SCALE, x_scale=1.0,
-                        max_nfev=400)
+    fit = least_squares(residuals, x0, jac=_grouped_jacobian(residuals, design, lower, upper), bounds=(lower, upper),
+                        loss="soft_l1", f_scale=ROBUST_SCALE, x_scale=1.0, max_nfev=400)
     t = fit.x
     g = dict(zip(_GLOBAL, t[:7], strict=True))
     return ItlCalibration(

@@ -43,7 +43,7 @@ def _slug(text: str) -> str:
 def write_report(store, out_dir: Path | str, model_names: tuple[str, ...] | None = None,
                  progress: Callable[[float, str], None] | None = None) -> list[Path]:
     """Write every published table and figure to ``out_dir``; returns the files written."""
-    from .evaluation import run_evaluation
+    from .evaluation_cache import cached_evaluation
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,7 @@ def write_report(store, out_dir: Path | str, model_names: tuple[str, ...] | None
     for i, paper_compat in enumerate((False, True)):
         mode = "paper-compat" if paper_compat else "all-gpus"
         say(0.05 + 0.4 * i, f"evaluating ({mode})")
-        result = run_evaluation(store, paper_compat=paper_compat, model_sets=list(names))
+        result = cached_evaluation(store, paper_compat, names, refresh=True)
         results[mode] = result
         md = out / f"accuracy_{mode}.md"
         md.write_text(f"# Accuracy, {mode}\n\n```\n{format_tables(result)}\n```\n")
