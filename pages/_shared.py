@@ -241,6 +241,65 @@ def global_importance(model_name: str = "paper"):
     return _global_importance(store_path(), version(), model_name)
 
 
+def model_switch(key: str) -> str:
+    """An in-page switch for the model set, kept in step with the sidebar's choice (switching one switches both)."""
+    st.session_state[key] = model_name()
+
+    def follow():
+        if st.session_state.get(key):
+            st.session_state["model_set"] = st.session_state[key]
+
+    st.segmented_control("Model to explain", list(db.MODEL_CHOICES), format_func=db.MODEL_CHOICES.get, key=key,
+                         on_change=follow, help=db.MODEL_HELP)
+    return model_name()
+
+
+@st.cache_resource(show_spinner="Sampling the training configurations explanations start from...", max_entries=4)
+def _explanation_background(path: str, data_version: str, model_name: str):
+    return db.explanation_background(_open_store(path), _model_set(model_name))
+
+
+@st.cache_data(max_entries=32, show_spinner="Explaining the prediction...")
+def _explain_view(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str, workload: db.Workload):
+    return db.explain_view(llm_id, gpu_id, workload, _gpus(path, data_version), _llms(path, data_version),
+                           _model_set(model_name), _explanation_background(path, data_version, model_name))
+
+
+def explain_view(llm_id: str, gpu_id: str, workload: db.Workload, model: str):
+    """The (cached) explanation of ``model``'s prediction; errors the user can act on stop the page."""
+    models(model)
+    try:
+        return _explain_view(store_path(), version(), model, llm_id, gpu_id, workload)
+    except WattGPUError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _plus_importance(path: str, data_version: str, model_name: str, pool: str, _computed=None):
+    """Holds WattGPU+ global importance (frozen, never mutated); the work runs outside, under a progress bar."""
+    if _computed is None:
+        raise _NotComputed
+    return _computed
+
+
+def plus_importance(model: str, pool: str, compute: bool = False):
+    """WattGPU+ global importance for one scenario pool: the cached result, computed (with a progress bar) when
+    ``compute``; None when not computed yet."""
+    key = (store_path(), version(), model, pool)
+    try:
+        return _plus_importance(*key)
+    except _NotComputed:
+        if not compute:
+            return None
+    bar = st.progress(0.0, text="Explaining training configurations...")
+    background = _explanation_background(store_path(), version(), model)
+    result = db.plus_global_importance(_model_set(model), background, pool,
+                                       progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
+    bar.empty()
+    return _plus_importance(*key, _computed=result)
+
+
 # -- cross-validation -------------------------------------------------------------------------------------------------
 class _NotComputed(Exception):
     pass

@@ -233,3 +233,45 @@ def test_plus_figures_have_units_and_add_up(plus_setup):
     assert chart.layout.xaxis.title.text == "Mean |SHAP value| (W)" and "2 offline training" in chart.layout.title.text
     assert figures.group_importance_beeswarm(imp["itl"]).layout.xaxis.title.text == "SHAP value (natural log of ITL)"
 
+
+# ----------------------------------------------------------------------------------------------------------------
+# The Explain page
+def test_explain_page_switches_model_set_and_llm(store_path, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("WATTGPU_DB", str(store_path))
+    monkeypatch.chdir(root)
+    at = AppTest.from_file(str(root / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/explain.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.segmented_control(key="exp_model").value == "default"  # WattGPU+ by default
+    texts = " ".join(m.value for m in at.markdown)
+    assert "Predicted power is" in texts and "Serving-idle power" in texts  # SHAP reading and physics
+    assert len(at.get("plotly_chart")) == 4, "two waterfalls and two physics charts"
+    assert at.button(key="exp_global"), "WattGPU+ global importance is computed on request"
+    at.selectbox(key="exp_llm").select("Qwen/Qwen2.5-0.5B-Instruct").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["llm"] == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert any("(0.49B parameters)" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    at.segmented_control(key="exp_model").set_value("paper").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["model"] == "paper" and at.sidebar.radio(key="model_set").value == "paper"
+    texts = " ".join(m.value for m in at.markdown)
+    assert "Predicted power is" in texts and "Serving-idle power" not in texts
+    assert len(at.get("plotly_chart")) == 3, "two waterfalls and the XGB global importance"
+    at.segmented_control(key="exp_model").set_value("default").run()
+    assert at.sidebar.radio(key="model_set").value == "default"
+    assert "model" not in at.query_params  # the default model set is left out of the URL
+    # global importance on request (3 configurations here instead of 100, to keep the test short)
+    from wattgpu_core import dashboard
+
+    monkeypatch.setattr(dashboard.plus_global_importance, "__defaults__", (3, None))
+    at.button(key="exp_global").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.main.button, "the prompt goes once computed"
+    assert any("Mean |SHAP| over 3 offline training configurations" in c.value for c in at.caption)
