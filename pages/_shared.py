@@ -29,7 +29,8 @@ def store() -> Store:
 
 
 def version() -> str:
-    return db.data_version(store())
+    """Cache key of everything a page shows: the data and the model files in use (changes after a retrain)."""
+    return db.models_version(store())
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -69,13 +70,28 @@ def summary() -> dict:
 
 
 # -- models -----------------------------------------------------------------------------------------------------------
-@st.cache_resource(show_spinner="Loading the prediction models...")
+@st.cache_resource(show_spinner="Loading the prediction models...", max_entries=8)
+def _model_set_at(name: str, models_dir: str):
+    return db.load_model_set(name, models_dir)
+
+
 def _model_set(name: str):
-    return db.load_model_set(name)
+    """The model set the app predicts with: retrained on the current data (Data page) if so, else committed."""
+    return _model_set_at(name, str(db.active_models_dir(store())))
 
 
-def models(name: str = "paper"):
+def models_origin() -> str:
+    return db.models_origin(db.active_models_dir(store()))
+
+
+def model_name() -> str:
+    """The model set chosen in the sidebar ("default" = WattGPU+ where it measures better, or "paper")."""
+    return st.session_state.get("model_set") or url_state().model
+
+
+def models(name: str | None = None):
     """The trained model set, or a clear message and a stopped page when the model files are missing."""
+    name = name or model_name()
     try:
         return _model_set(name)
     except ModelNotTrainedError as exc:
@@ -147,6 +163,13 @@ def pick_workload(prefix: str, state: db.PageState, columns: bool = True) -> db.
 # -- sidebar: custom GPU and LLM ------------------------------------------------------------------------------------
 def sidebar() -> None:
     with st.sidebar:
+        seed("model_set", url_state().model)
+        st.radio("Prediction model", list(db.MODEL_CHOICES), format_func=db.MODEL_CHOICES.get, key="model_set",
+                 help=db.MODEL_HELP)
+        origin = models_origin()
+        if origin:
+            st.caption(origin)
+        st.divider()
         st.caption("Hardware or a model missing from the catalog? Add it here; it is marked user-defined and "
                    "can be removed on the Data page.")
         with st.expander("Add a custom GPU", icon=":material/memory:"):
@@ -205,11 +228,13 @@ def _compare(path: str, data_version: str, model_name: str, llm_id: str, workloa
                            _runs(path, data_version))
 
 
-def compare(llm_id: str, workload: db.Workload, state: db.PageState, model_name: str = "paper") -> db.Comparison:
+def compare(llm_id: str, workload: db.Workload, state: db.PageState, model: str | None = None) -> db.Comparison:
     """The (cached) comparison for this LLM, workload and filters; errors the user can act on stop the page."""
+    model = model or model_name()
+    models(model)
     try:
-        return _compare(store_path(), version(), model_name, llm_id, workload,
-                        state.replace(llm="", gpu="", scenario="offline", batch=1, qps=1.0, inp=1, out=1))
+        return _compare(store_path(), version(), model, llm_id, workload,
+                        state.replace(llm="", gpu="", scenario="offline", batch=1, qps=1.0, inp=1, out=1, model=""))
     except WattGPUError as exc:
         st.error(str(exc))
         st.stop()
@@ -315,7 +340,8 @@ def _cv_cache(path: str, data_version: str, paper_compat: bool, _computed=None):
 
 
 def cross_validation(paper_compat: bool, rerun: bool = False):
-    """Evaluation results for the current data, computed once (with a progress bar) and cached."""
+    """Evaluation results for the current data (the paper's models and WattGPU+), computed once with a progress
+    bar, kept in memory and on disk until the data or the code change."""
     key = (store_path(), version(), bool(paper_compat))
     if rerun:
         _cv_cache.clear()
@@ -323,11 +349,21 @@ def cross_validation(paper_compat: bool, rerun: bool = False):
         return _cv_cache(*key)
     except _NotComputed:
         pass
-    bar = st.progress(0.0, text="Cross-validating: fitting one model per fold...")
-    result = db.run_cross_validation(store(), paper_compat,
+    bar = st.progress(0.0, text="Cross-validating: fitting one model per fold (this takes a minute the first time "
+                                "the data change)...")
+    result = db.run_cross_validation(store(), paper_compat, model_sets=db.evaluated_model_sets(), refresh=rerun,
                                      progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
     bar.empty()
     return _cv_cache(*key, _computed=result)
+
+
+@st.cache_data(max_entries=4, show_spinner="Predicting the ML.ENERGY v2 runs from a model trained on Watt Counts...")
+def _external(path: str, data_version: str) -> dict:
+    return db.external_validation(_open_store(path))
+
+
+def external_validation() -> dict:
+    return _external(store_path(), version())
 
 
 # -- uploads ----------------------------------------------------------------------------------------------------------
@@ -350,10 +386,11 @@ def _predict_one(path: str, data_version: str, model_name: str, llm_id: str, gpu
                           _model_set(model_name))
 
 
-def predict_one(llm_id: str, gpu_id: str, workload: db.Workload, model_name: str = "paper"):
-    models(model_name)
+def predict_one(llm_id: str, gpu_id: str, workload: db.Workload, model: str | None = None):
+    model = model or model_name()
+    models(model)
     try:
-        return _predict_one(store_path(), version(), model_name, llm_id, gpu_id, workload)
+        return _predict_one(store_path(), version(), model, llm_id, gpu_id, workload)
     except WattGPUError as exc:
         st.error(str(exc))
         st.stop()

@@ -50,7 +50,7 @@ st.subheader(f"Best energy per token: {best['gpu_name']}")
 cols = st.columns(4)
 for col, (column, title, help_) in zip(cols, (
         ("energy_per_token_j", "Energy per token", None), ("itl_s", "Inter-token latency", db.ITL_HELP),
-        ("power_w", "Mean GPU power", None), ("throughput_tok_s", "Throughput", None))):
+        ("power_w", "Mean GPU power", None), ("throughput_tok_s", "Throughput", None)), strict=True):
     col.metric(title, db.INTERVAL_FORMATS[column](best[column]), help=help_)
     col.caption(db.best_interval_text(best, column))
 st.caption(db.stack_caption(str(best.get("serving_stack") or ""), models.label))

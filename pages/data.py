@@ -61,7 +61,7 @@ with upload:
     if st.session_state.get("data_last_message"):
         st.info(st.session_state["data_last_message"])
     if st.session_state.get("data_last_batch"):
-        if st.button("Retrain and compare cross-validation metrics", key="data_retrain"):
+        if st.button("Retrain the models on the new data", key="data_retrain"):
             bar = st.progress(0.0, text="Retraining...")
             change = db.retrain_after_upload(shared.store(), st.session_state["data_last_batch"],
                                              progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))

@@ -53,7 +53,7 @@ else:
             ("power_w", "Mean GPU power", db.fmt_power(result.power_w), None),
             ("itl_s", "Inter-token latency", db.fmt_itl(result.itl_s), db.ITL_HELP),
             ("energy_per_token_j", "Energy per token", db.fmt_energy(result.energy_per_token_j), None),
-            ("throughput_tok_s", "Throughput", db.fmt_throughput(result.throughput_tok_s), None))):
+            ("throughput_tok_s", "Throughput", db.fmt_throughput(result.throughput_tok_s), None)), strict=True):
         col.metric(title, value, help=help_)
         col.caption(result.interval_text(column))
     st.caption(db.stack_caption(result.serving_stack, shared.models().label))

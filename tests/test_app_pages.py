@@ -139,13 +139,19 @@ def test_data_upload_ingest_list_and_remove(app, store_path):
     at.button(key="data_retrain").click().run()
     assert_ok(at)
     change = [d.value for d in at.dataframe if "MdAPE before (%)" in d.value.columns]
-    assert change and len(change[0]) == 4, "power and ITL, offline and server"
+    assert change and len(change[0]) == 8, "both model sets: power and ITL, offline and server"
+    retrained = list((Path(store_path).parent / "retrained").glob("*/plus.meta.json"))
+    assert len(retrained) == 1, "the retrained models are saved beside the store, never in models/"
+    at.run()
+    assert any("retrained on the current data" in c.value for c in at.sidebar.caption)
     listing = [d.value for d in at.dataframe if "Batch" in d.value.columns]
     assert listing and len(listing[0]) == 1
     at.button(key="data_remove").click().run()
     assert_ok(at)
     assert shared_store_runs(at, store_path) == before
     assert any("back to its state" in s.value for s in at.success)
+    assert not any("retrained on the current data" in c.value for c in at.sidebar.caption), \
+        "removing the upload returns to the committed models"
 
 
 def shared_store_runs(at: AppTest, store_path: Path) -> int:

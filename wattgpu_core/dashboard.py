@@ -8,9 +8,15 @@ this is the only file to follow it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -232,6 +238,14 @@ class PageState:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Catalog helpers
+def models_version(store) -> str:
+    """A key that changes with the data and with the model files the app predicts with (retraining)."""
+    folder = active_models_dir(store)
+    meta = folder / "plus.meta.json" if (folder / "plus.meta.json").is_file() else folder / "paper.meta.json"
+    stamp = meta.stat().st_mtime_ns if meta.is_file() else 0
+    return f"{data_version(store)}|{folder.name}|{stamp}"
+
+
 def data_version(store) -> str:
     """A cheap key that changes whenever the store's contents change (every write adds or removes a batch)."""
     batches = store.batches()
@@ -317,11 +331,13 @@ def apply_filters(gpus: pd.DataFrame, state: PageState) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Predictions (the adapter to the engine)
-def load_model_set(name: str = "paper"):
-    """The engine's trained models; raises ModelNotTrainedError (a WattGPUError) telling the user what to run."""
+def load_model_set(name: str = "paper", models_dir: Path | None = None):
+    """The engine's trained models (from ``models_dir``, default the committed ``models/``); raises
+    ModelNotTrainedError (a WattGPUError) telling the user what to run."""
     from . import planning
+    from .paths import MODELS_DIR
 
-    return planning.load_model_set(name)
+    return planning.load_model_set(name, Path(models_dir) if models_dir else MODELS_DIR)
 
 
 def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame, model_set) -> pd.DataFrame:
@@ -1007,45 +1023,93 @@ class MetricsChange:
     after: pd.DataFrame
 
 
-def retrain_after_upload(store, batch_id: str, progress=None, model_name: str = "paper") -> MetricsChange:
-    """Refit the models in memory on the current data and cross-validate (5-fold CV) before and after the upload.
+def retrained_models_dir(store) -> Path:
+    """Where models retrained on this store's current data live: ``retrained/<data key>/`` next to the store.
 
-    'Before' is the same training frame without the upload's runs. Nothing is written to ``models/``.
-    """
+    Each upload (or removal) changes the data key, so models never outlive the data they were fitted to; with only
+    the seed data there is no such folder and the committed ``models/`` are used."""
+    key = hashlib.sha256(data_version(store).encode()).hexdigest()[:16]
+    return Path(store.path).resolve().parent / "retrained" / key
+
+
+def active_models_dir(store) -> Path:
+    """The models the app predicts with: those retrained on the current data if any, else the committed ones."""
+    from .paths import MODELS_DIR
+
+    folder = retrained_models_dir(store)
+    return folder if (folder / "paper.meta.json").is_file() else MODELS_DIR
+
+
+def models_origin(models_dir: Path) -> str:
+    """One sentence for the pages: which model files the predictions come from ("" for the committed ones)."""
+    from .paths import MODELS_DIR
+
+    if Path(models_dir).resolve() == MODELS_DIR.resolve():
+        return ""
+    return ("Predictions use models retrained on the current data, uploads included (Data page); removing the "
+            "uploads returns to the committed models.")
+
+
+def retrain_after_upload(store, batch_id: str, progress=None) -> MetricsChange:
+    """Cross-validate both model sets (5-fold grouped CV) without and with the upload, then retrain them on all the
+    data into :func:`retrained_models_dir`, which the app uses from then on. ``models/`` is never written.
+
+    The paper's XGB learns only from Watt Counts runs of dense LLMs; WattGPU+ also learns from every other run (its
+    serving stack's calibration, per-LLM corrections and per-GPU power levels), so uploads move it."""
     from .evaluation import evaluate_frame
-    from .models import fit_model_set, get_model_set, training_frame
+    from .models import auxiliary_frame, train, training_frame
+    from .paths import MODELS_DIR
 
     def step(lo, hi):
         return (lambda f, m: progress(lo + (hi - lo) * f, m)) if progress else None
 
-    after_frame = training_frame(store, "catalog")
-    in_upload = after_frame["batch_id"].eq(batch_id)
-    before_frame = after_frame[~in_upload].reset_index(drop=True)
-    kw = dict(strategies=("CV",), baselines=False)
-    after = evaluate_frame(after_frame, False, (model_name,), progress=step(0.0, 0.45), **kw)
-    if in_upload.any():
-        before = evaluate_frame(before_frame, False, (model_name,), progress=step(0.45, 0.9), **kw)
+    frame = training_frame(store, "catalog")
+    aux = auxiliary_frame(store, "catalog")
+    in_frame = frame["batch_id"].eq(batch_id)
+    in_aux = aux["batch_id"].eq(batch_id)
+    sets = ("paper", "plus") if (MODELS_DIR / "plus.meta.json").is_file() else ("paper",)
+    kw = dict(strategies=("CV",), baselines=False, intervals=False)
+    after = evaluate_frame(frame, False, sets, aux=aux, progress=step(0.0, 0.4), **kw)
+    if in_frame.any() or in_aux.any():
+        before = evaluate_frame(frame[~in_frame].reset_index(drop=True), False, sets,
+                                aux=aux[~in_aux].reset_index(drop=True), progress=step(0.4, 0.8), **kw)
     else:
         before = after
-    if progress:
-        progress(0.92, "refitting on all data (in memory)")
-    fit_model_set(get_model_set(model_name), after_frame)
+    folder = retrained_models_dir(store)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))  # written whole, then renamed
+    try:
+        for i, name in enumerate(sets):
+            if progress:
+                progress(0.8 + 0.2 * i / len(sets), f"retraining {name} on all the data")
+            label = "XGB" if name == "paper" else "WattGPU+"
+            train(store, tmp, name, cv_records=[r for r in after.records if r["model"] == label])
+        if "plus" in sets:  # which set is the default per target comes from the full evaluation of the committed ones
+            committed = json.loads((MODELS_DIR / "plus.meta.json").read_text())
+            meta = json.loads((tmp / "plus.meta.json").read_text())
+            meta["default_for"] = committed.get("default_for")
+            (tmp / "plus.meta.json").write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if progress:
         progress(1.0, "done")
     b, a = before.records_frame(), after.records_frame()
     rows = b.merge(a, on=["target", "model", "scenario", "strategy"], suffixes=("_before", "_after"))
-    row_label = (rows["target"].map({"power": "Power", "itl": "ITL"}) + ", " + rows["scenario"])
-    table = pd.DataFrame({"Target and scenario": row_label,
+    row_label = (rows["model"] + ": " + rows["target"].map({"power": "power", "itl": "ITL"}) + ", "
+                 + rows["scenario"])
+    table = pd.DataFrame({"Model, target and scenario": row_label,
                           "MdAPE before (%)": rows["mdape_pct_before"].round(2),
                           "MdAPE after (%)": rows["mdape_pct_after"].round(2),
                           "Change (points)": (rows["mdape_pct_after"] - rows["mdape_pct_before"]).round(2),
-                          "Runs before": rows["n_rows_before"], "Runs after": rows["n_rows_after"]})
-    if in_upload.any():
-        summary = (f"Retrained in memory on {len(after_frame):,} training runs ({int(in_upload.sum()):,} from this "
-                   "upload); the committed model files are unchanged. 5-fold grouped CV before and after:")
-    else:
-        summary = ("This upload adds no runs the paper's models train on (they learn from Watt Counts runs of dense "
-                   "LLMs only), so retraining gives the same models and the same metrics. The upload is still used "
-                   "as measured points on the Compare GPUs page.")
+                          "Runs scored": rows["n_rows_after"]})
+    n_new = int(in_frame.sum() + in_aux.sum())
+    summary = (f"Retrained on all the data ({n_new:,} runs from this upload) and saved beside the store; every page "
+               "now predicts with these models. 5-fold grouped CV on the Watt Counts runs, before and after.")
+    if not in_frame.any():
+        summary += (" The paper's XGB learns only from Watt Counts runs of dense LLMs, so its metrics do not move; "
+                    "WattGPU+ also learns from this upload (its serving stack, LLMs and GPUs).")
     return MetricsChange(summary, table, pd.DataFrame({"row_label": row_label, "mdape_pct": rows["mdape_pct_before"]}),
                          pd.DataFrame({"row_label": row_label, "mdape_pct": rows["mdape_pct_after"]}))

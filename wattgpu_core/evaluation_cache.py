@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .evaluation import EvaluationResult, run_evaluation
+
 _CODE_MODULES = ("features", "models", "evaluation", "physics", "plus", "plus_itl", "plus_power", "catalog", "schema")
 FORMAT = "wattgpu-evaluation/1"
 
