@@ -49,26 +49,27 @@ best = comparison.best
 st.subheader(f"Best energy per token: {best['gpu_name']}")
 cols = st.columns(4)
 for col, (column, title, help_) in zip(cols, (
-        ("energy_per_token_j", "Energy per token", None), ("itl_s", "Inter-token latency", db.ITL_HELP),
+        ("energy_per_token_j", "Energy per token", None), ("itl_s", db.latency_title(workload.scenario), db.ITL_HELP),
         ("power_w", "Mean GPU power", None), ("throughput_tok_s", "Throughput", None)), strict=True):
     col.metric(title, db.INTERVAL_FORMATS[column](best[column]), help=help_)
     col.caption(db.best_interval_text(best, column))
 st.caption(db.stack_caption(str(best.get("serving_stack") or ""), models.label))
 
-st.plotly_chart(figures.pareto_figure(comparison.ranked, comparison.measured), width="stretch")
+st.plotly_chart(figures.pareto_figure(comparison.ranked, comparison.measured,
+                                     x_title=db.latency_axis_title(workload.scenario)), width="stretch")
 st.caption(db.pareto_caption(comparison))
 
 for note in comparison.notes:
     st.caption(f"Note: {note}.")
 table = db.display_table(comparison.ranked)
-st.dataframe(table, hide_index=True, width="stretch", column_config={
+st.dataframe(table, hide_index=True, placeholder="–", width="stretch", column_config={
     name: st.column_config.NumberColumn(format=fmt) for name, fmt in db.number_formats(table).items()})
 st.download_button("Download the comparison (CSV)", db.download_csv(comparison), file_name=db.csv_name(comparison),
                    mime="text/csv", icon=":material/download:")
 
 if len(comparison.cannot_hold):
     with st.expander(f"{len(comparison.cannot_hold)} GPUs cannot hold this model"):
-        st.dataframe(db.display_other(comparison.cannot_hold), hide_index=True, width="stretch")
+        st.dataframe(db.display_other(comparison.cannot_hold), hide_index=True, placeholder="–", width="stretch")
 if len(comparison.lacking_specs):
     with st.expander(f"{len(comparison.lacking_specs)} NVIDIA GPUs lack specs the models need"):
-        st.dataframe(db.display_other(comparison.lacking_specs), hide_index=True, width="stretch")
+        st.dataframe(db.display_other(comparison.lacking_specs), hide_index=True, placeholder="–", width="stretch")

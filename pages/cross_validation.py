@@ -25,16 +25,20 @@ st.caption(db.cv_models_caption(result))
 for target in ("power", "itl"):
     st.subheader(db.TARGET_TITLES[target])
     st.dataframe(db.cv_table(result.records_frame(), target, db.paper_results() if paper else None),
-                 hide_index=True, width="stretch")
+                 hide_index=True, placeholder="–", width="stretch")
 
 st.subheader("Predicted against measured")
-split = st.segmented_control("Split", list(db.STRATEGY_LABELS)[:3], default="LOGO", key="cv_split",
+c1, c2 = st.columns(2)
+learned = db.learned_models(result)
+model = c1.segmented_control("Model", learned, default=learned[0], key="cv_model") or learned[0]
+split = c2.segmented_control("Split", list(db.STRATEGY_LABELS)[:3], default="LOGO", key="cv_split",
                              format_func=db.STRATEGY_LABELS.get) or "LOGO"
 left, right = st.columns(2)
 for column, target in ((left, "power"), (right, "itl")):
-    spec = db.parity_spec(result, target, split)
-    column.plotly_chart(figures.parity_figure(spec.frame, "y_true", "y_pred", spec.axis_label, spec.title,
-                                              log_axes=spec.log_axes, scale=spec.scale), width="stretch")
+    spec = db.parity_spec(result, target, split, model=model)
+    column.plotly_chart(figures.parity_figure(spec.frame, "y_true", "y_pred", spec.axis_label,
+                                              f"{model}: {spec.title}", log_axes=spec.log_axes, scale=spec.scale),
+                        width="stretch")
 
 st.subheader("Error per GPU and per LLM")
 c1, c2 = st.columns(2)
@@ -42,15 +46,16 @@ by = c1.segmented_control("Group by", ["gpu", "llm"], default="gpu", key="cv_by"
                           format_func={"gpu": "GPU", "llm": "LLM"}.get) or "gpu"
 scenario = c2.segmented_control("Scenario", ["offline", "server"], default="offline", key="cv_scenario",
                                 format_func=db.SCENARIO_LABELS.get) or "offline"
-breakdown = db.breakdown(result, split, by, scenario, shared.gpus(), shared.llms())
+breakdown = db.breakdown(result, split, by, scenario, shared.gpus(), shared.llms(), model=model)
 st.plotly_chart(figures.error_breakdown_figure(breakdown, "GPU" if by == "gpu" else "LLM",
-                                               f"{db.STRATEGY_LABELS[split]}: error per {by.upper()}, "
+                                               f"{model}, {db.STRATEGY_LABELS[split]}: error per {by.upper()}, "
                                                f"{scenario} runs"), width="stretch")
 
 st.subheader("External validation: ML.ENERGY v2, never trained on")
 external = shared.external_validation()
 st.caption(db.external_caption(external, shared.gpus()))
-st.dataframe(db.external_table(external, shared.gpus()), hide_index=True, width="stretch")
+st.dataframe(db.external_table(external, shared.gpus()), hide_index=True, placeholder="–", width="stretch",
+             column_config={"Model": st.column_config.TextColumn(width="medium")})
 pairs = db.external_pairs(external)
 left, right = st.columns(2)
 names = shared.gpus().set_index("gpu_id")["name"]

@@ -26,7 +26,7 @@ with browse:
     else:
         frame = db.browse_gpus(shared.gpus(), query)
     st.caption(f"{len(frame):,} rows")
-    st.dataframe(frame, hide_index=True, width="stretch", height=420)
+    st.dataframe(frame, hide_index=True, placeholder="–", width="stretch", height=420)
 
 with upload:
     st.markdown("Upload measurements in any supported format; the format is detected from the content. "
@@ -41,7 +41,7 @@ with upload:
         except ValidationError as exc:
             st.error(f"{file.name} was rejected: {len(exc.issues)} problem(s) shown"
                      + (f" of {exc.total}" if exc.total > len(exc.issues) else "") + ". Fix them and upload again.")
-            st.dataframe(db.issues_table(exc), hide_index=True, width="stretch", column_config={
+            st.dataframe(db.issues_table(exc), hide_index=True, placeholder="–", width="stretch", column_config={
                 "Row": st.column_config.TextColumn(width="small"),
                 "Column": st.column_config.TextColumn(width="small"),
                 "Problem": st.column_config.TextColumn(width="large")})
@@ -49,7 +49,7 @@ with upload:
         st.success(db.validation_summary(prepared))
         for warning in prepared.warnings:
             st.warning(warning)
-        st.dataframe(db.preview_table(prepared, shared.gpus(), shared.llms()), hide_index=True, width="stretch")
+        st.dataframe(db.preview_table(prepared, shared.gpus(), shared.llms()), hide_index=True, placeholder="–", width="stretch")
         if st.button("Add these runs to the store", type="primary", key="data_confirm"):
             try:
                 result = shared.store().ingest(prepared)
@@ -67,7 +67,7 @@ with upload:
                                              progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
             bar.empty()
             st.markdown(change.summary)
-            st.dataframe(change.table, hide_index=True, width="stretch")
+            st.dataframe(change.table, hide_index=True, placeholder="–", width="stretch")
             st.plotly_chart(figures.metrics_change_figure(change.before, change.after,
                                                           "Cross-validated MdAPE before and after the upload"),
                             width="stretch")
@@ -77,7 +77,7 @@ with uploads:
     if listing.empty:
         st.info("No uploads or custom entries yet: the store holds the seed data only.")
     else:
-        st.dataframe(listing, hide_index=True, width="stretch")
+        st.dataframe(listing, hide_index=True, placeholder="–", width="stretch")
         choice = st.selectbox("Upload to remove", listing["Batch"], key="data_remove_choice")
         if st.button("Remove it", icon=":material/delete:", key="data_remove"):
             try:

@@ -27,12 +27,12 @@ c4.metric("Data sources", info["sources"])
 left, right = st.columns(2)
 with left:
     st.subheader("Data sources")
-    st.dataframe(info["source_table"], hide_index=True, width="stretch")
+    st.dataframe(info["source_table"], hide_index=True, placeholder="–", width="stretch")
 with right:
     st.subheader("How accurate are the models?")
     accuracy = db.headline_accuracy(shared.models())
     st.markdown(accuracy.sentence)
-    st.dataframe(accuracy.table, hide_index=True, width="stretch")
+    st.dataframe(accuracy.table, hide_index=True, placeholder="–", width="stretch")
 
 st.subheader("Quick prediction")
 state = shared.url_state()
@@ -51,7 +51,7 @@ else:
     cols = st.columns(4)
     for col, (column, title, value, help_) in zip(cols, (
             ("power_w", "Mean GPU power", db.fmt_power(result.power_w), None),
-            ("itl_s", "Inter-token latency", db.fmt_itl(result.itl_s), db.ITL_HELP),
+            ("itl_s", db.latency_title(workload.scenario), db.fmt_itl(result.itl_s), db.ITL_HELP),
             ("energy_per_token_j", "Energy per token", db.fmt_energy(result.energy_per_token_j), None),
             ("throughput_tok_s", "Throughput", db.fmt_throughput(result.throughput_tok_s), None)), strict=True):
         col.metric(title, value, help=help_)

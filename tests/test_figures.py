@@ -28,10 +28,13 @@ def test_pareto_mask_keeps_only_undominated_points():
 def test_pareto_figure_traces_axes_and_measured_points():
     measured = pd.DataFrame({"gpu_name": ["NVIDIA G1"], "itl_s": [0.02], "energy_per_token_j": [0.25], "n_runs": [5]})
     fig = figures.pareto_figure(_predicted(), measured)
+    offline = figures.pareto_figure(_predicted(), measured, x_title="Time per output token = 1 / throughput (ms)")
+    assert offline.layout.xaxis.title.text.startswith("Time per output token")
     names = [t.name for t in fig.data]
     assert names == ["Predicted (one GPU each)", "Pareto frontier", "Measured (runs in the store)"]
     assert "ITL (ms)" in fig.layout.xaxis.title.text and "Energy per token (J)" in fig.layout.yaxis.title.text
-    assert list(fig.data[1].text) == ["G0", "G1", "G3"]  # short names on the frontier
+    assert [a.text for a in fig.layout.annotations] == ["G0", "G1", "G3"]  # short names on the frontier
+    assert all(a.showarrow for a in fig.layout.annotations), "labels sit on leader lines"
     assert math.isclose(fig.data[0].x[0], 10.0)  # seconds shown as ms
     assert fig.data[2].marker.symbol == "diamond-open"
 

@@ -99,6 +99,16 @@ ITL_HELP = ("Offline, ITL is the batch's time per generated token (1 / throughpu
             "it; in server mode it is the time between two tokens of one request.")
 
 
+def latency_title(scenario: str) -> str:
+    """What the latency figure means for a workload: offline it is the batch's time per output token."""
+    return "Time per output token (batch)" if scenario == "offline" else "Inter-token latency"
+
+
+def latency_axis_title(scenario: str) -> str:
+    return ("Time per output token = 1 / throughput (ms)" if scenario == "offline"
+            else "Inter-token latency, ITL (ms)")
+
+
 def fmt_power(w: float) -> str:
     return f"{w:,.0f} W"
 
@@ -481,24 +491,33 @@ def number_formats(table: pd.DataFrame) -> dict[str, str]:
 
 
 def display_table(ranked: pd.DataFrame) -> pd.DataFrame:
-    """The ranked comparison with readable column names and rounded numbers (intervals shown when present)."""
+    """The ranked comparison with readable column names and rounded numbers; where the model set gives 80%
+    intervals, each metric is followed by one text column "low – high" (keeps the table narrow)."""
+    ranked = ranked.assign(itl_ms=ranked["itl_s"] * 1000) if "itl_s" in ranked else ranked
     cols = [c for c in RANKED_COLUMNS if c in ranked.columns]
-    for base in ("energy_per_token_j", "itl_s", "power_w", "throughput_tok_s"):
-        for suffix in ("_lo", "_hi"):
-            if f"{base}{suffix}" in ranked.columns:
-                name = f"{base}{suffix}" if base != "itl_s" else f"itl_ms{suffix}"
-                if base == "itl_s":
-                    ranked = ranked.assign(**{name: ranked[f"itl_s{suffix}"] * 1000})
-                cols.insert(cols.index(base if base != "itl_s" else "itl_ms") + (1 if suffix == "_lo" else 2), name)
     cols += [c for c in _OPTIONAL_EXTRAS if c in ranked.columns]
     out = ranked[cols].copy()
     for c in out.columns:
-        base = c.removesuffix("_lo").removesuffix("_hi")
-        if base in _DIGITS:
-            out[c] = out[c].map(lambda v, d=_DIGITS[base]: sig(v, d))
-        elif base in _DECIMALS:
-            out[c] = out[c].round(_DECIMALS[base])
-    return out.rename(columns={c: label(c) for c in out.columns})
+        if c in _DIGITS:
+            out[c] = out[c].map(lambda v, d=_DIGITS[c]: sig(v, d))
+        elif c in _DECIMALS:
+            out[c] = out[c].round(_DECIMALS[c])
+    out = out.rename(columns={c: label(c) for c in out.columns})
+    for base, shown, scale in (("energy_per_token_j", "energy_per_token_j", 1.0), ("itl_s", "itl_ms", 1000.0),
+                               ("power_w", "power_w", 1.0), ("throughput_tok_s", "throughput_tok_s", 1.0)):
+        lo, hi = f"{base}_lo", f"{base}_hi"
+        if lo not in ranked or hi not in ranked or label(shown) not in out:
+            continue
+        digits = _DIGITS.get(shown, 3)
+        text = [f"{_short_num(a * scale, digits)} – {_short_num(b * scale, digits)}"
+                if np.isfinite(a) and np.isfinite(b) else "–" for a, b in zip(ranked[lo], ranked[hi], strict=True)]
+        out.insert(out.columns.get_loc(label(shown)) + 1, f"{label(shown).split(' (')[0]} 80% interval", text)
+    return out
+
+
+def _short_num(value: float, digits: int) -> str:
+    v = sig(float(value), digits)
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}"
 
 
 def download_csv(comparison: Comparison) -> bytes:
@@ -670,6 +689,12 @@ def headline_accuracy(model_set) -> Accuracy:
              .sort_values(["Target", "Scenario"], ascending=[False, True], key=lambda s: s.str.lower())
              .reset_index(drop=True))
     table.columns.name = None
+    decided = model_metadata(model_set).get("default_for") or {}
+    if decided and rec["model"].iloc[0] != "XGB":  # the paper's models beside ours, same all-GPU evaluation
+        keys = {"Power": "power", "ITL": "itl"}
+        table["Paper's XGB, LOGO (%)"] = [
+            _num(((decided.get(keys[t], {}).get(s.lower()) or {}).get("mdape_pct") or {}).get("LOGO", {}).get("XGB"),
+                 ".1f") for t, s in zip(table["Target"], table["Scenario"], strict=True)]
     pick = rec[(rec["model"] == rec["model"].iloc[0]) & (rec["strategy"] == "LOGO")]
     if pick.empty:
         pick = rec[rec["model"] == rec["model"].iloc[0]]
@@ -853,6 +878,12 @@ def cv_models_caption(result) -> str:
             "TDP), evaluated on the same rows by the same splits; it also learns from the Watt Counts MoE runs, "
             "never from a fold's test group. Its 80% intervals are calibrated on leave-one-GPU-out residuals; the "
             "coverage shown is measured on each held-out GPU with intervals calibrated without it.")
+
+
+def learned_models(result) -> list[str]:
+    """The learned models of an evaluation (WattGPU+ first when present), for the parity and error views."""
+    names = sorted({k[0] for k in result.predictions if k[2] != "-"}, key=lambda m: (m != "WattGPU+", m))
+    return names or ["XGB"]
 
 
 def external_pairs(external: Mapping) -> pd.DataFrame:

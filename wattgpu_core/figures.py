@@ -32,16 +32,17 @@ def _log_axis(values: pd.Series) -> bool:
     return len(v) > 1 and v.max() / v.min() > 20
 
 
-def _error(frame: pd.DataFrame, column: str, scale: float = 1.0) -> dict | None:
+def _error(frame: pd.DataFrame, column: str, scale: float = 1.0, faint: bool = False) -> dict | None:
     lo, hi = f"{column}_lo", f"{column}_hi"
     if lo in frame.columns and hi in frame.columns and frame[[lo, hi]].notna().any().any():
         return dict(type="data", symmetric=False, array=(frame[hi] - frame[column]).clip(lower=0) * scale,
-                    arrayminus=(frame[column] - frame[lo]).clip(lower=0) * scale, thickness=1, width=3,
-                    color="rgba(31,119,180,0.45)")
+                    arrayminus=(frame[column] - frame[lo]).clip(lower=0) * scale, thickness=1, width=2 if faint else 3,
+                    color="rgba(31,119,180,0.22)" if faint else "rgba(31,119,180,0.45)")
     return None
 
 
-def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None, title: str = "") -> go.Figure:
+def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None, title: str = "",
+                  x_title: str = "Inter-token latency, ITL (ms)") -> go.Figure:
     """Energy per token against ITL for each GPU; the Pareto frontier drawn; measured points distinct.
 
     ``predicted`` needs ``gpu_name``, ``itl_s``, ``energy_per_token_j``, ``power_w``, ``throughput_tok_s`` and a
@@ -57,16 +58,15 @@ def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None,
     fig.add_trace(go.Scatter(
         x=pred["itl_ms"], y=pred["energy_per_token_j"], mode="markers", name="Predicted (one GPU each)",
         marker=dict(size=10, color=PREDICTED_COLOR, line=dict(width=1, color="white")), customdata=custom,
-        hovertemplate=hover, error_x=_error(pred, "itl_s", 1000), error_y=_error(pred, "energy_per_token_j"),
+        hovertemplate=hover, error_x=_error(pred, "itl_s", 1000, faint=True),
+        error_y=_error(pred, "energy_per_token_j", faint=True),
     ))
     front = pred[pred["on_frontier"].astype(bool)].sort_values("itl_ms")
     if len(front):
         fig.add_trace(go.Scatter(
-            x=front["itl_ms"], y=front["energy_per_token_j"], mode="lines+markers+text", name="Pareto frontier",
+            x=front["itl_ms"], y=front["energy_per_token_j"], mode="lines+markers", name="Pareto frontier",
             line=dict(color=FRONTIER_COLOR, width=2, shape="hv"),
             marker=dict(size=13, color=FRONTIER_COLOR, symbol="circle-open", line=dict(width=2)),
-            text=front["gpu_name"].map(short_gpu_name), textfont=dict(size=12),
-            textposition=[("top right", "bottom right", "top left", "bottom left")[i % 4] for i in range(len(front))],
             hoverinfo="skip",
         ))
     if measured is not None and len(measured):
@@ -82,22 +82,33 @@ def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None,
     both = pd.concat([pred[["itl_ms", "energy_per_token_j"]],
                       measured.assign(itl_ms=measured["itl_s"] * 1000)[["itl_ms", "energy_per_token_j"]]
                       if measured is not None and len(measured) else None])
-    fig.update_layout(**_LAYOUT, title=title or "Energy per token against inter-token latency (lower left is better)",
+    what = "time per output token" if x_title.lower().startswith("time per output token") else "inter-token latency"
+    fig.update_layout(**_LAYOUT, title=title or f"Energy per token against {what} (lower left is better)",
                       height=520)
-    _axis(fig.update_xaxes, "Inter-token latency, ITL (ms)", both["itl_ms"])
-    _axis(fig.update_yaxes, "Energy per token (J)", both["energy_per_token_j"])
+    log_x = _axis(fig.update_xaxes, x_title, both["itl_ms"])
+    log_y = _axis(fig.update_yaxes, "Energy per token (J)", both["energy_per_token_j"])
+    # Names of the frontier GPUs on leader lines fanned out above and below the curve, so close points stay readable
+    # (crowded frontiers are common: several Hopper and Blackwell parts sit within a few percent of each other).
+    for i, (x, y, name) in enumerate(zip(front["itl_ms"], front["energy_per_token_j"], front["gpu_name"],
+                                         strict=True)):
+        fig.add_annotation(x=math.log10(x) if log_x else x, y=math.log10(y) if log_y else y,
+                           text=short_gpu_name(name), showarrow=True, arrowhead=0, arrowwidth=1,
+                           arrowcolor="rgba(214,39,40,0.6)", ax=16 + 12 * (i % 3),
+                           ay=(-1 if i % 2 == 0 else 1) * (24 + 16 * ((i // 2) % 3)),
+                           font=dict(size=11, color="#333"), bgcolor="rgba(255,255,255,0.85)")
     return fig
 
 
-def _axis(update, title: str, values: pd.Series) -> None:
-    """Log scale with 1-2-5 tick labels when the values span more than a factor of 5, else linear."""
+def _axis(update, title: str, values: pd.Series) -> bool:
+    """Log scale with 1-2-5 tick labels when the values span more than a factor of 5, else linear; True if log."""
     v = pd.to_numeric(values, errors="coerce")
     v = v[np.isfinite(v) & (v > 0)]
     if len(v) > 1 and v.max() / v.min() > 5:
         ticks = nice_log_ticks(float(v.min()), float(v.max()))
         update(title=title + ", log scale", type="log", tickvals=ticks, ticktext=[_tick_text(t) for t in ticks])
-    else:
-        update(title=title, rangemode="tozero")
+        return True
+    update(title=title, rangemode="tozero")
+    return False
 
 
 def short_gpu_name(name: str) -> str:
@@ -402,7 +413,7 @@ def group_importance_beeswarm(importance) -> go.Figure:
                            f"SHAP value ({unit})")
 
 
-MODEL_COLORS = {"WattGPU+": "#d62728", "XGB": "#1f77b4"}
+MODEL_COLORS = {"WattGPU+": "#d62728", "XGB": "#1f77b4", "stack-calibrated": "#ff7f0e"}
 
 
 def ratio_figure(pairs: pd.DataFrame, quantity: str, unseen: str, seen: str) -> go.Figure:
@@ -414,7 +425,9 @@ def ratio_figure(pairs: pd.DataFrame, quantity: str, unseen: str, seen: str) -> 
     for model, part in pairs.groupby("model", sort=False):
         fig.add_trace(go.Scatter(
             x=part[measured], y=part[predicted], mode="markers", name=str(model),
-            marker=dict(size=8, opacity=0.8, color=MODEL_COLORS.get(str(model).split(",")[0])),
+            marker=dict(size=8, opacity=0.8, color=MODEL_COLORS["stack-calibrated"] if "stack" in str(model)
+                        else MODEL_COLORS.get(str(model).split(",")[0]), symbol="diamond" if "stack" in str(model)
+                        else "circle"),
             customdata=np.stack([part["llm_id"].str.split("/").str[-1], part["batch_size"]], axis=1),
             hovertemplate="%{customdata[0]}, batch %{customdata[1]:.0f}<br>measured %{x:.2f}<br>predicted "
                           "%{y:.2f}<extra>%{fullData.name}</extra>"))
@@ -423,7 +436,8 @@ def ratio_figure(pairs: pd.DataFrame, quantity: str, unseen: str, seen: str) -> 
         lo, hi = float(values.min()) * 0.95, float(values.max()) * 1.05
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect prediction (y = x)",
                                  line=dict(color="black", dash="dash", width=1), hoverinfo="skip"))
-    fig.update_layout(**_LAYOUT, title=f"{unseen} / {seen}: {what} ratio", height=420)
+    fig.update_layout(**{**_LAYOUT, "legend": dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0)},
+                      title=f"{short_gpu_name(unseen)} / {short_gpu_name(seen)}: {what}", height=460)
     fig.update_xaxes(title=f"Measured ratio of {what} (×)")
     fig.update_yaxes(title=f"Predicted ratio of {what} (×)")
     return fig
