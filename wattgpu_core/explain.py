@@ -109,8 +109,40 @@ def request_frame(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFrame, l
     return add_features(frame)
 
 
+class _ShownValue:
+    """How a target's explanation shows its numbers: W for power, ms on a log axis for ITL (subclasses say how a
+    model output becomes W or ms in ``to_display`` and hold ``target`` and ``raw_output``)."""
+
+    target: str
+    raw_output: float
+
+    def to_display(self, raw: float) -> float:
+        raise NotImplementedError
+
+    @property
+    def prediction(self) -> float:
+        return self.to_display(self.raw_output)
+
+    @property
+    def log_axis(self) -> bool:
+        return self.target == "itl"
+
+    @property
+    def axis_title(self) -> str:
+        return "Mean GPU power (W)" if self.target == "power" else "Inter-token latency, ITL (ms, log scale)"
+
+    @property
+    def value_format(self) -> str:
+        return "{:,.0f} W" if self.target == "power" else "{:.3g} ms"
+
+    @property
+    def title(self) -> str:
+        what = "power" if self.target == "power" else "ITL"
+        return f"Why this {what} prediction: {self.value_format.format(self.prediction)}"
+
+
 @dataclass(frozen=True)
-class TargetExplanation:
+class TargetExplanation(_ShownValue):
     """SHAP values of one prediction of one target, with what the page needs to show and read them."""
 
     target: str  # "power" or "itl"
@@ -126,27 +158,6 @@ class TargetExplanation:
     def to_display(self, raw: float) -> float:
         """Model output -> W (power) or ms (ITL)."""
         return raw * self.tdp_w if self.target == "power" else math.exp(raw) * 1000.0
-
-    @property
-    def prediction(self) -> float:
-        return self.to_display(self.raw_output)
-
-    @property
-    def log_axis(self) -> bool:
-        return self.target == "itl"
-
-    @property
-    def axis_title(self) -> str:
-        return "Mean GPU power (W)" if self.target == "power" else "Inter-token latency, ITL (ms, log scale)"
-
-    @property
-    def title(self) -> str:
-        what = "power" if self.target == "power" else "ITL"
-        return f"Why this {what} prediction: {self.value_format.format(self.prediction)}"
-
-    @property
-    def value_format(self) -> str:
-        return "{:,.0f} W" if self.target == "power" else "{:.3g} ms"
 
     def contributions(self, top: int = 8) -> pd.DataFrame:
         """The ``top`` largest contributions (|SHAP|), the rest summed as one row; columns feature, label, shap."""
@@ -490,7 +501,7 @@ def group_values(row: pd.Series, models: dict) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class GroupExplanation:
+class GroupExplanation(_ShownValue):
     """Shapley values of one WattGPU+ prediction over input groups, with what the page needs to show and read them
     (the same interface as :class:`TargetExplanation`, so the same waterfall draws both)."""
 
@@ -509,27 +520,6 @@ class GroupExplanation:
     def to_display(self, raw: float) -> float:
         """W (power) or ms (ITL, from ln seconds)."""
         return raw if self.target == "power" else math.exp(raw) * 1000.0
-
-    @property
-    def prediction(self) -> float:
-        return self.to_display(self.raw_output)
-
-    @property
-    def log_axis(self) -> bool:
-        return self.target == "itl"
-
-    @property
-    def axis_title(self) -> str:
-        return "Mean GPU power (W)" if self.target == "power" else "Inter-token latency, ITL (ms, log scale)"
-
-    @property
-    def value_format(self) -> str:
-        return "{:,.0f} W" if self.target == "power" else "{:.3g} ms"
-
-    @property
-    def title(self) -> str:
-        what = "power" if self.target == "power" else "ITL"
-        return f"Why this {what} prediction: {self.value_format.format(self.prediction)}"
 
     @property
     def base_text(self) -> str:
