@@ -567,7 +567,7 @@ def fitted_models(model_set) -> Mapping:
     """{target: fitted model} of a loaded model set, whatever shape the engine returns it in.
 
     SHAP explanations need tree models with the paper's preprocessing: for WattGPU+ (``kind`` "plus" or
-    "default") these are the paper's XGB models (see :func:`explanation_note`).
+    "default") these are the paper's XGB models.
     """
     if getattr(model_set, "kind", "paper") in ("plus", "default"):
         from . import planning
@@ -793,17 +793,6 @@ def plus_global_importance(model_set, background, pool: str, n_rows: int = 100, 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Cross-validation views
-def explanation_note(model_set) -> str:
-    """A sentence for the explanation views when the predictions shown come from WattGPU+ ("" for the paper's
-    models): SHAP values are those of the paper's XGB models, because WattGPU+ is a calibrated physical model
-    (roofline, power ceiling, utilisation), not a tree ensemble over the paper's features."""
-    if getattr(model_set, "kind", "paper") == "paper":
-        return ""
-    return ("These SHAP explanations are of the paper's XGB models. WattGPU+ predictions follow from physics: "
-            "bytes and FLOPs per decode step at the effective batch, calibrated bandwidth and tensor efficiencies, "
-            "the GPU's power ceiling, and how busy the GPU is.")
-
-
 def run_cross_validation(store, paper_compat: bool, progress=None, model_sets=("paper",), refresh: bool = False):
     """The paper's protocol (CV, LOGO, LOLO, baselines) on the store for ``model_sets`` (e.g. ("paper", "plus")
     to show WattGPU+ beside the paper's models); ``progress(fraction, message)``. Results are kept on disk per data

@@ -315,7 +315,7 @@ def model_rows(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame, m
               "output_tokens": out["output_tokens"].to_numpy(dtype=float),
               "output_given": np.isfinite(given("output_tokens")), "batch_size": given("batch_size"),
               "num_requests": given("num_requests"), "num_gpus": given("num_gpus")}
-    rows = planning._workload_frame(out["llm_id"].to_numpy(dtype=object), out["gpu_id"].to_numpy(dtype=object), gpus,
+    rows = planning.workload_frame(out["llm_id"].to_numpy(dtype=object), out["gpu_id"].to_numpy(dtype=object), gpus,
                                     llms, out["scenario_detail"].to_numpy(dtype=object), values, model_set,
                                     out["serving_stack"].to_numpy(dtype=object))
     return out, rows
@@ -370,7 +370,7 @@ def plus_background(frame: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
         "batch_size": np.where(offline, planning.default_max_num_seqs(cfg["gpu_id"], cfg["memory_size_gb"]), np.nan),
         "num_requests": np.full(len(cfg), np.nan), "num_gpus": np.full(len(cfg), np.nan),
     }
-    rows = planning._workload_frame(cfg["llm_id"].to_numpy(dtype=object), cfg["gpu_id"].to_numpy(dtype=object), gpus,
+    rows = planning.workload_frame(cfg["llm_id"].to_numpy(dtype=object), cfg["gpu_id"].to_numpy(dtype=object), gpus,
                                     llms, detail, values, model_set,
                                     np.full(len(cfg), model_set.default_stack, dtype=object))
     pools = np.where(offline, "offline", "server")

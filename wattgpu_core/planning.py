@@ -241,7 +241,7 @@ def _notes(parts: list[tuple[np.ndarray, object]], n: int) -> np.ndarray:
     return np.asarray(joined, dtype=object)[codes]
 
 
-def _workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set: LoadedModelSet,
+def workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set: LoadedModelSet,
                     stacks: np.ndarray) -> pd.DataFrame:
     """The request rows as the models read them: specs joined, paper features, workload columns with defaults."""
     from .models import join_extra_specs
@@ -346,7 +346,7 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
     stacks = np.asarray([s if (s is not None and ok) else model_set.default_stack
                          for s, ok in zip(stack_in, stack_known, strict=True)], dtype=object)
 
-    feats = _workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values, model_set, stacks)
+    feats = workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values, model_set, stacks)
     pool = pd.Series(detail).map(SCENARIO_POOL).to_numpy(dtype=object)
     preds = _predict_targets(model_set, feats, pool)
     power, itl = preds["power_w"], preds["itl_s"]
