@@ -36,6 +36,13 @@ def trained_model_sets() -> tuple[str, ...]:
     return tuple(sorted(names, key=lambda n: (n != "paper", n)))
 
 
+def _markdown(frame: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table."""
+    rows = [list(map(str, frame.columns))] + [[str(v) for v in row] for row in frame.itertuples(index=False)]
+    lines = ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join([lines[0], "|" + "---|" * len(frame.columns), *lines[1:]])
+
+
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
@@ -92,9 +99,15 @@ def write_report(store, out_dir: Path | str, model_names: tuple[str, ...] | None
 
     for name in names:
         model_set = db.load_model_set(name)
-        importance = db.global_importance(store, model_set)
-        for target, imp in importance.items():
-            written.append(_write_figure(figures.importance_bars(imp), out / f"importance_{name}_{target}.html"))
+        if name == "paper":  # TreeSHAP of the paper's XGB models over their training rows
+            for target, imp in db.global_importance(store, model_set).items():
+                written.append(_write_figure(figures.importance_bars(imp), out / f"importance_{name}_{target}.html"))
+        else:  # WattGPU+: exact Shapley values per input group over training configurations, per scenario
+            background = db.explanation_background(store, model_set)
+            for pool in ("offline", "server"):
+                for target, imp in db.plus_global_importance(model_set, background, pool).items():
+                    written.append(_write_figure(figures.group_importance_bars(imp),
+                                                 out / f"importance_{name}_{target}_{pool}.html"))
         if EXAMPLE_LLM in set(llms["llm_id"]):
             comparison = db.compare_gpus(EXAMPLE_LLM, db.Workload(), gpus, llms, model_set, runs=store.runs())
             stem = f"compare_{name}_{_slug(EXAMPLE_LLM)}_offline"
@@ -103,15 +116,26 @@ def write_report(store, out_dir: Path | str, model_names: tuple[str, ...] | None
             csv = out / f"{stem}.csv"
             csv.write_bytes(db.download_csv(comparison))
             written.append(csv)
-    index += ["- Global importance: `importance_<model set>_<target>.html`",
+    index += ["- Global importance: `importance_paper_<target>.html` (TreeSHAP), "
+              "`importance_plus_<target>_<scenario>.html` (WattGPU+, exact Shapley values per input group)",
               f"- Example comparison ({EXAMPLE_LLM}, default offline workload): `compare_<model set>_*.html/.csv`"]
 
-    external = db.external_validation(store) if hasattr(db, "external_validation") else None
-    if external is not None:
+    if "plus" in names:
+        say(0.95, "external validation")
+        external = db.external_validation(store)
         path = out / "external_validation.json"
         path.write_text(json.dumps(external, indent=2, default=str) + "\n")
-        written.append(path)
-        index += [f"- External validation (train on Watt Counts, test on ML.ENERGY v2): `{path.name}`"]
+        table = out / "external_validation.md"
+        table.write_text("# External validation\n\n" + db.external_caption(external, gpus) + "\n\n"
+                         + _markdown(db.external_table(external, gpus)) + "\n")
+        written += [path, table]
+        names_by_id = gpus.set_index("gpu_id")["name"]
+        for quantity in ("power", "time"):
+            fig = figures.ratio_figure(db.external_pairs(external), quantity, names_by_id[external["unseen_gpu"]],
+                                       names_by_id[external["seen_gpu"]])
+            written.append(_write_figure(fig, out / f"external_ratio_{quantity}.html"))
+        index += ["- External validation (train on Watt Counts, test on ML.ENERGY v2): `external_validation.md`, "
+                  "records `external_validation.json`, ratio plots `external_ratio_<power|time>.html`"]
 
     idx = out / "index.md"
     idx.write_text("\n".join(index) + "\n")
