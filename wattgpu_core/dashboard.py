@@ -684,7 +684,7 @@ def headline_accuracy(model_set) -> Accuracy:
                             value=learned["mdape_pct"].map(lambda v: _num(v, ".1f")))
              .pivot(index=["Target", "Scenario"], columns="strategy", values="value")
              .reindex(columns=["CV", "LOGO", "LOLO"])
-             .rename(columns=lambda c: f"MdAPE {c} (%)")
+             .rename(columns=lambda c: f"{c} (%)")
              .reset_index()
              .sort_values(["Target", "Scenario"], ascending=[False, True], key=lambda s: s.str.lower())
              .reset_index(drop=True))
@@ -692,7 +692,7 @@ def headline_accuracy(model_set) -> Accuracy:
     decided = model_metadata(model_set).get("default_for") or {}
     if decided and rec["model"].iloc[0] != "XGB":  # the paper's models beside ours, same all-GPU evaluation
         keys = {"Power": "power", "ITL": "itl"}
-        table["Paper's XGB, LOGO (%)"] = [
+        table["Paper's XGB LOGO (%)"] = [
             _num(((decided.get(keys[t], {}).get(s.lower()) or {}).get("mdape_pct") or {}).get("LOGO", {}).get("XGB"),
                  ".1f") for t, s in zip(table["Target"], table["Scenario"], strict=True)]
     pick = rec[(rec["model"] == rec["model"].iloc[0]) & (rec["strategy"] == "LOGO")]
@@ -703,7 +703,8 @@ def headline_accuracy(model_set) -> Accuracy:
     split = pick["strategy"].iloc[0]
     what = {"CV": "unseen LLM-GPU pairs", "LOGO": "GPUs left out of training", "LOLO": "LLMs left out of training"}
     return Accuracy(f"Median absolute percentage error on {what.get(split, split)} ({split}): " + ", ".join(parts)
-                    + ".", table)
+                    + ". The table gives the same error (MdAPE, %) on unseen LLM-GPU pairs (CV), unseen GPUs (LOGO) "
+                    "and unseen LLMs (LOLO).", table)
 
 
 def _num(value, spec: str) -> str:
