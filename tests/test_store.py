@@ -62,7 +62,7 @@ def test_remove_batch_restores_the_fingerprint_exactly(store):
 
 def test_removing_the_batch_that_introduced_a_source_keeps_it_for_later_uploads(store):
     first = ingest_bytes(store, "a.csv", CANONICAL)
-    later = ingest_bytes(store, "b.csv", CANONICAL.replace(b"331.5", b"332.5"))
+    later = ingest_bytes(store, "b.csv", CANONICAL.replace(b"NVIDIA L40S,offline", b"NVIDIA L40S,server"))
     assert later.added == 1
     store.remove_batch(first.batch_id)
     sources = store.sources().set_index("source_id")
@@ -83,9 +83,9 @@ def test_readers_in_threads_while_one_ingests(store):
     """Several threads read through one Store (a cursor per call) while the main thread ingests; every read sees
     the store either before or after the transaction, never half of it."""
     n_before = store.stats()["runs"]
-    rows = "\n".join(f"Qwen/Qwen2.5-7B-Instruct,NVIDIA L4,offline,{50 + i / 1000:.3f},0.001,t,CC0,"
+    rows = "\n".join(f"Qwen/Qwen2.5-7B-Instruct,NVIDIA L4,offline,{50 + i / 1000:.3f},0.001,t,CC0,Lab T,{i}"
                      for i in range(20_000))
-    data = (CANONICAL.decode().splitlines()[0] + "\n" + rows + "\n").encode()
+    data = (CANONICAL.decode().splitlines()[0] + ",iteration\n" + rows + "\n").encode()
     errors: list[BaseException] = []
     seen: set[int] = set()
     stop = threading.Event()
@@ -113,7 +113,9 @@ def test_readers_in_threads_while_one_ingests(store):
     assert seen <= {n_before, n_before + 20_000} and n_before in seen
 
 
-def test_a_store_locked_by_another_process_gives_a_clear_error(store_path):
+def test_a_store_held_by_another_process_for_too_long_gives_a_clear_error(store_path, monkeypatch):
+    """Operations wait for a store another process uses; one held past WATTGPU_LOCK_TIMEOUT_S says so."""
+    monkeypatch.setenv("WATTGPU_LOCK_TIMEOUT_S", "0.5")
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, duckdb
@@ -129,6 +131,7 @@ def test_a_store_locked_by_another_process_gives_a_clear_error(store_path):
             with pytest.raises(WattGPUError, match="in use by another process") as info:
                 Store.open(store_path, read_only=read_only)
             assert "\n" not in str(info.value) and "--db" in str(info.value)
+            assert "WATTGPU_LOCK_TIMEOUT_S" in str(info.value) and "0.5 s" in str(info.value)
         with pytest.raises(WattGPUError, match="in use by another process"):
             Store.build(store_path)
     finally:

@@ -54,7 +54,7 @@ def _cmd_ingest(args) -> int:
     from .store import Store
 
     with Store.open(args.db) as store:
-        result = ingest_path(store, args.file, fmt=args.format)
+        result = ingest_path(store, args.file, fmt=args.format, on_conflict=args.on_conflict)
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"{args.file}: {result.format}: {result.message}")
@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(p)
     p.add_argument("file", type=Path)
     p.add_argument("--format", default=None, help="skip detection (canonical, wattcounts_subset, ...)")
+    p.add_argument("--on-conflict", choices=("refuse", "replace", "skip"), default="refuse",
+                   help="a re-sent run (same natural key) whose measured values differ from the stored ones: refuse "
+                        "the file (default), replace the stored values, or skip it and keep them")
     p.set_defaults(func=_cmd_ingest)
 
     p = sub.add_parser("remove-batch", help="undo one upload (see stats / the Data page for batch ids)")

@@ -257,9 +257,9 @@ def models_version(store) -> str:
 
 
 def data_version(store) -> str:
-    """A cheap key that changes whenever the store's contents change (every write adds or removes a batch)."""
-    batches = store.batches()
-    return f"{len(batches)}:" + "|".join(batches["batch_id"])
+    """A cheap key that changes whenever the store's contents change, in this process or another one (every write
+    transaction bumps it; reading it is a file ``stat`` unless the file changed)."""
+    return store.data_version()
 
 
 def data_summary(store) -> dict:

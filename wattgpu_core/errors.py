@@ -58,3 +58,11 @@ class ValidationError(WattGPUError):
 
 class ModelNotTrainedError(WattGPUError):
     """The model files in models/ are missing or do not match the data."""
+
+
+class StoreBusyError(WattGPUError):
+    """The store file stayed locked by another process for longer than the wait allowed."""
+
+
+class ConflictError(ValidationError):
+    """Re-sent runs (same natural key) whose measured values differ from the stored ones."""

@@ -23,12 +23,13 @@ def validate_bytes(store: Store, file_name: str, data: bytes, fmt: str | None = 
                    file_sha256=sha256(data))
 
 
-def ingest_bytes(store: Store, file_name: str, data: bytes, fmt: str | None = None) -> IngestResult:
-    return store.ingest(validate_bytes(store, file_name, data, fmt))
+def ingest_bytes(store: Store, file_name: str, data: bytes, fmt: str | None = None,
+                 on_conflict: str = "refuse") -> IngestResult:
+    return store.ingest(validate_bytes(store, file_name, data, fmt), on_conflict=on_conflict)
 
 
-def ingest_path(store: Store, path: Path | str, fmt: str | None = None) -> IngestResult:
+def ingest_path(store: Store, path: Path | str, fmt: str | None = None, on_conflict: str = "refuse") -> IngestResult:
     path = Path(path)
     if not path.is_file():
         raise ValidationError([Issue(0, "", f"no such file: {path}")])
-    return ingest_bytes(store, path.name, path.read_bytes(), fmt)
+    return ingest_bytes(store, path.name, path.read_bytes(), fmt, on_conflict)

@@ -1,15 +1,23 @@
 """The embedded DuckDB store: GPUs, LLMs, measured runs, sources and import batches. All SQL lives here.
 
-One :class:`Store` wraps one DuckDB connection per process; every call takes its own cursor, so Streamlit sessions
-(threads) can share a store safely. Writes (ingest, custom GPUs and LLMs, removing an upload) are serialised by a
-lock and run in one transaction each: they either land whole or leave the store exactly as it was. Every value
-from outside is passed as a ``?`` parameter; identifiers come only from ``schema``.
+No process holds the store file open: every read and every write opens the file, does its work and closes it
+(milliseconds), so the app, any number of its sessions and any number of CLI processes share one file. DuckDB lets
+one process at a time open a file for writing; an operation that finds the file busy retries until the other
+process is done, up to ``WATTGPU_LOCK_TIMEOUT_S`` seconds (default 30), then says who held it. Within a process,
+threads share one DuckDB instance and writes are serialised by a lock. Each write runs in one transaction: it
+lands whole or leaves the store exactly as it was, and bumps ``data_version`` (a key of the store's contents in the
+``meta`` table) that the app's caches are keyed on, so every process sees another's write on its next query.
+Every value from outside is passed as a ``?`` parameter; identifiers come only from ``schema``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import random
+import re
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +28,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .errors import WattGPUError
+from .errors import ConflictError, Issue, StoreBusyError, WattGPUError
+from .faults import pause_point
+from .identity import COMPARED_COLUMNS, run_keys
 from .importers import SOURCES, PreparedImport
 from .paths import SEED_DIR, default_db_path
 from .schema import (
@@ -35,7 +45,11 @@ from .schema import (
     names,
 )
 
-SCHEMA_VERSION = "1"
+_NUMERIC_RUN_COLUMNS = {c.name for c in RUN_COLUMNS if c.is_numeric}
+SCHEMA_VERSION = "2"  # 2: runs.run_key (natural identity), runs_replaced, meta.data_version
+ON_CONFLICT = ("refuse", "replace", "skip")
+LOCK_TIMEOUT_ENV = "WATTGPU_LOCK_TIMEOUT_S"
+DEFAULT_LOCK_TIMEOUT_S = 30.0
 _TABLES: dict[str, tuple[Column, ...]] = {
     "gpus": GPU_COLUMNS,
     "llms": LLM_COLUMNS,
@@ -59,6 +73,8 @@ class IngestResult:
     format: str
     message: str
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    replaced: int = 0  # stored runs whose measured values this ingest replaced (on_conflict="replace")
+    conflicts_skipped: int = 0  # re-sent runs with other measured values, kept as stored (on_conflict="skip")
 
 
 def _ddl(table: str, columns: tuple[Column, ...]) -> str:
@@ -67,14 +83,32 @@ def _ddl(table: str, columns: tuple[Column, ...]) -> str:
         # No PRIMARY KEY on runs: run_id is unique by construction (the seed build refuses duplicates, and
         # Store.ingest, the only writer, skips fingerprints already stored and checks the new ones inside its
         # transaction). The key's index cost about a fifth of the time of ingesting 100,000 rows.
-        cols.append("seq BIGINT")
+        cols += ["seq BIGINT", "run_key VARCHAR"]
     else:
         cols.append(f"PRIMARY KEY ({_KEYS[table]})")
     return f"CREATE TABLE IF NOT EXISTS {table} (" + ", ".join(cols) + ")"
 
 
-class _RepeatedRun(Exception):
-    """A file holds one run twice: the one-pass INSERT is rolled back and redone with de-duplication."""
+# Runs that an upload replaced (``on_conflict="replace"``), kept so that removing that upload restores them.
+_REPLACED_DDL = ("CREATE TABLE IF NOT EXISTS runs_replaced (" + ", ".join(f"{c.name} {c.sql_type}" for c in RUN_COLUMNS)
+                 + ", seq BIGINT, run_key VARCHAR, replaced_by VARCHAR)")
+
+
+def _diff_sql(stored: str, new: str, what: str) -> str:
+    """SQL text listing the compared columns (``identity.COMPARED_COLUMNS``) in which two rows of one natural key
+    differ, where both state a value: their names (``what="names"``, comma-separated) or the values too."""
+    parts = []
+    for c in COMPARED_COLUMNS:
+        a, b = f"{stored}.{c}", f"{new}.{c}"
+        if c in _NUMERIC_RUN_COLUMNS:
+            x, y = f"CAST({a} AS DOUBLE)", f"CAST({b} AS DOUBLE)"
+            differ = (f"coalesce(NOT isnan({x}) AND NOT isnan({y}) AND abs({x} - {y}) > "
+                      f"1e-9 * greatest(abs({x}), abs({y})), false)")
+        else:
+            differ = f"coalesce(lower(trim({a})) <> lower(trim({b})), false)"
+        shown = f"'{c}'" if what == "names" else f"'{c} ' || CAST({a} AS VARCHAR) || ' stored, ' || CAST({b} AS VARCHAR) || ' sent'"
+        parts.append(f"CASE WHEN {differ} THEN {shown} END")
+    return f"concat_ws('{',' if what == 'names' else '; '}', " + ", ".join(parts) + ")"
 
 
 def _cast_frame(frame: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
@@ -128,9 +162,9 @@ def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
-            raise WattGPUError(
-                f"the store {path} is in use by another process (is the app running?); stop it, or "
-                f"point --db / WATTGPU_DB at another file"
+            holder = re.search(r"\(PID \d+\)", str(exc))
+            raise StoreBusyError(
+                f"the store {path} is in use by another process{' ' + holder.group(0) if holder else ''}"
             ) from None
         raise WattGPUError(f"cannot open the store {path}: {str(exc).splitlines()[0]}; rebuild it with "
                            f"`python -m wattgpu_core build-store --db {path}`") from None
@@ -139,14 +173,64 @@ def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
                            f"`python -m wattgpu_core build-store --db {path}`") from None
 
 
-class Store:
-    """A WattGPU DuckDB store. Use :meth:`open` (creating it from the seed data when missing) or :meth:`build`."""
+def lock_timeout_s() -> float:
+    """How long an operation waits for a store another process is using: ``$WATTGPU_LOCK_TIMEOUT_S`` or 30 s."""
+    try:
+        return max(0.0, float(os.environ.get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT_S)))
+    except ValueError:
+        raise WattGPUError(f"{LOCK_TIMEOUT_ENV} must be a number of seconds") from None
 
-    def __init__(self, path: Path | str, read_only: bool = False):
+
+def _open_waiting(path: Path, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
+    """A connection to ``path``, waiting (bounded, with jittered backoff) while another process holds the file."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            return _connect(path, read_only)
+        except StoreBusyError as exc:
+            if time.monotonic() + delay > deadline:
+                raise StoreBusyError(
+                    f"{exc} and stayed so for {timeout_s:g} s: a long write or read there did not finish. Try again, "
+                    f"wait longer with {LOCK_TIMEOUT_ENV}=SECONDS, or point --db / WATTGPU_DB at another file"
+                ) from None
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 1.6, 0.2)
+
+
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+_VERSIONS: dict[str, tuple[tuple, str]] = {}  # store path -> (file signature, data version)
+
+
+def _write_lock(path: Path) -> threading.Lock:
+    """One lock per store file per process: threads (Streamlit sessions) write one at a time."""
+    key = str(Path(path).resolve())
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
+
+
+def _file_signature(path: Path) -> tuple:
+    """(mtime, size, inode) of the store file and its WAL: every commit changes one of them."""
+    sig = []
+    for p in (path, Path(str(path) + ".wal")):
+        try:
+            st = p.stat()
+            sig.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except FileNotFoundError:
+            sig.append(None)
+    return tuple(sig)
+
+
+class Store:
+    """A WattGPU DuckDB store. Use :meth:`open` (creating it from the seed data when missing) or :meth:`build`.
+
+    A Store holds no connection: each call opens the file, runs, and closes it (see the module docstring)."""
+
+    def __init__(self, path: Path | str, read_only: bool = False, timeout_s: float | None = None):
         self.path = Path(path)
         self.read_only = read_only
-        self._con = _connect(self.path, read_only)
-        self._write_lock = threading.Lock()
+        self.timeout_s = lock_timeout_s() if timeout_s is None else float(timeout_s)
 
     # -- lifecycle --------------------------------------------------------------------------------------------------
     @classmethod
@@ -159,8 +243,10 @@ class Store:
             return cls.build(path, seed_dir)
         store = cls(path, read_only=read_only)
         version = store._meta("schema_version")
+        if version == "1" and not read_only:
+            store._migrate_from_1()
+            version = store._meta("schema_version")
         if version != SCHEMA_VERSION:
-            store.close()
             raise WattGPUError(
                 f"the store {path} has schema version {version!r}, this WattGPU needs {SCHEMA_VERSION!r}; "
                 f"rebuild it with `python -m wattgpu_core build-store`"
@@ -176,30 +262,27 @@ class Store:
         for p in (tmp, Path(str(tmp) + ".wal")):
             if p.exists():
                 p.unlink()
-        if path.exists():  # never pull the file from under a process that has it open
-            try:
-                _connect(path).close()
-            except WattGPUError as exc:
-                if "in use" in str(exc):
-                    raise
         store = cls(tmp)
         try:
             store._create_schema()
             store._load_seed(seed_dir)
         except BaseException:
-            store.close()
             for p in (tmp, Path(str(tmp) + ".wal")):
                 p.unlink(missing_ok=True)
             raise
-        store.close()
-        for p in (path, Path(str(path) + ".wal")):
-            if p.exists():
-                p.unlink()
+        if path.exists():  # never pull the file from under a process that is using it: wait until none is
+            try:
+                _open_waiting(path, False, store.timeout_s).close()
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            Path(str(path) + ".wal").unlink(missing_ok=True)
         tmp.replace(path)
+        _VERSIONS.pop(str(path), None)
         return cls(path)
 
     def close(self) -> None:
-        self._con.close()
+        """Nothing to release (no connection is held); kept so ``with Store.open(...)`` reads naturally."""
 
     def __enter__(self) -> Store:
         return self
@@ -209,30 +292,69 @@ class Store:
 
     @contextmanager
     def _cursor(self):
-        cur = self._con.cursor()
+        """A connection for one operation: opened (waiting while another process has the file), then closed."""
+        con = _open_waiting(self.path, self.read_only, self.timeout_s)
         try:
-            yield cur
+            yield con
         finally:
-            cur.close()
+            con.close()
 
     @contextmanager
-    def _transaction(self):
+    def _transaction(self, stage: str = "write"):
         if self.read_only:
             raise WattGPUError("the store is open read-only")
-        with self._write_lock, self._cursor() as cur:
+        with _write_lock(self.path), self._cursor() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
+                cur.execute("INSERT OR REPLACE INTO meta VALUES ('data_version', ?)", [self._content_key(cur)])
+                pause_point(f"{stage}:before-commit")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
+            pause_point(f"{stage}:after-commit")
+        _VERSIONS.pop(str(self.path), None)
+
+    @staticmethod
+    def _content_key(cur) -> str:
+        """The data version written by every write: a key of the batches and run count (undoing an upload restores
+        the version before it, so caches and retrained models of that state are found again)."""
+        row = cur.execute("SELECT md5(coalesce(string_agg(batch_id || ':' || coalesce(CAST(n_runs AS VARCHAR), ''), "
+                          "',' ORDER BY batch_id), '')) FROM batches").fetchall()[0][0]
+        runs = cur.execute("SELECT count(*) FROM runs").fetchall()[0][0]
+        return f"{row[:16]}-{runs}"
+
+    def data_version(self) -> str:
+        """The store's data version, read from ``meta`` only when the file changed since the last read in this
+        process (a ``stat`` of the file and its WAL otherwise): cheap enough to call on every page interaction."""
+        key = str(self.path)
+        sig = _file_signature(self.path)
+        memo = _VERSIONS.get(key)
+        if memo is not None and memo[0] == sig:
+            return memo[1]
+        version = self._meta("data_version") or ""
+        _VERSIONS[key] = (sig, version)
+        return version
 
     def _create_schema(self) -> None:
         with self._transaction() as cur:
             for table, columns in _TABLES.items():
                 cur.execute(_ddl(table, columns))
+            cur.execute(_REPLACED_DDL)
             cur.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+            cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+
+    def _migrate_from_1(self) -> None:
+        """Schema 1 -> 2 in one transaction: natural keys for the stored runs, the replaced-runs table, the version."""
+        runs = self._frame(f"SELECT {', '.join(names(RUN_COLUMNS))}, seq FROM runs")
+        keys = pa.Table.from_pandas(pd.DataFrame({"seq": runs["seq"].astype("int64"), "k": run_keys(runs)}),
+                                    preserve_index=False)
+        with self._transaction("migrate") as cur:
+            cur.execute("ALTER TABLE runs ADD COLUMN run_key VARCHAR")
+            cur.register("_keys", keys)
+            cur.execute("UPDATE runs SET run_key = _keys.k FROM _keys WHERE runs.seq = _keys.seq")
+            cur.execute(_REPLACED_DDL)
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
 
     def _meta(self, key: str) -> str | None:
@@ -261,8 +383,9 @@ class Store:
             runs["seq"] = np.arange(len(runs), dtype=np.int64)
             typed = _cast_frame(runs, RUN_COLUMNS)
             typed["seq"] = runs["seq"].to_numpy()
+            typed["run_key"] = run_keys(typed).to_numpy()
             cur.register("_incoming", typed)
-            cur.execute(f"INSERT INTO runs SELECT {', '.join(names(RUN_COLUMNS))}, seq FROM _incoming")
+            cur.execute(f"INSERT INTO runs SELECT {', '.join(names(RUN_COLUMNS))}, seq, run_key FROM _incoming")
             cur.unregister("_incoming")
             batches = []
             counts = runs.groupby("source_id").size()
@@ -355,69 +478,98 @@ class Store:
         return digest.hexdigest()
 
     # -- writes -----------------------------------------------------------------------------------------------------
-    def ingest(self, prepared: PreparedImport, kind: str = "upload") -> IngestResult:
-        """Write validated runs in one transaction; rows already in the store (same fingerprint) are skipped."""
+    def ingest(self, prepared: PreparedImport, kind: str = "upload", on_conflict: str = "refuse") -> IngestResult:
+        """Write validated runs in one transaction, idempotent on each run's natural key (``identity.run_keys``).
+
+        A run whose key is stored already adds nothing when its measured values agree (blank values agree with
+        anything); when they differ, ``on_conflict`` decides: ``refuse`` (the default) raises ``ConflictError`` naming
+        rows and columns and writes nothing, ``skip`` keeps the stored runs, ``replace`` stores the new values (the
+        old rows are kept aside, and removing this upload restores them). A run whose exact content is stored
+        already under another key is skipped too."""
+        if on_conflict not in ON_CONFLICT:
+            raise WattGPUError(f"on_conflict must be one of {', '.join(ON_CONFLICT)}, not {on_conflict!r}")
         frame = prepared.frame
         now = datetime.now(UTC).replace(tzinfo=None)
         batch_id = f"{kind}-{now:%Y%m%dT%H%M%S%f}-{(prepared.file_sha256 or 'x')[:8]}"
         typed = _cast_frame(frame, RUN_COLUMNS)
         typed["batch_id"] = batch_id
         typed["_ord"] = np.arange(len(typed), dtype=np.int64)
+        typed["run_key"] = run_keys(typed).to_numpy()
         # An Arrow table scans into DuckDB without a Python object per value (pandas object columns need one).
         incoming = pa.Table.from_pandas(typed, preserve_index=False)
-        try:  # one pass when the file holds no run twice (the usual case) ...
-            total, distinct, in_store, added, prior = self._write_runs(incoming, prepared, batch_id, kind, now, False)
-        except (_RepeatedRun, duckdb.ConstraintException):  # ... else fingerprints first, first row of each
-            total, distinct, in_store, added, prior = self._write_runs(incoming, prepared, batch_id, kind, now, True)
-        dup_file = int(total - distinct)
+        n = self._write_runs(incoming, prepared, batch_id, kind, now, on_conflict)
+        added, in_store, dup_file = n["added"], n["in_store"], n["total"] - n["distinct"]
         if added:
             msg = f"added {added} run{'s' if added != 1 else ''} as batch {batch_id}"
+            if n["replaced"]:
+                msg += f" ({n['replaced']} replacing stored runs whose measured values differed)"
             if in_store:
                 msg += f"; {in_store} already in the store were skipped"
         else:
-            msg = f"nothing added: all {distinct} distinct run{'s' if distinct != 1 else ''} are already in the store"
-            if prior:
-                msg += f" (this file was ingested before as batch {prior})"
+            msg = (f"nothing added: all {n['distinct']} distinct run{'s' if n['distinct'] != 1 else ''} are already "
+                   "in the store")
+            if n["prior"]:
+                msg += f" (this file was ingested before as batch {n['prior']})"
+        if n["skipped"]:
+            msg += (f"; {n['skipped']} run{'s' if n['skipped'] != 1 else ''} with measured values that differ from "
+                    "the stored ones kept as stored (--on-conflict skip)")
         if dup_file:
             msg += f"; {dup_file} duplicate row{'s' if dup_file != 1 else ''} within the file counted once"
-        return IngestResult(batch_id if added else None, int(added), int(in_store), dup_file, prepared.format, msg,
-                            prepared.warnings)
+        return IngestResult(batch_id if added else None, int(added), int(in_store), int(dup_file), prepared.format,
+                            msg, prepared.warnings, int(n["replaced"]), int(n["skipped"]))
 
     def _write_runs(self, incoming: pa.Table, prepared: PreparedImport, batch_id: str, kind: str, now: datetime,
-                    dedupe_in_file: bool) -> tuple[int, int, int, int, str | None]:
-        """Insert the runs not yet in the store, in one transaction; (rows, distinct runs, runs already in the
-        store, runs added, earlier batch of the same file or None).
+                    on_conflict: str) -> dict:
+        """Insert the runs whose natural key (or content) is not stored yet, in one transaction; returns counts.
 
-        Without ``dedupe_in_file`` one INSERT fingerprints and filters the rows as it reads them; if the new rows
-        then hold a fingerprint twice, ``_RepeatedRun`` rolls the transaction back (so does the primary-key error of a
-        store built before runs lost its key), and the caller retries with ``dedupe_in_file``: fingerprints first,
-        then the first row of each new fingerprint."""
-        cols = ", ".join(names(RUN_COLUMNS))
+        Steps, all inside the transaction: fingerprint the rows; keep the first row of each key (another row of the
+        same key must agree with it, else the file is rejected); match the keys against the store and compare the
+        measured values; refuse, skip or replace the conflicting runs; insert the rest."""
+        cols = names(RUN_COLUMNS)
         total = incoming.num_rows
-        with self._transaction() as cur:  # its cursor, closed afterwards, drops the temp tables and registration
+        with self._transaction("ingest") as cur:  # its connection, closed afterwards, drops the temp tables
             cur.register("_incoming", incoming)
+            cur.execute(f"CREATE TEMP TABLE _in AS SELECT * REPLACE ({run_id_sql()} AS run_id) FROM _incoming")
+            cur.execute("CREATE TEMP TABLE _first AS SELECT run_key, min(_ord) AS _ord FROM _in GROUP BY run_key")
+            distinct = cur.execute("SELECT count(*) FROM _first").fetchall()[0][0]
+            if distinct < total:
+                clashes = cur.execute(
+                    f"SELECT i._ord, f._ord, {_diff_sql('f', 'i', 'names')} AS diff FROM _in i "
+                    "JOIN _first k ON k.run_key = i.run_key JOIN _in f ON f._ord = k._ord "
+                    "WHERE i._ord <> f._ord AND diff <> '' ORDER BY i._ord").fetchall()
+                if clashes:
+                    raise ConflictError([Issue(int(i) + 1, diff.split(",")[0],
+                                               f"repeats the run of row {int(f) + 1} (same natural key) with a "
+                                               f"different {diff.replace(',', ', ')}; a file may hold a run once")
+                                         for i, f, diff in clashes[:200]], len(clashes))
+            cur.execute("CREATE TEMP TABLE _cand AS SELECT i.* FROM _in i JOIN _first k ON k._ord = i._ord")
+            cur.execute(f"CREATE TEMP TABLE _match AS SELECT c._ord, r.seq, r.batch_id AS stored_batch, "
+                        f"{_diff_sql('r', 'c', 'names')} AS diff, {_diff_sql('r', 'c', 'values')} AS detail "
+                        "FROM _cand c JOIN runs r ON r.run_key = c.run_key")
+            conflicts = cur.execute("SELECT _ord, stored_batch, diff, detail FROM _match WHERE diff <> '' "
+                                    "ORDER BY _ord").fetchall()
+            replaced = skipped = 0
+            if conflicts and on_conflict == "refuse":
+                raise ConflictError([Issue(int(o) + 1, diff.split(",")[0],
+                                           f"this run is stored already (batch {b}) with different measured values: "
+                                           f"{detail}; re-send with on-conflict 'replace' to store the new values or "
+                                           f"'skip' to keep the stored ones") for o, b, diff, detail in conflicts[:200]],
+                                    len(conflicts))
+            if conflicts and on_conflict == "replace":
+                replaced = len({c[0] for c in conflicts})
+                cur.execute(f"INSERT INTO runs_replaced SELECT {', '.join(cols)}, seq, run_key, ? FROM runs "
+                            "WHERE seq IN (SELECT seq FROM _match WHERE diff <> '')", [batch_id])
+                cur.execute("DELETE FROM runs WHERE seq IN (SELECT seq FROM _match WHERE diff <> '')")
+            elif conflicts:
+                skipped = len({c[0] for c in conflicts})
+            cur.execute("CREATE TEMP TABLE _new AS SELECT min(c._ord) AS _ord FROM _cand c WHERE NOT EXISTS "
+                        "(SELECT 1 FROM _match m WHERE m._ord = c._ord AND (m.diff = '' OR ? <> 'replace')) "
+                        "AND c.run_id NOT IN (SELECT run_id FROM runs) GROUP BY c.run_id", [on_conflict])
             seq0 = cur.execute("SELECT coalesce(max(seq), -1) + 1 FROM runs").fetchall()[0][0]
-            if not dedupe_in_file:
-                selected = ", ".join("_rid" if c == "run_id" else c for c in names(RUN_COLUMNS))
-                added = cur.execute(
-                    f"INSERT INTO runs ({cols}, seq) SELECT {selected}, ? + _ord FROM (SELECT *, {run_id_sql()} "
-                    f"AS _rid FROM _incoming) WHERE _rid NOT IN (SELECT run_id FROM runs)", [seq0]).fetchall()[0][0]
-                if added and cur.execute("SELECT count(*) - count(DISTINCT run_id) FROM runs WHERE batch_id = ?",
-                                         [batch_id]).fetchall()[0][0]:
-                    raise _RepeatedRun(batch_id)
-                distinct = total if added == total else cur.execute(
-                    f"SELECT count(DISTINCT {run_id_sql()}) FROM _incoming").fetchall()[0][0]
-                in_store = distinct - added
-            else:
-                cur.execute(f"CREATE TEMP TABLE _ids AS SELECT _ord, {run_id_sql()} AS run_id FROM _incoming")
-                distinct = cur.execute("SELECT count(DISTINCT run_id) FROM _ids").fetchall()[0][0]
-                cur.execute("CREATE TEMP TABLE _new AS SELECT min(_ord) AS _ord, run_id FROM _ids GROUP BY run_id "
-                            "HAVING run_id NOT IN (SELECT run_id FROM runs)")
-                added = cur.execute("SELECT count(*) FROM _new").fetchall()[0][0]
-                in_store = distinct - added
-                selected = ", ".join("n.run_id" if c == "run_id" else f"i.{c}" for c in names(RUN_COLUMNS))
-                cur.execute(f"INSERT INTO runs ({cols}, seq) SELECT {selected}, ? + i._ord "
-                            f"FROM _incoming i JOIN _new n ON n._ord = i._ord", [seq0])
+            selected = ", ".join(f"i.{c}" for c in cols)
+            cur.execute(f"INSERT INTO runs ({', '.join(cols)}, seq, run_key) SELECT {selected}, ? + i._ord, i.run_key "
+                        "FROM _in i JOIN _new n ON n._ord = i._ord", [seq0])
+            added = cur.execute("SELECT count(*) FROM _new").fetchall()[0][0]
             if added:
                 self._ensure_sources(cur, prepared, batch_id)
                 self._insert_frame(cur, "batches", pd.DataFrame([{
@@ -430,7 +582,8 @@ class Store:
                 earlier = cur.execute("SELECT batch_id FROM batches WHERE file_sha256 = ? AND batch_id <> ? "
                                       "ORDER BY imported_at LIMIT 1", [prepared.file_sha256, batch_id]).fetchall()
                 prior = earlier[0][0] if earlier else None
-        return int(total), int(distinct), int(in_store), int(added), prior
+        return {"total": int(total), "distinct": int(distinct), "added": int(added), "replaced": replaced,
+                "skipped": skipped, "in_store": int(distinct) - int(added) - skipped, "prior": prior}
 
     def _ensure_sources(self, cur, prepared: PreparedImport, batch_id: str) -> None:
         used = cur.execute("SELECT DISTINCT source_id, license FROM runs WHERE batch_id = ?", [batch_id]).fetchall()
@@ -474,7 +627,7 @@ class Store:
 
     def remove_batch(self, batch_id: str) -> dict:
         """Undo one upload or custom entry, returning the store exactly to its state before it."""
-        with self._transaction() as cur:
+        with self._transaction("remove-batch") as cur:
             row = cur.execute("SELECT kind FROM batches WHERE batch_id = ?", [batch_id]).fetchall()
             if not row:
                 raise WattGPUError(f"no batch {batch_id!r}")
@@ -505,5 +658,13 @@ class Store:
                 removed[table] = cur.execute(f"SELECT count(*) FROM {table} WHERE batch_id = ?",
                                              [batch_id]).fetchall()[0][0]
                 cur.execute(f"DELETE FROM {table} WHERE batch_id = ?", [batch_id])
+            pause_point("remove-batch:deleted")
+            # Runs this batch replaced come back; its own runs that a later upload replaced go with it.
+            cols = ", ".join(names(RUN_COLUMNS))
+            restored = cur.execute(f"INSERT INTO runs ({cols}, seq, run_key) SELECT {cols}, seq, run_key FROM "
+                                   "runs_replaced WHERE replaced_by = ?", [batch_id]).fetchall()[0][0]
+            cur.execute("DELETE FROM runs_replaced WHERE replaced_by = ? OR batch_id = ?", [batch_id, batch_id])
+            if restored:
+                removed["restored_runs"] = restored
             cur.execute("DELETE FROM batches WHERE batch_id = ?", [batch_id])
         return {k: int(v) for k, v in removed.items()}
