@@ -108,7 +108,7 @@ def test_the_good_file_itself_is_accepted(store):
 
 
 def test_one_bad_row_among_many_good_rejects_the_whole_file(store):
-    rows = [f"Qwen/Qwen2.5-7B-Instruct,NVIDIA L4,offline,{60 + i / 100:.2f},0.001,1000,256,run {i}"
+    rows = [f"Qwen/Qwen2.5-7B-Instruct,NVIDIA L4,offline,{60 + i / 100:.2f},0.001,1000,{i},run {i}"
             for i in range(1, 1001)]
     rows[499] = rows[499].replace(",NVIDIA L4,", ",NVIDIA L4 PCIe,")
     before = store.fingerprint()
@@ -155,7 +155,7 @@ def test_duplicate_rows_within_one_file_count_once(store):
 
 def test_counts_when_a_file_repeats_runs_that_are_already_in_the_store(store):
     ingest_bytes(store, "good.csv", csv_bytes(GOOD))
-    new_row = GOOD[0].replace("331.5", "333.3")
+    new_row = GOOD[0].replace(",256,", ",128,")  # another batch size: another run
     result = ingest_bytes(store, "mixed.csv", csv_bytes(GOOD + [GOOD[0], new_row]))
     assert (result.added, result.duplicates_in_store, result.duplicates_in_file) == (1, 3, 1)
     assert "added 1 run as batch" in result.message and "3 already in the store were skipped" in result.message

@@ -47,6 +47,8 @@ def _cmd_train(args) -> int:
             result = run_evaluation(store, paper_compat=False, model_sets=sets, baselines=False,
                                     intervals=args.model_set != "paper", n_jobs=args.jobs)
             cv = [{k: v for k, v in r.items() if k not in ("mode",)} for r in records_for_json(result)]
+        else:  # keep the stored metrics this run does not recompute
+            cv = _stored_cv_records(args.model_set, args.models_dir)
         meta = train(store, args.models_dir, args.model_set, cv_records=cv)
     for t, info in meta["targets"].items():
         print(f"wrote {Path(args.models_dir) / info['file']} ({t}, {info['n_rows']} rows)")
@@ -59,6 +61,26 @@ def _cmd_train(args) -> int:
         for scen, d in scens.items():
             print(f"  default for {target} {scen}: {d['default']}")
     return 0
+
+
+def _stored_cv_records(name: str, models_dir: Path) -> list[dict]:
+    """The CV / LOGO / LOLO records in the set's current metadata (all records for WattGPU+, whose default choice
+    needs the paper's too), or none when there is no readable metadata."""
+    from .errors import ModelNotTrainedError
+    from .models import read_metadata
+
+    try:
+        meta = read_metadata(name, models_dir)
+    except ModelNotTrainedError:
+        return []
+    records = list(meta.get("cv_metrics") or [])
+    if name == "plus" and meta.get("default_for"):
+        try:
+            records += [r for r in read_metadata("paper", models_dir).get("cv_metrics") or []
+                        if r.get("model") != "WattGPU+"]
+        except ModelNotTrainedError:
+            pass
+    return records
 
 
 def _cmd_evaluate(args) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -1110,9 +1109,9 @@ def retrain_after_upload(store, batch_id: str, progress=None) -> MetricsChange:
             meta = json.loads((tmp / "plus.meta.json").read_text())
             meta["default_for"] = committed.get("default_for")
             (tmp / "plus.meta.json").write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
+        from .model_files import replace_folder
+
+        replace_folder(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if progress:

@@ -571,8 +571,16 @@ def train(store, models_dir: Path = MODELS_DIR, name: str = "paper", *, cv_recor
     """Fit ``name`` on the store's Watt Counts runs (catalog specs) and write its model files; returns the metadata.
 
     Deterministic: the same data give byte-identical model files (single-threaded boosting, fixed seed).
-    ``cv_records`` (the evaluation records of CV, LOGO and LOLO) are stored in the metadata when given.
+    ``cv_records`` (the evaluation records of CV, LOGO and LOLO) are stored in the metadata when given. The files
+    are written to a staging folder and replace the set's files together (``model_files.atomic_model_set``).
     """
+    from .model_files import atomic_model_set
+
+    with atomic_model_set(models_dir, name) as staging:
+        return _train_into(store, staging, name, cv_records=cv_records, seed=seed)
+
+
+def _train_into(store, models_dir: Path, name: str, *, cv_records: list[dict] | None, seed: int) -> dict:
     if name == "plus":
         from .plus import train_plus
 
@@ -624,16 +632,46 @@ def train(store, models_dir: Path = MODELS_DIR, name: str = "paper", *, cv_recor
     return meta
 
 
+def _retrain_hint(name: str) -> str:
+    return f"retrain with `python -m wattgpu_core train --model-set {name}`"
+
+
 def read_metadata(name: str = "paper", models_dir: Path = MODELS_DIR) -> dict:
+    from .model_files import reading
+
     path = model_paths(name, models_dir)["meta"]
-    if not path.is_file():
-        raise ModelNotTrainedError(f"no model files for {name!r} in {models_dir}; run `python -m wattgpu_core "
-                                   f"train`")
-    return json.loads(path.read_text())
+    with reading(models_dir):
+        if not path.is_file():
+            raise ModelNotTrainedError(f"no model files for {name!r} in {models_dir}; run `python -m wattgpu_core "
+                                       f"train`")
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelNotTrainedError(f"the model metadata {path} is unreadable ({type(exc).__name__}: "
+                                       f"{str(exc)[:80]}); {_retrain_hint(name)}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("targets"), dict):
+        raise ModelNotTrainedError(f"the model metadata {path} is not a WattGPU model set; {_retrain_hint(name)}")
+    return meta
 
 
 def load_fitted(name: str = "paper", models_dir: Path = MODELS_DIR) -> tuple[dict[str, FittedModel], dict]:
-    """The fitted models of ``name`` from ``models_dir`` and their metadata (XGBoost JSON + metadata JSON)."""
+    """The fitted models of ``name`` from ``models_dir`` and their metadata (XGBoost JSON + metadata JSON).
+
+    Missing, truncated or corrupt files raise :class:`ModelNotTrainedError` (a message, never a traceback)."""
+    from .model_files import reading
+
+    with reading(models_dir):
+        try:
+            return _load_fitted(name, models_dir)
+        except ModelNotTrainedError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any parse failure of a model file means: retrain
+            raise ModelNotTrainedError(f"the model files of {name!r} in {models_dir} are unreadable "
+                                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}); "
+                                       f"{_retrain_hint(name)}") from exc
+
+
+def _load_fitted(name: str, models_dir: Path) -> tuple[dict[str, FittedModel], dict]:
     import xgboost as xgb
 
     meta = read_metadata(name, models_dir)

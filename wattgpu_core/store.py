@@ -540,7 +540,8 @@ class Store:
                 if clashes:
                     raise ConflictError([Issue(int(i) + 1, diff.split(",")[0],
                                                f"repeats the run of row {int(f) + 1} (same natural key) with a "
-                                               f"different {diff.replace(',', ', ')}; a file may hold a run once")
+                                               f"different {diff.replace(',', ', ')}; a file may hold a run once (number the "
+                                               "repeats of one configuration in the iteration column)")
                                          for i, f, diff in clashes[:200]], len(clashes))
             cur.execute("CREATE TEMP TABLE _cand AS SELECT i.* FROM _in i JOIN _first k ON k._ord = i._ord")
             cur.execute(f"CREATE TEMP TABLE _match AS SELECT c._ord, r.seq, r.batch_id AS stored_batch, "
