@@ -175,7 +175,7 @@ def _big_canonical(min_bytes: int) -> tuple[bytes, int]:
     runs = read_seed_table("runs")
     runs = runs[runs["source_id"] == "wattcounts"].rename(columns={"llm_id": "llm", "gpu_id": "gpu"})
     columns = ["llm", "gpu"] + [c.name for c in CANONICAL_COLUMNS if c.name not in ("llm_id", "gpu_id")]
-    block = runs[columns].assign(source_id="big_lab", license="CC-BY-4.0")
+    block = runs[columns].assign(source_id="big_lab", license="CC-BY-4.0", attribution="Big Lab")
     one = len(block.to_csv(index=False, header=False, lineterminator="\n").encode())
     copies = -(-min_bytes // one)
     buf = io.StringIO()

@@ -82,6 +82,8 @@ def gpu_from_specs(specs: dict, existing_ids: set[str] | frozenset[str] = frozen
     name = str(specs.get("name") or "").strip()
     if not name:
         raise CustomEntryError("give the GPU a name (e.g. 'NVIDIA B200 air-cooled')")
+    if len(name) > MAX_NAME_CHARS or any(not ch.isprintable() for ch in name):
+        raise CustomEntryError(f"the GPU name must be at most {MAX_NAME_CHARS} printable characters on one line")
     gpu_id = "custom-" + slugify(name)
     if gpu_id == "custom-":
         raise CustomEntryError(f"the name {name!r} needs at least one letter or digit")
@@ -162,11 +164,18 @@ def _positive_int(config: dict, field: str, required: bool = True) -> int | None
     return number
 
 
+MAX_CONFIG_BYTES = 256 * 1024  # config.json is read as JSON data only (never executed), and bounded in size
+MAX_NAME_CHARS = 80
+
+
 def parse_config_json(data: bytes | str | dict) -> dict:
     """The config as a dict (a multimodal config's ``text_config`` is used); raises CustomEntryError."""
     if isinstance(data, dict):
         config = data
     else:
+        if len(data) > MAX_CONFIG_BYTES:
+            raise CustomEntryError(f"config.json is {len(data) / 1024:.0f} KB; a model's config.json is a few KB "
+                                   f"(the limit is {MAX_CONFIG_BYTES // 1024} KB)")
         if isinstance(data, bytes):
             try:
                 data = data.decode("utf-8-sig")

@@ -528,7 +528,9 @@ def download_csv(comparison: Comparison) -> bytes:
     for k, v in comparison.workload.as_request().items():
         ranked[k] = v
     others = comparison.cannot_hold.assign(llm_id=comparison.llm_id)
-    return pd.concat([ranked, others], ignore_index=True).to_csv(index=False).encode()
+    from .safety import csv_bytes
+
+    return csv_bytes(pd.concat([ranked, others], ignore_index=True))
 
 
 def display_other(frame: pd.DataFrame) -> pd.DataFrame:

@@ -28,6 +28,8 @@ from .errors import Issue, ValidationError
 from .schema import CANONICAL_COLUMNS, ITL_DEFINITIONS, RUN_COLUMNS, SCENARIOS, names
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
+MAX_ROWS = 1_000_000
+SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,39}$")  # a new source's id: a short slug
 MAX_ISSUES = 200
 _DATA_COLUMNS = [c for c in names(RUN_COLUMNS) if c not in ("run_id", "batch_id")]
 
@@ -155,6 +157,9 @@ def _check_bytes(name: str, data: bytes) -> str:
                         (b"\x89PNG", "a PNG image"), (b"\xd0\xcf\x11\xe0", "an old Excel/Office file; export CSV")):
         if head.startswith(magic):
             raise _reject(f"file is {kind}, not a CSV or JSON text file")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) >= 4 and (data[1:4:2] == b"\x00\x00"
+                                                                          or data[0:4:2] == b"\x00\x00")):
+        raise _reject("file is UTF-16 text; re-save it as UTF-8 (in Excel: Save As, 'CSV UTF-8')")
     nul = data.find(b"\x00", 0, 1 << 20)
     if nul >= 0:
         raise _reject(f"file holds binary data (a NUL byte at offset {nul}); expected a CSV or JSON text file")
@@ -273,6 +278,9 @@ def _read_csv(data: bytes, delimiter: str, text_columns: set[str] | None = None)
     frame.columns = [str(c).strip() for c in frame.columns]
     if len(frame) == 0:
         raise _reject("file has a header but no data rows")
+    if len(frame) > MAX_ROWS:
+        raise _reject(f"file has {len(frame):,} rows; the limit is {MAX_ROWS:,} per upload (split it into several "
+                      "files)")
     return frame
 
 
@@ -419,7 +427,14 @@ def _parse_canonical(frame: pd.DataFrame, issues: _Issues) -> ParsedFile:
     no_def = result["itl_s"].notna() & result["itl_definition"].isna()
     result.loc[no_def, "itl_definition"] = "reported"
     result["source_id"] = result["source_id"].fillna("user_upload")
+    result["_license_given"] = result["license"].notna()  # a new source must state its license (ingest checks)
     result["license"] = result["license"].fillna(SOURCES["user_upload"]["license"])
+    bad_id = ~result["source_id"].str.fullmatch(SOURCE_ID.pattern).fillna(False).to_numpy(dtype=bool)
+    for i in np.flatnonzero(bad_id)[:MAX_ISSUES]:
+        issues.add(rows[i], "source_id", f"source_id {result['source_id'].iloc[i][:40]!r} is not a short slug: use "
+                                         "lower-case letters, digits, '_', '-' or '.', at most 40 characters "
+                                         "(e.g. my_lab)")
+    issues.total += max(0, int(bad_id.sum()) - MAX_ISSUES)
     reserved = result["source_id"].isin(RESERVED_SOURCE_IDS).to_numpy()
     for i in np.flatnonzero(reserved)[:MAX_ISSUES]:
         issues.add(rows[i], "source_id", f"source_id {result['source_id'].iloc[i]!r} is reserved for the published "
@@ -819,7 +834,11 @@ def parse_bytes(file_name: str, data: bytes, fmt: str | None = None) -> ParsedFi
     if fmt == "mlenergy_v2" or (fmt is None and stripped[:1] in "[{"):
         return _parse_json(text)
     delimiter = _sniff_delimiter(text)
-    header = next(csv.reader([_header_line(text)], delimiter=delimiter))
+    try:
+        header = next(csv.reader([_header_line(text)], delimiter=delimiter))
+    except csv.Error as exc:  # e.g. a header field over the csv module's 131,072-character limit
+        raise _reject(f"the header line could not be read as CSV ({exc}); a header names columns in a few "
+                      "characters each") from None
     header = [h.strip() for h in header]
     seen = set()
     for h in header:
@@ -980,18 +999,21 @@ def sha256(data: bytes) -> str:
 def canonical_template(n_examples: int = 2) -> str:
     """The canonical CSV header with example rows (what the Data page offers for download)."""
     header = ["llm", "gpu"] + [c.name for c in CANONICAL_COLUMNS if c.name not in ("llm_id", "gpu_id")]
+    header.insert(header.index("license") + 1, "attribution")
     examples = [
         {"llm": "meta-llama/Llama-3.1-8B-Instruct", "gpu": "NVIDIA L40S", "scenario": "offline", "batch_size": 256,
          "input_tokens": 14, "output_tokens": 220, "num_requests": 1000, "framework": "vLLM",
          "framework_version": "0.14.1", "precision": "bf16", "num_gpus": 1, "tensor_parallel": 1,
          "iteration": 1, "power_w": 331.5, "itl_s": 0.00041, "itl_definition": "offline_duration_per_token",
          "energy_per_token_j": 0.136, "throughput_tok_s": 2440.0, "duration_s": 90.2,
-         "source_id": "my_lab", "license": "CC-BY-4.0", "notes": "example row: replace with your measurements"},
+         "source_id": "my_lab", "license": "CC-BY-4.0", "attribution": "My Lab (replace: who to credit)",
+         "notes": "example row: replace with your measurements"},
         {"llm": "Qwen/Qwen2.5-7B-Instruct", "gpu": "NVIDIA H100 NVL", "scenario": "server", "request_rate_qps": 0.33,
          "input_tokens": 14, "output_tokens": 210, "num_requests": 99, "framework": "vLLM",
          "framework_version": "0.14.1", "precision": "bf16", "num_gpus": 1, "tensor_parallel": 1, "iteration": 1,
          "power_w": 118.0, "itl_s": 0.0071, "itl_definition": "server_decode_per_request", "ttft_s": 0.03,
-         "source_id": "my_lab", "license": "CC-BY-4.0", "notes": "example row: replace with your measurements"},
+         "source_id": "my_lab", "license": "CC-BY-4.0", "attribution": "My Lab (replace: who to credit)",
+         "notes": "example row: replace with your measurements"},
     ][:n_examples]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")

@@ -543,7 +543,9 @@ def predict_csv(input_path: Path | str, output_path: Path | str, gpus: pd.DataFr
     requests = pd.read_csv(path, dtype={"llm": str, "gpu": str, "scenario": str}, keep_default_na=False,
                            na_values=[""])
     out = predict(requests, gpus, llms, model_set)
-    out.to_csv(output_path, index=False, lineterminator="\n")
+    from .safety import write_csv
+
+    write_csv(out, output_path)
     return out
 
 
