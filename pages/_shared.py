@@ -11,6 +11,7 @@ from wattgpu_core import dashboard as db
 from wattgpu_core.custom import FORM_FACTORS, GPU_SPEC_FIELDS, MEMORY_TYPES, gpu_from_specs, llm_from_config
 from wattgpu_core.errors import ModelNotTrainedError, WattGPUError
 from wattgpu_core.paths import default_db_path
+from wattgpu_core.safety import md
 from wattgpu_core.store import Store
 
 
@@ -95,7 +96,7 @@ def models(name: str | None = None):
     try:
         return _model_set(name)
     except ModelNotTrainedError as exc:
-        st.error(f"The prediction models are not available: {exc}\n\n"
+        st.error(f"The prediction models are not available: {md(exc)}\n\n"
                  "Train them with `python -m wattgpu_core train`, then reload this page.")
         st.stop()
 
@@ -193,9 +194,9 @@ def _custom_gpu_form() -> None:
             row = gpu_from_specs(specs, set(gpus()["gpu_id"]))
             store().add_gpu(row)
         except WattGPUError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         else:
-            st.success(f"Added {row['name']} (user-defined). It now appears in every GPU list.")
+            st.success(f"Added {md(row['name'])} (user-defined). It now appears in every GPU list.")
 
 
 def _custom_llm_form() -> None:
@@ -207,10 +208,10 @@ def _custom_llm_form() -> None:
             row = llm_from_config(upload.getvalue(), repo, set(llms()["llm_id"]))
             store().add_llm(row)
         except WattGPUError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         else:
             moe = f", {row['active_params_b']:.3g}B active" if row["is_moe"] else ""
-            st.success(f"Added {row['llm_id']}: {row['total_params_b']:.3g}B parameters{moe} (user-defined).")
+            st.success(f"Added {md(row['llm_id'])}: {row['total_params_b']:.3g}B parameters{moe} (user-defined).")
 
 
 def stop_with(message: str) -> None:
@@ -236,7 +237,7 @@ def compare(llm_id: str, workload: db.Workload, state: db.PageState, model: str 
         return _compare(store_path(), version(), model, llm_id, workload,
                         state.replace(llm="", gpu="", scenario="offline", batch=1, qps=1.0, inp=1, out=1, model=""))
     except WattGPUError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         st.stop()
 
 
@@ -252,7 +253,7 @@ def explain(llm_id: str, gpu_id: str, workload: db.Workload, model_name: str = "
     try:
         return _explain(store_path(), version(), model_name, llm_id, gpu_id, workload)
     except WattGPUError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         st.stop()
 
 
@@ -296,7 +297,7 @@ def explain_view(llm_id: str, gpu_id: str, workload: db.Workload, model: str):
     try:
         return _explain_view(store_path(), version(), model, llm_id, gpu_id, workload)
     except WattGPUError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         st.stop()
 
 
@@ -392,5 +393,5 @@ def predict_one(llm_id: str, gpu_id: str, workload: db.Workload, model: str | No
     try:
         return _predict_one(store_path(), version(), model, llm_id, gpu_id, workload)
     except WattGPUError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         st.stop()

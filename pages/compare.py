@@ -5,6 +5,7 @@ import streamlit as st
 from pages import _shared as shared
 from wattgpu_core import dashboard as db
 from wattgpu_core import figures
+from wattgpu_core.safety import md
 
 shared.sidebar()
 st.title("Compare GPUs")
@@ -46,7 +47,7 @@ if comparison.ranked.empty:
     shared.stop_with("No GPU that matches the filters can hold this model; see the list below or widen the filters.")
 
 best = comparison.best
-st.subheader(f"Best energy per token: {best['gpu_name']}")
+st.subheader(f"Best energy per token: {md(best['gpu_name'])}")
 cols = st.columns(4)
 for col, (column, title, help_) in zip(cols, (
         ("energy_per_token_j", "Energy per token", None), ("itl_s", db.latency_title(workload.scenario), db.ITL_HELP),
@@ -60,7 +61,7 @@ st.plotly_chart(figures.pareto_figure(comparison.ranked, comparison.measured,
 st.caption(db.pareto_caption(comparison))
 
 for note in comparison.notes:
-    st.caption(f"Note: {note}.")
+    st.caption(f"Note: {md(note)}.")
 table = db.display_table(comparison.ranked)
 st.dataframe(table, hide_index=True, placeholder="–", width="stretch", column_config={
     name: st.column_config.NumberColumn(format=fmt) for name, fmt in db.number_formats(table).items()})

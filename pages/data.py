@@ -1,11 +1,16 @@
 """Data: browse the catalogs and runs; upload benchmark files (preview, validation, ingest, retrain); undo uploads."""
 
+import logging
+
 import streamlit as st
 
 from pages import _shared as shared
 from wattgpu_core import dashboard as db
 from wattgpu_core import figures
 from wattgpu_core.errors import ValidationError, WattGPUError
+from wattgpu_core.safety import md
+
+log = logging.getLogger("wattgpu.data")
 
 shared.sidebar()
 st.title("Data")
@@ -39,32 +44,50 @@ with upload:
         try:
             prepared = shared.validate_upload(file.name, file.getvalue())
         except ValidationError as exc:
-            st.error(f"{file.name} was rejected: {len(exc.issues)} problem(s) shown"
+            st.error(f"{md(file.name)} was rejected: {len(exc.issues)} problem(s) shown"
                      + (f" of {exc.total}" if exc.total > len(exc.issues) else "") + ". Fix them and upload again.")
             st.dataframe(db.issues_table(exc), hide_index=True, placeholder="–", width="stretch", column_config={
                 "Row": st.column_config.TextColumn(width="small"),
                 "Column": st.column_config.TextColumn(width="small"),
                 "Problem": st.column_config.TextColumn(width="large")})
             st.stop()
+        except Exception:  # a file no check foresaw: a message here, the details in the server log
+            log.exception("upload %r could not be read", file.name)
+            st.error(f"{md(file.name)} could not be read as a benchmark file; nothing was written. Check that it is "
+                     "a CSV or JSON export in one of the formats above.")
+            st.stop()
         st.success(db.validation_summary(prepared))
         for warning in prepared.warnings:
-            st.warning(warning)
+            st.warning(md(warning))
         st.dataframe(db.preview_table(prepared, shared.gpus(), shared.llms()), hide_index=True, placeholder="–", width="stretch")
+        on_conflict = st.radio(
+            "If a run in this file is already stored with different measured values", list(db.ON_CONFLICT_CHOICES),
+            format_func=db.ON_CONFLICT_CHOICES.get, key="data_on_conflict", horizontal=True,
+            help="A run is the same run when its identifying columns match (source, LLM, GPU, workload, serving stack "
+                 "and repeat; see the README). Re-sent runs whose values agree are never added twice.")
         if st.button("Add these runs to the store", type="primary", key="data_confirm"):
             try:
-                result = shared.store().ingest(prepared)
+                result = shared.store().ingest(prepared, on_conflict=on_conflict)
+            except ValidationError as exc:
+                st.error(f"Nothing was written: {len(exc.issues)} run(s) are stored already with other measured "
+                         "values. Choose to replace or skip them, or fix the file.")
+                st.dataframe(db.issues_table(exc), hide_index=True, placeholder="–", width="stretch")
             except WattGPUError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:
                 st.session_state["data_last_batch"] = result.batch_id
                 st.session_state["data_last_message"] = result.message
     if st.session_state.get("data_last_message"):
-        st.info(st.session_state["data_last_message"])
+        st.info(md(st.session_state["data_last_message"]))
     if st.session_state.get("data_last_batch"):
         if st.button("Retrain the models on the new data", key="data_retrain"):
             bar = st.progress(0.0, text="Retraining...")
-            change = db.retrain_after_upload(shared.store(), st.session_state["data_last_batch"],
-                                             progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+            try:
+                change = db.retrain_after_upload(shared.store(), st.session_state["data_last_batch"],
+                                                 progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+            except WattGPUError as exc:
+                st.error(md(exc))
+                st.stop()
             bar.empty()
             st.markdown(change.summary)
             st.dataframe(change.table, hide_index=True, placeholder="–", width="stretch")
@@ -83,7 +106,7 @@ with uploads:
             try:
                 removed = shared.store().remove_batch(choice)
             except WattGPUError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:
                 st.session_state["data_removed"] = (f"Removed {choice}: " + ", ".join(
                     f"{v} {k}" for k, v in removed.items() if v) + ". The store is back to its state before it.")
@@ -91,4 +114,4 @@ with uploads:
                 st.session_state.pop("data_last_message", None)
                 st.rerun()
     if st.session_state.get("data_removed"):
-        st.success(st.session_state.pop("data_removed"))
+        st.success(md(st.session_state.pop("data_removed")))

@@ -4,6 +4,7 @@ import streamlit as st
 
 from pages import _shared as shared
 from wattgpu_core import figures
+from wattgpu_core.safety import md
 
 shared.sidebar()
 st.title("Explain a prediction")
@@ -26,7 +27,7 @@ view = shared.explain_view(llm_id, gpu_id, workload, model)
 for target in ("power", "itl"):
     st.markdown(view.targets[target].reading())
 if view.notes:
-    st.caption(f"Notes on this prediction: {view.notes}.")
+    st.caption(f"Notes on this prediction: {md(view.notes)}.")
 left, right = st.columns(2)
 for column, target in ((left, "power"), (right, "itl")):
     top = 12 if view.uses_plus(target) else 8

@@ -4,6 +4,7 @@ import streamlit as st
 
 from pages import _shared as shared
 from wattgpu_core import dashboard as db
+from wattgpu_core.safety import md
 
 shared.sidebar()
 st.title("WattGPU: which GPU should serve your LLM?")
@@ -46,7 +47,7 @@ shared.write_url(state.replace(llm=llm_id, gpu=gpu_id, model=shared.model_name()
 
 result = shared.predict_one(llm_id, gpu_id, workload)
 if not result.fits:
-    st.warning(f"{result.gpu_name} cannot hold this model: {result.reason}")
+    st.warning(f"{md(result.gpu_name)} cannot hold this model: {md(result.reason)}")
 else:
     cols = st.columns(4)
     for col, (column, title, value, help_) in zip(cols, (
@@ -58,5 +59,5 @@ else:
         col.caption(result.interval_text(column))
     st.caption(db.stack_caption(result.serving_stack, shared.models().label))
     if result.notes:
-        st.caption(f"Note: {result.notes}.")
+        st.caption(f"Note: {md(result.notes)}.")
 st.page_link("pages/compare.py", label="Compare every GPU for this model", icon=":material/leaderboard:")

@@ -1012,12 +1012,18 @@ def issues_table(exc) -> pd.DataFrame:
                          "Problem": [i.message for i in exc.issues]}).astype({"Row": str})
 
 
+ON_CONFLICT_CHOICES = {"refuse": "Refuse the file (nothing is written)", "replace": "Replace the stored values",
+                       "skip": "Keep the stored values"}
+
+
 def validation_summary(prepared) -> str:
     from .importers import FORMATS
 
     fmt = FORMATS.get(prepared.format, prepared.format)
     f = prepared.frame
-    return (f"{prepared.file_name}: {len(f):,} valid run{'s' if len(f) != 1 else ''} ({fmt}) for "
+    from .safety import md
+
+    return (f"{md(prepared.file_name)}: {len(f):,} valid run{'s' if len(f) != 1 else ''} ({fmt}) for "
             f"{f['llm_id'].nunique()} LLM(s) on {f['gpu_id'].nunique()} GPU(s). Check the preview, then confirm.")
 
 

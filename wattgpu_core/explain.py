@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .features import add_features, join_specs, scenario_detail
+from .safety import md
 
 # feature -> (name, unit shown with values)
 FEATURES: dict[str, tuple[str, str]] = {
@@ -189,7 +190,7 @@ class TargetExplanation(_ShownValue):
             value = format_feature_value(r["feature"], self.values[r["feature"]])
             name = feature_name(r["feature"])
             name = name if name[:3].isupper() else name[0].lower() + name[1:]
-            parts.append(f"**{name}** ({value}) {self.effect_text(r['shap'])}")
+            parts.append(f"**{name}** ({md(value)}) {self.effect_text(r['shap'])}")
         return (f"Predicted {what} is **{self.value_format.format(self.prediction)}**, against {base} for an "
                 f"average training run. The main drivers: " + "; ".join(parts) + ".")
 
@@ -566,7 +567,7 @@ class GroupExplanation(_ShownValue):
                 continue
             name = GROUP_NAMES.get(r["feature"], r["feature"])
             name = name if name[:3].isupper() or name[:2] == "LL" else name[0].lower() + name[1:]
-            parts.append(f"**{name}** ({self.values.get(r['feature'], '')}) {self.effect_text(r['shap'])}")
+            parts.append(f"**{name}** ({md(self.values.get(r['feature'], ''))}) {self.effect_text(r['shap'])}")
         avg = self.value_format.format(self.to_display(self.base_value))
         return (f"Predicted {what} is **{self.value_format.format(self.prediction)}**, against {avg} on average. "
                 f"The main drivers: " + "; ".join(parts) + ".")

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .safety import plot_text
+
 PREDICTED_COLOR = "#1f77b4"
 FRONTIER_COLOR = "#d62728"
 MEASURED_COLOR = "#2ca02c"
@@ -54,7 +56,7 @@ def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None,
     pred["itl_ms"] = pred["itl_s"] * 1000
     hover = ("<b>%{customdata[0]}</b><br>ITL %{x:.3g} ms<br>Energy %{y:.3g} J/token<br>"
              "Power %{customdata[1]:.0f} W<br>Throughput %{customdata[2]:,.0f} tok/s<extra>%{fullData.name}</extra>")
-    custom = np.stack([pred["gpu_name"], pred["power_w"], pred["throughput_tok_s"]], axis=-1) if len(pred) else None
+    custom = np.stack([pred["gpu_name"].map(plot_text), pred["power_w"], pred["throughput_tok_s"]], axis=-1) if len(pred) else None
     fig.add_trace(go.Scatter(
         x=pred["itl_ms"], y=pred["energy_per_token_j"], mode="markers", name="Predicted (one GPU each)",
         marker=dict(size=10, color=PREDICTED_COLOR, line=dict(width=1, color="white")), customdata=custom,
@@ -75,7 +77,7 @@ def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None,
         fig.add_trace(go.Scatter(
             x=m["itl_ms"], y=m["energy_per_token_j"], mode="markers", name="Measured (runs in the store)",
             marker=dict(size=12, color=MEASURED_COLOR, symbol="diamond-open", line=dict(width=2)),
-            customdata=np.stack([m["gpu_name"], m["n_runs"]], axis=-1),
+            customdata=np.stack([m["gpu_name"].map(plot_text), m["n_runs"]], axis=-1),
             hovertemplate="<b>%{customdata[0]}</b> (measured, mean of %{customdata[1]} runs)<br>"
                           "ITL %{x:.3g} ms<br>Energy %{y:.3g} J/token<extra></extra>",
         ))
@@ -92,7 +94,7 @@ def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None,
     for i, (x, y, name) in enumerate(zip(front["itl_ms"], front["energy_per_token_j"], front["gpu_name"],
                                          strict=True)):
         fig.add_annotation(x=math.log10(x) if log_x else x, y=math.log10(y) if log_y else y,
-                           text=short_gpu_name(name), showarrow=True, arrowhead=0, arrowwidth=1,
+                           text=plot_text(short_gpu_name(name)), showarrow=True, arrowhead=0, arrowwidth=1,
                            arrowcolor="rgba(214,39,40,0.6)", ax=16 + 12 * (i % 3),
                            ay=(-1 if i % 2 == 0 else 1) * (24 + 16 * ((i // 2) % 3)),
                            font=dict(size=11, color="#333"), bgcolor="rgba(255,255,255,0.85)")
