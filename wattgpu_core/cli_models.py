@@ -114,9 +114,17 @@ def _cmd_evaluate(args) -> int:
             for r in moe.to_dict("records"):
                 print(f"  {r['target']:<5} {r['scenario']:<7} {r['strategy']:<4} MdAPE {r['mdape_pct']:5.1f}%  "
                       f"r {r['pearson_r']:.3f}  n={r['n_rows']} ({r['n_llms']} LLMs)")
+    loso = []
+    if "WattGPU+" in labels and aux is not None and not args.paper_compat:
+        from .loso import format_loso, leave_one_source_out, logo_quantiles_of
+
+        loso, _ = leave_one_source_out(frame, aux, quantiles=logo_quantiles_of(result), n_jobs=args.jobs)
+        if loso:
+            print("\n" + format_loso(loso))
     print(f"({result.seconds:.1f} s)")
     if args.json:
-        Path(args.json).write_text(json.dumps(records_for_json(result), indent=2) + "\n")
+        clean = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in loso]
+        Path(args.json).write_text(json.dumps(records_for_json(result) + clean, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

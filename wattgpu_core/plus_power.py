@@ -68,8 +68,10 @@ import numpy as np
 import pandas as pd
 
 from .features import kv_cache_bytes_per_token
+from .physics import VLLM_MAX_BATCHED_TOKENS
 from .physics import head_dim as physics_head_dim
 from .physics import prefill_flops as physics_prefill_flops
+from .physics import prefill_time_s as physics_prefill_time_s
 
 __all__ = [
     "POWER_INPUTS",
@@ -258,9 +260,12 @@ def physical_frame(rows: pd.DataFrame, timing: Timing = Timing()) -> pd.DataFram
     # Prefill: compute-bound work (drawing near the power limit) in the share of busy GPU time it takes. Offline:
     # one prefill per request against the run's decode steps; server: lambda x prefill seconds per second of busy
     # time. Decode at the server's mean batch grows more compute-bound with the rate (``ci_batch``).
-    t_pf = physics_prefill_flops(act, inp, rows["num_layers"].to_numpy(float), rows["num_attention_heads"]
-                                 .to_numpy(float), physics_head_dim(rows["hidden_size"], rows["num_attention_heads"],
-                                                                    _num(rows, "head_dim", np.nan)), ngpu) / flops
+    pf_flops = physics_prefill_flops(act, inp, rows["num_layers"].to_numpy(float), rows["num_attention_heads"]
+                                     .to_numpy(float), physics_head_dim(rows["hidden_size"],
+                                                                        rows["num_attention_heads"],
+                                                                        _num(rows, "head_dim", np.nan)), ngpu)
+    pf_tokens = np.where(offline, np.minimum(inp * b_off, VLLM_MAX_BATCHED_TOKENS), inp)
+    t_pf = physics_prefill_time_s(pf_flops, flops / 1e12, pf_tokens)
     off_decode = out * (t_mem + t_cmp) / b_off
     prefill_share = np.where(offline, t_pf / np.maximum(t_pf + off_decode, 1e-12),
                              np.clip(lam * t_pf / np.maximum(duty, 1e-9), 0.0, 1.0))
