@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
-from .models import TARGET_COLUMNS, target_rows
+from .models import target_rows
 from .plus_itl import scenario_pool, time_per_output_token_s
 
 CORE_SOURCES = ("wattcounts", "wattcounts_upload")
