@@ -34,6 +34,7 @@ with right:
     accuracy = db.headline_accuracy(shared.models())
     st.markdown(accuracy.sentence)
     st.dataframe(accuracy.table, hide_index=True, placeholder="–", width="stretch")
+    st.markdown(db.other_sources_sentence(shared.models()))
 
 st.subheader("Quick prediction")
 state = shared.url_state()

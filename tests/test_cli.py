@@ -27,14 +27,15 @@ def test_build_store_and_stats_json(tmp_path):
     db = tmp_path / "cli.duckdb"
     built = cli("build-store", "--db", str(db))
     assert built.returncode == 0, built.stderr
-    assert "5420 runs" in built.stdout
+    assert "5548 runs" in built.stdout
     stats = cli("stats", "--json", "--db", str(db))
     assert stats.returncode == 0, stats.stderr
     data = json.loads(stats.stdout)
     for key in ("gpus", "llms", "runs"):
         assert type(data[key]) is int
-    assert data["runs"] == 5420 and data["gpus"] >= 35 and data["llms"] >= 80
-    assert data["runs_per_source"] == {"argonne": 48, "mlenergy_v1": 260, "mlenergy_v2": 314, "wattcounts": 4798}
+    assert data["runs"] == 5548 and data["gpus"] >= 35 and data["llms"] >= 80
+    assert data["runs_per_source"] == {"argonne": 48, "mlenergy_v1": 260, "mlenergy_v2": 314, "tokenpowerbench": 128,
+                                     "wattcounts": 4798}
 
 
 def test_ingest_exit_codes_messages_and_remove_batch(store_path, tmp_path):

@@ -251,3 +251,51 @@ def test_idle_power_is_only_a_user_option(rows):
     assert np.all(option.serving_idle_w(test) >= test["idle_power_w"].to_numpy() - 1e-9)
     again = P.PlusPowerModel.from_dict(json.loads(json.dumps(option.to_dict())))
     assert np.array_equal(again.predict(test), option.predict(test))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Prompt length and prefill (issue 12)
+def _long_prompt_rows(store, llm="meta-llama/Meta-Llama-3.1-70B-Instruct", gpu="b200", num_gpus=4):
+    reqs = [{"gpu_id": gpu, "llm_id": llm, "scenario": "server", "request_rate_qps": lam, "input_tokens": inp,
+             "output_tokens": 256.0, "num_gpus": num_gpus, "server_submit_s": math.inf}
+            for lam in (2.0, 8.0) for inp in (14.0, 1000.0, 4000.0)]
+    reqs += [{"gpu_id": gpu, "llm_id": llm, "scenario": "offline", "batch_size": 64, "num_requests": 1000,
+              "input_tokens": inp, "output_tokens": 256.0, "num_gpus": num_gpus} for inp in (14.0, 1000.0, 4000.0)]
+    gpus = store.gpus()
+    return P.join_gpu_extras(F.add_features(F.join_specs(pd.DataFrame(reqs), gpus, store.llms())), gpus)
+
+
+def test_power_rises_with_prompt_length_and_request_rate_for_a_70b_class_llm(model, seed_store):
+    plan = _long_prompt_rows(seed_store)
+    p = model.predict(plan)
+    srv = p[:6].reshape(2, 3)  # rows: 2 and 8 req/s; columns: 14, 1000, 4000 prompt tokens
+    assert np.all(np.diff(srv, axis=1) > 0), srv  # longer prompts: more compute-bound prefill, more power
+    assert np.all(srv[1] > srv[0]), srv  # higher rate: more power
+    assert srv[0, 2] - srv[0, 0] > 0.01 * srv[0, 0]  # a 4,000-token prompt moves power by more than 1%
+    assert np.all(np.diff(p[6:]) > 0)  # offline too
+    assert np.all(p <= plan["tdp_w"].to_numpy(float) + 1e-9)
+    ph = P.physical_frame(plan)
+    assert np.all(np.diff(ph["prefill_share"].to_numpy()[:3]) > 0)
+
+
+def test_decode_time_reads_the_mean_context_not_the_prompt_alone(seed_store):
+    plan = _long_prompt_rows(seed_store)[:1]
+    short, long_out = plan.assign(output_tokens=16.0), plan.assign(output_tokens=4000.0)
+    # same prompt, longer outputs: the KV cache read per step grows with prompt + half the output
+    t_short = P.physical_frame(short)["t_mem1_s"].iloc[0]
+    t_long = P.physical_frame(long_out)["t_mem1_s"].iloc[0]
+    kvb = LLAMA8B_KV_BYTES * 80 / 32 / 4  # Llama-3.1-70B: 80 layers, 8 KV heads of 128, split over 4 GPUs
+    bw = plan["memory_bandwidth_gb_s"].iloc[0] * 1e9
+    assert t_long - t_short == pytest.approx((4000.0 - 16.0) / 2.0 * kvb / bw, rel=1e-9)
+
+
+def test_gemm_curve_constants_are_the_vidur_fit():
+    from wattgpu_core import physics
+    from wattgpu_core.gemm_profile import fit_profile
+
+    fit = fit_profile()
+    assert set(fit["per_gpu"]) == {"a100", "a40", "h100"}
+    assert physics.GEMM_PLATEAU_EFFICIENCY == pytest.approx(fit["plateau"], abs=0.005)
+    assert physics.GEMM_HALF_TOKENS == pytest.approx(fit["half_tokens"], rel=0.01)
+    # a large prefill reaches ~the plateau; one token almost none of it (memory-bound)
+    assert physics.gemm_rate_share(8192) > 0.97 and physics.gemm_rate_share(1) < 0.01

@@ -23,7 +23,8 @@ CANONICAL = (
 
 def test_seed_store_holds_every_source(store):
     stats = store.stats()
-    assert stats["runs_per_source"] == {"argonne": 48, "mlenergy_v1": 260, "mlenergy_v2": 314, "wattcounts": 4798}
+    assert stats["runs_per_source"] == {"argonne": 48, "mlenergy_v1": 260, "mlenergy_v2": 314, "tokenpowerbench": 128,
+                                        "wattcounts": 4798}
     assert stats["gpus"] >= 35 and stats["llms"] >= 80
     wattcounts = store.runs(source_ids=["wattcounts"])
     assert len(wattcounts) == 4798
@@ -138,19 +139,19 @@ def test_a_store_held_by_another_process_for_too_long_gives_a_clear_error(store_
         holder.stdin.close()
         holder.wait(timeout=30)
     with Store.open(store_path) as store:  # free again once the other process is gone
-        assert store.stats()["runs"] == 5420
+        assert store.stats()["runs"] == 5548
 
 
 def test_read_only_store_refuses_writes(store_path):
     with Store.open(store_path, read_only=True) as store:
-        assert store.stats()["runs"] == 5420
+        assert store.stats()["runs"] == 5548
         with pytest.raises(WattGPUError, match="read-only"):
             ingest_bytes(store, "a.csv", CANONICAL)
 
 
 def test_open_builds_a_missing_store_and_rejects_a_foreign_file(tmp_path):
     with Store.open(tmp_path / "new.duckdb") as store:
-        assert store.stats()["runs"] == 5420
+        assert store.stats()["runs"] == 5548
     junk = tmp_path / "junk.duckdb"
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(WattGPUError, match="build-store"):

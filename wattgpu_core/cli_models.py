@@ -41,7 +41,18 @@ def _cmd_train(args) -> int:
     start = time.perf_counter()
     with Store.open(args.db, read_only=False) as store:
         cv = []
-        if not args.no_cv:
+        if args.records:
+            # the records of an `evaluate --json` run on this store and code (both model sets, every GPU)
+            cv = [{k: v for k, v in r.items() if k not in ("mode",)} for r in json.loads(Path(args.records)
+                                                                                    .read_text())
+                  if r.get("mode", "all-gpus") == "all-gpus"]
+            labels = {r["model"] for r in cv}
+            if args.model_set != "paper" and not {"XGB", "WattGPU+"} <= labels:
+                from .errors import WattGPUError
+
+                raise WattGPUError(f"{args.records} must hold the all-GPU records of both model sets (evaluate "
+                                 "without --paper-compat)")
+        elif not args.no_cv:
             # WattGPU+ is evaluated beside the paper's models: the comparison decides where it is the default.
             sets = ["paper", args.model_set] if args.model_set != "paper" else ["paper"]
             result = run_evaluation(store, paper_compat=False, model_sets=sets, baselines=False,
@@ -136,9 +147,17 @@ def _cmd_evaluate(args) -> int:
             for r in moe.to_dict("records"):
                 print(f"  {r['target']:<5} {r['scenario']:<7} {r['strategy']:<4} MdAPE {r['mdape_pct']:5.1f}%  "
                       f"r {r['pearson_r']:.3f}  n={r['n_rows']} ({r['n_llms']} LLMs)")
+    loso = []
+    if "WattGPU+" in labels and aux is not None and not args.paper_compat:
+        from .loso import format_loso, leave_one_source_out, logo_quantiles_of
+
+        loso, _ = leave_one_source_out(frame, aux, quantiles=logo_quantiles_of(result), n_jobs=args.jobs)
+        if loso:
+            print("\n" + format_loso(loso))
     print(f"({result.seconds:.1f} s)")
     if args.json:
-        Path(args.json).write_text(json.dumps(records_for_json(result), indent=2) + "\n")
+        clean = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in loso]
+        Path(args.json).write_text(json.dumps(records_for_json(result) + clean, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
@@ -189,6 +208,8 @@ def add_model_commands(sub, add_db) -> None:
     p.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="where to write the model files")
     p.add_argument("--model-set", default="paper", help="model set to train: paper or plus (default: paper)")
     p.add_argument("--no-cv", action="store_true", help="skip the CV / LOGO / LOLO metrics stored in the metadata")
+    p.add_argument("--records", metavar="JSON", help="store these `evaluate --json` records (same store and code) "
+                   "instead of evaluating again")
     p.add_argument("--jobs", type=int, default=None, help="parallel folds for those metrics (default: CPUs)")
     p.set_defaults(func=_cmd_train)
 

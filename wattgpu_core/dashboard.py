@@ -708,6 +708,17 @@ def headline_accuracy(model_set) -> Accuracy:
                     "and unseen LLMs (LOLO).", table)
 
 
+def other_sources_sentence(model_set) -> str:
+    """Home's sentence on the error for runs of other sources and stacks (leave-one-source-out)."""
+    from .loso import other_sources_sentence as sentence
+
+    meta = model_metadata(model_set)
+    parts = getattr(model_set, "parts", None) or {}
+    if not meta.get("loso_metrics") and "plus" in parts:
+        meta = model_metadata(parts["plus"])
+    return sentence(meta)
+
+
 def _num(value, spec: str) -> str:
     """A metric as text; missing or undefined values as an en dash."""
     try:

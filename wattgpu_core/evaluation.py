@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -314,11 +315,28 @@ class _Job:
     test: np.ndarray
 
 
+_VARIANT_SUFFIX = re.compile(r"(-(instruct|it|chat|hf|base))+$", re.IGNORECASE)
+
+
+def llm_weights_key(llm_id) -> str:
+    """The LLM with its base / instruction-tuned variant and the "Meta-" prefix dropped, lower case: variants
+    share their architecture, so an unseen-LLM split holds them out together ("meta-llama/Llama-3.1-8B" and
+    "meta-llama/Meta-Llama-3.1-8B-Instruct" give the same key)."""
+    org, _, name = str(llm_id).rpartition("/")
+    name = _VARIANT_SUFFIX.sub("", re.sub(r"^meta-", "", name, flags=re.IGNORECASE))
+    return f"{org}/{name}".lower()
+
+
 def aux_allowed(aux: pd.DataFrame, rows: pd.DataFrame, test: np.ndarray, strategy: str) -> np.ndarray:
-    """Positions of the auxiliary rows a fold may learn from: every row outside the fold's test groups (the test
-    (LLM, GPU) pairs in CV, the held-out GPU in LOGO, the held-out LLM in LOLO)."""
+    """Positions of the auxiliary rows a fold may learn from: every row, of every source, outside the fold's test
+    groups (the test (LLM, GPU) pairs in CV, the held-out GPU in LOGO, the held-out LLM in LOLO, with its base
+    and instruction-tuned variants)."""
     held_out = np.unique(split_groups(rows.iloc[test], strategy))
-    return np.flatnonzero(~np.isin(split_groups(aux, strategy), held_out))
+    keep = ~np.isin(split_groups(aux, strategy), held_out)
+    if strategy == "LOLO":
+        keys = {llm_weights_key(g) for g in held_out}
+        keep &= ~aux["llm_id"].map(llm_weights_key).isin(keys).to_numpy()
+    return np.flatnonzero(keep)
 
 
 def out_of_fold(

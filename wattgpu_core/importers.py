@@ -25,6 +25,8 @@ import pandas as pd
 
 from .catalog import GpuResolver, LlmResolver
 from .errors import Issue, ValidationError
+from .import_tokenpowerbench import SOURCE as TPB_SOURCE
+from .import_tokenpowerbench import is_tokenpowerbench, parse_tokenpowerbench
 from .schema import CANONICAL_COLUMNS, ITL_DEFINITIONS, RUN_COLUMNS, SCENARIOS, names
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -74,6 +76,7 @@ SOURCES: dict[str, dict[str, str]] = {
         "(github.com/argonne-lcf/LLM-Inference-Bench)",
         "notes": "input = output = 1,024 tokens, batch 1-64, vLLM / TensorRT-LLM / DeepSpeed-MII",
     },
+    "tokenpowerbench": TPB_SOURCE,
     "user_upload": {
         "name": "User upload (canonical CSV)",
         "url": "",
@@ -302,6 +305,7 @@ FORMATS = {
     "mlenergy_v2": "ML.ENERGY leaderboard v2 run JSON",
     "mlenergy_v1": "ML.ENERGY leaderboard v1 legacy CSV (<GPU>_<task>_benchmark.csv)",
     "argonne": "Argonne LLM-Inference-Bench power_results.csv",
+    "tokenpowerbench": "TokenPowerBench result JSON ({model: [runs with gpu0_power_watts, ...]})",
 }
 
 
@@ -393,7 +397,7 @@ def _empty_runs(n: int) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------------------------------------------
 # Parsers: each returns a ParsedFile (raises ValidationError for problems of the file as a whole)
 # Source ids of the seed data: an upload may not claim them (its runs would pass for the published data).
-RESERVED_SOURCE_IDS = frozenset({"wattcounts", "mlenergy_v2", "mlenergy_v1", "argonne", "catalog"})
+RESERVED_SOURCE_IDS = frozenset({"wattcounts", "mlenergy_v2", "mlenergy_v1", "argonne", "tokenpowerbench", "catalog"})
 
 
 def _parse_canonical(frame: pd.DataFrame, issues: _Issues) -> ParsedFile:
@@ -799,11 +803,13 @@ def mlenergy_v2_records_to_frame(records: list[dict], campaigns: list[str] | Non
     return ParsedFile("mlenergy_v2", result, names_map, "mlenergy_v2")
 
 
-def _parse_json(text: str) -> ParsedFile:
+def _parse_json(text: str, file_name: str = "") -> ParsedFile:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _reject(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    if is_tokenpowerbench(obj):
+        return parse_tokenpowerbench(file_name, obj)
     records = obj if isinstance(obj, list) else [obj]
     if not records:
         raise _reject("JSON file holds an empty list")
@@ -831,8 +837,8 @@ def parse_bytes(file_name: str, data: bytes, fmt: str | None = None) -> ParsedFi
         raise _reject(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     text = _check_bytes(file_name, data)
     stripped = text.lstrip("\ufeff \t\r\n")
-    if fmt == "mlenergy_v2" or (fmt is None and stripped[:1] in "[{"):
-        return _parse_json(text)
+    if fmt in ("mlenergy_v2", "tokenpowerbench") or (fmt is None and stripped[:1] in "[{"):
+        return _parse_json(text, file_name)
     delimiter = _sniff_delimiter(text)
     try:
         header = next(csv.reader([_header_line(text)], delimiter=delimiter))

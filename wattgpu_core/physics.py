@@ -40,8 +40,28 @@ WATTCOUNTS_MAX_MODEL_LEN = 1024.0
 NVLINK_GB_S = 450.0  # per-direction NVLink bandwidth used for tensor-parallel all-reduce when none is given
 
 
+# GEMM efficiency against tokens, fitted on Vidur's measured GEMM times (A100, A40, H100; ``gemm_profile``): a large
+# batch of tokens reaches this share of the datasheet tensor rate, and half of it at this many tokens.
+GEMM_PLATEAU_EFFICIENCY = 0.81
+GEMM_HALF_TOKENS = 186.0
+VLLM_MAX_BATCHED_TOKENS = 8192.0  # prefill tokens vLLM batches in one step (chunked prefill's default budget)
+
+
 def _f(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
+
+
+def gemm_rate_share(tokens, half_tokens: float = GEMM_HALF_TOKENS) -> np.ndarray:
+    """Share of the large-batch GEMM rate reached with ``tokens`` tokens in flight: n / (n + half_tokens)."""
+    n = np.maximum(_f(tokens), 0.0)
+    return n / (n + half_tokens)
+
+
+def prefill_time_s(flops, tflops, tokens_in_step) -> np.ndarray:
+    """Seconds of prefill work ``flops`` on a GPU of ``tflops`` (datasheet dense FP16) when ``tokens_in_step``
+    prompt tokens share each step: the Vidur-fitted GEMM rate, plateau x peak x n / (n + half)."""
+    rate = _f(tflops) * 1e12 * GEMM_PLATEAU_EFFICIENCY * np.maximum(gemm_rate_share(tokens_in_step), 1e-3)
+    return _f(flops) / rate
 
 
 # --------------------------------------------------------------------------------------------------------------

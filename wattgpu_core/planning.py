@@ -94,6 +94,15 @@ class LoadedModelSet:
     def default_stack(self) -> str:
         return (self.metadata.get("serving") or {}).get("default_stack", DEFAULT_STACK)
 
+    @property
+    def calibrated_stacks(self) -> list[str]:
+        """Serving stacks a prediction may name (the default first); others are predicted as the default stack."""
+        from .plus import calibrated_stacks
+
+        meta = self.metadata if (self.metadata.get("serving") or not self.parts) else \
+            self.parts.get("plus", self).metadata
+        return calibrated_stacks(meta) if meta.get("serving") else [self.default_stack]
+
     def uses(self, target: str, pool: str) -> str:
         """The model set ("plus" or "paper") that predicts ``target`` in scenario pool ``pool``."""
         if self.kind == "default":

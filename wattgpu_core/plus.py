@@ -178,6 +178,12 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
     same_stack = aux["serving_stack"].eq(DEFAULT_STACK)
     range_rows = pd.concat([frame, aux[same_stack]], ignore_index=True)
     stacks = sorted({DEFAULT_STACK, *aux["serving_stack"].dropna().unique().tolist()})
+    loso = [r for r in (records or []) if r.get("strategy") == "LOSO"]
+    if records is not None and not loso:  # records of a run without LOSO: measure it here
+        from .loso import leave_one_source_out
+
+        loso, _ = leave_one_source_out(frame, aux, n_jobs=n_jobs)
+    loso = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in loso]
     meta = {
         "model_set": NAME,
         "format": FORMAT,
@@ -209,7 +215,8 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
         },
         "library_versions": library_versions(),
         "seed": seed,
-        "cv_metrics": [r for r in (records or []) if r["model"] == LABEL],
+        "cv_metrics": [r for r in (records or []) if r["model"] == LABEL and r["strategy"] != "LOSO"],
+        "loso_metrics": loso,
         "default_for": default_choice(records) if records else None,
     }
     paths["meta"].write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
@@ -232,6 +239,15 @@ def load_plus(models_dir: Path = MODELS_DIR) -> tuple[dict, dict]:
         d = json.loads(path.read_text())
         fitted[t] = PlusItlModel.from_dict(d) if t == "itl" else PlusPowerModel.from_dict(d)
     return fitted, meta
+
+
+def calibrated_stacks(meta: Mapping) -> list[str]:
+    """The serving stacks WattGPU+ is calibrated for (the default stack first): the choices a prediction may name.
+    A stack outside this list is predicted as the default stack, and the prediction says so."""
+    serving = meta.get("serving") or {}
+    default = serving.get("default_stack", DEFAULT_STACK)
+    fitted = serving.get("calibrated_stacks") or [default]
+    return [default, *sorted(s for s in fitted if s != default)]
 
 
 def interval_bounds(meta: Mapping, target: str, pred: np.ndarray, scenario_detail) -> tuple[np.ndarray, np.ndarray]:

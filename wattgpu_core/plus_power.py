@@ -68,6 +68,10 @@ import numpy as np
 import pandas as pd
 
 from .features import kv_cache_bytes_per_token
+from .physics import VLLM_MAX_BATCHED_TOKENS
+from .physics import head_dim as physics_head_dim
+from .physics import prefill_flops as physics_prefill_flops
+from .physics import prefill_time_s as physics_prefill_time_s
 
 __all__ = [
     "POWER_INPUTS",
@@ -87,6 +91,7 @@ __all__ = [
     "join_gpu_extras",
     "memory_family",
     "physical_frame",
+    "busy_share",
 ]
 
 GIB = 2.0**30
@@ -252,7 +257,23 @@ def physical_frame(rows: pd.DataFrame, timing: Timing = Timing()) -> pd.DataFram
     lam = np.where(offline, 0.0, _rate_qps(rows))
     duty = np.where(offline, 1.0, server_busy_fraction(lam, t_req, _num(rows, "server_submit_s", WATTCOUNTS_SUBMIT_S)))
     concurrency = np.maximum(lam * t_req, 1.0)
+    # Prefill: compute-bound work (drawing near the power limit) in the share of busy GPU time it takes. Offline:
+    # one prefill per request against the run's decode steps; server: lambda x prefill seconds per second of busy
+    # time. Decode at the server's mean batch grows more compute-bound with the rate (``ci_batch``).
+    pf_flops = physics_prefill_flops(act, inp, rows["num_layers"].to_numpy(float), rows["num_attention_heads"]
+                                     .to_numpy(float), physics_head_dim(rows["hidden_size"],
+                                                                        rows["num_attention_heads"],
+                                                                        _num(rows, "head_dim", np.nan)), ngpu)
+    pf_tokens = np.where(offline, np.minimum(inp * b_off, VLLM_MAX_BATCHED_TOKENS), inp)
+    t_pf = physics_prefill_time_s(pf_flops, flops / 1e12, pf_tokens)
+    off_decode = out * (t_mem + t_cmp) / b_off
+    prefill_share = np.where(offline, t_pf / np.maximum(t_pf + off_decode, 1e-12),
+                             np.clip(lam * t_pf / np.maximum(duty, 1e-9), 0.0, 1.0))
+    t_mem_b = (weights_read_gb(n, act, concurrency) / ngpu * 1e9 + concurrency * ctx * kvb) / bw
+    t_cmp_b = 2.0 * act * 1e9 * concurrency / ngpu / flops
     return pd.DataFrame({
+        "prefill_share": prefill_share,
+        "ci_batch": np.where(offline, 0.0, t_cmp_b / (t_mem_b + t_cmp_b)),
         "offline": offline.astype(float),
         "duty": duty,
         "u": np.where(offline, u_off, u_dec),
@@ -265,6 +286,22 @@ def physical_frame(rows: pd.DataFrame, timing: Timing = Timing()) -> pd.DataFram
         "t_mem1_s": t_mem1,
         "t_gpu_s": t_mem + t_cmp,
     }, index=rows.index)
+
+
+def busy_share(g, f, ph: pd.DataFrame) -> np.ndarray:
+    """Share of the headroom (TDP - B) drawn over the window: duty x the headroom use while busy.
+
+    While busy, decode draws ``g`` (the booster's share); the compute-bound part of the busy time (prefill, and at
+    the server's mean batch the compute share of each decode step) draws at least ``F``, the share a saturating
+    batch reaches: ``g + max(F - g, 0) x w`` with ``w = prefill share + (1 - prefill share) x ci_batch``. So power
+    rises with the prompt length and with the request rate, and Watt Counts' ~14-token prompts at low rates
+    (``w`` ~ 1e-3) are predicted as before.
+    """
+    s = ph["prefill_share"].to_numpy()
+    w = s + (1.0 - s) * ph["ci_batch"].to_numpy()
+    g = np.asarray(g, dtype=float)
+    use = g + np.maximum(np.asarray(f, dtype=float) - g, 0.0) * w
+    return np.clip(use * ph["duty"].to_numpy(), 0.0, 1.0)
 
 
 def join_gpu_extras(rows: pd.DataFrame, gpus: pd.DataFrame) -> pd.DataFrame:
@@ -485,7 +522,7 @@ class PlusPowerModel:
         b, d, f = self._levels(rows, ph)
         g = np.clip(np.asarray(self.booster.inplace_predict(self._matrix(rows, ph, b, d, f)), dtype=float), 0, 1)
         tdp = rows["tdp_w"].to_numpy(float)
-        return b + (tdp - b) * np.clip(g * ph["duty"].to_numpy(), 0.0, 1.0)
+        return b + (tdp - b) * busy_share(g, f, ph)
 
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
         """Mean power per GPU (W), one per row; within [serving-idle, TDP] (other stacks: times their factor)."""
@@ -513,8 +550,8 @@ class PlusPowerModel:
             if n else np.zeros(0)
         tdp = rows["tdp_w"].to_numpy(float)
         duty = ph["duty"].to_numpy()
-        busy = (tdp - b) * np.clip(g * duty, 0.0, 1.0)
-        power = b + (tdp - b) * np.clip(g * duty, 0.0, 1.0)  # as _predict_core
+        busy = (tdp - b) * busy_share(g, f, ph)
+        power = b + busy  # as _predict_core
         factor = np.ones(n)
         if self.stack_factors and n:  # as predict
             factor = pd.Series(_stack_key(rows)).map(self.stack_factors).fillna(1.0).to_numpy(float)
@@ -525,6 +562,7 @@ class PlusPowerModel:
             "serving_idle_w": b, "headroom_w": tdp - b, "duty": duty, "headroom_use": g, "busy_w": busy,
             "stack_factor": factor, "power_w": power, "tdp_w": tdp, "gpu_busy_share": ph["u"].to_numpy(),
             "compute_share": ph["ci"].to_numpy(), "batch": np.exp(ph["log_batch"].to_numpy()),
+            "prefill_share": ph["prefill_share"].to_numpy(),
             "measured_levels": measured,
         }, index=rows.index)
 

@@ -12,12 +12,13 @@ from pathlib import Path
 import pandas as pd
 
 from .catalog import build_gpu_catalog, build_llm_catalog, build_paper_gpu_features, finish_llm_frame
+from .import_tokenpowerbench import read_results
 from .importers import SOURCES, ParsedFile, mlenergy_v2_records_to_frame, parse_bytes, prepare
 from .paths import MANUAL_DIR, RAW_DIR, SEED_DIR
 from .schema import GPU_COLUMNS, LLM_COLUMNS, PAPER_GPU_COLUMNS, RUN_COLUMNS, SOURCE_COLUMNS, names
 from .store import compute_run_ids
 
-SEED_SOURCES = ("wattcounts", "mlenergy_v2", "mlenergy_v1", "argonne")
+SEED_SOURCES = ("wattcounts", "mlenergy_v2", "mlenergy_v1", "argonne", "tokenpowerbench")
 
 
 def _v1_llms(raw_dir: Path, known: set[str]) -> pd.DataFrame:
@@ -62,6 +63,7 @@ def build_seed_tables(raw_dir: Path = RAW_DIR, manual_dir: Path = MANUAL_DIR) ->
     ]
     parsed += [_parse_file(p) for p in sorted((raw_dir / "mlenergy_v1_legacy").glob("*_benchmark.csv"))]
     parsed.append(_parse_file(raw_dir / "argonne_llm_inference_bench" / "Fig_16_a_b_power_results.csv"))
+    parsed.append(read_results(raw_dir / "tokenpowerbench" / "results"))
 
     frames = []
     for p in parsed:

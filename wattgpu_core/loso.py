@@ -1,0 +1,144 @@
+"""Leave-one-source-out: how WattGPU+ does on the runs of a source (and serving stack) it never saw.
+
+For every measured source other than Watt Counts (whose runs are the core model's: holding them out leaves no core
+stack to fit), WattGPU+ is fitted on everything else (Watt Counts plus the other sources' runs) and predicts that
+source's runs: mean power per GPU and time per output token (the ITL model's own definition,
+:func:`~wattgpu_core.plus_itl.time_per_output_token_s`). Its serving stack is then calibrated only if another source
+shares it, as for a user on a stack the data hold no runs of. Each held-out source's runs are also checked against
+the 80% intervals: the split-conformal quantiles of the leave-one-GPU-out residuals on Watt Counts (computed in the
+same evaluation, per scenario pool), i.e. the intervals a prediction would carry.
+
+Records: one per target, source and scenario pool: ``strategy`` ``LOSO``, ``source_id``, ``mdape_pct``,
+``pearson_r``, ``n_rows``, ``interval_coverage_pct`` and ``interval_level``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+
+from .models import target_rows
+from .plus_itl import scenario_pool, time_per_output_token_s
+
+CORE_SOURCES = ("wattcounts", "wattcounts_upload")
+LABEL = "WattGPU+"
+
+
+def held_out_sources(aux: pd.DataFrame) -> list[str]:
+    """The sources a LOSO run holds out in turn: every source of ``aux`` but Watt Counts, sorted."""
+    return sorted(s for s in aux["source_id"].dropna().unique() if s not in CORE_SOURCES)
+
+
+def _truth(target: str, rows: pd.DataFrame) -> np.ndarray:
+    return rows["power_w"].to_numpy(float) if target == "power" else time_per_output_token_s(rows)
+
+
+def leave_one_source_out(frame: pd.DataFrame, aux: pd.DataFrame, *,
+                         quantiles: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
+                         level: float = 0.8, n_jobs: int | None = None) -> tuple[list[dict], pd.DataFrame]:
+    """(records, predictions) of WattGPU+ on each held-out source (see the module docstring). ``quantiles``:
+    {target: {scenario pool: (lower, upper) ln quantiles}} for the interval coverage (none: no coverage)."""
+    from .evaluation import apply_intervals, mdape_pct, pearson_r
+    from .plus import PlusModelSet
+
+    model_set = PlusModelSet()
+    jobs = []
+    for source in held_out_sources(aux):
+        train_aux = aux[aux["source_id"] != source]
+        test = aux[aux["source_id"] == source]
+        for target in model_set.targets:
+            feats = model_set.features(target)
+            rows = target_rows(frame, target, feats)
+            cols = [c for c in feats if c != "scenario_detail"]
+            ok = test[cols].notna().all(axis=1).to_numpy() & np.isfinite(_truth(target, test)) \
+                & (_truth(target, test) > 0) if len(test) else np.zeros(0, bool)
+            if ok.sum():
+                jobs.append((source, target, rows, train_aux, test[ok].reset_index(drop=True)))
+
+    def run(job):
+        source, target, rows, train_aux, test = job
+        model = model_set.fit(target, rows, aux=train_aux)
+        return source, target, test, np.asarray(model.predict(test), dtype=float)
+
+    with ThreadPoolExecutor(max_workers=n_jobs or 1) as pool:
+        results = list(pool.map(run, jobs))
+    records, preds = [], []
+    for source, target, test, pred in results:
+        y = _truth(target, test)
+        pools = scenario_pool(test["scenario_detail"])
+        q = (quantiles or {}).get(target)
+        lo, hi = apply_intervals(pred, pools, q) if q else (np.full(len(pred), np.nan),) * 2
+        preds.append(pd.DataFrame({"source_id": source, "target": target, "run_id": test["run_id"].to_numpy(),
+                                   "gpu_id": test["gpu_id"].to_numpy(), "llm_id": test["llm_id"].to_numpy(),
+                                   "serving_stack": test["serving_stack"].to_numpy(), "scenario": pools,
+                                   "y_true": y, "y_pred": pred, "y_lo": lo, "y_hi": hi}))
+        for scen in ("offline", "server"):
+            m = pools == scen
+            if not m.any():
+                continue
+            inside = (lo[m] <= y[m]) & (y[m] <= hi[m])
+            records.append({
+                "target": target, "model": LABEL, "scenario": scen, "strategy": "LOSO", "source_id": source,
+                "mdape_pct": mdape_pct(y[m], pred[m]), "pearson_r": pearson_r(y[m], pred[m]), "n_rows": int(m.sum()),
+                "stacks": ";".join(sorted(set(test.loc[m, "serving_stack"].astype(str)))),
+                "interval_level": level if q else None,
+                "interval_coverage_pct": 100.0 * float(inside.mean()) if q and np.isfinite(lo[m]).all() else math.nan,
+            })
+    records.sort(key=lambda r: (r["target"], r["source_id"], r["scenario"]))
+    return records, pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
+
+
+def logo_quantiles_of(result, level: float = 0.8) -> dict:
+    """{target: {pool: (lower, upper)}}: the interval quantiles of WattGPU+'s leave-one-GPU-out residuals in an
+    :class:`~wattgpu_core.evaluation.EvaluationResult` (what the trained model's intervals are made of)."""
+    from .evaluation import interval_quantiles
+
+    out = {}
+    for target in ("power", "itl"):
+        pf = result.predictions.get((LABEL, target, "LOGO"))
+        if pf is not None and len(pf):
+            out[target] = interval_quantiles(pf["y_true"], pf["y_pred"], pf["scenario"], level)
+    return out
+
+
+def pooled(records: list[dict]) -> dict:
+    """{target: median over held-out sources of their MdAPE (every scenario pool)}: the one figure per target that
+    Home quotes for runs of other sources and stacks."""
+    out = {}
+    for target in ("power", "itl"):
+        v = [r["mdape_pct"] for r in records if r["target"] == target and np.isfinite(r["mdape_pct"])]
+        out[target] = float(np.median(v)) if v else math.nan
+    return out
+
+
+def format_loso(records: list[dict]) -> str:
+    """The LOSO records as text lines (for ``evaluate``)."""
+    lines = ["WattGPU+ on sources left out of training (LOSO: fitted without the source; its stack calibrated only if "
+             "another source shares it; coverage of the 80% intervals):"]
+    for r in records:
+        cov = r.get("interval_coverage_pct")
+        cov_txt = f"{cov:5.1f}%" if cov is not None and np.isfinite(cov) else "   – "
+        what = "power" if r["target"] == "power" else "time/token"
+        lines.append(f"  {r['source_id']:<16} {what:<10} {r['scenario']:<7} MdAPE {r['mdape_pct']:6.1f}%  "
+                     f"coverage {cov_txt}  n={r['n_rows']}  ({r['stacks']})")
+    return "\n".join(lines)
+
+
+def other_sources_sentence(meta: Mapping) -> str:
+    """One sentence for Home: the error on runs of sources and stacks left out of training, and what to do about
+    it ("" when the model files carry no LOSO metrics)."""
+    records = meta.get("loso_metrics") or []
+    if not records:
+        return ""
+    med = pooled(records)
+    stacks = sorted({s for r in records for s in str(r.get("stacks") or "").split(";") if s})
+    worst = max(records, key=lambda r: r["mdape_pct"] if r["mdape_pct"] is not None else -1)
+    return (f"On runs of other sources and serving stacks ({', '.join(stacks)}), left out of training one source at "
+            f"a time, the median error is {med['power']:.0f}% for power and {med['itl']:.0f}% for time per token "
+            f"(up to {worst['mdape_pct']:.0f}% on {worst['source_id']}), far above the LOGO errors on the training "
+            "stack: choose your serving stack where it is calibrated, or upload a few runs of your own stack (Data "
+            "page) so that WattGPU+ calibrates it.")
