@@ -77,9 +77,17 @@ async def timed(page, times: list, label: str, action) -> None:
     times.append((label, time.perf_counter() - start))
 
 
-async def browse_session(k: int, browser, url: str, rounds: int, report: dict) -> None:
+async def new_page(browser):
+    """A fresh browser context (one app session); generous timeouts, since a busy machine is the point here."""
     ctx = await browser.new_context(viewport={"width": 1280, "height": 860})
-    page = await ctx.new_page()
+    ctx.set_default_timeout(300_000)
+    ctx.set_default_navigation_timeout(300_000)
+    return ctx, await ctx.new_page()
+
+
+async def browse_session(k: int, browser, url: str, rounds: int, report: dict) -> None:
+    await asyncio.sleep(0.5 * k)  # sessions arrive over a few seconds, as people do
+    ctx, page = await new_page(browser)
     own = LLMS[k % len(LLMS)]
     times = report["times"]
     try:
@@ -100,8 +108,7 @@ async def browse_session(k: int, browser, url: str, rounds: int, report: dict) -
 
 
 async def upload_session(browser, url: str, path: Path, n_rows: int, report: dict) -> None:
-    ctx = await browser.new_context(viewport={"width": 1280, "height": 860})
-    page = await ctx.new_page()
+    ctx, page = await new_page(browser)
     step = "open the Data page"
     try:
         start = time.perf_counter()
@@ -151,10 +158,10 @@ async def drive(url: str, db: Path, work: Path, sessions: int, rounds: int, repo
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            warm = await browser.new_page()  # one session first, so that RSS "before" includes a rendered page
+            warm_ctx, warm = await new_page(browser)  # one session first: RSS "before" includes a rendered page
             await warm.goto(f"{url}/compare")
             await warm.get_by_text("Best energy per token").first.wait_for(timeout=300_000)
-            await warm.close()
+            await warm_ctx.close()
             report["rss_mb"]["before_sessions"] = rss_mb(report["pid"])
             tasks = [browse_session(k, browser, url, rounds, report) for k in range(sessions)]
             tasks += [upload_session(browser, url, upload, 300, report), cli_writer(db, cli_file, 5.0, report)]
