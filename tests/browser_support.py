@@ -32,14 +32,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(db_path: Path, log_path: Path, timeout_s: float = 90.0):
-    """Start the app; yield (base URL, time.perf_counter() when the server answered its health check)."""
+def running_app(db_path: Path, log_path: Path, timeout_s: float = 90.0, on_start=None):
+    """Start the app; yield (base URL, time.perf_counter() when the server answered its health check).
+    ``on_start`` (optional) is called with the server's ``Popen`` (e.g. to watch its memory)."""
     port = free_port()
     env = dict(os.environ, WATTGPU_DB=str(db_path), PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if on_start is not None:
+            on_start(proc)
         try:
             url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + timeout_s

@@ -158,3 +158,21 @@ def test_open_builds_a_missing_store_and_rejects_a_foreign_file(tmp_path):
         Store.open(junk)
     with pytest.raises(WattGPUError, match="no store"):
         Store.open(tmp_path / "absent.duckdb", read_only=True)
+
+
+def test_a_schema_1_store_is_migrated_in_place_with_natural_keys(store_path):
+    import duckdb
+
+    with Store.open(store_path) as store:
+        before = store.fingerprint()
+        keys = store._frame("SELECT seq, run_key FROM runs ORDER BY seq")
+    con = duckdb.connect(str(store_path))  # make it look like a store written before run keys existed
+    con.execute("ALTER TABLE runs DROP COLUMN run_key")
+    con.execute("DROP TABLE runs_replaced")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+    with Store.open(store_path) as store:
+        assert store._meta("schema_version") == "2"
+        assert store.fingerprint() == before
+        assert store._frame("SELECT seq, run_key FROM runs ORDER BY seq").equals(keys)
+        assert ingest_bytes(store, "again.csv", CANONICAL).added == 2

@@ -3,26 +3,33 @@
 The package never imports streamlit. The public API is listed in ``__all__``; see README.md for the CLI.
 """
 
-from .errors import ModelNotTrainedError, UnknownNameError, ValidationError, WattGPUError
+from .errors import ConflictError, ModelNotTrainedError, StoreBusyError, UnknownNameError, ValidationError, WattGPUError
 from .evaluation import run_evaluation
 from .ingest import ingest_bytes, ingest_path, validate_bytes
+from .model_files import atomic_model_set
 from .models import get_model_set, register_model_set, train
 from .planning import load_model_set, predict, predict_csv, rank_gpus
 from .plus import PlusModelSet  # registers the WattGPU+ model set
+from .safety import csv_bytes, md, write_csv
 from .store import IngestResult, Store
 
 __all__ = [
+    "ConflictError",
     "IngestResult",
     "ModelNotTrainedError",
     "PlusModelSet",
     "Store",
+    "StoreBusyError",
     "UnknownNameError",
     "ValidationError",
     "WattGPUError",
+    "atomic_model_set",
+    "csv_bytes",
     "get_model_set",
     "ingest_bytes",
     "ingest_path",
     "load_model_set",
+    "md",
     "predict",
     "predict_csv",
     "rank_gpus",
@@ -30,4 +37,5 @@ __all__ = [
     "run_evaluation",
     "train",
     "validate_bytes",
+    "write_csv",
 ]

@@ -194,7 +194,7 @@ class PageState:
         def number(key, kind, low, high):
             try:
                 v = kind(float(get(key)))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # e.g. "abc", "nan" or "1e999" in a shared link
                 return getattr(default, key)
             return v if low <= v <= high else getattr(default, key)
 
@@ -216,7 +216,7 @@ class PageState:
         raw = get("tdp")
         try:
             lo, hi = (float(x) for x in str(raw).split("-", 1))
-            values["tdp"] = (lo, hi) if 0 <= lo <= hi else default.tdp
+            values["tdp"] = (lo, hi) if 0 <= lo <= hi < math.inf else default.tdp
         except (TypeError, ValueError):
             values["tdp"] = default.tdp
         return cls(**values)

@@ -7,11 +7,12 @@ Markdown and HTML punctuation is backslash-escaped, so ``[x](javascript:...)``, 
 (which render a few HTML tags). :func:`csv_bytes` / :func:`write_csv` are the one way WattGPU writes a CSV for a
 person: text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
 return; OWASP's CSV-injection guidance) get a leading apostrophe, while numbers, numeric columns and text that is
-just a number (``-1.5``) stay as they are.
+just a number (``-1.5``) stay as they are; text cells are quoted (so a tab or carriage return stays inside its cell).
 """
 
 from __future__ import annotations
 
+import csv
 import html
 import re
 from pathlib import Path
@@ -58,9 +59,9 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """``frame`` as UTF-8 CSV for a download, with formula-like cells neutralised."""
-    return neutralise(frame).to_csv(index=False, lineterminator="\n").encode()
+    return neutralise(frame).to_csv(index=False, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC).encode()
 
 
 def write_csv(frame: pd.DataFrame, path: Path | str) -> None:
     """Write ``frame`` as CSV to ``path`` with formula-like cells neutralised (the CLI's outputs)."""
-    neutralise(frame).to_csv(path, index=False, lineterminator="\n")
+    neutralise(frame).to_csv(path, index=False, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
