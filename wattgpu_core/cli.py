@@ -53,6 +53,10 @@ def _cmd_ingest(args) -> int:
     from .ingest import ingest_path
     from .store import Store
 
+    if args.power_log is not None:
+        from .cli_byob import ingest_pair
+
+        return ingest_pair(args)
     with Store.open(args.db) as store:
         result = ingest_path(store, args.file, fmt=args.format)
     for w in result.warnings:
@@ -110,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(p)
     p.add_argument("file", type=Path)
     p.add_argument("--format", default=None, help="skip detection (canonical, wattcounts_subset, ...)")
+    from .cli_byob import add_measure_command, add_pair_options
+
+    add_pair_options(p)
     p.set_defaults(func=_cmd_ingest)
 
     p = sub.add_parser("remove-batch", help="undo one upload (see stats / the Data page for batch ids)")
@@ -130,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_models import add_model_commands
 
     add_model_commands(sub, _add_db)
+    add_measure_command(sub, _add_db)
     return parser
 
 
