@@ -10,8 +10,9 @@ import socket
 import numpy as np
 import pandas as pd
 import pytest
-
 from fake_openai_server import MODEL, VERSION, FakeServer
+
+from wattgpu_core.errors import ValidationError
 from wattgpu_core.ingest import ingest_bytes
 from wattgpu_core.measure import Endpoint, MeasureError, NvmlPowerSource, Workload, measure, to_csv
 
@@ -55,8 +56,9 @@ def test_measure_timings_equal_the_servers_within_1ms(workload):
         assert abs((t.e2e_s - t.ttft_s) / (t.output_tokens - 1) - expected_itl[-1]) < 1e-3
     assert abs(row["ttft_s"] - np.mean(expected_ttft)) < 1e-3
     assert abs(row["itl_s"] - np.mean(expected_itl)) < 1e-3
-    # and the server kept its nominal schedule (looser: the machine is shared)
-    assert 0.040 <= row["ttft_s"] < 0.080 and 0.010 <= row["itl_s"] < 0.016
+    # and the server kept its nominal schedule (40 ms, then a token every 10 ms; looser: the machine is shared, and
+    # a late first token shortens the gaps after it, as the server keeps to its absolute schedule)
+    assert 0.040 <= row["ttft_s"] < 0.080 and abs(row["itl_s"] - 0.010) < 0.003
     assert row["scenario"] == "server" and row["itl_definition"] == "server_decode_per_request"
     assert row["power_w"] == pytest.approx(250.0) and row["num_gpus"] == 2 and row["gpu"] == GPU
     assert row["framework"] == "vLLM" and row["framework_version"] == VERSION and row["llm"] == MODEL
@@ -92,12 +94,12 @@ def test_ingest_rejects_lists_that_disagree_with_itl(store):
     frame = pd.read_csv(io.StringIO(to_csv(result)))
     frame["itl_s"] = frame["itl_s"] * 2
     before = store.fingerprint()
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(ValidationError) as exc:
         ingest_bytes(store, "bad.csv", frame.to_csv(index=False).encode())
     assert "row 1" in str(exc.value) and "itl_s" in str(exc.value) and "per-request lists" in str(exc.value)
     frame = pd.read_csv(io.StringIO(to_csv(result)))
     frame["ttft_s_list"] = "[0.1, oops]"
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(ValidationError) as exc:
         ingest_bytes(store, "bad.csv", frame.to_csv(index=False).encode())
     assert "ttft_s_list" in str(exc.value)
     assert store.fingerprint() == before

@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 
 
-def _indices(text: str) -> list[int]:
+def _indices(text: str) -> list[int] | None:
+    from .errors import ValidationError
+    from .formats.pair import parse_gpu_indices
+
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected GPU indices like 0 or 0,1; found {text!r}") from None
+        return parse_gpu_indices(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(exc.issues[0].message) from None
 
 
 def add_pair_options(p: argparse.ArgumentParser) -> None:

@@ -77,6 +77,17 @@ def split_files(files: list[tuple[str, bytes]]) -> tuple[tuple[str, bytes], tupl
     return files[1 - logs[0]], files[logs[0]]
 
 
+def parse_gpu_indices(text: str | None) -> list[int] | None:
+    """'0,1' -> [0, 1]; blank -> None (every GPU of the log)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise _reject(f"GPU indices are whole numbers separated by commas, like 0 or 0,1; found {text!r}",
+                      column="gpu indices") from None
+
+
 def _to_log_clock(run: BenchRun, log: PowerLog, utc_offset_h: float) -> tuple[float, float]:
     if run.clock == log.clock:
         return run.start_s, run.end_s
