@@ -50,8 +50,9 @@ with upload:
                 paired = pair.validate_pair(shared.store(), result_file, log_file, gpu=pair_gpu,
                                             gpu_indices=pair.parse_gpu_indices(pair_indices))
             except ValidationError as exc:
-                st.error(f"Rejected: {exc}")
-                st.dataframe(db.issues_table(exc), hide_index=True, placeholder="–", width="stretch")
+                st.error(f"This pair was rejected ({exc.total} problem(s) below); nothing was written.")
+                st.dataframe(db.issues_table(exc), hide_index=True, placeholder="–", width="stretch",
+                             column_config={"Problem": st.column_config.TextColumn(width="large")})
             else:
                 st.success(db.validation_summary(paired.prepared) if len(paired.prepared.frame) else
                            "Every run of this pair is already in the store: nothing to add.")

@@ -59,9 +59,9 @@ def test_mismatched_pair_is_rejected_with_the_reason(data_page, store_path):
     with Store.open(store_path) as s:
         before = s.fingerprint()
     upload(at, "vllm_serve_rate2.json", "nvidia_smi_nounits.csv")
-    assert at.error and "does not overlap" in at.error[0].value
+    assert at.error and "rejected" in at.error[0].value
     issues = [d.value for d in at.dataframe if "Problem" in d.value.columns]
-    assert issues and [str(r) for r in issues[0]["Row"]] == ["1"]
+    assert issues and [str(r) for r in issues[0]["Row"]] == ["1"] and "does not overlap" in issues[0]["Problem"][0]
     assert not [b for b in at.button if b.key == "data_pair_confirm"]
     with Store.open(store_path) as s:
         assert s.fingerprint() == before

@@ -147,11 +147,11 @@ def pair_runs(runs: list[BenchRun], log: PowerLog, fmt: str, *, gpu: str | None 
         rec["_row"] = run.row
         records.append(rec)
         for _, g in wp.per_gpu.iterrows():
-            windows.append({"Run": run.row, "Run key": run.key,
-                            "Window start": _stamp(wp.start_s, log.clock), "Window end": _stamp(wp.end_s, log.clock),
-                            "Duration (s)": round(wp.end_s - wp.start_s, 1), "GPU index": int(g["gpu_index"]),
+            windows.append({"Run": run.row, "GPU index": int(g["gpu_index"]),
                             "GPU": g["gpu_name"] if isinstance(g["gpu_name"], str) else gpu_name,
-                            "Readings": int(g["samples"]), "Mean power (W)": round(float(g["power_w"]), 1)})
+                            "Mean power (W)": round(float(g["power_w"]), 1), "Readings": int(g["samples"]),
+                            "Window start": _stamp(wp.start_s, log.clock), "Window end": _stamp(wp.end_s, log.clock),
+                            "Duration (s)": round(wp.end_s - wp.start_s, 1), "Run key": run.key})
     issues.raise_if_any()
     defaults = {c: (math.nan if v.dtype.kind == "f" else None) for c, v in _empty_runs(0).items()}
     base = pd.DataFrame([{**defaults, **{k: v for k, v in r.items() if k in defaults}, "_row": r["_row"]}
