@@ -75,7 +75,9 @@ def test_nvidia_smi_malformed_names_row_and_field(old, new, row, column):
 
 
 def test_dcgm_scrapes_text_and_prometheus_json():
-    log = parse_power_log(*file("dcgm_scrapes.prom"))
+    name, data = file("dcgm_scrapes.prom")
+    other = b'DCGM_FI_DEV_POWER_USAGE_INSTANT{gpu="0",modelName="NVIDIA H100 80GB HBM3"} 99.0 1757059202000\n'
+    log = parse_power_log(name, data + other)
     assert log.format == "dcgm" and log.clock == "utc" and log.gpu_indices == [0]
     assert len(log.samples) == 84 and set(log.samples["gpu_name"]) == {"NVIDIA H100 80GB HBM3"}
     matrix = {"status": "success", "data": {"resultType": "matrix", "result": [{

@@ -210,7 +210,9 @@ def _parse_dcgm(text: str) -> PowerLog:
         if not s or s.startswith("#") or not s.startswith(_DCGM_METRIC):
             continue
         m = _PROM_LINE.match(s)
-        if not m or m["name"] != _DCGM_METRIC:
+        if m and m["name"] != _DCGM_METRIC:
+            continue  # another metric that starts alike (DCGM_FI_DEV_POWER_USAGE_INSTANT)
+        if not m:
             issues.add(line_no, _DCGM_METRIC, "not a Prometheus sample line (name{labels} value timestamp_ms)")
             continue
         labels = dict(_PROM_LABEL.findall(m["labels"] or ""))
