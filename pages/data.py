@@ -35,6 +35,30 @@ with upload:
     st.markdown(db.formats_markdown())
     st.download_button("Download the canonical CSV template", db.template_csv(), file_name="wattgpu-template.csv",
                        mime="text/csv", icon=":material/download:")
+    file = st.file_uploader("Benchmark file", type=["csv", "tsv", "txt", "json"], key="data_upload")
+    if file is not None:
+        try:
+            prepared = shared.validate_upload(file.name, file.getvalue())
+        except ValidationError as exc:
+            st.error(f"{file.name} was rejected: {len(exc.issues)} problem(s) shown"
+                     + (f" of {exc.total}" if exc.total > len(exc.issues) else "") + ". Fix them and upload again.")
+            st.dataframe(db.issues_table(exc), hide_index=True, placeholder="–", width="stretch", column_config={
+                "Row": st.column_config.TextColumn(width="small"),
+                "Column": st.column_config.TextColumn(width="small"),
+                "Problem": st.column_config.TextColumn(width="large")})
+            st.stop()
+        st.success(db.validation_summary(prepared))
+        for warning in prepared.warnings:
+            st.warning(warning)
+        st.dataframe(db.preview_table(prepared, shared.gpus(), shared.llms()), hide_index=True, placeholder="–", width="stretch")
+        if st.button("Add these runs to the store", type="primary", key="data_confirm"):
+            try:
+                result = shared.store().ingest(prepared)
+            except WattGPUError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["data_last_batch"] = result.batch_id
+                st.session_state["data_last_message"] = result.message
     with st.expander("A vLLM or GuideLLM result with its GPU power log (nvidia-smi, DCGM or zeus)"):
         pair_files = st.file_uploader("Both files at once: the result JSON and the power log of the same run",
                                       type=["json", "jsonl", "csv", "txt", "prom"], accept_multiple_files=True,
@@ -65,30 +89,6 @@ with upload:
                     added = pair.ingest_pair(shared.store(), paired)
                     st.session_state["data_last_batch"] = added.batch_id
                     st.session_state["data_last_message"] = added.message
-    file = st.file_uploader("Benchmark file", type=["csv", "tsv", "txt", "json"], key="data_upload")
-    if file is not None:
-        try:
-            prepared = shared.validate_upload(file.name, file.getvalue())
-        except ValidationError as exc:
-            st.error(f"{file.name} was rejected: {len(exc.issues)} problem(s) shown"
-                     + (f" of {exc.total}" if exc.total > len(exc.issues) else "") + ". Fix them and upload again.")
-            st.dataframe(db.issues_table(exc), hide_index=True, placeholder="–", width="stretch", column_config={
-                "Row": st.column_config.TextColumn(width="small"),
-                "Column": st.column_config.TextColumn(width="small"),
-                "Problem": st.column_config.TextColumn(width="large")})
-            st.stop()
-        st.success(db.validation_summary(prepared))
-        for warning in prepared.warnings:
-            st.warning(warning)
-        st.dataframe(db.preview_table(prepared, shared.gpus(), shared.llms()), hide_index=True, placeholder="–", width="stretch")
-        if st.button("Add these runs to the store", type="primary", key="data_confirm"):
-            try:
-                result = shared.store().ingest(prepared)
-            except WattGPUError as exc:
-                st.error(str(exc))
-            else:
-                st.session_state["data_last_batch"] = result.batch_id
-                st.session_state["data_last_message"] = result.message
     if st.session_state.get("data_last_message"):
         st.info(st.session_state["data_last_message"])
     if st.session_state.get("data_last_batch"):
