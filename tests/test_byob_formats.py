@@ -311,3 +311,15 @@ def test_cli_ingest_pair_then_again_then_mismatched(store_path):
     assert wrong.returncode == 2 and "row 1" in wrong.stderr and "does not overlap" in wrong.stderr
     alone = cli("ingest", str(F / "vllm_serve_rate2.json"))
     assert alone.returncode == 2 and "--power-log" in alone.stderr
+
+
+def test_nvidia_smi_without_index_tells_gpus_apart_by_uuid_and_repeated_headers_are_skipped():
+    text = ("timestamp, uuid, name, power.draw.instant [W]\n"
+            "2025/09/04 13:15:40.000, GPU-aaa, NVIDIA L40S, 100.00 W\n"
+            "2025/09/04 13:15:40.000, GPU-bbb, NVIDIA L40S, [N/A]\n"
+            "timestamp, uuid, name, power.draw.instant [W]\n"
+            "2025/09/04 13:15:41.000, GPU-aaa, NVIDIA L40S, 102.00 W\n"
+            "2025/09/04 13:15:41.000, GPU-bbb, NVIDIA L40S, 51.00 W\n")
+    log = parse_power_log("p.csv", text.encode())
+    assert log.gpu_indices == [0, 1] and log.skipped_readings == 1
+    assert log.samples.groupby("gpu_index")["power_w"].mean().tolist() == [101.0, 51.0]
