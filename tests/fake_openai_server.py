@@ -1,22 +1,30 @@
 """A small OpenAI-compatible streaming server for tests, on 127.0.0.1 only: /v1/models, /version and streamed
 /v1/completions with known timings (first token after ``ttft_s``, then one token every ``itl_s``). It records
-when it actually wrote each request's first token and its end of stream (``time.perf_counter``, the clock the
-client uses in the same process), so tests compare the client's numbers with what really happened."""
+when it actually wrote each request's first token and its end of stream (``time.perf_counter``: CLOCK_MONOTONIC on
+Linux, one clock for every process of the machine) and reports them at /_sent, so tests compare the client's
+numbers with what really happened.
+
+``FakeServer`` runs it in a subprocess (so that its threads do not compete with the client's for the GIL, as a real
+server would not), which stops itself after ``lifetime_s`` whatever happens to the test."""
 
 from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 VERSION = "0.0.1-fake"
 
 
-class FakeServer:
-    def __init__(self, ttft_s: float = 0.040, itl_s: float = 0.010, prompt_tokens: int = 32):
+class _Server:
+    def __init__(self, ttft_s: float, itl_s: float, prompt_tokens: int = 32):
         self.ttft_s, self.itl_s, self.prompt_tokens = ttft_s, itl_s, prompt_tokens
         self.sent: dict[int, dict] = {}  # request number (from "Request N:") -> first_s, done_s, tokens
         self._lock = threading.Lock()
@@ -25,6 +33,10 @@ class FakeServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # quiet
                 pass
+
+            def setup(self):
+                super().setup()  # like uvicorn, no Nagle: each token leaves when it is written
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def _json(self, status: int, obj) -> None:
                 body = json.dumps(obj).encode()
@@ -39,6 +51,9 @@ class FakeServer:
                     self._json(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
                 elif self.path == "/version":
                     self._json(200, {"version": VERSION})
+                elif self.path == "/_sent":
+                    with server._lock:
+                        self._json(200, server.sent)
                 else:
                     self._json(404, {"detail": "Not Found"})
 
@@ -75,13 +90,43 @@ class FakeServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+
+def _serve(ttft_s: float, itl_s: float, lifetime_s: float) -> None:
+    server = _Server(ttft_s, itl_s)
+    stop = threading.Timer(lifetime_s, server.httpd.shutdown)
+    stop.daemon = True
+    stop.start()
+    print(server.url, flush=True)
+    server.httpd.serve_forever()
+
+
+class FakeServer:
+    """The fake server in its own process; ``url`` while inside ``with``, ``sent()`` its records by request number."""
+
+    def __init__(self, ttft_s: float = 0.040, itl_s: float = 0.010, lifetime_s: float = 120.0):
+        self.args = [str(ttft_s), str(itl_s), str(lifetime_s)]
 
     def __enter__(self) -> FakeServer:
-        self._thread.start()
+        self.proc = subprocess.Popen([sys.executable, __file__, *self.args], stdout=subprocess.PIPE, text=True)
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("http://127.0.0.1:"):
+            self.proc.kill()
+            raise RuntimeError(f"the fake server did not start: {self.url!r}")
         return self
 
+    def sent(self) -> dict[int, dict]:
+        with urllib.request.urlopen(self.url + "/_sent", timeout=10) as r:
+            return {int(k): v for k, v in json.loads(r.read()).items()}
+
     def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=5)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+if __name__ == "__main__":
+    _serve(*(float(a) for a in sys.argv[1:4]))

@@ -24,6 +24,7 @@ import http.client
 import io
 import json
 import random
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ from .errors import WattGPUError
 from .importers import REQUEST_LIST_COLUMNS, server_itl_from_lists
 
 SOURCE_ID = "wattgpu_measure"
+# While requests stream, Python switches threads every 0.5 ms instead of 5 ms, so the thread that received a token
+# stamps it within about a millisecond even with many requests in flight.
+_SWITCH_INTERVAL_S = 0.0005
 _WORDS = ("energy", "token", "model", "power", "latency", "cache", "batch", "layer", "tensor", "memory", "value",
           "graph", "kernel", "stream", "signal", "answer", "river", "market", "garden", "planet")
 
@@ -310,6 +314,17 @@ def run_workload(endpoint: Endpoint, model: str, workload: Workload, sampler: Po
         finally:
             limit.release()
 
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(_SWITCH_INTERVAL_S)  # a thread that received a token gets the GIL sooner to stamp it
+    try:
+        start, end = _send(measured, gaps, limit, one, sampler, results)
+    finally:
+        sys.setswitchinterval(switch)
+    return [t for t in results if t is not None], start, end
+
+
+def _send(measured, gaps, limit, one, sampler, results) -> tuple[float, float]:
+    """Send the requests on schedule while the sampler runs; (window start, window end)."""
     threads = []
     with sampler:
         start = time.perf_counter()
@@ -327,7 +342,7 @@ def run_workload(endpoint: Endpoint, model: str, workload: Workload, sampler: Po
         end = max(t.start_s + t.e2e_s for t in results if t is not None and np.isfinite(t.e2e_s)) \
             if any(t is not None and np.isfinite(t.e2e_s) for t in results) else time.perf_counter()
         time.sleep(sampler.interval_s)  # one more reading after the end
-    return [t for t in results if t is not None], start, end
+    return start, end
 
 
 def measure(endpoint: Endpoint, workload: Workload, power: PowerSource, *, model: str | None = None,
