@@ -8,6 +8,7 @@ from pages import _shared as shared
 from wattgpu_core import dashboard as db
 from wattgpu_core import figures
 from wattgpu_core.errors import ValidationError, WattGPUError
+from wattgpu_core.formats import pair
 from wattgpu_core.safety import md
 
 log = logging.getLogger("wattgpu.data")
@@ -77,6 +78,40 @@ with upload:
             else:
                 st.session_state["data_last_batch"] = result.batch_id
                 st.session_state["data_last_message"] = result.message
+    with st.expander("A vLLM or GuideLLM result with its GPU power log (nvidia-smi, DCGM or zeus)"):
+        pair_files = st.file_uploader("Both files at once: the result JSON and the power log of the same run",
+                                      type=["json", "jsonl", "csv", "txt", "prom"], accept_multiple_files=True,
+                                      key="data_pair_upload")
+        c1, c2 = st.columns(2)
+        pair_gpu = c1.text_input("GPU, where the log does not name it", key="data_pair_gpu",
+                                 placeholder="e.g. NVIDIA H100 80GB HBM3") or None
+        pair_indices = c2.text_input("GPU indices that served the model", key="data_pair_indices",
+                                     placeholder="all GPUs of the log, or e.g. 0,1")
+        if pair_files:
+            try:
+                result_file, log_file = pair.split_files([(f.name, f.getvalue()) for f in pair_files])
+                paired = pair.validate_pair(shared.store(), result_file, log_file, gpu=pair_gpu,
+                                            gpu_indices=pair.parse_gpu_indices(pair_indices))
+            except ValidationError as exc:
+                st.error(f"This pair was rejected ({exc.total} problem(s) below); nothing was written.")
+                st.dataframe(db.issues_table(exc), hide_index=True, placeholder="–", width="stretch",
+                             column_config={"Problem": st.column_config.TextColumn(width="large")})
+            else:
+                st.success(db.validation_summary(paired.prepared) if len(paired.prepared.frame) else
+                           "Every run of this pair is already in the store: nothing to add.")
+                for warning in paired.prepared.warnings:
+                    st.warning(warning)
+                st.caption("Matched window of each run and the mean power of each GPU inside it")
+                st.dataframe(paired.windows, hide_index=True, placeholder="–", width="stretch")
+                if len(paired.prepared.frame) and st.button("Add these runs to the store", type="primary",
+                                                            key="data_pair_confirm"):
+                    try:
+                        added = pair.ingest_pair(shared.store(), paired)
+                    except WattGPUError as exc:
+                        st.error(md(str(exc)))
+                    else:
+                        st.session_state["data_last_batch"] = added.batch_id
+                        st.session_state["data_last_message"] = added.message
     if st.session_state.get("data_last_message"):
         st.info(md(st.session_state["data_last_message"]))
     if st.session_state.get("data_last_batch"):

@@ -53,6 +53,10 @@ def _cmd_ingest(args) -> int:
     from .ingest import ingest_path
     from .store import Store
 
+    if args.power_log is not None:
+        from .cli_byob import ingest_pair
+
+        return ingest_pair(args)
     with Store.open(args.db) as store:
         result = ingest_path(store, args.file, fmt=args.format, on_conflict=args.on_conflict)
     for w in result.warnings:
@@ -113,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-conflict", choices=("refuse", "replace", "skip"), default="refuse",
                    help="a re-sent run (same natural key) whose measured values differ from the stored ones: refuse "
                         "the file (default), replace the stored values, or skip it and keep them")
+    from .cli_byob import add_measure_command, add_pair_options
+
+    add_pair_options(p)
     p.set_defaults(func=_cmd_ingest)
 
     p = sub.add_parser("remove-batch", help="undo one upload (see stats / the Data page for batch ids)")
@@ -133,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_models import add_model_commands
 
     add_model_commands(sub, _add_db)
+    add_measure_command(sub, _add_db)
     return parser
 
 

@@ -77,6 +77,27 @@ SOURCES: dict[str, dict[str, str]] = {
         "notes": "input = output = 1,024 tokens, batch 1-64, vLLM / TensorRT-LLM / DeepSpeed-MII",
     },
     "tokenpowerbench": TPB_SOURCE,
+    "vllm_bench": {
+        "name": "vLLM benchmark result with a power log (uploaded)",
+        "url": "",
+        "license": "as stated by the uploader",
+        "attribution": "as stated by the uploader",
+        "notes": "vllm bench serve --save-result JSON; power from the paired log inside the run's window",
+    },
+    "guidellm": {
+        "name": "GuideLLM report with a power log (uploaded)",
+        "url": "",
+        "license": "as stated by the uploader",
+        "attribution": "as stated by the uploader",
+        "notes": "GuideLLM benchmarks.json; power from the paired log inside each benchmark's window",
+    },
+    "wattgpu_measure": {
+        "name": "Measured with python -m wattgpu_core measure (uploaded)",
+        "url": "",
+        "license": "as stated by the uploader",
+        "attribution": "as stated by the uploader",
+        "notes": "streamed OpenAI-compatible requests; NVML power sampled during the run",
+    },
     "user_upload": {
         "name": "User upload (canonical CSV)",
         "url": "",
@@ -306,6 +327,9 @@ FORMATS = {
     "mlenergy_v1": "ML.ENERGY leaderboard v1 legacy CSV (<GPU>_<task>_benchmark.csv)",
     "argonne": "Argonne LLM-Inference-Bench power_results.csv",
     "tokenpowerbench": "TokenPowerBench result JSON ({model: [runs with gpu0_power_watts, ...]})",
+    "vllm_bench": "vLLM benchmark result JSON (vllm bench serve --save-result) with its power log (nvidia-smi CSV, "
+                  "DCGM scrapes or zeus log), uploaded together",
+    "guidellm": "GuideLLM report JSON (one run per rate) with its power log, uploaded together",
 }
 
 
@@ -406,7 +430,7 @@ def _parse_canonical(frame: pd.DataFrame, issues: _Issues) -> ParsedFile:
     frame = frame.rename(columns=renames)
     required = ["llm", "gpu", "scenario", "power_w"]
     _require(frame, required, "canonical")
-    known = {"llm", "gpu", "attribution"} | {c.name for c in CANONICAL_COLUMNS}
+    known = {"llm", "gpu", "attribution"} | {c.name for c in CANONICAL_COLUMNS} | set(REQUEST_LIST_COLUMNS)
     unknown = [c for c in frame.columns if c not in known and not str(c).startswith("Unnamed")]
     if unknown:
         raise _reject(
@@ -439,6 +463,8 @@ def _parse_canonical(frame: pd.DataFrame, issues: _Issues) -> ParsedFile:
                                          "lower-case letters, digits, '_', '-' or '.', at most 40 characters "
                                          "(e.g. my_lab)")
     issues.total += max(0, int(bad_id.sum()) - MAX_ISSUES)
+    if any(c in frame.columns for c in REQUEST_LIST_COLUMNS):
+        _apply_request_lists(frame, result, issues, rows)
     reserved = result["source_id"].isin(RESERVED_SOURCE_IDS).to_numpy()
     for i in np.flatnonzero(reserved)[:MAX_ISSUES]:
         issues.add(rows[i], "source_id", f"source_id {result['source_id'].iloc[i]!r} is reserved for the published "
@@ -552,6 +578,41 @@ def server_itl_from_lists(ttft: np.ndarray, e2e: np.ndarray, tokens: np.ndarray)
     if not ok.any():
         return float("nan")
     return float(np.mean((e2e[ok] - ttft[ok]) / (tokens[ok] - 1)))
+
+
+# Optional per-request columns of the canonical CSV (JSON lists, one value per request, in the same order), as
+# ``python -m wattgpu_core measure`` writes them: a server row's ITL is then computed exactly from them.
+REQUEST_LIST_COLUMNS = ("ttft_s_list", "e2e_latency_s_list", "output_tokens_list")
+
+
+def _apply_request_lists(frame: pd.DataFrame, result: pd.DataFrame, issues: _Issues, rows: np.ndarray) -> None:
+    """Fill ITL (server rows: the exact per-request definition), TTFT, end-to-end latency, output tokens and request
+    count from the per-request lists; an ``itl_s`` the file states must agree with the lists within 1%."""
+    _require(frame, list(REQUEST_LIST_COLUMNS), "canonical (per-request lists)")
+    for i in range(len(frame)):
+        lists = {c: _parse_list(frame[c].iloc[i]) for c in REQUEST_LIST_COLUMNS}
+        bad = [c for c, v in lists.items() if v is None]
+        for c in bad:
+            issues.add(rows[i], c, f"expected a list of numbers like [0.1, 0.2], found {str(frame[c].iloc[i])[:40]!r}")
+        if bad:
+            continue
+        ttft, e2e, toks = (lists[c] for c in REQUEST_LIST_COLUMNS)
+        if not (len(ttft) == len(e2e) == len(toks)) or not len(toks):
+            issues.add(rows[i], "output_tokens_list", f"the per-request lists must be non-empty and of one length "
+                                                      f"(found {len(ttft)}, {len(e2e)}, {len(toks)})")
+            continue
+        for name, values in (("num_requests", float(len(toks))), ("ttft_s", ttft.mean()),
+                             ("e2e_latency_s", e2e.mean()), ("output_tokens", toks.mean())):
+            if pd.isna(result.at[i, name]):
+                result.at[i, name] = values
+        if result.at[i, "scenario"] != "server":
+            continue
+        itl = server_itl_from_lists(ttft, e2e, toks)
+        stated = result.at[i, "itl_s"]
+        if pd.notna(stated) and np.isfinite(itl) and abs(stated - itl) > 0.01 * itl:
+            issues.add(rows[i], "itl_s", f"itl_s {stated:g} disagrees with the per-request lists ({itl:g} s)")
+        result.at[i, "itl_s"] = itl
+        result.at[i, "itl_definition"] = "server_decode_per_request"
 
 
 def _parse_wattcounts_subset(frame: pd.DataFrame, issues: _Issues) -> ParsedFile:
@@ -815,13 +876,18 @@ def _parse_json(text: str, file_name: str = "") -> ParsedFile:
         raise _reject("JSON file holds an empty list")
     if isinstance(records[0], dict) and "Model" in records[0]:
         return mlenergy_v2_records_to_frame(records)
+    from .formats.pair import detect_result
+
+    if detect_result(records):
+        raise _reject(f"this is a {FORMATS[detect_result(records)].split(' (')[0]}: it holds no power. Upload it "
+                      "together with the power log of the same run (CLI: ingest RESULT.json --power-log POWER.csv)")
     raise _reject("unrecognised JSON: expected ML.ENERGY v2 run objects with keys "
                   + ", ".join(sorted(_MLE_V2_KEYS)))
 
 
 # Columns read as text (never as numbers) in each CSV format, so that "0.10" stays "0.10" and "1" stays "1".
 _TEXT_COLUMNS: dict[str, set[str]] = {
-    "canonical": {"llm", "gpu", "llm_id", "gpu_id", "attribution"}
+    "canonical": {"llm", "gpu", "llm_id", "gpu_id", "attribution", *REQUEST_LIST_COLUMNS}
     | {c.name for c in CANONICAL_COLUMNS if c.sql_type == "VARCHAR"},
     "wattcounts_experiments": {"model", "gpu_type", "scenario"},
     "wattcounts_subset": {"model", "gpu_type", "vllm_version", "time_to_first_token_seconds_events",
@@ -853,6 +919,11 @@ def parse_bytes(file_name: str, data: bytes, fmt: str | None = None) -> ParsedFi
         seen.add(h)
     detected = fmt or detect_format_from_columns(header)
     if detected is None:
+        from .formats.powerlog import detect_power_log
+
+        if detect_power_log(text):
+            raise _reject("this is a GPU power log: upload it together with the benchmark result of the same run "
+                          "(CLI: ingest RESULT.json --power-log POWER.csv)")
         raise _format_error(header)
     _check_field_counts(data, delimiter)
     frame = _read_csv(data, delimiter, _TEXT_COLUMNS.get(detected))
