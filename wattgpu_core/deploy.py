@@ -32,19 +32,9 @@ import pandas as pd
 
 from .catalog import GpuResolver, LlmResolver
 from .errors import Issue, UnknownNameError, ValidationError
+from .physics import normalise_precision
 from .planning import DEFAULT_MODEL_SET, LoadedModelSet, load_model_set, predict
 from .planning_data import PlanningDefaults
-
-try:
-    from .physics import PRECISIONS, normalise_precision
-except ImportError:  # until the modelling half (branch f10) lands its precisions
-    PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "fp4", "mxfp4")
-
-    def normalise_precision(text) -> str:
-        value = str(text).strip().lower()
-        if value not in PRECISIONS:
-            raise ValueError(f"unknown precision {text!r}; expected one of {', '.join(PRECISIONS)}")
-        return value
 
 __all__ = [
     "HEADROOM",
@@ -262,10 +252,12 @@ def _interp(values: np.ndarray, frac: np.ndarray) -> np.ndarray:
     return values[rows, j] * (1 - w) + values[rows, j + 1] * w
 
 
-def _capacity_fraction(ok: np.ndarray, metrics: list[tuple[np.ndarray, float | None]]) -> np.ndarray:
+def _capacity_fraction(ok: np.ndarray, other_fail: np.ndarray,
+                       metrics: list[tuple[np.ndarray, float | None]]) -> np.ndarray:
     """Per row, the largest load (fraction of saturation throughput) up to which every grid point meets the
-    targets; the crossing between the last passing and the first failing point is interpolated. 0 when even the
-    lightest load fails, 1 when every grid point passes."""
+    targets; where the first failing point fails only on a target (not on ``other_fail``: saturation, no
+    prediction), the crossing is interpolated linearly. 0 when even the lightest load fails, 1 when every grid
+    point passes."""
     n, k = ok.shape
     prefix = np.cumprod(ok, axis=1).astype(bool)
     last = prefix.sum(axis=1) - 1  # index of the last passing point, -1 if none
@@ -275,13 +267,18 @@ def _capacity_fraction(ok: np.ndarray, metrics: list[tuple[np.ndarray, float | N
     if len(rows):
         a, b = last[rows], last[rows] + 1
         step = np.ones(len(rows))
+        explained = np.zeros(len(rows), dtype=bool)  # the first failing point fails only on interpolable targets
+        other = np.asarray(other_fail[rows, b], dtype=bool)
         for values, target in metrics:
             if target is None:
                 continue
             lo, hi = values[rows, a], values[rows, b]
+            over = np.isfinite(hi) & (hi > target)
             with np.errstate(divide="ignore", invalid="ignore"):
-                t = np.where(np.isfinite(hi) & (hi > target) & (hi > lo), (target - lo) / (hi - lo), 0.0)
+                t = np.where(over & (hi > lo), (target - lo) / (hi - lo), np.where(over, 0.0, 1.0))
             step = np.minimum(step, np.clip(t, 0.0, 1.0))
+            explained |= over
+        step = np.where(explained & ~other, step, 0.0)
         frac[rows] = LOAD_FRACTIONS[a] + step * (LOAD_FRACTIONS[b] - LOAD_FRACTIONS[a])
     frac[last == k - 1] = 1.0
     return frac
@@ -332,12 +329,13 @@ def plan_deployments(llm: str, traffic: Traffic, gpus: pd.DataFrame, llms: pd.Da
 
     ttft, tpot, power = mat("ttft_s"), mat("tpot_s"), mat("power_w")
     sat = second["saturated"].fillna(False).to_numpy(bool).reshape(len(idx), k) if len(idx) else np.empty((0, k))
-    ok = ~sat & np.isfinite(tpot) & np.isfinite(power)
+    other_fail = sat | ~np.isfinite(tpot) | ~np.isfinite(power)
+    ok = ~other_fail
     if traffic.ttft_slo_s is not None:
         ok &= np.isfinite(ttft) & (ttft <= traffic.ttft_slo_s)
     if traffic.itl_slo_s is not None:
         ok &= tpot <= traffic.itl_slo_s
-    frac = _capacity_fraction(ok, [(ttft, traffic.ttft_slo_s), (tpot, traffic.itl_slo_s)])
+    frac = _capacity_fraction(ok, other_fail, [(ttft, traffic.ttft_slo_s), (tpot, traffic.itl_slo_s)])
     cap_tok = frac * capacity[idx]
     meets = cap_tok > 0
     with np.errstate(divide="ignore", invalid="ignore"):
