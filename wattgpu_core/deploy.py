@@ -110,7 +110,8 @@ TRAFFIC_PRESETS: Mapping[str, Mapping] = MappingProxyType({
 @dataclass(frozen=True)
 class Costs:
     """Cost and carbon assumptions: $/GPU-hour per GPU id (a GPU without one gets no cost), $/kWh, PUE,
-    gCO2e/kWh, and where each comes from (``sources``: name -> citation text)."""
+    gCO2e/kWh, and where each comes from (``sources``: name -> citation text). Plain dicts, so a cache can pickle
+    it; never mutated."""
 
     usd_per_gpu_hour: Mapping[str, float]
     usd_per_kwh: float
@@ -140,9 +141,9 @@ class Costs:
         sources["usd_per_kwh"] = "given by the user" if usd_per_kwh is not None else defaults.usd_per_kwh.cite()
         sources["pue"] = "given by the user" if pue is not None else defaults.pue.cite()
         sources["gco2e_per_kwh"] = "given by the user" if gco2e_per_kwh is not None else carbon.cite()
-        return cls(MappingProxyType(prices), float(defaults.usd_per_kwh.value if usd_per_kwh is None else usd_per_kwh),
+        return cls(prices, float(defaults.usd_per_kwh.value if usd_per_kwh is None else usd_per_kwh),
                    float(defaults.pue.value if pue is None else pue),
-                   float(carbon.value if gco2e_per_kwh is None else gco2e_per_kwh), MappingProxyType(sources))
+                   float(carbon.value if gco2e_per_kwh is None else gco2e_per_kwh), sources)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -162,6 +162,7 @@ class PlanState:
     pue: float = -1.0
     region: str = ""
     co2: float = -1.0
+    prices: tuple[str, ...] = ()  # "gpu_id:usd_per_gpu_hour" overrides
 
     @property
     def traffic(self) -> Traffic:
@@ -197,9 +198,14 @@ class PlanState:
             values[key] = number(key, float, -1, 100000)
         if get("region"):
             values["region"] = str(get("region"))
-        raw = get("prec")
-        values["prec"] = tuple(x for x in str(raw).split("|") if x) if raw else ()
+        for key in ("prec", "prices"):
+            raw = get(key)
+            values[key] = tuple(x for x in str(raw).split("|") if x) if raw else ()
+        values["prices"] = tuple(p for p in values["prices"] if _price_item(p) is not None)
         return cls(**values)
+
+    def price_overrides(self) -> dict[str, float]:
+        return dict(item for item in map(_price_item, self.prices) if item is not None)
 
     def to_query(self) -> dict[str, str]:
         default = PlanState()
@@ -208,7 +214,7 @@ class PlanState:
             value = getattr(self, f.name)
             if value == getattr(default, f.name):
                 continue
-            out[f.name] = "|".join(value) if f.name == "prec" else (f"{value:g}" if isinstance(value, float)
+            out[f.name] = "|".join(value) if f.name in ("prec", "prices") else (f"{value:g}" if isinstance(value, float)
                                                                     else str(value))
         return out
 
@@ -216,3 +222,39 @@ class PlanState:
         data = asdict(self)
         data.update(changes)
         return PlanState(**data)
+
+
+def _price_item(text: str) -> tuple[str, float] | None:
+    gpu_id, _, value = str(text).rpartition(":")
+    try:
+        price = float(value)
+    except ValueError:
+        return None
+    return (gpu_id, price) if gpu_id and math.isfinite(price) and price >= 0 else None
+
+
+def price_table(defaults, gpus: pd.DataFrame, overrides: Mapping[str, float]) -> pd.DataFrame:
+    """One row per NVIDIA catalog GPU: its $/GPU-hour (the user's override, else the default, else empty) and
+    where the value comes from, for the page's price editor."""
+    vendor = gpus["vendor"].fillna("NVIDIA").str.upper() if "vendor" in gpus else pd.Series("NVIDIA", gpus.index)
+    rows = []
+    for gpu_id, name in gpus.loc[vendor.eq("NVIDIA").to_numpy(), ["gpu_id", "name"]].drop_duplicates().itertuples(
+            index=False):
+        a = defaults.gpu_prices.get(gpu_id)
+        value = overrides.get(gpu_id, a.value if a else float("nan"))
+        source = "given by you" if gpu_id in overrides else (a.cite() if a else "no listed price: no cost shown")
+        rows.append({"gpu_id": gpu_id, "GPU": name, "$ per GPU-hour": value, "Source": source})
+    out = pd.DataFrame(rows)
+    return out.sort_values(["$ per GPU-hour", "GPU"], na_position="last").reset_index(drop=True)
+
+
+def edited_prices(edited: pd.DataFrame, defaults) -> tuple[str, ...]:
+    """The price editor's rows that differ from the defaults, as "gpu_id:value" items for the URL."""
+    out = []
+    for gpu_id, value in zip(edited["gpu_id"], edited["$ per GPU-hour"], strict=True):
+        a = defaults.gpu_prices.get(gpu_id)
+        if value is None or not np.isfinite(float(value)) or float(value) < 0:
+            continue
+        if a is None or abs(float(value) - a.value) > 1e-9:
+            out.append(f"{gpu_id}:{float(value):g}")
+    return tuple(out)
