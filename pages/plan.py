@@ -120,10 +120,10 @@ else:
                  f"replica{'s' if best['replicas'] != 1 else ''}")
     m = st.columns(5)
     m[0].metric("GPUs in total", f"{best['gpus_total']:.0f}")
-    m[1].metric("$ per million output tokens", "–" if pd.isna(best["usd_per_mtok"]) else f"${best['usd_per_mtok']:.3g}")
+    m[1].metric("$ / M output tokens", "–" if pd.isna(best["usd_per_mtok"]) else f"${best['usd_per_mtok']:.3g}")
     m[2].metric("TTFT", "–" if pd.isna(best["ttft_s"]) else f"{best['ttft_s']:.2g} s")
     m[3].metric("ITL", f"{best['itl_s'] * 1000:.3g} ms")
-    m[4].metric("gCO2e per million output tokens", f"{best['gco2e_per_mtok']:,.0f}")
+    m[4].metric("gCO2e / M output tokens", f"{best['gco2e_per_mtok']:,.0f}")
 
 table = pv.display_table(plan)
 st.dataframe(table, hide_index=True, width="stretch", height=420, placeholder="–")
@@ -141,8 +141,9 @@ if not good.empty:
     f1.plotly_chart(plan_figures.cost_latency_figure(plan, chosen=chosen), width="stretch")
     f2.plotly_chart(plan_figures.energy_latency_figure(plan, chosen=chosen), width="stretch")
     st.caption("Each point is an option that fits and meets the targets, at its operating load (arrival rate / "
-               "replicas); larger markers use more GPUs per replica. The dotted line joins the options no other "
-               "beats on both axes.")
+               "replicas); larger markers use more GPUs per replica. ITL: mean time between output tokens, TTFT "
+               "excluded; energy: GPUs only, no PUE. The dotted line joins the options no other beats on both "
+               "axes.")
     st.subheader(f"Breakdown: {pv.option_label(plan.loc[chosen])}")
     st.dataframe(pv.breakdown(plan.loc[chosen], traffic, costs), hide_index=True, width="stretch")
     st.caption(f"Price: {plan.loc[chosen, 'price_source']}. Notes: {plan.loc[chosen, 'notes'] or 'none'}.")

@@ -61,3 +61,20 @@ def test_plan_page_restores_a_shared_link(plan_page):
     assert at.multiselect(key="plan_prec").value == ["bf16"]
     table = ranking(at)
     assert set(table["Precision"]) == {"bf16"} and set(table["GPUs per replica"]) == {1}
+
+
+def test_compare_gpus_takes_gpus_per_replica_and_precision_and_never_ranks_a_saturated_gpu_best(plan_page):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update({"llm": "meta-llama/Llama-3.1-8B-Instruct", "scenario": "server", "qps": "10",
+                            "inp": "1000", "out": "300", "tp": "2", "prec": "fp8"})
+    at.switch_page("pages/compare.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="cmp_tp").value == 2 and at.selectbox(key="cmp_prec").value == "fp8"
+    table = at.dataframe[0].value
+    assert "Saturated" in table.columns and "Capacity (tokens/s)" in table.columns
+    saturated = table["Saturated"].tolist()
+    assert saturated == sorted(saturated)  # saturated GPUs only after every GPU that carries the load
+    assert not saturated[0]
+    at.selectbox(key="cmp_tp").set_value(1).run()
+    assert not at.exception and at.query_params["tp"] in ("1", ["1"]) or "tp" not in at.query_params

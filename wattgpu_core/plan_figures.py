@@ -18,8 +18,7 @@ PRECISION_COLORS = {"bf16": "#1f77b4", "fp16": "#17becf", "fp8": "#ff7f0e", "int
                     "fp4": "#d62728", "mxfp4": "#8c564b"}
 _LAYOUT = dict(template="plotly_white", margin=dict(l=70, r=30, t=30, b=60), font=dict(size=13),
                legend=dict(title="Precision", orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"))
-LATENCY_TITLES = {"itl_s": "ITL at the operating load (ms, mean time between tokens, TTFT excluded)",
-                  "ttft_s": "TTFT at the operating load (s, mean time to first token)"}
+LATENCY_TITLES = {"itl_s": "ITL at the operating load (ms)", "ttft_s": "TTFT at the operating load (s)"}
 
 
 def _latency(frame: pd.DataFrame, latency: str) -> pd.Series:
@@ -60,9 +59,9 @@ def plan_pareto_figure(plan: pd.DataFrame, y: str, y_title: str, latency: str = 
 
 
 def cost_latency_figure(plan: pd.DataFrame, latency: str = "itl_s", chosen: int | None = None) -> go.Figure:
-    return plan_pareto_figure(plan, "usd_per_mtok", "Cost ($ per million output tokens)", latency, chosen)
+    return plan_pareto_figure(plan, "usd_per_mtok", "Cost ($ per M output tokens)", latency, chosen)
 
 
 def energy_latency_figure(plan: pd.DataFrame, latency: str = "itl_s", chosen: int | None = None) -> go.Figure:
-    return plan_pareto_figure(plan, "energy_per_token_j", "Energy per output token (J, GPUs only)", latency,
+    return plan_pareto_figure(plan, "energy_per_token_j", "Energy per output token (J)", latency,
                               chosen)
