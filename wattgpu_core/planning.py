@@ -30,7 +30,7 @@ import pandas as pd
 from .catalog import GpuResolver, LlmResolver
 from .errors import Issue, ModelNotTrainedError, UnknownNameError, ValidationError
 from .evaluation import ITL_DEFINITION_LABELS, LOAD_SCALE, ROOFLINE_BATCH, mdape_pct, metrics
-from .features import SCENARIO_POOL, add_features, fits_in_memory, join_specs, scenario_detail
+from .features import SCENARIO_POOL, add_features, join_specs, scenario_detail
 from .models import WATTCOUNTS_MAX_TOKENS, load_fitted, training_frame
 from .paths import MODELS_DIR
 from .plus_itl import DEFAULT_STACK
@@ -294,13 +294,6 @@ def workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set
     return feats
 
 
-def _fits(feats: pd.DataFrame, tensor_parallel) -> np.ndarray:
-    """Whether 16-bit weights + one 1024-token sequence's KV cache fit in vLLM's budget on each of the GPUs."""
-    tp = np.asarray(tensor_parallel, dtype=float)
-    return fits_in_memory(feats["memory_size_gb"] * tp, feats["total_params_b"], feats["num_key_value_heads"],
-                          feats["hidden_size"], feats["num_attention_heads"], feats["num_layers"])
-
-
 def _deployment_inputs(out: pd.DataFrame, values: dict, llm_ids, id_precision, llms: pd.DataFrame,
                        issues: list[Issue]) -> None:
     """Validate and fill the deployment of each request in ``values``: ``num_gpus`` (from num_gpus or
@@ -464,14 +457,22 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
     Columns: llm, gpu, scenario (offline, server, or the paper's server_low / server_high); optional batch_size
     (the maximum running batch, vLLM's max_num_seqs; default: vLLM's), request_rate_qps (server), input_tokens and
     output_tokens (per request; default: the Watt Counts prompts and the LLM's mean output), num_requests
-    (offline; default 1000), num_gpus (tensor-parallel degree; default 1) and serving_stack (default: the stack
-    the models were trained on, "vLLM 0.14").
+    (offline; default 1000), num_gpus or tensor_parallel (GPUs per replica, tensor parallel; default 1),
+    precision (bf16, fp16, fp8, int8, int4, fp4, mxfp4; default: what a quantised checkpoint id names, else the
+    LLM's native precision) and serving_stack (default: the stack the models were trained on, "vLLM 0.14").
 
     Returns the input plus llm_id, gpu_id, scenario_detail, power_w (per GPU), itl_s, itl_definition,
     energy_per_token_j (all GPUs), throughput_tok_s, their 80% interval bounds ``*_lo`` / ``*_hi`` (WattGPU+;
     NaN for the paper's models, which have none), gpu_seen, llm_seen, fits_in_memory, out_of_range (a GPU spec or
     the LLM's size outside the training data), serving_stack, power_model / itl_model (the model set behind each
-    value) and notes; request_rate_qps and output_tokens are filled with the values used.
+    value) and notes; request_rate_qps and output_tokens are filled with the values used. Per replica of num_gpus
+    GPUs, also :data:`DEPLOYMENT_COLUMNS`: precision, precision_path (the compute path on that GPU),
+    precision_supported (False: predictions NaN, the reason in the notes), tensor_parallel, ttft_s and its 80%
+    interval (WattGPU+ TTFT: prefill plus queueing; offline: a burst of the running batch), tpot_s (time between a
+    request's tokens, TTFT excluded), saturated (server: offered tokens/s above max_throughput_tok_s),
+    max_throughput_tok_s (server: the replica's capacity for this traffic, prefill included; offline: its
+    throughput), replica_power_w (num_gpus x power_w), memory_needed_gb / memory_available_gb / memory_margin_gb
+    (decimal GB, at the operating batch), kv_capacity_tokens, max_batch and fits (= fits_in_memory).
 
     The paper's models know only the Watt Counts workload: for them batch size, request rate and token counts
     only scale throughput and energy (the notes say so). WattGPU+ reads them.
