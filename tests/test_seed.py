@@ -18,6 +18,8 @@ def _shared_counterpart(relative: Path) -> Path:
     top = relative.parts[0]
     if top in ("catalog", "wattgpu", "planning"):
         return SHARED_DATA / relative
+    if top == "vidur_profiling":
+        return SHARED_DATA / "measured" / relative
     if relative == Path("PROVENANCE-measured.md"):
         return SHARED_DATA / "measured" / "PROVENANCE.md"
     return SHARED_DATA / "measured" / "raw" / relative

@@ -75,6 +75,11 @@ def _cmd_evaluate(args) -> int:
             progress(0.0, "preparing the training data")
         frame = training_frame(store, mode)
         aux = auxiliary_frame(store, mode) if any(m.uses_aux for m in sets) else None
+        ttft_rows = None
+        if any(m.label == "WattGPU+" for m in sets) and not args.paper_compat:
+            from .plus_ttft import ttft_frame
+
+            ttft_rows = ttft_frame(store)
     result = evaluate_frame(frame, args.paper_compat, sets, aux=aux, n_jobs=args.jobs, progress=progress)
     print(format_tables(result))
     print("top-1 / top-3: share of (LLM, scenario) groups whose lowest-value GPU is predicted lowest / among the "
@@ -114,9 +119,22 @@ def _cmd_evaluate(args) -> int:
             for r in moe.to_dict("records"):
                 print(f"  {r['target']:<5} {r['scenario']:<7} {r['strategy']:<4} MdAPE {r['mdape_pct']:5.1f}%  "
                       f"r {r['pearson_r']:.3f}  n={r['n_rows']} ({r['n_llms']} LLMs)")
+    ttft_records = []
+    if ttft_rows is not None and len(ttft_rows):
+        from .plus_ttft import ttft_evaluation
+
+        ttft_records, _ = ttft_evaluation(ttft_rows)
+        print(f"\nWattGPU+ time to first token ({len(ttft_rows)} runs with a measured TTFT; every fold refitted):")
+        for r in ttft_records:
+            cov = r.get("interval_coverage_pct")
+            print(f"  ttft  {r['scenario']:<7} {r['strategy']:<4} MdAPE {r['mdape_pct']:5.1f}%  r {r['pearson_r']:.3f}  "
+                  f"n={r['n_rows']} ({r['n_gpus']} GPUs, {r['n_llms']} LLMs)"
+                  + (f"  80% interval coverage {cov:.0f}%" if cov is not None else ""))
     print(f"({result.seconds:.1f} s)")
     if args.json:
-        Path(args.json).write_text(json.dumps(records_for_json(result), indent=2) + "\n")
+        records = records_for_json(result) + [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in ttft_records]
+        Path(args.json).write_text(json.dumps(records, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

@@ -4,6 +4,11 @@ vidur's NCCL all-reduce profiles (``data/raw/vidur_profiling``; DGX A100 and DGX
 The physics keeps the fitted constants (``ALLREDUCE_LATENCY_S``, ``ALLREDUCE_BANDWIDTH_EFFICIENCY``) so that
 predicting reads no file; :func:`fit_allreduce` re-fits them from the raw profiles (a test checks they agree) and
 reports the fit's error per GPU node and worker count.
+
+Data: github.com/microsoft/vidur @ 7d47513363ec447a741ac5e47241580b47724fbf, ``data/profiling/network/{a100_dgx,
+h100_dgx}/all_reduce.csv``, copied verbatim from the shared measured data (its PROVENANCE.md, section 7) with the
+repository's MIT ``LICENSE``: NCCL all-reduce time in milliseconds (median of repeats) against the message ``size``
+(elements, FP16) and ``num_workers``; rows whose workers span nodes (``devices_per_node`` < workers) are not used.
 """
 
 from __future__ import annotations
