@@ -51,7 +51,7 @@ HEADROOM = 0.85  # each replica runs at most at 85% of its capacity
 TENSOR_PARALLEL = (1, 2, 4, 8)
 DEFAULT_PRECISIONS = ("bf16", "fp8", "int8", "int4", "fp4", "mxfp4")  # fp16 costs what bf16 costs
 # Per-replica loads searched, as fractions of the replica's saturation throughput (the last is taken as 1).
-LOAD_FRACTIONS = np.array([0.005, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.97])
+LOAD_FRACTIONS = np.array([0.01, 0.05, 0.15, 0.3, 0.45, 0.6, 0.75, 0.87, 0.97])
 PLAN_COLUMNS = ("gpu_id", "gpu_name", "tensor_parallel", "precision", "fits", "meets_slo", "replicas", "gpus_total",
                 "batch_per_replica", "ttft_s", "itl_s", "power_w_per_gpu", "fleet_power_kw",
                 "throughput_tok_s_per_replica", "capacity_tok_s_per_replica", "max_throughput_tok_s",
@@ -319,17 +319,25 @@ def plan_deployments(llm: str, traffic: Traffic, gpus: pd.DataFrame, llms: pd.Da
               & np.isfinite(first["power_w"].to_numpy(float)) & (capacity > 0))
     idx = np.flatnonzero(usable)
     k = len(LOAD_FRACTIONS)
-    # Pass 2: the usable options at every load of the grid (fractions of their saturation throughput).
-    loads = (capacity[idx, None] * LOAD_FRACTIONS[None, :]) / float(traffic.output_tokens)
-    second_req = grid.iloc[np.repeat(idx, k)].reset_index(drop=True).assign(**base,
-                                                                            request_rate_qps=loads.ravel())
+    # Options of one GPU and TP degree whose predictions at the offered load are identical (precisions the models
+    # treat alike, e.g. fp8 and int8 weights on Hopper) are searched once.
+    same = first.loc[idx, ["gpu_id", "num_gpus", "power_w", "tpot_s", "ttft_s", "max_throughput_tok_s"]]
+    codes = same.round(12).groupby(list(same.columns), sort=False, dropna=False).ngroup().to_numpy()
+    firsts = np.unique(codes, return_index=True)[1]
+    searched = idx[firsts]
+    # Pass 2: the searched options at every load of the grid (fractions of their saturation throughput).
+    loads = (capacity[searched, None] * LOAD_FRACTIONS[None, :]) / float(traffic.output_tokens)
+    second_req = grid.iloc[np.repeat(searched, k)].reset_index(drop=True).assign(**base,
+                                                                                request_rate_qps=loads.ravel())
     second = _replica_predictions(second_req, gpus, llms, model_set) if len(idx) else second_req
 
     def mat(column: str) -> np.ndarray:
-        return second[column].to_numpy(float).reshape(len(idx), k) if len(idx) else np.empty((0, k))
+        if not len(idx):
+            return np.empty((0, k))
+        return second[column].to_numpy(float).reshape(len(searched), k)[codes]
 
     ttft, tpot, power = mat("ttft_s"), mat("tpot_s"), mat("power_w")
-    sat = second["saturated"].fillna(False).to_numpy(bool).reshape(len(idx), k) if len(idx) else np.empty((0, k))
+    sat = mat("saturated") > 0
     other_fail = sat | ~np.isfinite(tpot) | ~np.isfinite(power)
     ok = ~other_fail
     if traffic.ttft_slo_s is not None:
