@@ -123,7 +123,7 @@ else:
     m[1].metric("$ / M output tokens", "–" if pd.isna(best["usd_per_mtok"]) else f"${best['usd_per_mtok']:.3g}")
     m[2].metric("TTFT", "–" if pd.isna(best["ttft_s"]) else f"{best['ttft_s']:.2g} s")
     m[3].metric("ITL", f"{best['itl_s'] * 1000:.3g} ms")
-    m[4].metric("gCO2e / M output tokens", f"{best['gco2e_per_mtok']:,.0f}")
+    m[4].metric("gCO2e / M tokens", f"{best['gco2e_per_mtok']:,.0f}")
 
 table = pv.display_table(plan)
 st.dataframe(table, hide_index=True, width="stretch", height=420, placeholder="–")
@@ -135,15 +135,19 @@ e2.download_button("Download the plan (Markdown)", pv.markdown_export(plan, llm_
                    file_name=f"{name}.md", mime="text/markdown", icon=":material/description:")
 
 if not good.empty:
-    labels = {i: f"{pv.option_label(r)} ({r['replicas']:.0f} replicas)" for i, r in good.head(30).iterrows()}
-    chosen = st.selectbox("Option to break down", list(labels), format_func=labels.get, key="plan_chosen")
-    f1, f2 = st.columns(2)
-    f1.plotly_chart(plan_figures.cost_latency_figure(plan, chosen=chosen), width="stretch")
-    f2.plotly_chart(plan_figures.energy_latency_figure(plan, chosen=chosen), width="stretch")
+    keys = {pv.option_key(r): i for i, r in good.head(30).iterrows()}
+    if st.session_state.get("plan_chosen") not in keys:
+        st.session_state["plan_chosen"] = next(iter(keys))
+    picked = st.selectbox("Option to break down", list(keys), key="plan_chosen",
+                          format_func=lambda k: pv.option_label(plan.loc[keys[k]]))
+    chosen = keys[picked]
+    st.plotly_chart(plan_figures.cost_latency_figure(plan, chosen=chosen), width="stretch")
+    st.plotly_chart(plan_figures.energy_latency_figure(plan, chosen=chosen), width="stretch")
     st.caption("Each point is an option that fits and meets the targets, at its operating load (arrival rate / "
                "replicas); larger markers use more GPUs per replica. ITL: mean time between output tokens, TTFT "
                "excluded; energy: GPUs only, no PUE. The dotted line joins the options no other beats on both "
                "axes.")
     st.subheader(f"Breakdown: {pv.option_label(plan.loc[chosen])}")
-    st.dataframe(pv.breakdown(plan.loc[chosen], traffic, costs), hide_index=True, width="stretch")
+    parts = pv.breakdown(plan.loc[chosen], traffic, costs)
+    st.dataframe(parts, hide_index=True, width="stretch", height=36 * (len(parts) + 1) + 4)
     st.caption(f"Price: {plan.loc[chosen, 'price_source']}. Notes: {plan.loc[chosen, 'notes'] or 'none'}.")

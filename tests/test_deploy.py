@@ -256,3 +256,26 @@ def test_plan_state_round_trips_through_the_url():
     assert PlanState.from_query(state.to_query()) == state
     assert PlanState.from_query({"rate": "-3", "tp": "99"}) == PlanState()
     assert state.traffic.ttft_slo_s is None and state.traffic.itl_slo_s == pytest.approx(0.05)
+
+
+def test_a_tighter_ttft_target_never_needs_fewer_gpus_and_is_met(catalogs, models, defaults):
+    totals = []
+    for ttft in (10.0, 1.0, 0.3, 0.1):
+        out = plan(catalogs, models, defaults, Traffic(10, 4000, 300, ttft_slo_s=ttft)).set_index(
+            ["gpu_id", "tensor_parallel", "precision"])
+        good = out[out["meets_slo"]]
+        assert (good["ttft_s"] <= ttft + 1e-9).all()
+        totals.append(out["gpus_total"].where(out["meets_slo"], np.inf))
+    table = pd.concat(totals, axis=1).to_numpy(float)
+    assert not (np.diff(table, axis=1) < 0).any()
+    assert np.isfinite(table[:, 0]).any() and (table[:, -1] >= table[:, 0]).all()
+
+
+def test_breakdown_adds_up(catalogs, models, defaults):
+    from wattgpu_core.plan_view import breakdown
+
+    out = plan(catalogs, models, defaults, Traffic(5, 1000, 300, itl_slo_s=0.05))
+    row = out.iloc[0]
+    parts = breakdown(row, Traffic(5, 1000, 300), Costs.from_defaults(defaults)).set_index("Quantity")["Value"]
+    assert parts["replicas"] == f"{row['replicas']:.0f}"
+    assert parts["total"] == f"${row['usd_per_hour']:,.2f} per hour"

@@ -351,7 +351,8 @@ def plan_deployments(llm: str, traffic: Traffic, gpus: pd.DataFrame, llms: pd.Da
         replicas = np.where(meets, np.ceil(traffic.tokens_per_s / (HEADROOM * cap_tok) - 1e-9), np.nan)
     per_replica_tok = traffic.tokens_per_s / replicas
     op_frac = per_replica_tok / capacity[idx]
-    op = {c: _interp(m, np.nan_to_num(op_frac)) for c, m in (("ttft_s", ttft), ("itl_s", tpot), ("power_w", power))}
+    op = {c: _interp(m, np.nan_to_num(op_frac)) for c, m in (("ttft_s", ttft), ("itl_s", tpot), ("power_w", power),
+                                                              ("memory_needed_gb", mat("memory_needed_gb")))}
 
     n = len(grid)
     res = pd.DataFrame({"gpu_id": first["gpu_id"], "tensor_parallel": grid["num_gpus"].astype(int),
@@ -383,6 +384,9 @@ def plan_deployments(llm: str, traffic: Traffic, gpus: pd.DataFrame, llms: pd.Da
         res[c] = figures[c]
     for c in ("memory_needed_gb", "memory_available_gb", "memory_margin_gb", "kv_capacity_tokens", "max_batch"):
         res[c] = first[c].to_numpy(float)
+    # Memory the KV cache of the operating load needs (pass 1 holds it for the whole offered load on one replica).
+    res.loc[good, "memory_needed_gb"] = op["memory_needed_gb"][meets]
+    res["memory_margin_gb"] = res["memory_available_gb"] - res["memory_needed_gb"]
     res["price_source"] = res["gpu_id"].map(lambda g: costs.sources.get(f"price:{g}", "no listed price"))
     res["notes"] = _plan_notes(res, first, usable, idx, ok, frac, no_capacity, traffic)
     res["llm_id"] = llm_id

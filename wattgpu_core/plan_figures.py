@@ -50,7 +50,7 @@ def plan_pareto_figure(plan: pd.DataFrame, y: str, y_title: str, latency: str = 
         row = ok.loc[chosen]
         fig.add_trace(go.Scatter(x=[row["x"]], y=[row[y]], mode="markers", name="Chosen option", hoverinfo="skip",
                                  marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(width=2, color="black"))))
-    fig.update_layout(**_LAYOUT, height=420)
+    fig.update_layout(**_LAYOUT, height=440)
     fig.update_xaxes(title=LATENCY_TITLES[latency])
     fig.update_yaxes(title=y_title)
     if len(ok) > 1 and ok[y].max() / max(ok[y].min(), 1e-12) > 20:

@@ -107,6 +107,11 @@ def option_label(row: Mapping) -> str:
     return f"{row['gpu_name']} ×{int(row['tensor_parallel'])}, {row['precision']}"
 
 
+def option_key(row: Mapping) -> str:
+    """A stable id of an option (GPU id, GPUs per replica, precision), e.g. for a widget's value."""
+    return f"{row['gpu_id']}|{int(row['tensor_parallel'])}|{row['precision']}"
+
+
 def breakdown(row: Mapping, traffic: Traffic, costs) -> pd.DataFrame:
     """The chosen option's memory, capacity, power and cost, one quantity per row (what, value, how)."""
     def num(v, spec):
