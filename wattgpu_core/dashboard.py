@@ -171,6 +171,27 @@ class Workload:
         return f"{load}, {self.input_tokens} input and {self.output_tokens} output tokens per request{replica}{weights}"
 
 
+def query_readers(query: Mapping, default):
+    """``(get, number)`` for parsing URL parameters: ``get(key)`` is the last value given for ``key`` (or None);
+    ``number(key, kind, low, high)`` converts it with ``kind`` and falls back to ``default``'s field when it is
+    malformed or outside [low, high]."""
+
+    def get(key):
+        v = query.get(key)
+        if isinstance(v, list):
+            v = v[-1] if v else None
+        return v
+
+    def number(key, kind, low, high):
+        try:
+            v = kind(float(get(key)))
+        except (TypeError, ValueError):
+            return getattr(default, key)
+        return v if low <= v <= high else getattr(default, key)
+
+    return get, number
+
+
 @dataclass(frozen=True)
 class PageState:
     """Everything a comparison needs, as typed values; round-trips through URL query parameters."""
@@ -199,19 +220,7 @@ class PageState:
         """Parse URL parameters; anything malformed falls back to the default for that field."""
         default = cls()
         values = {}
-
-        def get(key):
-            v = query.get(key)
-            if isinstance(v, list):
-                v = v[-1] if v else None
-            return v
-
-        def number(key, kind, low, high):
-            try:
-                v = kind(float(get(key)))
-            except (TypeError, ValueError):
-                return getattr(default, key)
-            return v if low <= v <= high else getattr(default, key)
+        get, number = query_readers(query, default)
 
         for key in ("llm", "gpu"):
             if get(key):

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import pandas as pd
 
+from .dashboard import query_readers
 from .deploy import HEADROOM, TRAFFIC_PRESETS, Traffic
 
 LABELS = {
@@ -175,20 +176,8 @@ class PlanState:
 
     @classmethod
     def from_query(cls, query: Mapping) -> PlanState:
-        default = cls()
         values = {}
-
-        def get(key):
-            v = query.get(key)
-            return (v[-1] if v else None) if isinstance(v, list) else v
-
-        def number(key, kind, low, high):
-            try:
-                v = kind(float(get(key)))
-            except (TypeError, ValueError):
-                return getattr(default, key)
-            return v if low <= v <= high else getattr(default, key)
-
+        get, number = query_readers(query, cls())
         if get("llm"):
             values["llm"] = str(get("llm"))
         if get("preset") in (*TRAFFIC_PRESETS, "custom"):
