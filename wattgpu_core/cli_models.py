@@ -48,6 +48,12 @@ def _cmd_train(args) -> int:
                                     intervals=args.model_set != "paper", n_jobs=args.jobs)
             cv = [{k: v for k, v in r.items() if k not in ("mode",)} for r in records_for_json(result)]
         meta = train(store, args.models_dir, args.model_set, cv_records=cv)
+        if args.model_set == "plus":
+            from .plus_ttft import MODEL_FILE, train_ttft
+
+            ttft = train_ttft(store, args.models_dir)
+            print(f"wrote {Path(args.models_dir) / MODEL_FILE} (ttft, {ttft.n_rows} rows; MdAPE " + ", ".join(
+                f"{k.split('_')[1]} {v:.1f}%" for k, v in ttft.metrics.items()) + ")")
     for t, info in meta["targets"].items():
         print(f"wrote {Path(args.models_dir) / info['file']} ({t}, {info['n_rows']} rows)")
     print(f"wrote {Path(args.models_dir) / (args.model_set + '.meta.json')} "

@@ -173,8 +173,8 @@ class PlusTtftModel:
             h, c, _ = itl_model._stack_parts(rows)
             p = replace(p, overhead_s=p.overhead_s + h, per_sequence_s=p.per_sequence_s + c)
         step = work.evaluate(p)["step_s"]
-        if capacity is None:
-            capacity = work.batch_cap / work.step_time_s(work.batch_cap, p)
+        own = work.batch_cap / work.step_time_s(work.batch_cap, p)
+        capacity = own if capacity is None else np.where(np.isfinite(capacity), capacity, own)
         lam = work.request_rate_qps
         return step, lam * s + lam * work.output_tokens / capacity
 
