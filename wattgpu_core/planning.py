@@ -51,7 +51,7 @@ __all__ = [
 SCENARIO_INPUTS = ("offline", "server", "server_low", "server_high")
 REQUIRED_COLUMNS = ("llm", "gpu", "scenario")
 OPTIONAL_COLUMNS = ("batch_size", "request_rate_qps", "input_tokens", "output_tokens", "num_requests", "num_gpus",
-                    "tensor_parallel")
+                    "tensor_parallel", "max_concurrency")
 TEXT_COLUMNS = ("serving_stack", "precision")
 # Watt Counts' fixed workload (paper-spec §1): the paper model predicts for exactly this.
 DEFAULT_REQUEST_RATE_QPS = MappingProxyType({"server_low": 0.017, "server_high": 0.33})
@@ -283,6 +283,9 @@ def workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set
     feats["batch_size"] = values["batch_size"]
     feats["num_requests"] = np.where(offline, np.where(np.isnan(values["num_requests"]), WATTCOUNTS_OFFLINE_REQUESTS,
                                                        values["num_requests"]), np.nan)
+    closed = np.asarray(values.get("closed_loop", np.zeros(n, bool)), dtype=bool)
+    feats["closed_loop"] = closed
+    feats["num_requests"] = np.where(closed, np.nan, feats["num_requests"])  # steady state: the batch stays full
     gpus_per = np.where(np.isnan(values["num_gpus"]), 1.0, values["num_gpus"])
     feats["num_gpus"] = gpus_per
     feats["tensor_parallel"] = gpus_per
@@ -410,7 +413,8 @@ def _deployment_outputs(out: pd.DataFrame, feats: pd.DataFrame, deploy: pd.DataF
     ttft = np.full(n, np.nan)
     if model_set.ttft is not None:
         rows = feats.copy()
-        rows["batch_size"] = np.where(server, rows["batch_size"], DecodeWorkload.of(feats).batch_cap)
+        keep = server | feats["closed_loop"].to_numpy(bool)
+        rows["batch_size"] = np.where(keep, rows["batch_size"], DecodeWorkload.of(feats).batch_cap)
         ttft = model_set.ttft.predict(rows, itl_model if hasattr(itl_model, "calibration") else None, decode_cap)
         # a replica's capacity for this traffic: each request's prefill plus its tokens at the decode capacity
         decode_cap = np.where(server, model_set.ttft.capacity_tok_s(feats, decode_cap), decode_cap)
@@ -501,12 +505,20 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
     values = {c: _numeric_column(out, c, issues) for c in OPTIONAL_COLUMNS}
     _deployment_inputs(out, values, llm_ids, id_precision, llms, issues)
     rate = values["request_rate_qps"]
-    no_rate = (scen == "server") & np.isnan(rate)
+    concurrency = values.pop("max_concurrency")
+    closed = (scen == "server") & np.isnan(rate) & np.isfinite(concurrency)
+    no_rate = (scen == "server") & np.isnan(rate) & ~closed
     for i in np.flatnonzero(no_rate)[:20]:
-        issues.append(Issue(int(i) + 1, "request_rate_qps", "scenario 'server' needs request_rate_qps (requests/s); "
-                                                          "or use server_low / server_high"))
+        issues.append(Issue(int(i) + 1, "request_rate_qps", "scenario 'server' needs request_rate_qps (requests/s) "
+                                                          "or max_concurrency (requests kept in flight); or use "
+                                                          "server_low / server_high"))
     if issues:
         raise ValidationError(issues)
+    # A server at a fixed concurrency C (closed loop, as serving benchmarks run it): in steady state C requests are
+    # always in flight, i.e. a full running batch of C (fewer if memory holds fewer) that never drains.
+    scen = np.where(closed, "offline", scen).astype(object)
+    values["batch_size"] = np.where(closed, concurrency, values["batch_size"])
+    values["closed_loop"] = closed
 
     # Workload: lambda picks the paper's server_low / server_high label (its models know only those).
     detail = scenario_detail(scen, rate)
@@ -653,6 +665,7 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
                                                         > 0.5 * model_set.input_tokens_mean)
     odd_output = values["output_given"] & (values["output_tokens"] > WATTCOUNTS_MAX_TOKENS)
     multi = np.isfinite(values["num_gpus"]) & (values["num_gpus"] > 1)
+    closed = feats["closed_loop"].to_numpy(bool)
     supported = deploy["precision_supported"].to_numpy(bool)
     quantised = supported & ~deploy["precision"].isin(["bf16", "fp16"]).to_numpy()
     quant_texts = np.asarray([f"weak: {p} weights from physics only ({path}; weight bytes per parameter and the "
@@ -686,6 +699,9 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
         (hybrid, "weak: Mamba / hybrid layers are modelled as attention layers (KV cache overestimated)"),
         (~supported, np.asarray(["not supported: " + r for r in deploy["precision_reason"]], dtype=object)),
         (quantised, quant_texts),
+        (closed, "server at a fixed concurrency (closed loop): a steady running batch of max_concurrency requests "
+                 "(fewer if memory holds fewer); throughput = batch / step time; TTFT waits for a free slot, the step "
+                 "in flight and other prompts' prefill"),
         (multi & ~any_paper, "weak: tensor parallel from physics only (weights, KV cache and FLOPs split, two "
                              "all-reduces per layer timed by the vidur-fitted NCCL model); no multi-GPU runs on the "
                              "default stack"),
