@@ -353,6 +353,16 @@ def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.Dat
     ctx = ph.mean_context_tokens(inp, outp)
     hd = ph.head_dim(feats["hidden_size"], feats["num_attention_heads"],
                      feats["head_dim"] if "head_dim" in feats else None)
+    # MLA (DeepSeek-V2/V3, Kimi K2): a latent KV cache held whole on every GPU, attention over the latent
+    rank, rope = ph.mla_dims(feats["model_type"].to_numpy(dtype=object) if "model_type" in feats
+                             else np.full(n, None, dtype=object))
+    mla = np.isfinite(rank)
+    kv_token = np.where(mla, ph.mla_kv_bytes_per_token(feats["num_layers"].to_numpy(float), rank, rope)
+                        * feats["tensor_parallel"].to_numpy(float), np.nan)
+    hd = np.where(mla, ph.mla_attention_head_dim(rank, rope), hd)
+    feats["kv_bytes_per_token"] = kv_token
+    if mla.any():
+        feats["head_dim"] = hd
     mem_gb = feats["memory_size_gb"].to_numpy(float)
     is_a100 = gid.astype(str).str.contains("a100|a800").to_numpy()
     seqs = feats["batch_size"].to_numpy(float)
@@ -372,7 +382,8 @@ def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.Dat
                           precision=p, context_tokens=ctx[m], max_context_tokens=inp[m] + outp[m],
                           active_params_b=col("active_params_b")[m], num_experts=col("num_experts")[m],
                           experts_per_token=col("experts_per_token")[m], vocab_size=col("vocab_size")[m],
-                          intermediate_size=col("intermediate_size")[m], max_num_seqs=seqs[m], is_a100=is_a100[m])
+                          intermediate_size=col("intermediate_size")[m], max_num_seqs=seqs[m], is_a100=is_a100[m],
+                          kv_bytes_token=kv_token[m])
         for k in fit:
             fit[k][m] = getattr(r, k)
     total = col("total_params_b")
@@ -389,7 +400,8 @@ def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.Dat
         "weights_gb": fit["weights_gb"], "overhead_gb": fit["overhead_gb"], "memory_available_gb": fit["available_gb"],
         "memory_total_gb": fit["total_gb"], "kv_capacity_tokens": fit["kv_capacity_tokens"],
         "max_batch": fit["max_batch"], "fits": fits,
-        "kv_bytes_per_token": ph.kv_bytes_per_token(col("num_layers"), col("num_key_value_heads"), hd),
+        "kv_bytes_per_token": np.where(mla, kv_token, ph.kv_bytes_per_token(col("num_layers"),
+                                                                             col("num_key_value_heads"), hd)),
         "context_tokens": ctx,
     }, index=feats.index)
 
