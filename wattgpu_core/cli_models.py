@@ -210,7 +210,7 @@ def add_model_commands(sub, add_db) -> None:
     add_db(p)
     p.add_argument("--input", type=Path, required=True,
                    help="CSV with llm, gpu, scenario [, batch_size, request_rate_qps, input_tokens, output_tokens, "
-                        "num_requests, num_gpus, serving_stack]")
+                        "num_requests, num_gpus or tensor_parallel, precision, max_concurrency, serving_stack]")
     p.add_argument("--output", type=Path, required=True, help="CSV to write")
     p.add_argument("--model-set", default="default", choices=("default", "plus", "paper"),
                    help="default: WattGPU+ where it measured better than the paper's models, else the paper's; "
