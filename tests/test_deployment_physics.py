@@ -92,3 +92,17 @@ def test_allreduce_constants_match_the_vidur_fit():
     assert fit["latency_s"] == pytest.approx(ph.ALLREDUCE_LATENCY_S, rel=0.01)
     assert fit["bandwidth_efficiency"] == pytest.approx(ph.ALLREDUCE_BANDWIDTH_EFFICIENCY, rel=0.01)
     assert fit["mdape_pct"] < 30
+
+
+def test_mla_latent_kv_cache():
+    rank, rope = ph.mla_dims(["deepseek_v3", "llama", None])
+    assert rank[0] == 512 and rope[0] == 64 and np.isnan(rank[1]) and np.isnan(rank[2])
+    # DeepSeek-V3: 61 layers x (512 + 64) x 2 bytes = 70,272 bytes per token, not 2 x 128 heads x 56 x 2 x 61
+    assert ph.mla_kv_bytes_per_token(61, 512, 64) == 70272.0
+    m = ph.memory_fit(total_params_b=671.026, num_layers=61, num_key_value_heads=128, head_dim_=56, hidden_size=7168,
+                      memory_size_gb=141, tensor_parallel=8, precision="fp8", context_tokens=2000,
+                      kv_bytes_token=70272.0 * 8)
+    plain = ph.memory_fit(total_params_b=671.026, num_layers=61, num_key_value_heads=128, head_dim_=56,
+                          hidden_size=7168, memory_size_gb=141, tensor_parallel=8, precision="fp8",
+                          context_tokens=2000)
+    assert m.kv_capacity_tokens[0] == pytest.approx(plain.kv_capacity_tokens[0] * 2 * 128 * 56 * 2 * 61 / 70272 / 8)

@@ -147,3 +147,17 @@ def test_ttft_model_fits_the_store_runs_and_is_committed(ttft_rows):
     assert committed is not None and committed.n_rows == len(ttft_rows)
     assert committed.efficiency == pytest.approx(model.efficiency, rel=1e-3)
     assert committed.ln_quantiles[0] < 0 < committed.ln_quantiles[1]
+
+
+def test_fixed_concurrency_server_is_a_steady_batch(catalogs, model_set):
+    gpus, llms = catalogs
+    req = pd.DataFrame({"llm": "meta-llama/Llama-3.1-8B-Instruct", "gpu": "h100-sxm5-80gb", "scenario": "server",
+                        "max_concurrency": [1, 16, 256], "input_tokens": 1000, "output_tokens": 1000})
+    out = P.predict(req, gpus, llms, model_set)
+    assert "closed loop" in out.loc[0, "notes"] and not out["saturated"].any()
+    tput, tpot, ttft = (out[c].to_numpy() for c in ("throughput_tok_s", "tpot_s", "ttft_s"))
+    assert np.all(np.diff(tput) > 0) and np.all(np.diff(tpot) > 0) and np.all(np.diff(ttft) > 0)
+    # one request in flight: throughput = tokens / (TTFT-free decode + prefill per token), ~1 / TPOT
+    assert tput[0] == pytest.approx(1.0 / tpot[0], rel=0.1)
+    with pytest.raises(ValidationError, match="max_concurrency"):
+        P.predict(req.drop(columns="max_concurrency"), gpus, llms, model_set)

@@ -48,6 +48,12 @@ def _cmd_train(args) -> int:
                                     intervals=args.model_set != "paper", n_jobs=args.jobs)
             cv = [{k: v for k, v in r.items() if k not in ("mode",)} for r in records_for_json(result)]
         meta = train(store, args.models_dir, args.model_set, cv_records=cv)
+        if args.model_set == "plus":
+            from .plus_ttft import MODEL_FILE, train_ttft
+
+            ttft = train_ttft(store, args.models_dir)
+            print(f"wrote {Path(args.models_dir) / MODEL_FILE} (ttft, {ttft.n_rows} rows; MdAPE " + ", ".join(
+                f"{k.split('_')[1]} {v:.1f}%" for k, v in ttft.metrics.items()) + ")")
     for t, info in meta["targets"].items():
         print(f"wrote {Path(args.models_dir) / info['file']} ({t}, {info['n_rows']} rows)")
     print(f"wrote {Path(args.models_dir) / (args.model_set + '.meta.json')} "
@@ -204,7 +210,7 @@ def add_model_commands(sub, add_db) -> None:
     add_db(p)
     p.add_argument("--input", type=Path, required=True,
                    help="CSV with llm, gpu, scenario [, batch_size, request_rate_qps, input_tokens, output_tokens, "
-                        "num_requests, num_gpus, serving_stack]")
+                        "num_requests, num_gpus or tensor_parallel, precision, max_concurrency, serving_stack]")
     p.add_argument("--output", type=Path, required=True, help="CSV to write")
     p.add_argument("--model-set", default="default", choices=("default", "plus", "paper"),
                    help="default: WattGPU+ where it measured better than the paper's models, else the paper's; "

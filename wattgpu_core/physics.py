@@ -60,6 +60,33 @@ def kv_bytes_per_token(num_layers, num_key_value_heads, head_dim_, bytes_per_val
     return 2.0 * _f(num_layers) * _f(num_key_value_heads) * _f(head_dim_) * bytes_per_value
 
 
+# Multi-head latent attention (MLA: DeepSeek-V2 / V3 / R1, Kimi K2): the KV cache holds one compressed latent per
+# token and layer, kv_lora_rank + qk_rope_head_dim values shared by every head (config.json: kv_lora_rank 512,
+# qk_rope_head_dim 64 for all of these, as the catalog notes record), instead of K and V per KV head. vLLM keeps the
+# whole latent on every tensor-parallel GPU (it cannot be split by head).
+MLA_LATENT_DIMS = {"deepseek_v2": (512.0, 64.0), "deepseek_v3": (512.0, 64.0), "kimi_k2": (512.0, 64.0)}
+
+
+def mla_dims(model_type) -> tuple[np.ndarray, np.ndarray]:
+    """(kv_lora_rank, qk_rope_head_dim) of each row's model type; NaN for models without MLA."""
+    types = np.asarray(model_type, dtype=object).ravel()
+    dims = np.asarray([MLA_LATENT_DIMS.get(t, (np.nan, np.nan)) if isinstance(t, str) else (np.nan, np.nan)
+                       for t in types], dtype=float).reshape(-1, 2)
+    return dims[:, 0], dims[:, 1]
+
+
+def mla_kv_bytes_per_token(num_layers, kv_lora_rank, qk_rope_head_dim, bytes_per_value: float = BYTES_16BIT):
+    """KV-cache bytes one token occupies under MLA: layers x (latent rank + rope dims) x bytes."""
+    return _f(num_layers) * (_f(kv_lora_rank) + _f(qk_rope_head_dim)) * bytes_per_value
+
+
+def mla_attention_head_dim(kv_lora_rank, qk_rope_head_dim) -> np.ndarray:
+    """The head dimension that makes :func:`flops_per_step`'s attention term (4 x heads x head dim per cached token)
+    equal MLA's absorbed attention: scores over rank + rope dims and values over rank dims, 2 FLOPs each per head:
+    (2 x rank + rope) / 2."""
+    return (2.0 * _f(kv_lora_rank) + _f(qk_rope_head_dim)) / 2.0
+
+
 def moe_split_b(total_params_b, active_params_b, num_experts, experts_per_token):
     """(always-active params, params of one routed expert), in billions, from total and active counts.
 
@@ -283,8 +310,9 @@ class DecodeWorkload:
     full) and tensor_parallel (missing: 1). Optional deployment columns (missing: a 16-bit model on NVLink):
     ``weight_bytes_per_param`` (effective bytes per weight at the precision, :func:`weights_bytes` / parameters),
     ``compute_tflops`` (the dense tensor rate of the precision's compute path, :func:`path_tflops`; it scales the
-    power ceiling too), ``link_gb_s`` (GPU-to-GPU bandwidth for the all-reduces) and ``kv_capacity_tokens`` (the
-    replica's, from :func:`memory_fit`).
+    power ceiling too), ``link_gb_s`` (GPU-to-GPU bandwidth for the all-reduces), ``kv_capacity_tokens`` (the
+    replica's, from :func:`memory_fit`) and ``kv_bytes_per_token`` (the replica's KV bytes per token, split over
+    the GPUs; MLA models: the latent x GPUs, as every GPU holds it whole).
     """
 
     offline: np.ndarray
@@ -328,6 +356,7 @@ class DecodeWorkload:
         tp = np.fmax(np.nan_to_num(col("tensor_parallel"), nan=1.0), 1.0)
         hd = head_dim(frame["hidden_size"], frame["num_attention_heads"], col("head_dim"))
         kvb = kv_bytes_per_token(frame["num_layers"], frame["num_key_value_heads"], hd)
+        kvb = np.where(np.isfinite(col("kv_bytes_per_token")), col("kv_bytes_per_token"), kvb)
         total = _f(frame["total_params_b"])
         active = col("active_params_b")
         active = np.where(np.isfinite(active), active, total)
@@ -730,13 +759,15 @@ class MemoryFit:
 def memory_fit(*, total_params_b, num_layers, num_key_value_heads, head_dim_, hidden_size, memory_size_gb,
                tensor_parallel=1, precision="bf16", context_tokens=1024.0, max_context_tokens=None, batch=1.0,
                utilisation=None, active_params_b=np.nan, num_experts=np.nan, experts_per_token=np.nan,
-               vocab_size=np.nan, intermediate_size=np.nan, max_num_seqs=None, is_a100=False) -> MemoryFit:
+               vocab_size=np.nan, intermediate_size=np.nan, max_num_seqs=None, is_a100=False,
+               kv_bytes_token=None) -> MemoryFit:
     """The :class:`MemoryFit` of a replica of ``tensor_parallel`` GPUs of ``memory_size_gb`` (catalog, binary GB)
     serving the LLM at ``precision`` (one precision name for all rows) with ``batch`` running sequences of
     ``context_tokens`` tokens (mean held in the KV cache; :func:`mean_context_tokens`). Weights and KV cache are
     split evenly over the GPUs; the KV cache stays 16-bit (vLLM's ``kv_cache_dtype="auto"``).
     ``utilisation`` defaults to :func:`vllm_memory_utilisation`, ``max_num_seqs`` to vLLM's default,
-    ``max_context_tokens`` (the longest sequence that must fit) to ``context_tokens``."""
+    ``max_context_tokens`` (the longest sequence that must fit) to ``context_tokens``; ``kv_bytes_token`` (where
+    finite) replaces the KV bytes per token of the replica (MLA: :func:`mla_kv_bytes_per_token` x GPUs)."""
     t = np.fmax(_f(tensor_parallel), 1.0)
     mem = _f(memory_size_gb)
     util = vllm_memory_utilisation(mem) if utilisation is None else _f(utilisation)
@@ -745,6 +776,8 @@ def memory_fit(*, total_params_b, num_layers, num_key_value_heads, head_dim_, hi
                                num_experts, experts_per_token, vocab_size, hidden_size)
     weights = weights_bytes(total_params_b, precision, unq)
     kvb = kv_bytes_per_token(num_layers, num_key_value_heads, head_dim_)
+    if kv_bytes_token is not None:
+        kvb = np.where(np.isfinite(_f(kv_bytes_token)), _f(kv_bytes_token), kvb)
     seqs = vllm_default_max_num_seqs(mem, is_a100) if max_num_seqs is None else _f(max_num_seqs)
     overhead_gpu = runtime_overhead_gb(hidden_size, intermediate_size, vocab_size, t, seqs)
     capacity = kv_capacity_tokens(mem, weights / t, kvb / t, util, reserved_gb=overhead_gpu)

@@ -51,7 +51,7 @@ __all__ = [
 SCENARIO_INPUTS = ("offline", "server", "server_low", "server_high")
 REQUIRED_COLUMNS = ("llm", "gpu", "scenario")
 OPTIONAL_COLUMNS = ("batch_size", "request_rate_qps", "input_tokens", "output_tokens", "num_requests", "num_gpus",
-                    "tensor_parallel")
+                    "tensor_parallel", "max_concurrency")
 TEXT_COLUMNS = ("serving_stack", "precision")
 # Watt Counts' fixed workload (paper-spec §1): the paper model predicts for exactly this.
 DEFAULT_REQUEST_RATE_QPS = MappingProxyType({"server_low": 0.017, "server_high": 0.33})
@@ -283,6 +283,9 @@ def workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set
     feats["batch_size"] = values["batch_size"]
     feats["num_requests"] = np.where(offline, np.where(np.isnan(values["num_requests"]), WATTCOUNTS_OFFLINE_REQUESTS,
                                                        values["num_requests"]), np.nan)
+    closed = np.asarray(values.get("closed_loop", np.zeros(n, bool)), dtype=bool)
+    feats["closed_loop"] = closed
+    feats["num_requests"] = np.where(closed, np.nan, feats["num_requests"])  # steady state: the batch stays full
     gpus_per = np.where(np.isnan(values["num_gpus"]), 1.0, values["num_gpus"])
     feats["num_gpus"] = gpus_per
     feats["tensor_parallel"] = gpus_per
@@ -350,6 +353,16 @@ def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.Dat
     ctx = ph.mean_context_tokens(inp, outp)
     hd = ph.head_dim(feats["hidden_size"], feats["num_attention_heads"],
                      feats["head_dim"] if "head_dim" in feats else None)
+    # MLA (DeepSeek-V2/V3, Kimi K2): a latent KV cache held whole on every GPU, attention over the latent
+    rank, rope = ph.mla_dims(feats["model_type"].to_numpy(dtype=object) if "model_type" in feats
+                             else np.full(n, None, dtype=object))
+    mla = np.isfinite(rank)
+    kv_token = np.where(mla, ph.mla_kv_bytes_per_token(feats["num_layers"].to_numpy(float), rank, rope)
+                        * feats["tensor_parallel"].to_numpy(float), np.nan)
+    hd = np.where(mla, ph.mla_attention_head_dim(rank, rope), hd)
+    feats["kv_bytes_per_token"] = kv_token
+    if mla.any():
+        feats["head_dim"] = hd
     mem_gb = feats["memory_size_gb"].to_numpy(float)
     is_a100 = gid.astype(str).str.contains("a100|a800").to_numpy()
     seqs = feats["batch_size"].to_numpy(float)
@@ -369,7 +382,8 @@ def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.Dat
                           precision=p, context_tokens=ctx[m], max_context_tokens=inp[m] + outp[m],
                           active_params_b=col("active_params_b")[m], num_experts=col("num_experts")[m],
                           experts_per_token=col("experts_per_token")[m], vocab_size=col("vocab_size")[m],
-                          intermediate_size=col("intermediate_size")[m], max_num_seqs=seqs[m], is_a100=is_a100[m])
+                          intermediate_size=col("intermediate_size")[m], max_num_seqs=seqs[m], is_a100=is_a100[m],
+                          kv_bytes_token=kv_token[m])
         for k in fit:
             fit[k][m] = getattr(r, k)
     total = col("total_params_b")
@@ -386,7 +400,8 @@ def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.Dat
         "weights_gb": fit["weights_gb"], "overhead_gb": fit["overhead_gb"], "memory_available_gb": fit["available_gb"],
         "memory_total_gb": fit["total_gb"], "kv_capacity_tokens": fit["kv_capacity_tokens"],
         "max_batch": fit["max_batch"], "fits": fits,
-        "kv_bytes_per_token": ph.kv_bytes_per_token(col("num_layers"), col("num_key_value_heads"), hd),
+        "kv_bytes_per_token": np.where(mla, kv_token, ph.kv_bytes_per_token(col("num_layers"),
+                                                                             col("num_key_value_heads"), hd)),
         "context_tokens": ctx,
     }, index=feats.index)
 
@@ -410,7 +425,8 @@ def _deployment_outputs(out: pd.DataFrame, feats: pd.DataFrame, deploy: pd.DataF
     ttft = np.full(n, np.nan)
     if model_set.ttft is not None:
         rows = feats.copy()
-        rows["batch_size"] = np.where(server, rows["batch_size"], DecodeWorkload.of(feats).batch_cap)
+        keep = server | feats["closed_loop"].to_numpy(bool)
+        rows["batch_size"] = np.where(keep, rows["batch_size"], DecodeWorkload.of(feats).batch_cap)
         ttft = model_set.ttft.predict(rows, itl_model if hasattr(itl_model, "calibration") else None, decode_cap)
         # a replica's capacity for this traffic: each request's prefill plus its tokens at the decode capacity
         decode_cap = np.where(server, model_set.ttft.capacity_tok_s(feats, decode_cap), decode_cap)
@@ -501,12 +517,20 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
     values = {c: _numeric_column(out, c, issues) for c in OPTIONAL_COLUMNS}
     _deployment_inputs(out, values, llm_ids, id_precision, llms, issues)
     rate = values["request_rate_qps"]
-    no_rate = (scen == "server") & np.isnan(rate)
+    concurrency = values.pop("max_concurrency")
+    closed = (scen == "server") & np.isnan(rate) & np.isfinite(concurrency)
+    no_rate = (scen == "server") & np.isnan(rate) & ~closed
     for i in np.flatnonzero(no_rate)[:20]:
-        issues.append(Issue(int(i) + 1, "request_rate_qps", "scenario 'server' needs request_rate_qps (requests/s); "
-                                                          "or use server_low / server_high"))
+        issues.append(Issue(int(i) + 1, "request_rate_qps", "scenario 'server' needs request_rate_qps (requests/s) "
+                                                          "or max_concurrency (requests kept in flight); or use "
+                                                          "server_low / server_high"))
     if issues:
         raise ValidationError(issues)
+    # A server at a fixed concurrency C (closed loop, as serving benchmarks run it): in steady state C requests are
+    # always in flight, i.e. a full running batch of C (fewer if memory holds fewer) that never drains.
+    scen = np.where(closed, "offline", scen).astype(object)
+    values["batch_size"] = np.where(closed, concurrency, values["batch_size"])
+    values["closed_loop"] = closed
 
     # Workload: lambda picks the paper's server_low / server_high label (its models know only those).
     detail = scenario_detail(scen, rate)
@@ -653,6 +677,7 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
                                                         > 0.5 * model_set.input_tokens_mean)
     odd_output = values["output_given"] & (values["output_tokens"] > WATTCOUNTS_MAX_TOKENS)
     multi = np.isfinite(values["num_gpus"]) & (values["num_gpus"] > 1)
+    closed = feats["closed_loop"].to_numpy(bool)
     supported = deploy["precision_supported"].to_numpy(bool)
     quantised = supported & ~deploy["precision"].isin(["bf16", "fp16"]).to_numpy()
     quant_texts = np.asarray([f"weak: {p} weights from physics only ({path}; weight bytes per parameter and the "
@@ -686,6 +711,9 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
         (hybrid, "weak: Mamba / hybrid layers are modelled as attention layers (KV cache overestimated)"),
         (~supported, np.asarray(["not supported: " + r for r in deploy["precision_reason"]], dtype=object)),
         (quantised, quant_texts),
+        (closed, "server at a fixed concurrency (closed loop): a steady running batch of max_concurrency requests "
+                 "(fewer if memory holds fewer); throughput = batch / step time; TTFT waits for a free slot, the step "
+                 "in flight and other prompts' prefill"),
         (multi & ~any_paper, "weak: tensor parallel from physics only (weights, KV cache and FLOPs split, two "
                              "all-reduces per layer timed by the vidur-fitted NCCL model); no multi-GPU runs on the "
                              "default stack"),

@@ -241,6 +241,8 @@ def physical_frame(rows: pd.DataFrame, timing: Timing = Timing()) -> pd.DataFram
     mem = rows["memory_size_gb"].to_numpy(dtype=float)
     kvb = kv_cache_bytes_per_token(*(rows[c].to_numpy(dtype=float) for c in (
         "num_key_value_heads", "hidden_size", "num_attention_heads", "num_layers"))) / ngpu
+    kvb = np.where(np.isfinite(_num(rows, "kv_bytes_per_token", np.nan)), _num(rows, "kv_bytes_per_token", np.nan)
+                   / ngpu, kvb)  # MLA latent (issue 10), where predict gives it
     inp = _num(rows, "input_tokens", DEFAULT_INPUT_TOKENS)
     out = _num(rows, "output_tokens", DEFAULT_OUTPUT_TOKENS)
     offline = _offline_mask(rows)

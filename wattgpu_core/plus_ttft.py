@@ -12,6 +12,7 @@ every TTFT. What a request waits for depends on how requests arrive:
 * a **burst** of B requests submitted together (a closed batch: the benchmarks' fixed concurrency, ``scenario``
   offline): vLLM admits them into the same prefill pass, so every first token comes after B prompts' prefill:
   TTFT = B x S + overhead;
+* a server at a **fixed concurrency** C (closed loop, ``closed_loop`` rows): see :meth:`PlusTtftModel._closed_loop`;
 * a **server** fed by Poisson arrivals at rate lambda: the request waits for the decode step in flight (half a
   step on average), its prompt then shares steps with the running batch's decoding (one step per
   ``VLLM_PROFILE_TOKENS``-token chunk), and it queues behind other prompts as in an M/D/1 queue whose utilisation
@@ -102,8 +103,12 @@ def ttft_frame(store) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------------------------------------
 # The model
+def _closed(rows: pd.DataFrame) -> np.ndarray:
+    return rows["closed_loop"].fillna(False).to_numpy(bool) if "closed_loop" in rows else np.zeros(len(rows), bool)
+
+
 def _burst(rows: pd.DataFrame) -> np.ndarray:
-    return rows["scenario"].astype(str).str.lower().eq("offline").to_numpy()
+    return rows["scenario"].astype(str).str.lower().eq("offline").to_numpy() & ~_closed(rows)
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,10 @@ class PlusTtftModel:
         b = pd.to_numeric(rows["batch_size"], errors="coerce").to_numpy(float) if "batch_size" in rows \
             else np.full(len(rows), np.nan)
         out = np.where(burst, np.nan_to_num(b, nan=1.0) * s + self.overhead_s, np.nan)
-        srv = ~burst
+        closed = _closed(rows)
+        if closed.any():
+            out[closed] = self._closed_loop(rows[closed], s[closed], itl_model)
+        srv = ~burst & ~closed
         if srv.any():
             cap = None if decode_capacity_tok_s is None else np.asarray(decode_capacity_tok_s, float)[srv]
             out[srv] = self._server(rows[srv], s[srv], itl_model, cap)
@@ -162,19 +170,43 @@ class PlusTtftModel:
             queue = np.where(rho < 1.0, rho * s / (2.0 * (1.0 - rho)), np.inf)
         return s + self.overhead_s + (0.5 + chunks) * step + queue
 
+    def _closed_loop(self, rows: pd.DataFrame, s: np.ndarray, itl_model) -> np.ndarray:
+        """TTFT at a fixed concurrency C (``batch_size``; rows ``closed_loop``): a running batch B = min(C, what memory
+        holds) decodes at the step time of B; a request lasts T = S + L x step, so requests arrive at lambda = B / T;
+        a new one waits for a free slot ((C - B) / lambda), half the step in flight, the steps its prompt shares with
+        decoding, and the prefill of others (M/D/1 at rho = lambda S, at most the B - 1 others)."""
+        work = DecodeWorkload.of(rows)
+        p = self._step_parameters(rows, itl_model)
+        r = work.evaluate(p)
+        step, batch = r["step_s"], r["batch"]
+        conc = np.fmax(pd.to_numeric(rows["batch_size"], errors="coerce").to_numpy(float), 1.0)
+        lam = batch / (s + work.output_tokens * step)
+        rho = lam * s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            queue = np.where(rho < 1.0, rho * s / (2.0 * (1.0 - rho)), np.inf)
+        queue = np.minimum(queue, np.maximum(batch - 1.0, 0.0) * s)
+        slot = np.maximum(conc - batch, 0.0) / lam
+        chunks = np.ceil(work.input_tokens / VLLM_PROFILE_TOKENS)
+        return s + self.overhead_s + (0.5 + chunks) * step + queue + slot
+
+    @staticmethod
+    def _step_parameters(rows: pd.DataFrame, itl_model) -> StepParameters:
+        if itl_model is None:
+            return StepParameters()
+        p = itl_model.calibration.step_parameters(rows)
+        h, c, _ = itl_model._stack_parts(rows)
+        return replace(p, overhead_s=p.overhead_s + h, per_sequence_s=p.per_sequence_s + c)
+
     def _load(self, rows: pd.DataFrame, s: np.ndarray, itl_model, capacity=None) -> tuple[np.ndarray, np.ndarray]:
         """(decode step at the batch a request sees, utilisation rho) of server rows. rho = lambda x S (the prefill
         share of GPU time) + lambda x output tokens / decode capacity (the share of the most tokens/s the GPU decodes
         at its largest batch): prefill and decode compete for the GPU, and TTFT grows without bound as either
         saturates it."""
         work = DecodeWorkload.of(rows)
-        p = StepParameters() if itl_model is None else itl_model.calibration.step_parameters(rows)
-        if itl_model is not None:
-            h, c, _ = itl_model._stack_parts(rows)
-            p = replace(p, overhead_s=p.overhead_s + h, per_sequence_s=p.per_sequence_s + c)
+        p = self._step_parameters(rows, itl_model)
         step = work.evaluate(p)["step_s"]
-        if capacity is None:
-            capacity = work.batch_cap / work.step_time_s(work.batch_cap, p)
+        own = work.batch_cap / work.step_time_s(work.batch_cap, p)
+        capacity = own if capacity is None else np.where(np.isfinite(capacity), capacity, own)
         lam = work.request_rate_qps
         return step, lam * s + lam * work.output_tokens / capacity
 
