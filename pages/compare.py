@@ -21,7 +21,7 @@ with right:
     workload = shared.pick_workload("cmp", state)
 shared.seed("cmp_tp", state.tp)
 shared.seed("cmp_prec", state.prec)
-r1, r2, _ = st.columns([1, 1, 3])
+r1, r2, _ = st.columns([1, 1.5, 2.5])
 tp = r1.selectbox("GPUs per replica", db.TP_CHOICES, key="cmp_tp", help="Tensor parallel: the model is split over "
                   "this many GPUs; power is per GPU, throughput and energy per token are the replica's.")
 prec = r2.selectbox("Weight precision", ("", *db.PRECISION_CHOICES), key="cmp_prec",
