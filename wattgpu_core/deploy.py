@@ -189,26 +189,12 @@ _REPLICA_COLUMNS = ("precision_supported", "fits", "ttft_s", "tpot_s", "saturate
 
 def _replica_predictions(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
                          model_set: LoadedModelSet) -> pd.DataFrame:
-    """predict() for server requests with tensor parallel and precision, with every column the planner reads.
-
-    Before the modelling half's columns exist, they are derived from what predict() gives: TTFT unknown, ITL =
-    the server ITL, saturation from the notes, capacity unknown, only 16-bit weights supported."""
+    """predict() for server requests with tensor parallel and precision; checks it gives every column the planner
+    reads (the one place to follow if predict's output changes)."""
     out = predict(requests, gpus, llms, model_set)
-    n = len(out)
-    if "precision_supported" not in out:
-        prec = requests["precision"].to_numpy(dtype=object)
-        out["precision_supported"] = np.isin(prec, ("bf16", "fp16"))
-        out.loc[~out["precision_supported"], "notes"] = out["notes"] + "; precision not modelled in this version"
-    if "fits" not in out:
-        out["fits"] = out["fits_in_memory"]
-    for c in ("ttft_s", "max_throughput_tok_s", "memory_needed_gb", "memory_available_gb", "memory_margin_gb",
-              "kv_capacity_tokens", "max_batch"):
-        if c not in out:
-            out[c] = np.full(n, np.nan)
-    if "tpot_s" not in out:
-        out["tpot_s"] = out["itl_s"]
-    if "saturated" not in out:
-        out["saturated"] = out["notes"].fillna("").str.contains("exceeds what this GPU can serve")
+    missing = [c for c in ("precision", "power_w", *_REPLICA_COLUMNS) if c not in out.columns]
+    if missing:
+        raise RuntimeError(f"predict() gives no {', '.join(missing)}; the planner needs them (INTERFACE-10.md)")
     return out
 
 
@@ -356,7 +342,7 @@ def plan_deployments(llm: str, traffic: Traffic, gpus: pd.DataFrame, llms: pd.Da
 
     n = len(grid)
     res = pd.DataFrame({"gpu_id": first["gpu_id"], "tensor_parallel": grid["num_gpus"].astype(int),
-                        "precision": first["precision"] if "precision" in first else grid["precision"]})
+                        "precision": first["precision"]})
     names = gpus.drop_duplicates("gpu_id").set_index("gpu_id")["name"]
     res.insert(1, "gpu_name", res["gpu_id"].map(names))
     res["fits"] = first["fits"].fillna(False).astype(bool).to_numpy()
