@@ -395,3 +395,37 @@ def predict_one(llm_id: str, gpu_id: str, workload: db.Workload, model: str | No
     except WattGPUError as exc:
         st.error(md(exc))
         st.stop()
+
+
+# -- deployment plans -------------------------------------------------------------------------------------------------
+@st.cache_resource(max_entries=2, show_spinner=False)
+def planning_defaults():
+    from wattgpu_core.planning_data import load_planning_defaults
+
+    return load_planning_defaults()
+
+
+@st.cache_data(max_entries=32, show_spinner="Ranking every GPU x GPUs per replica x precision option...")
+def _plan(path: str, data_version: str, model_name: str, llm_id: str, traffic, max_tp: int, precisions: tuple,
+          prices: tuple, usd_per_kwh, pue, region, gco2e_per_kwh):
+    from wattgpu_core.deploy import Costs, plan_deployments
+
+    costs = Costs.from_defaults(planning_defaults(), dict(prices), usd_per_kwh, pue, gco2e_per_kwh, region)
+    plan = plan_deployments(llm_id, traffic, _gpus(path, data_version), _llms(path, data_version), costs,
+                            precisions=precisions or None, max_gpus_per_replica=max_tp,
+                            model_set=_model_set(model_name))
+    return plan, costs
+
+
+def plan(llm_id: str, traffic, max_tp: int, precisions: tuple, prices: tuple, usd_per_kwh=None, pue=None,
+         region=None, gco2e_per_kwh=None):
+    """The (cached) ranked deployment options and the cost assumptions used; errors the user can act on stop the
+    page."""
+    model = model_name()
+    models(model)
+    try:
+        return _plan(store_path(), version(), model, llm_id, traffic, max_tp, tuple(precisions), tuple(prices),
+                     usd_per_kwh, pue, region, gco2e_per_kwh)
+    except WattGPUError as exc:
+        st.error(str(exc))
+        st.stop()

@@ -20,6 +20,15 @@ with left:
     llm_id = shared.pick_llm("cmp_llm", state)
 with right:
     workload = shared.pick_workload("cmp", state)
+shared.seed("cmp_tp", state.tp)
+shared.seed("cmp_prec", state.prec)
+r1, r2, _ = st.columns([1, 1.5, 2.5])
+tp = r1.selectbox("GPUs per replica", db.TP_CHOICES, key="cmp_tp", help="Tensor parallel: the model is split over "
+                  "this many GPUs; power is per GPU, throughput and energy per token are the replica's.")
+prec = r2.selectbox("Weight precision", ("", *db.PRECISION_CHOICES), key="cmp_prec",
+                    format_func=lambda p: p or "the LLM's own", help="A GPU that cannot run it is listed below.")
+workload = db.Workload(workload.scenario, workload.batch_size, workload.request_rate_qps, workload.input_tokens,
+                       workload.output_tokens, int(tp), prec)
 
 options = db.filter_options(shared.gpus())
 with st.expander("Filter GPUs", icon=":material/filter_alt:"):
@@ -36,8 +45,10 @@ with st.expander("Filter GPUs", icon=":material/filter_alt:"):
 tdp_range = (0.0, 0.0) if tuple(tdp) == options.tdp_range else tuple(float(t) for t in tdp)
 state = state.replace(llm=llm_id, scenario=workload.scenario, batch=workload.batch_size,
                       qps=workload.request_rate_qps, inp=workload.input_tokens, out=workload.output_tokens,
-                      mem=float(mem), gen=tuple(gen), form=tuple(form), tdp=tdp_range, model=shared.model_name())
-shared.write_url(state, ("llm", "scenario", "batch", "qps", "inp", "out", "mem", "gen", "form", "tdp", "model"))
+                      mem=float(mem), gen=tuple(gen), form=tuple(form), tdp=tdp_range, model=shared.model_name(),
+                      tp=int(tp), prec=prec)
+shared.write_url(state, ("llm", "scenario", "batch", "qps", "inp", "out", "mem", "gen", "form", "tdp", "model", "tp",
+                         "prec"))
 
 candidates = db.apply_filters(shared.gpus(), state)
 if candidates.empty:
@@ -47,6 +58,14 @@ if comparison.ranked.empty:
     shared.stop_with("No GPU that matches the filters can hold this model; see the list below or widen the filters.")
 
 best = comparison.best
+if best is None:
+    shared.stop_with("Every GPU is saturated at this request rate (its capacity is below the offered load); lower "
+                     "the rate, add GPUs per replica, or plan a fleet on the Plan a deployment page.")
+n_saturated = int(comparison.ranked["saturated"].sum())
+if n_saturated:
+    st.warning(f"{n_saturated} GPU{'s' if n_saturated > 1 else ''} cannot carry {workload.request_rate_qps:g} "
+               f"requests/s (saturated: queues grow): ranked last and marked in the table. Capacity (tokens/s) is "
+               f"what one replica serves at its largest batch.", icon=":material/warning:")
 st.subheader(f"Best energy per token: {md(best['gpu_name'])}")
 cols = st.columns(4)
 for col, (column, title, help_) in zip(cols, (

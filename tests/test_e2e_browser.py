@@ -68,6 +68,21 @@ def test_every_page_compare_and_concurrent_upload(store_path, tmp_path, warm_eva
             assert a.get_by_text("Best energy per token").count() == 1
             shared_link = a.url
 
+            # Plan a deployment: the ranking renders, and changing the arrival rate re-plans and updates the URL.
+            p_page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+            p_page.goto(f"{url}/plan")
+            idle(p_page)
+            p_page.get_by_text("Cheapest that meets the targets").first.wait_for(timeout=90_000)
+            _no_exceptions(p_page, "Plan a deployment")
+            rate = p_page.get_by_label("Arrival rate (requests/s)")
+            rate.fill("20")
+            rate.press("Enter")
+            p_page.wait_for_function("() => location.search.includes('rate=20')", timeout=60_000)
+            idle(p_page)
+            _no_exceptions(p_page, "Plan a deployment after changing the rate")
+            assert p_page.get_by_text("20 requests/s").count() >= 1
+            p_page.close()
+
             # A second browser session uploads a file while the first keeps its view.
             b = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
             b.goto(f"{url}/data")

@@ -16,8 +16,10 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 def _shared_counterpart(relative: Path) -> Path:
     """Where a file of data/raw lives under the shared data folder."""
     top = relative.parts[0]
-    if top in ("catalog", "wattgpu"):
+    if top in ("catalog", "wattgpu", "planning"):
         return SHARED_DATA / relative
+    if top == "vidur_profiling":
+        return SHARED_DATA / "measured" / relative
     if relative == Path("PROVENANCE-measured.md"):
         return SHARED_DATA / "measured" / "PROVENANCE.md"
     if top in ("tokenpowerbench", "vidur_profiling"):  # added beside raw/ in the shared folder

@@ -89,6 +89,8 @@ def build_gpu_catalog(raw_dir: Path = RAW_DIR, manual_dir: Path = MANUAL_DIR) ->
     has_idle = out["gpu_id"].isin(idle_map.index)
     out.loc[has_idle, "value_sources"] = out.loc[has_idle, "value_sources"] + "; idle_power_w=WATTCOUNTS_IDLE"
 
+    out = _apply_spec_fills(out, manual_dir / "gpu_spec_fills.csv")
+
     aliases = pd.read_csv(manual_dir / "gpu_aliases.csv")
     unknown = set(aliases["gpu_id"]) - set(out["gpu_id"])
     if unknown:
@@ -98,6 +100,35 @@ def build_gpu_catalog(raw_dir: Path = RAW_DIR, manual_dir: Path = MANUAL_DIR) ->
     for col in ("release_year",):
         out[col] = pd.to_numeric(out[col], errors="coerce")
     return out.reset_index(drop=True)
+
+
+def _apply_spec_fills(gpus: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Fill specs the reference catalog lacks from ``gpu_spec_fills.csv`` (gpu_id, column, value, source): only
+    blank cells are filled (a fill for a cell that has a value is an error), and each fill's source is appended to
+    the row's ``value_sources`` (``column=MANUAL``) and ``notes``."""
+    if not path.is_file():
+        return gpus
+    fills = pd.read_csv(path)
+    out = gpus.copy()
+    ids = out["gpu_id"].tolist()
+    for i, rec in enumerate(fills.to_dict("records"), start=2):
+        gid, col = rec["gpu_id"], rec["column"]
+        if gid not in ids or col not in out.columns:
+            raise ValueError(f"{path.name} line {i}: unknown gpu_id {gid!r} or column {col!r}")
+        row = ids.index(gid)
+        if pd.notna(out.at[row, col]) and str(out.at[row, col]).strip() != "":
+            raise ValueError(f"{path.name} line {i}: {gid} already has {col} = {out.at[row, col]!r}")
+        value = rec["value"]
+        out[col] = out[col].astype(object)
+        out.at[row, col] = value if col in ("memory_type",) else float(value)
+        out.at[row, "value_sources"] = f"{out.at[row, 'value_sources'] or ''}; {col}=MANUAL".lstrip("; ")
+        note = out.at[row, "notes"]
+        note = "" if not isinstance(note, str) else note + " "
+        out.at[row, "notes"] = f"{note}{col} {value} from data/manual/gpu_spec_fills.csv: {rec['source']}."
+    for c in GPU_COLUMNS:
+        if c.sql_type == "DOUBLE":
+            out[c.name] = pd.to_numeric(out[c.name], errors="coerce")
+    return out
 
 
 def build_paper_gpu_features(gpus: pd.DataFrame, raw_dir: Path = RAW_DIR) -> pd.DataFrame:
@@ -358,3 +389,73 @@ class LlmResolver(_Resolver):
             if loose_text in key:
                 out |= self._index.loose[key]
         return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Quantised checkpoints and native precision
+# Suffixes of quantised checkpoint ids (case-insensitive, at the end of the repo name) and the precision they carry:
+# llm-compressor / RedHatAI (-FP8, -FP8-dynamic, -quantized.w4a16, -quantized.w8a8, -W4A16, -W8A8), AutoAWQ
+# (-AWQ, -AWQ-INT4), GPTQ (-GPTQ-Int4, -GPTQ-Int8), NVIDIA ModelOpt (-FP8, -FP4, -NVFP4), MXFP4.
+_QUANT_SUFFIXES = (
+    (r"[-_.]fp8([-_.]dynamic|[-_.]static|[-_.]block)?", "fp8"),
+    (r"[-_.](nv)?fp4", "fp4"),
+    (r"[-_.]mxfp4", "mxfp4"),
+    (r"[-_.]awq([-_.]int4)?", "int4"),
+    (r"[-_.]gptq([-_.]int4)?", "int4"),
+    (r"[-_.]gptq[-_.]int8", "int8"),
+    (r"[-_.](quantized[-_.])?w4a16", "int4"),
+    (r"[-_.](quantized[-_.])?w8a16", "int8"),
+    (r"[-_.](quantized[-_.])?w8a8([-_.]int8)?", "int8"),
+    (r"[-_.]int4", "int4"),
+    (r"[-_.]int8", "int8"),
+)
+_QUANT_RE = [(re.compile(rf"^(?P<base>.+?)(?P<suffix>{pat})$", re.IGNORECASE), prec) for pat, prec in _QUANT_SUFFIXES]
+NATIVE_PRECISION_FILE = "llm_native_precision.csv"
+_DTYPE_PRECISION = {"bfloat16": "bf16", "float16": "fp16", "float32": "bf16"}
+
+
+def split_quantised_id(name) -> tuple[str, str | None]:
+    """(base id, precision) of a quantised checkpoint id: ``RedHatAI/Meta-Llama-3.1-70B-Instruct-FP8`` gives
+    (``RedHatAI/Meta-Llama-3.1-70B-Instruct``, "fp8"); an id without a known suffix gives (id, None)."""
+    text = str(name).strip()
+    for rx, prec in _QUANT_RE:
+        m = rx.match(text)
+        if m and "/" not in m.group("suffix"):
+            return m.group("base"), prec
+    return text, None
+
+
+def native_precisions(llms: pd.DataFrame, manual_dir: Path = MANUAL_DIR) -> pd.Series:
+    """Each LLM's shipped weight precision (index llm_id): ``data/manual/llm_native_precision.csv`` where listed
+    (checkpoints that ship quantised, e.g. gpt-oss in MXFP4), else from ``torch_dtype`` (bf16 when unknown)."""
+    listed = pd.read_csv(Path(manual_dir) / NATIVE_PRECISION_FILE).set_index("llm_id")["native_precision"]
+    dtype = llms["torch_dtype"].astype(object).where(llms["torch_dtype"].notna(), None) \
+        if "torch_dtype" in llms.columns else pd.Series(None, index=llms.index, dtype=object)
+    from_dtype = dtype.map(lambda d: _DTYPE_PRECISION.get(str(d).lower(), "bf16") if d else "bf16")
+    out = llms["llm_id"].map(listed).fillna(from_dtype)
+    return pd.Series(out.to_numpy(dtype=object), index=llms["llm_id"].to_numpy(), name="native_precision")
+
+
+def resolve_llm_precision(resolver: LlmResolver, name) -> tuple[str | None, str | None]:
+    """(catalog id, precision or None) for an LLM name, quantised checkpoint ids included: the name itself; else,
+    with a quantisation suffix removed, the base id, the base repo name under any organisation (quantised copies
+    often live elsewhere: RedHatAI/, neuralmagic/, hugging-quants/), and Hugging Face's Llama 3.1 rename
+    (``Meta-Llama-3.1-*`` = ``Llama-3.1-*``). (None, None) when nothing resolves."""
+    hit = resolver.try_resolve(name)
+    if hit is not None:
+        return hit, None
+    if name is None or (isinstance(name, float) and np.isnan(name)):
+        return None, None
+    base, prec = split_quantised_id(name)
+    candidates = [base]
+    short = base.split("/", 1)[-1]
+    candidates += [short, "meta-llama/" + short]
+    for old, new in (("Meta-Llama-3.1-", "Llama-3.1-"), ("Llama-3.1-", "Meta-Llama-3.1-")):
+        if short.startswith(old):
+            candidates += ["meta-llama/" + new + short[len(old):], new + short[len(old):]]
+    for cand in candidates:
+        hit = resolver.try_resolve(cand)
+        if hit is not None:
+            return hit, prec
+    return None, None
+

@@ -138,9 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
 
     from .cli_models import add_model_commands
+    from .cli_plan import add_plan_command
 
     add_model_commands(sub, _add_db)
     add_measure_command(sub, _add_db)
+    add_plan_command(sub, _add_db)
     return parser
 
 

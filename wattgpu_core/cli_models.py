@@ -61,6 +61,12 @@ def _cmd_train(args) -> int:
         else:  # keep the stored metrics this run does not recompute
             cv = _stored_cv_records(args.model_set, args.models_dir)
         meta = train(store, args.models_dir, args.model_set, cv_records=cv)
+        if args.model_set == "plus":
+            from .plus_ttft import MODEL_FILE, train_ttft
+
+            ttft = train_ttft(store, args.models_dir)
+            print(f"wrote {Path(args.models_dir) / MODEL_FILE} (ttft, {ttft.n_rows} rows; MdAPE " + ", ".join(
+                f"{k.split('_')[1]} {v:.1f}%" for k, v in ttft.metrics.items()) + ")")
     for t, info in meta["targets"].items():
         print(f"wrote {Path(args.models_dir) / info['file']} ({t}, {info['n_rows']} rows)")
     print(f"wrote {Path(args.models_dir) / (args.model_set + '.meta.json')} "
@@ -108,6 +114,11 @@ def _cmd_evaluate(args) -> int:
             progress(0.0, "preparing the training data")
         frame = training_frame(store, mode)
         aux = auxiliary_frame(store, mode) if any(m.uses_aux for m in sets) else None
+        ttft_rows = None
+        if any(m.label == "WattGPU+" for m in sets) and not args.paper_compat:
+            from .plus_ttft import ttft_frame
+
+            ttft_rows = ttft_frame(store)
     result = evaluate_frame(frame, args.paper_compat, sets, aux=aux, n_jobs=args.jobs, progress=progress)
     print(format_tables(result))
     print("top-1 / top-3: share of (LLM, scenario) groups whose lowest-value GPU is predicted lowest / among the "
@@ -154,10 +165,22 @@ def _cmd_evaluate(args) -> int:
         loso, _ = leave_one_source_out(frame, aux, quantiles=logo_quantiles_of(result), n_jobs=args.jobs)
         if loso:
             print("\n" + format_loso(loso))
+    ttft_records = []
+    if ttft_rows is not None and len(ttft_rows):
+        from .plus_ttft import ttft_evaluation
+
+        ttft_records, _ = ttft_evaluation(ttft_rows)
+        print(f"\nWattGPU+ time to first token ({len(ttft_rows)} runs with a measured TTFT; every fold refitted):")
+        for r in ttft_records:
+            cov = r.get("interval_coverage_pct")
+            print(f"  ttft  {r['scenario']:<7} {r['strategy']:<4} MdAPE {r['mdape_pct']:5.1f}%  r {r['pearson_r']:.3f}  "
+                  f"n={r['n_rows']} ({r['n_gpus']} GPUs, {r['n_llms']} LLMs)"
+                  + (f"  80% interval coverage {cov:.0f}%" if cov is not None else ""))
     print(f"({result.seconds:.1f} s)")
     if args.json:
-        clean = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in loso]
-        Path(args.json).write_text(json.dumps(records_for_json(result) + clean, indent=2) + "\n")
+        records = records_for_json(result) + [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in loso + ttft_records]
+        Path(args.json).write_text(json.dumps(records, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
@@ -229,7 +252,7 @@ def add_model_commands(sub, add_db) -> None:
     add_db(p)
     p.add_argument("--input", type=Path, required=True,
                    help="CSV with llm, gpu, scenario [, batch_size, request_rate_qps, input_tokens, output_tokens, "
-                        "num_requests, num_gpus, serving_stack]")
+                        "num_requests, num_gpus or tensor_parallel, precision, max_concurrency, serving_stack]")
     p.add_argument("--output", type=Path, required=True, help="CSV to write")
     p.add_argument("--model-set", default="default", choices=("default", "plus", "paper"),
                    help="default: WattGPU+ where it measured better than the paper's models, else the paper's; "

@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from .catalog import GPU_REQUIRED_FIELDS
+from .deploy import order_options
 from .errors import WattGPUError
+from .physics import PRECISIONS
 
 # ----------------------------------------------------------------------------------------------------------------
 # Labels and number formats
@@ -72,6 +74,8 @@ LABELS: dict[str, str] = {
     "weights_gb": "Weights (GB)",
     "serving_stack": "Serving stack",
     "out_of_range": "Outside training range",
+    "max_throughput_tok_s": "Capacity (tokens/s)",
+    "saturated": "Saturated",
 }
 _INTERVAL_SUFFIXES = {"_lo": " low", "_hi": " high"}
 
@@ -128,6 +132,8 @@ def fmt_throughput(t: float) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 # Workloads and page state (kept in the URL)
 SCENARIO_CHOICES = {"offline": "Offline batch", "server": "Online server"}
+PRECISION_CHOICES = PRECISIONS
+TP_CHOICES = (1, 2, 4, 8)
 MODEL_CHOICES = {"default": "WattGPU+ (recommended)", "paper": "Paper's XGBoost (reference)"}
 MODEL_HELP = ("WattGPU+ is a calibrated physical model (roofline time per decode step, power between serving-idle "
               "and TDP) that takes batch size, request rate and token counts as inputs and reports 80% intervals; "
@@ -142,10 +148,14 @@ class Workload:
     request_rate_qps: float = 0.33
     input_tokens: int = 14
     output_tokens: int = 220
+    num_gpus: int = 1  # GPUs per model replica (tensor parallel)
+    precision: str = ""  # weight precision; "" = the LLM's native precision
 
     def as_request(self) -> dict:
         out = {"scenario": self.scenario, "input_tokens": float(self.input_tokens),
-               "output_tokens": float(self.output_tokens)}
+               "output_tokens": float(self.output_tokens), "num_gpus": float(self.num_gpus)}
+        if self.precision:
+            out["precision"] = self.precision
         if self.scenario == "offline":
             out["batch_size"] = float(self.batch_size)
         else:
@@ -155,7 +165,30 @@ class Workload:
     def describe(self) -> str:
         load = (f"offline batch of {self.batch_size}" if self.scenario == "offline"
                 else f"server at {self.request_rate_qps:g} requests/s")
-        return f"{load}, {self.input_tokens} input and {self.output_tokens} output tokens per request"
+        replica = f", {self.num_gpus} GPUs per replica" if self.num_gpus > 1 else ""
+        weights = f", {self.precision} weights" if self.precision else ""
+        return f"{load}, {self.input_tokens} input and {self.output_tokens} output tokens per request{replica}{weights}"
+
+
+def query_readers(query: Mapping, default):
+    """``(get, number)`` for parsing URL parameters: ``get(key)`` is the last value given for ``key`` (or None);
+    ``number(key, kind, low, high)`` converts it with ``kind`` and falls back to ``default``'s field when it is
+    malformed or outside [low, high]."""
+
+    def get(key):
+        v = query.get(key)
+        if isinstance(v, list):
+            v = v[-1] if v else None
+        return v
+
+    def number(key, kind, low, high):
+        try:
+            v = kind(float(get(key)))
+        except (TypeError, ValueError, OverflowError):  # e.g. "abc", "nan" or "1e999" in a shared link
+            return getattr(default, key)
+        return v if low <= v <= high else getattr(default, key)
+
+    return get, number
 
 
 @dataclass(frozen=True)
@@ -174,29 +207,19 @@ class PageState:
     form: tuple[str, ...] = ()
     tdp: tuple[float, float] = (0.0, 0.0)  # (0, 0) = any
     model: str = "default"  # model set: "default" (WattGPU+ where it measures better) or "paper"
+    tp: int = 1  # GPUs per replica
+    prec: str = ""  # weight precision ("" = native)
 
     @property
     def workload(self) -> Workload:
-        return Workload(self.scenario, self.batch, self.qps, self.inp, self.out)
+        return Workload(self.scenario, self.batch, self.qps, self.inp, self.out, self.tp, self.prec)
 
     @classmethod
     def from_query(cls, query: dict) -> PageState:
         """Parse URL parameters; anything malformed falls back to the default for that field."""
         default = cls()
         values = {}
-
-        def get(key):
-            v = query.get(key)
-            if isinstance(v, list):
-                v = v[-1] if v else None
-            return v
-
-        def number(key, kind, low, high):
-            try:
-                v = kind(float(get(key)))
-            except (TypeError, ValueError, OverflowError):  # e.g. "abc", "nan" or "1e999" in a shared link
-                return getattr(default, key)
-            return v if low <= v <= high else getattr(default, key)
+        get, number = query_readers(query, default)
 
         for key in ("llm", "gpu"):
             if get(key):
@@ -210,6 +233,9 @@ class PageState:
         values["inp"] = number("inp", int, 1, 131072)
         values["out"] = number("out", int, 1, 131072)
         values["mem"] = number("mem", float, 0, 4096)
+        values["tp"] = number("tp", int, 1, 8)
+        if get("prec") in PRECISION_CHOICES:
+            values["prec"] = get("prec")
         for key in ("gen", "form"):
             raw = get(key)
             values[key] = tuple(x for x in str(raw).split("|") if x) if raw else ()
@@ -384,7 +410,10 @@ class Comparison:
 
     @property
     def best(self) -> pd.Series | None:
-        return self.ranked.iloc[0] if len(self.ranked) else None
+        """The top-ranked GPU, never a saturated one (None when every GPU is saturated)."""
+        if not len(self.ranked) or bool(self.ranked.iloc[0].get("saturated", False)):
+            return None
+        return self.ranked.iloc[0]
 
 
 def compare_gpus(llm_id: str, workload: Workload, gpus: pd.DataFrame, llms: pd.DataFrame, model_set,
@@ -404,13 +433,24 @@ def compare_gpus(llm_id: str, workload: Workload, gpus: pd.DataFrame, llms: pd.D
     pred["itl_ms"] = pred["itl_s"] * 1000
     common, pred["notes"] = split_notes(pred["notes"] if "notes" in pred else pd.Series("", index=pred.index))
     fits = pred["fits_in_memory"].fillna(True).astype(bool) if "fits_in_memory" in pred else pd.Series(True, pred.index)
-    ranked = pred[fits].sort_values("energy_per_token_j", kind="stable").reset_index(drop=True)
+    if "precision_supported" in pred:
+        fits &= pred["precision_supported"].fillna(True).astype(bool)
+    # Server mode: a GPU that cannot carry the load is marked and ranked after every GPU that can (deploy's rule).
+    sat = pred["saturated"] if "saturated" in pred else pd.Series(False, index=pred.index)
+    pred["saturated"] = sat.fillna(False).astype(bool) & (workload.scenario == "server")
+    pred["serves_load"] = ~pred["saturated"]
+    ranked = order_options(pred[fits], "energy_per_token_j", ok="serves_load")
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
     ranked["on_frontier"] = pareto_mask(ranked)
     cannot = pred[~fits].copy()
     weights = _weights_gb(llms.set_index("llm_id").loc[llm_id])
-    cannot["reason"] = [f"needs about {weights:.0f} GB for 16-bit weights alone; has {m:.0f} GB"
-                        for m in cannot["memory_size_gb"]]
+    if "memory_needed_gb" in cannot:
+        cannot["reason"] = [f"needs {n:.1f} GB, has {a:.1f} GB (margin {a - n:.1f} GB)" if np.isfinite(n) and
+                            np.isfinite(a) else "cannot run this precision or hold the model"
+                            for n, a in zip(cannot["memory_needed_gb"], cannot["memory_available_gb"], strict=True)]
+    else:
+        cannot["reason"] = [f"needs about {weights:.0f} GB for 16-bit weights alone; has {m:.0f} GB"
+                            for m in cannot["memory_size_gb"]]
     cannot = cannot.sort_values("memory_size_gb", ascending=False)[["gpu_id", "gpu_name", "memory_size_gb", "reason"]]
     measured = measured_points(runs, llm_id, workload, names) if runs is not None else _empty_measured()
     measured = measured[measured["gpu_id"].isin(usable["gpu_id"])].reset_index(drop=True)
@@ -473,10 +513,11 @@ def measured_points(runs: pd.DataFrame, llm_id: str, workload: Workload, gpu_nam
 
 # ----------------------------------------------------------------------------------------------------------------
 # Tables for display and download
-RANKED_COLUMNS = ("rank", "gpu_name", "energy_per_token_j", "itl_ms", "power_w", "throughput_tok_s",
-                  "memory_size_gb", "tdp_w", "on_frontier", "gpu_seen", "user_defined", "notes")
+RANKED_COLUMNS = ("rank", "gpu_name", "saturated", "energy_per_token_j", "itl_ms", "power_w", "throughput_tok_s",
+                  "max_throughput_tok_s", "memory_size_gb", "tdp_w", "on_frontier", "gpu_seen", "user_defined",
+                  "notes")
 _OPTIONAL_EXTRAS = ("serving_stack", "out_of_range")
-_DIGITS = {"energy_per_token_j": 3, "itl_ms": 2, "throughput_tok_s": 3}
+_DIGITS = {"energy_per_token_j": 3, "itl_ms": 2, "throughput_tok_s": 3, "max_throughput_tok_s": 3}
 _DECIMALS = {"power_w": 0, "memory_size_gb": 0, "tdp_w": 0}
 
 

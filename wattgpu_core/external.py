@@ -164,6 +164,10 @@ def tensor_parallel_check(store, *, seed: int = 0) -> pd.DataFrame:
     multi["num_requests"] = np.nan
     multi["max_output_tokens"] = multi["output_tokens"]
     multi["tensor_parallel"] = multi["num_gpus"]
+    from .physics import link_gb_s
+
+    table = store.gpus().drop_duplicates("gpu_id").set_index("gpu_id")
+    multi["link_gb_s"] = link_gb_s(multi["gpu_id"].map(table["interconnect"]).to_numpy(dtype=object))
     measured = {"time per output token": time_per_output_token_s(multi), "power per GPU": multi["power_w"].to_numpy(
         float)}
     predicted = {"time per output token": itl.predict(multi), "power per GPU": power.predict(multi)}

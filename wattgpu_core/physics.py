@@ -80,6 +80,33 @@ def kv_bytes_per_token(num_layers, num_key_value_heads, head_dim_, bytes_per_val
     return 2.0 * _f(num_layers) * _f(num_key_value_heads) * _f(head_dim_) * bytes_per_value
 
 
+# Multi-head latent attention (MLA: DeepSeek-V2 / V3 / R1, Kimi K2): the KV cache holds one compressed latent per
+# token and layer, kv_lora_rank + qk_rope_head_dim values shared by every head (config.json: kv_lora_rank 512,
+# qk_rope_head_dim 64 for all of these, as the catalog notes record), instead of K and V per KV head. vLLM keeps the
+# whole latent on every tensor-parallel GPU (it cannot be split by head).
+MLA_LATENT_DIMS = {"deepseek_v2": (512.0, 64.0), "deepseek_v3": (512.0, 64.0), "kimi_k2": (512.0, 64.0)}
+
+
+def mla_dims(model_type) -> tuple[np.ndarray, np.ndarray]:
+    """(kv_lora_rank, qk_rope_head_dim) of each row's model type; NaN for models without MLA."""
+    types = np.asarray(model_type, dtype=object).ravel()
+    dims = np.asarray([MLA_LATENT_DIMS.get(t, (np.nan, np.nan)) if isinstance(t, str) else (np.nan, np.nan)
+                       for t in types], dtype=float).reshape(-1, 2)
+    return dims[:, 0], dims[:, 1]
+
+
+def mla_kv_bytes_per_token(num_layers, kv_lora_rank, qk_rope_head_dim, bytes_per_value: float = BYTES_16BIT):
+    """KV-cache bytes one token occupies under MLA: layers x (latent rank + rope dims) x bytes."""
+    return _f(num_layers) * (_f(kv_lora_rank) + _f(qk_rope_head_dim)) * bytes_per_value
+
+
+def mla_attention_head_dim(kv_lora_rank, qk_rope_head_dim) -> np.ndarray:
+    """The head dimension that makes :func:`flops_per_step`'s attention term (4 x heads x head dim per cached token)
+    equal MLA's absorbed attention: scores over rank + rope dims and values over rank dims, 2 FLOPs each per head:
+    (2 x rank + rope) / 2."""
+    return (2.0 * _f(kv_lora_rank) + _f(qk_rope_head_dim)) / 2.0
+
+
 def moe_split_b(total_params_b, active_params_b, num_experts, experts_per_token):
     """(always-active params, params of one routed expert), in billions, from total and active counts.
 
@@ -182,21 +209,24 @@ def power_limited_tflops(tdp_w, tflops_per_w, static_power_w=0.0, min_share: flo
 
 def decode_step_time_s(weight_bytes, kv_bytes, gemm_flops, attention_flops, memory_bandwidth_gb_s, tflops, *,
                        memory_efficiency=1.0, compute_efficiency=1.0, power_tflops=np.inf, comm_bytes=0.0,
-                       link_gb_s=NVLINK_GB_S, overhead_s=0.0, per_sequence_s=0.0, batch=1.0) -> np.ndarray:
+                       link_gb_s=NVLINK_GB_S, overhead_s=0.0, per_sequence_s=0.0, batch=1.0,
+                       comm_s=0.0) -> np.ndarray:
     """Seconds for one decode step.
 
     The matrix multiplies stream the weights and do 2 N_active FLOPs per sequence: their time is the roofline
     max(weight bytes / achieved bandwidth, FLOPs / achieved tensor rate, FLOPs / power-limited rate). Attention then
     reads each sequence's KV cache (memory-bound, in its own kernels, so it adds). Tensor-parallel all-reduces,
     a fixed per-step overhead (kernel launches, scheduling) and a per-sequence overhead (sampling, detokenising,
-    bookkeeping on the host) add too. With the defaults: the plain roofline, weights and KV read at full bandwidth.
+    bookkeeping on the host) add too. Communication is ``comm_bytes`` over ``link_gb_s`` plus ``comm_s`` (the
+    measured all-reduce model, :func:`tp_comm_time_s`). With the defaults: the plain roofline, weights and KV read
+    at full bandwidth.
     """
     bw = _f(memory_bandwidth_gb_s) * 1e9 * _f(memory_efficiency)
     rate = _f(tflops) * 1e12 * _f(compute_efficiency)
     gemm = np.maximum.reduce([_f(weight_bytes) / bw, _f(gemm_flops) / rate,
                               _f(gemm_flops) / (_f(power_tflops) * 1e12)])
     attention = _f(kv_bytes) / bw + _f(attention_flops) / rate
-    comm = _f(comm_bytes) / (_f(link_gb_s) * 1e9)
+    comm = _f(comm_bytes) / (_f(link_gb_s) * 1e9) + _f(comm_s)
     return gemm + attention + comm + _f(overhead_s) + _f(per_sequence_s) * _f(batch)
 
 
@@ -297,7 +327,12 @@ class DecodeWorkload:
     scenario (offline / server, or the paper's labels in ``scenario_detail``), request_rate_qps, batch_size (the
     maximum running batch, vLLM's max_num_seqs; missing: vLLM's default), input_tokens, output_tokens,
     max_output_tokens (missing: output_tokens), num_requests (offline; missing: steady state, the batch always
-    full) and tensor_parallel (missing: 1).
+    full) and tensor_parallel (missing: 1). Optional deployment columns (missing: a 16-bit model on NVLink):
+    ``weight_bytes_per_param`` (effective bytes per weight at the precision, :func:`weights_bytes` / parameters),
+    ``compute_tflops`` (the dense tensor rate of the precision's compute path, :func:`path_tflops`; it scales the
+    power ceiling too), ``link_gb_s`` (GPU-to-GPU bandwidth for the all-reduces), ``kv_capacity_tokens`` (the
+    replica's, from :func:`memory_fit`) and ``kv_bytes_per_token`` (the replica's KV bytes per token, split over
+    the GPUs; MLA models: the latent x GPUs, as every GPU holds it whole).
     """
 
     offline: np.ndarray
@@ -325,6 +360,9 @@ class DecodeWorkload:
     offline_batch: np.ndarray
     request_rate_qps: np.ndarray
     prefill_flops: np.ndarray
+    bytes_per_param: np.ndarray = BYTES_16BIT
+    compute_scale: np.ndarray = 1.0
+    link_gb_s: np.ndarray = NVLINK_GB_S
 
     @classmethod
     def of(cls, frame) -> DecodeWorkload:
@@ -338,6 +376,7 @@ class DecodeWorkload:
         tp = np.fmax(np.nan_to_num(col("tensor_parallel"), nan=1.0), 1.0)
         hd = head_dim(frame["hidden_size"], frame["num_attention_heads"], col("head_dim"))
         kvb = kv_bytes_per_token(frame["num_layers"], frame["num_key_value_heads"], hd)
+        kvb = np.where(np.isfinite(col("kv_bytes_per_token")), col("kv_bytes_per_token"), kvb)
         total = _f(frame["total_params_b"])
         active = col("active_params_b")
         active = np.where(np.isfinite(active), active, total)
@@ -349,8 +388,15 @@ class DecodeWorkload:
         max_out = np.fmax(col("max_output_tokens"), out)
         max_seqs = col("batch_size")
         max_seqs = np.where(np.isfinite(max_seqs), max_seqs, vllm_default_max_num_seqs(mem_gb, is_a100))
-        kv_tokens = kv_capacity_tokens(mem_gb, weights_resident_bytes(total, tp), kvb / tp,
+        bpp = np.nan_to_num(col("weight_bytes_per_param"), nan=BYTES_16BIT)
+        fp16 = _f(frame["fp16_tensor_dense_tflops"])
+        rate = col("compute_tflops")
+        rate = np.where(np.isfinite(rate) & (rate > 0), rate, fp16)
+        link = np.nan_to_num(col("link_gb_s"), nan=NVLINK_GB_S)
+        kv_tokens = kv_capacity_tokens(mem_gb, weights_resident_bytes(total, tp, bpp), kvb / tp,
                                        vllm_memory_utilisation(mem_gb))
+        kv_given = col("kv_capacity_tokens")
+        kv_tokens = np.where(np.isfinite(kv_given), kv_given, kv_tokens)
         ctx = mean_context_tokens(inp, out)
         cap = offline_batch_cap(max_seqs, kv_tokens, ctx)
         n_req = col("num_requests")
@@ -361,13 +407,14 @@ class DecodeWorkload:
         layers, heads = _f(frame["num_layers"]), _f(frame["num_attention_heads"])
         return cls(
             offline=offline, bandwidth_gb_s=_f(frame["memory_bandwidth_gb_s"]),
-            tflops=_f(frame["fp16_tensor_dense_tflops"]), tdp_w=col("tdp_w"), total_b=total, active_b=active,
+            tflops=rate, tdp_w=col("tdp_w"), total_b=total, active_b=active,
             experts=col("num_experts"), experts_per_token=col("experts_per_token"), layers=layers, heads=heads,
             hidden=_f(frame["hidden_size"]), head_dim=hd, kv_bytes_token=kvb, tensor_parallel=tp,
             input_tokens=inp, output_tokens=out, context_tokens=ctx, max_num_seqs=max_seqs,
             kv_capacity_tokens=kv_tokens, batch_cap=cap, num_requests=n_req, offline_steps=steps,
             offline_batch=off_batch, request_rate_qps=np.nan_to_num(col("request_rate_qps"), nan=0.0),
             prefill_flops=prefill_flops(active, inp, layers, heads, hd, tp),
+            bytes_per_param=bpp, compute_scale=rate / fp16, link_gb_s=link,
         )
 
     def __len__(self) -> int:
@@ -375,30 +422,37 @@ class DecodeWorkload:
 
     def subset(self, rows) -> DecodeWorkload:
         """The same arrays for ``rows`` (positions or a boolean mask)."""
-        return DecodeWorkload(**{k: getattr(self, k)[rows] for k in self.__dataclass_fields__})
+        return DecodeWorkload(**{k: np.broadcast_to(getattr(self, k), self.offline.shape)[rows]
+                                 for k in self.__dataclass_fields__})
 
     def step_parts(self, batch) -> dict[str, np.ndarray]:
         """Bytes and FLOPs of one decode step at ``batch`` sequences (per GPU)."""
         tp = self.tensor_parallel
         return {
             "weight_bytes": weight_bytes_per_step(self.total_b, self.active_b, self.experts, self.experts_per_token,
-                                                  batch, tp),
+                                                  batch, tp, self.bytes_per_param),
             "kv_bytes": kv_bytes_per_step(batch, self.context_tokens, self.kv_bytes_token, tp),
             "gemm_flops": 2.0 * self.active_b * 1e9 * _f(batch) / tp,
             "attention_flops": 4.0 * self.layers * self.heads * self.head_dim * self.context_tokens * _f(batch) / tp,
             "comm_bytes": allreduce_bytes_per_step(batch, self.hidden, self.layers, tp),
+            "comm_s": tp_comm_time_s(batch, self.hidden, self.layers, tp, self.link_gb_s),
         }
 
     def step_time_s(self, batch, p: StepParameters) -> np.ndarray:
-        return decode_step_time_s(**self.step_parts(batch), memory_bandwidth_gb_s=self.bandwidth_gb_s,
+        parts = self.step_parts(batch)
+        parts.pop("comm_bytes")  # the time is the measured all-reduce model's (comm_s)
+        return decode_step_time_s(**parts, memory_bandwidth_gb_s=self.bandwidth_gb_s,
                                   tflops=self.tflops, memory_efficiency=p.memory_efficiency,
-                                  compute_efficiency=p.compute_efficiency, power_tflops=p.power_tflops,
+                                  compute_efficiency=p.compute_efficiency,
+                                  power_tflops=_f(p.power_tflops) * self.compute_scale,
                                   overhead_s=p.overhead_s, per_sequence_s=p.per_sequence_s, batch=batch)
 
     def prefill_time_s(self, p: StepParameters) -> np.ndarray:
-        """Seconds of tensor work to prefill one prompt (at the achieved or power-limited rate, the lower)."""
-        rate = np.minimum(self.tflops * _f(p.compute_efficiency), _f(p.power_tflops)) * 1e12
-        return self.prefill_flops / rate
+        """Seconds to prefill one prompt: its tensor work (at the achieved or power-limited rate, the lower) plus the
+        tensor-parallel all-reduces of its tokens."""
+        rate = np.minimum(self.tflops * _f(p.compute_efficiency), _f(p.power_tflops) * self.compute_scale) * 1e12
+        return self.prefill_flops / rate + tp_comm_time_s(self.input_tokens, self.hidden, self.layers,
+                                                           self.tensor_parallel, self.link_gb_s)
 
     def evaluate(self, p: StepParameters = StepParameters(), server_iterations: int = 3) -> dict[str, np.ndarray]:
         """Batch, step time, ITL as the data define it, latency and server load of every row under ``p``.
@@ -448,3 +502,314 @@ def decode_physics(frame, params: StepParameters = StepParameters()):
         "phys_itl_s": r["itl_s"], "phys_latency_s": r["latency_s"], "phys_busy_fraction": r["busy_fraction"],
         "phys_concurrency": r["concurrency"],
     }, index=frame.index)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Weight precision: bytes per parameter and the compute path per GPU generation
+PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "fp4", "mxfp4")
+_PRECISION_ALIASES = {
+    "bf16": "bf16", "bfloat16": "bf16", "auto": "bf16", "fp16": "fp16", "float16": "fp16", "half": "fp16",
+    "16-bit": "bf16", "fp8": "fp8", "float8": "fp8", "fp8-dynamic": "fp8", "w8a8-fp8": "fp8", "int8": "int8",
+    "w8a8": "int8", "w8a16": "int8", "gptq-int8": "int8", "int4": "int4", "w4a16": "int4", "awq": "int4",
+    "gptq": "int4", "gptq-int4": "int4", "fp4": "fp4", "nvfp4": "fp4", "mxfp4": "mxfp4",
+}
+# Bytes one weight occupies in memory, scales included:
+# * bf16 / fp16: 2.
+# * fp8 (E4M3, per-tensor or per-channel FP32 scales, e.g. RedHatAI / Meta "-FP8" checkpoints): 1; the scales are
+#   one value per output channel, < 0.01% of the bytes.
+# * int8 (W8A8 with per-channel scales, or GPTQ 8-bit): 1.
+# * int4 (AWQ / GPTQ W4A16, group size 128 as both tools default to): 4 bits + one FP16 scale and one 4-bit zero point
+#   per 128 weights = 4 + 16/128 + 4/128 = 4.156 bits = 0.5195 bytes.
+# * fp4 (NVFP4, NVIDIA's "Introducing NVFP4" technical blog, 2025): E2M1 values with one FP8 (E4M3) scale per
+#   16-value micro-block (plus one FP32 scale per tensor) = 4 + 8/16 = 4.5 bits = 0.5625 bytes.
+# * mxfp4 (OCP Microscaling Formats (MX) Specification v1.0, 2023): E2M1 values with one E8M0 scale per 32-value
+#   block = 4 + 8/32 = 4.25 bits = 0.53125 bytes.
+WEIGHT_BYTES_PER_PARAM = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 4.15625 / 8.0,
+                          "fp4": 4.5 / 8.0, "mxfp4": 4.25 / 8.0}
+# Architecture generations in order, with what NVIDIA's tensor cores run natively (compute capability):
+# Volta 7.0 (FP16), Turing 7.5 (FP16, INT8), Ampere 8.x (BF16, INT8), Ada 8.9 and Hopper 9.0 (+ FP8), Blackwell
+# 10.x / 12.x (+ FP4: NVFP4 and MXFP4).
+_GENERATION = {"Volta": 70, "Turing": 75, "Ampere": 80, "Ada Lovelace": 89, "Hopper": 90, "Blackwell": 100,
+               "Blackwell Ultra": 103, "Blackwell 2.0": 120}
+DEFAULT_PRECISION = "bf16"
+
+
+def normalise_precision(text) -> str:
+    """The canonical precision name (one of :data:`PRECISIONS`) for a user's or a checkpoint's spelling
+    (``bfloat16``, ``float16``, ``auto``, ``awq``, ``gptq``, ``w4a16``, ``nvfp4``, ...). Raises ValueError."""
+    key = str(text).strip().lower().replace("_", "-")
+    if key not in _PRECISION_ALIASES:
+        raise ValueError(f"unknown precision {text!r}; expected one of {', '.join(PRECISIONS)}")
+    return _PRECISION_ALIASES[key]
+
+
+def weight_bytes_per_param(precision) -> float:
+    """Bytes one quantised weight occupies, scales included (see :data:`WEIGHT_BYTES_PER_PARAM` for the numbers
+    and their sources)."""
+    return WEIGHT_BYTES_PER_PARAM[normalise_precision(precision)]
+
+
+def unquantised_params_b(precision, total_params_b, active_params_b, num_experts, experts_per_token, vocab_size,
+                         hidden_size) -> np.ndarray:
+    """Parameters (billions) a quantised checkpoint keeps in 16 bits.
+
+    Quantisation tools (llm-compressor, AutoAWQ, GPTQ) quantise the linear layers and keep the token embedding and
+    the LM head in 16 bits: 2 x vocab x hidden (untied), at most half the model. MXFP4 checkpoints (gpt-oss) quantise
+    only the MoE experts: everything always active (attention, router, embeddings) stays 16-bit. 16-bit: 0.
+    """
+    p = normalise_precision(precision)
+    total = _f(total_params_b)
+    if WEIGHT_BYTES_PER_PARAM[p] == BYTES_16BIT:
+        return np.zeros_like(total)
+    emb = np.nan_to_num(2.0 * _f(vocab_size) * _f(hidden_size) / 1e9, nan=0.0)
+    emb = np.minimum(emb, 0.5 * total)
+    if p == "mxfp4":
+        dense, expert = moe_split_b(total_params_b, active_params_b, num_experts, experts_per_token)
+        return np.where(expert > 0, np.maximum(dense, emb), emb)
+    return emb
+
+
+def weights_bytes(total_params_b, precision, unquantised_b=0.0) -> np.ndarray:
+    """Weight bytes of the whole model at ``precision``: the 16-bit part at 2 bytes, the rest at the precision's
+    bytes per parameter."""
+    unq = np.minimum(_f(unquantised_b), _f(total_params_b))
+    return (unq * BYTES_16BIT + (_f(total_params_b) - unq) * weight_bytes_per_param(precision)) * 1e9
+
+
+@dataclass(frozen=True)
+class PrecisionPath:
+    """How a GPU runs weights of one precision under vLLM.
+
+    ``supported``: vLLM can serve it there; ``native``: the tensor cores compute in that format (else the weights are
+    dequantised to 16 bits in the kernel, a weight-only path: the memory traffic shrinks, the compute rate is the
+    16-bit one); ``compute``: the format the matrix multiplies run in ("16-bit", "fp8", "int8", "fp4"); ``path``:
+    in words; ``reason``: why it is excluded ("" when supported).
+    """
+
+    supported: bool
+    native: bool
+    compute: str
+    path: str
+    reason: str = ""
+
+
+def precision_path(precision, architecture) -> PrecisionPath:
+    """The compute path of ``precision`` on a GPU of ``architecture`` (the catalog's names).
+
+    * bf16 / fp16: native 16-bit; bf16 on Volta / Turing runs as fp16 (same bytes; vLLM needs ``dtype=half``).
+    * fp8: native FP8 tensor cores on Ada, Hopper, Blackwell; on Ampere vLLM's weight-only FP8 Marlin kernel
+      (W8A16, 16-bit compute); excluded before Ampere (Marlin needs compute capability 8.0).
+    * int8: native INT8 tensor cores (W8A8) from Turing on; excluded on Volta.
+    * int4 (AWQ / GPTQ): always weight-only W4A16 (Marlin from Ampere on, the AWQ / GPTQ kernels on Volta / Turing),
+      16-bit compute.
+    * fp4 (NVFP4) and mxfp4: native FP4 tensor cores on Blackwell only; on Ampere, Ada and Hopper vLLM's weight-only
+      FP4 Marlin path (W4A16, 16-bit compute); excluded before Ampere.
+    * any other vendor: 16-bit only (quantised paths are not modelled).
+    """
+    p = normalise_precision(precision)
+    gen = _GENERATION.get(architecture) if isinstance(architecture, str) else None
+    if gen is None:
+        if p in ("bf16", "fp16"):
+            return PrecisionPath(True, True, "16-bit", "16-bit tensor cores")
+        return PrecisionPath(False, False, "", "", f"{p} is modelled on NVIDIA GPUs only "
+                                                   f"(architecture {architecture!r})")
+    if p in ("bf16", "fp16"):
+        if p == "bf16" and gen < 80:
+            return PrecisionPath(True, True, "16-bit", "run as fp16 (no bf16 before Ampere)")
+        return PrecisionPath(True, True, "16-bit", "16-bit tensor cores")
+    if p == "fp8":
+        if gen >= 89:
+            return PrecisionPath(True, True, "fp8", "native FP8 tensor cores (W8A8)")
+        if gen >= 80:
+            return PrecisionPath(True, False, "16-bit", "weight-only FP8 (Marlin W8A16), 16-bit compute")
+        return PrecisionPath(False, False, "", "", "FP8 needs Ampere or newer (vLLM's FP8 Marlin kernel needs "
+                                                   "compute capability 8.0; native FP8 from Ada / Hopper)")
+    if p == "int8":
+        if gen >= 75:
+            return PrecisionPath(True, True, "int8", "native INT8 tensor cores (W8A8)")
+        return PrecisionPath(False, False, "", "", "INT8 needs Turing or newer (INT8 tensor cores)")
+    if p == "int4":
+        kernel = "Marlin" if gen >= 80 else "AWQ / GPTQ kernels"
+        return PrecisionPath(True, False, "16-bit", f"weight-only W4A16 ({kernel}), 16-bit compute")
+    # fp4, mxfp4
+    if gen >= 100:
+        return PrecisionPath(True, True, "fp4", f"native FP4 tensor cores ({'NVFP4' if p == 'fp4' else 'MXFP4'})")
+    if gen >= 80:
+        return PrecisionPath(True, False, "16-bit", f"weight-only {p.upper()} (Marlin W4A16), 16-bit compute")
+    return PrecisionPath(False, False, "", "", f"{p.upper()} needs Ampere or newer (weight-only Marlin) and "
+                                               "Blackwell for native FP4")
+
+
+def precision_paths(precisions, architectures):
+    """:func:`precision_path` for each (precision, architecture) pair, as a DataFrame (supported, native, compute,
+    path, reason)."""
+    import pandas as pd
+
+    cache: dict = {}
+    rows = []
+    for p, a in zip(np.asarray(precisions, dtype=object), np.asarray(architectures, dtype=object), strict=True):
+        key = (p, a if isinstance(a, str) else None)
+        if key not in cache:
+            cache[key] = precision_path(*key)
+        rows.append(cache[key].__dict__)
+    return pd.DataFrame(rows, columns=["supported", "native", "compute", "path", "reason"])
+
+
+def path_tflops(compute, fp16_tflops, fp8_tflops=np.nan) -> np.ndarray:
+    """Dense tensor rate (TFLOPS) of a compute path: "16-bit" the FP16 rate; "fp8" and "int8" the FP8 rate where the
+    catalog has it, else 2 x FP16 (the ratio of every Ada / Hopper / Blackwell datasheet; INT8 dense TOPS equal FP8
+    dense TFLOPS there, and are 2 x FP16 on Turing / Ampere); "fp4" 2 x the FP8 rate (B200 datasheet: 9 PFLOPS
+    FP4 vs 4.5 FP8, dense). NaN where the path is unsupported ("")."""
+    comp = np.asarray(compute, dtype=object)
+    fp16 = _f(fp16_tflops) * np.ones(comp.shape)
+    fp8 = _f(fp8_tflops) * np.ones(comp.shape)
+    fp8 = np.where(np.isfinite(fp8) & (fp8 > 0), fp8, 2.0 * fp16)
+    return np.select([comp == "16-bit", np.isin(comp, ["fp8", "int8"]), comp == "fp4"],
+                     [fp16, fp8, 2.0 * fp8], np.nan)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Tensor parallel: all-reduce time
+# One NCCL all-reduce on GPUs of one node: a fixed latency plus the ring's 2 (t - 1)/t x message bytes over the
+# effective link bandwidth, ALLREDUCE_BANDWIDTH_EFFICIENCY x the catalog's per-direction GPU-to-GPU bandwidth.
+# Fitted (robust least squares on ln time) to vidur's median all-reduce times on A100 and H100 nodes with NVSwitch
+# (data/measured/vidur_profiling/network/{a100,h100}_dgx/all_reduce.csv, 2 to 8 GPUs, 4 KB to 128 MB messages, FP16;
+# 300 / 450 GB/s links); :func:`wattgpu_core.collectives.fit_allreduce` reproduces them (MdAPE 20%: an H100 node's
+# NVLink SHARP makes it ~20% faster than the fit, an A100 ~15% slower).
+ALLREDUCE_LATENCY_S = 3.38e-5
+ALLREDUCE_BANDWIDTH_EFFICIENCY = 1.245
+PCIE_GB_S = {"3": 16.0, "4": 32.0, "5": 64.0, "6": 128.0}  # per direction, x16, from the PCIe generation
+
+
+def link_gb_s(interconnect) -> np.ndarray:
+    """Per-direction GPU-to-GPU bandwidth (GB/s) from the catalog's ``interconnect`` text: the "N GB/s per
+    direction" it states, else half the bidirectional figure, else the PCIe generation's x16 rate; NVLINK_GB_S when
+    unknown."""
+    import re
+
+    out = []
+    for text in np.asarray(interconnect, dtype=object).ravel():
+        value = NVLINK_GB_S
+        if isinstance(text, str):
+            per_dir = re.search(r"([\d.]+)\s*GB/s per direction", text)
+            bidir = re.search(r"([\d.]+)\s*GB/s", text)
+            pcie = re.match(r"\s*PCIe\s*(\d)", text)
+            if per_dir:
+                value = float(per_dir.group(1))
+            elif text.lstrip().startswith("NVLink") and bidir:
+                value = float(bidir.group(1)) / 2.0
+            elif pcie:
+                value = PCIE_GB_S.get(pcie.group(1), NVLINK_GB_S)
+        out.append(value)
+    return np.asarray(out, dtype=float).reshape(np.shape(interconnect))
+
+
+def allreduce_time_s(message_bytes, tensor_parallel, link_gb_s_=NVLINK_GB_S) -> np.ndarray:
+    """Seconds for one all-reduce of ``message_bytes`` over ``tensor_parallel`` GPUs (0 on one GPU)."""
+    t = _f(tensor_parallel)
+    ring = 2.0 * (t - 1.0) / t * _f(message_bytes)
+    time = ALLREDUCE_LATENCY_S + ring / (ALLREDUCE_BANDWIDTH_EFFICIENCY * _f(link_gb_s_) * 1e9)
+    return np.where(t > 1, time, 0.0)
+
+
+def tp_comm_time_s(tokens, hidden_size, num_layers, tensor_parallel, link_gb_s_=NVLINK_GB_S,
+                   bytes_per_value: float = BYTES_16BIT) -> np.ndarray:
+    """Seconds of tensor-parallel communication in one forward pass over ``tokens`` tokens (a decode step: the
+    batch; a prefill: the prompt tokens): Megatron-style TP all-reduces the activations twice per layer (after
+    attention and after the MLP)."""
+    msg = _f(tokens) * _f(hidden_size) * bytes_per_value
+    return 2.0 * _f(num_layers) * allreduce_time_s(msg, tensor_parallel, link_gb_s_)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Memory fit of a deployment
+DECIMAL_GB_PER_CATALOG_GB = GIB / 1e9  # catalog GPU memory sizes are binary: an "80 GB" H100 holds 85.9e9 bytes
+# Tokens in vLLM's memory-profiling forward pass (max_num_batched_tokens; vLLM's default token budget per step for
+# online serving): its activations are reserved outside the KV cache.
+VLLM_PROFILE_TOKENS = 8192.0
+
+
+def runtime_overhead_gb(hidden_size, intermediate_size, vocab_size, tensor_parallel=1, max_num_seqs=256.0):
+    """Memory vLLM keeps on each GPU besides weights and KV cache (decimal GB): the fixed reserve
+    (:data:`VLLM_RESERVED_GB`: CUDA context, CUDA graphs, allocator slack) plus the peak activations of its profiling
+    pass: :data:`VLLM_PROFILE_TOKENS` tokens x (4 x hidden + 2 x intermediate / TP) 16-bit values, and the FP32
+    logits of ``max_num_seqs`` sequences (vocab / TP each). Missing intermediate size: 3.5 x hidden; missing
+    vocabulary: 128k."""
+    hidden = _f(hidden_size)
+    inter = _f(intermediate_size) * np.ones_like(hidden)
+    inter = np.where(np.isfinite(inter) & (inter > 0), inter, 3.5 * hidden)
+    vocab = _f(vocab_size) * np.ones_like(hidden)
+    vocab = np.where(np.isfinite(vocab) & (vocab > 0), vocab, 128_000.0)
+    t = _f(tensor_parallel)
+    act = VLLM_PROFILE_TOKENS * (4.0 * hidden + 2.0 * inter / t) * BYTES_16BIT
+    logits = _f(max_num_seqs) * vocab / t * 4.0
+    return VLLM_RESERVED_GB + (act + logits) / 1e9
+
+
+@dataclass(frozen=True)
+class MemoryFit:
+    """Memory of one replica (all its tensor-parallel GPUs together), decimal GB (1e9 bytes).
+
+    ``weights_gb`` at the precision; ``kv_gb`` the KV cache of ``batch`` sequences holding ``context_tokens`` each;
+    ``overhead_gb`` activations and runtime (:func:`runtime_overhead_gb`, per GPU x GPUs); ``needed_gb`` their sum;
+    ``available_gb`` = GPUs x memory x vLLM's ``gpu_memory_utilization``; ``margin_gb`` = available - needed;
+    ``total_gb`` the GPUs' physical memory; ``kv_capacity_tokens`` tokens the KV cache holds (replica);
+    ``max_batch`` sequences of ``context_tokens`` it holds, at most vLLM's ``max_num_seqs``; ``fits``: weights,
+    overhead and one sequence of ``max_context_tokens`` fit; ``fits_batch``: also the requested ``batch``.
+    """
+
+    weights_gb: np.ndarray
+    kv_gb: np.ndarray
+    overhead_gb: np.ndarray
+    needed_gb: np.ndarray
+    available_gb: np.ndarray
+    margin_gb: np.ndarray
+    total_gb: np.ndarray
+    kv_capacity_tokens: np.ndarray
+    max_batch: np.ndarray
+    fits: np.ndarray
+    fits_batch: np.ndarray
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame({k: np.atleast_1d(getattr(self, k)) for k in self.__dataclass_fields__})
+
+
+def memory_fit(*, total_params_b, num_layers, num_key_value_heads, head_dim_, hidden_size, memory_size_gb,
+               tensor_parallel=1, precision="bf16", context_tokens=1024.0, max_context_tokens=None, batch=1.0,
+               utilisation=None, active_params_b=np.nan, num_experts=np.nan, experts_per_token=np.nan,
+               vocab_size=np.nan, intermediate_size=np.nan, max_num_seqs=None, is_a100=False,
+               kv_bytes_token=None) -> MemoryFit:
+    """The :class:`MemoryFit` of a replica of ``tensor_parallel`` GPUs of ``memory_size_gb`` (catalog, binary GB)
+    serving the LLM at ``precision`` (one precision name for all rows) with ``batch`` running sequences of
+    ``context_tokens`` tokens (mean held in the KV cache; :func:`mean_context_tokens`). Weights and KV cache are
+    split evenly over the GPUs; the KV cache stays 16-bit (vLLM's ``kv_cache_dtype="auto"``).
+    ``utilisation`` defaults to :func:`vllm_memory_utilisation`, ``max_num_seqs`` to vLLM's default,
+    ``max_context_tokens`` (the longest sequence that must fit) to ``context_tokens``; ``kv_bytes_token`` (where
+    finite) replaces the KV bytes per token of the replica (MLA: :func:`mla_kv_bytes_per_token` x GPUs)."""
+    t = np.fmax(_f(tensor_parallel), 1.0)
+    mem = _f(memory_size_gb)
+    util = vllm_memory_utilisation(mem) if utilisation is None else _f(utilisation)
+    unq = unquantised_params_b(precision, total_params_b, np.where(np.isfinite(_f(active_params_b)),
+                                                                   active_params_b, total_params_b),
+                               num_experts, experts_per_token, vocab_size, hidden_size)
+    weights = weights_bytes(total_params_b, precision, unq)
+    kvb = kv_bytes_per_token(num_layers, num_key_value_heads, head_dim_)
+    if kv_bytes_token is not None:
+        kvb = np.where(np.isfinite(_f(kv_bytes_token)), _f(kv_bytes_token), kvb)
+    seqs = vllm_default_max_num_seqs(mem, is_a100) if max_num_seqs is None else _f(max_num_seqs)
+    overhead_gpu = runtime_overhead_gb(hidden_size, intermediate_size, vocab_size, t, seqs)
+    capacity = kv_capacity_tokens(mem, weights / t, kvb / t, util, reserved_gb=overhead_gpu)
+    ctx = _f(context_tokens)
+    longest = ctx if max_context_tokens is None else _f(max_context_tokens)
+    max_batch = np.minimum(np.floor(capacity / ctx), seqs)
+    kv = _f(batch) * ctx * kvb
+    available = t * util * mem * GIB
+    needed = weights + kv + overhead_gpu * 1e9 * t
+    fields = {"weights_gb": weights / 1e9, "kv_gb": kv / 1e9, "overhead_gb": overhead_gpu * t,
+              "needed_gb": needed / 1e9, "available_gb": available / 1e9, "margin_gb": (available - needed) / 1e9,
+              "total_gb": t * mem * GIB / 1e9, "kv_capacity_tokens": capacity, "max_batch": max_batch,
+              "fits": capacity >= longest, "fits_batch": (capacity >= longest) & (needed <= available)}
+    arrays = np.broadcast_arrays(*fields.values())
+    return MemoryFit(**{k: np.atleast_1d(np.array(a)) for k, a in zip(fields, arrays, strict=True)})

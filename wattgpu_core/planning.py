@@ -30,7 +30,7 @@ import pandas as pd
 from .catalog import GpuResolver, LlmResolver
 from .errors import Issue, ModelNotTrainedError, UnknownNameError, ValidationError
 from .evaluation import ITL_DEFINITION_LABELS, LOAD_SCALE, ROOFLINE_BATCH, mdape_pct, metrics
-from .features import SCENARIO_POOL, add_features, fits_in_memory, join_specs, scenario_detail
+from .features import SCENARIO_POOL, add_features, join_specs, scenario_detail
 from .models import WATTCOUNTS_MAX_TOKENS, load_fitted, training_frame
 from .paths import MODELS_DIR
 from .plus_itl import DEFAULT_STACK
@@ -50,8 +50,9 @@ __all__ = [
 
 SCENARIO_INPUTS = ("offline", "server", "server_low", "server_high")
 REQUIRED_COLUMNS = ("llm", "gpu", "scenario")
-OPTIONAL_COLUMNS = ("batch_size", "request_rate_qps", "input_tokens", "output_tokens", "num_requests", "num_gpus")
-TEXT_COLUMNS = ("serving_stack",)
+OPTIONAL_COLUMNS = ("batch_size", "request_rate_qps", "input_tokens", "output_tokens", "num_requests", "num_gpus",
+                    "tensor_parallel", "max_concurrency")
+TEXT_COLUMNS = ("serving_stack", "precision")
 # Watt Counts' fixed workload (paper-spec §1): the paper model predicts for exactly this.
 DEFAULT_REQUEST_RATE_QPS = MappingProxyType({"server_low": 0.017, "server_high": 0.33})
 WATTCOUNTS_OFFLINE_REQUESTS = 1000
@@ -63,6 +64,11 @@ PREDICTION_COLUMNS = ("llm_id", "gpu_id", "scenario_detail", "power_w", "itl_s",
                       "power_w_lo", "power_w_hi", "itl_s_lo", "itl_s_hi", "energy_per_token_j_lo",
                       "energy_per_token_j_hi", "throughput_tok_s_lo", "throughput_tok_s_hi", "out_of_range",
                       "serving_stack", "power_model", "itl_model")
+# Deployment columns (issue 10; see deployment_columns): per replica of num_gpus tensor-parallel GPUs.
+DEPLOYMENT_COLUMNS = ("precision", "precision_path", "precision_supported", "tensor_parallel", "ttft_s", "ttft_s_lo",
+                      "ttft_s_hi", "tpot_s", "saturated", "max_throughput_tok_s", "replica_power_w",
+                      "memory_needed_gb", "memory_available_gb", "memory_margin_gb", "kv_capacity_tokens",
+                      "max_batch", "fits")
 INTERVAL_TARGETS = ("power_w", "itl_s", "energy_per_token_j", "throughput_tok_s")
 
 
@@ -89,6 +95,7 @@ class LoadedModelSet:
     kind: str = "paper"
     choice: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     parts: Mapping[str, LoadedModelSet] = field(default_factory=dict)
+    ttft: object = None  # the WattGPU+ TTFT model (models/plus_ttft.json), None when absent
 
     @property
     def default_stack(self) -> str:
@@ -148,9 +155,14 @@ def load_model_set(name: str = DEFAULT_MODEL_SET, models_dir: Path = MODELS_DIR)
             output_tokens_mean=paper.output_tokens_mean, input_tokens_mean=paper.input_tokens_mean,
             itl_definitions=plus.itl_definitions, kind="default",
             choice=MappingProxyType({t: MappingProxyType(c) for t, c in choice.items()}),
-            parts=MappingProxyType({"plus": plus, "paper": paper}))
+            parts=MappingProxyType({"plus": plus, "paper": paper}), ttft=plus.ttft)
+    from dataclasses import replace
+
+    from .plus_ttft import load_ttft
+
     fitted, meta = load_fitted(name, models_dir)
-    return _loaded(name, fitted, meta, "plus" if meta.get("format", "").startswith("wattgpu+") else "paper")
+    loaded = _loaded(name, fitted, meta, "plus" if meta.get("format", "").startswith("wattgpu+") else "paper")
+    return replace(loaded, ttft=load_ttft(models_dir))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -197,8 +209,18 @@ def _numeric_column(frame: pd.DataFrame, column: str, issues: list[Issue]) -> np
     return values
 
 
-def _resolve(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    llm_ids, llm_unknown = LlmResolver(llms).resolve_many(requests["llm"].to_numpy(dtype=object))
+def _resolve(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(LLM ids, GPU ids, precision named by a quantised checkpoint id or None) per request."""
+    from .catalog import resolve_llm_precision
+
+    resolver = LlmResolver(llms)
+    names_in = requests["llm"].to_numpy(dtype=object)
+    found = {n: resolve_llm_precision(resolver, n) for n in pd.unique(names_in) if isinstance(n, str)}
+    unresolved = np.asarray([isinstance(n, str) and found[n][0] is None for n in names_in], dtype=bool)
+    _, llm_unknown = resolver.resolve_many(names_in[unresolved])
+    llm_ids = np.asarray([found[n][0] if isinstance(n, str) else None for n in names_in], dtype=object)
+    id_precision = np.asarray([found[n][1] if isinstance(n, str) else None for n in names_in], dtype=object)
     gpu_ids, gpu_unknown = GpuResolver(gpus).resolve_many(requests["gpu"].to_numpy(dtype=object))
     blank_llm = pd.isna(requests["llm"]).to_numpy()
     blank_gpu = pd.isna(requests["gpu"]).to_numpy()
@@ -209,7 +231,7 @@ def _resolve(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame) -> 
         issues = [Issue(int(i) + 1, "llm", "LLM name is missing") for i in np.flatnonzero(blank_llm)[:20]]
         issues += [Issue(int(i) + 1, "gpu", "GPU name is missing") for i in np.flatnonzero(blank_gpu)[:20]]
         raise ValidationError(issues, int(blank_llm.sum() + blank_gpu.sum()))
-    return llm_ids, gpu_ids
+    return llm_ids, gpu_ids, id_precision
 
 
 def _missing_inputs(feats: pd.DataFrame, model_set: LoadedModelSet) -> np.ndarray:
@@ -270,6 +292,9 @@ def workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set
     feats["batch_size"] = values["batch_size"]
     feats["num_requests"] = np.where(offline, np.where(np.isnan(values["num_requests"]), WATTCOUNTS_OFFLINE_REQUESTS,
                                                        values["num_requests"]), np.nan)
+    closed = np.asarray(values.get("closed_loop", np.zeros(n, bool)), dtype=bool)
+    feats["closed_loop"] = closed
+    feats["num_requests"] = np.where(closed, np.nan, feats["num_requests"])  # steady state: the batch stays full
     gpus_per = np.where(np.isnan(values["num_gpus"]), 1.0, values["num_gpus"])
     feats["num_gpus"] = gpus_per
     feats["tensor_parallel"] = gpus_per
@@ -281,11 +306,173 @@ def workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set
     return feats
 
 
-def _fits(feats: pd.DataFrame, tensor_parallel) -> np.ndarray:
-    """Whether 16-bit weights + one 1024-token sequence's KV cache fit in vLLM's budget on each of the GPUs."""
-    tp = np.asarray(tensor_parallel, dtype=float)
-    return fits_in_memory(feats["memory_size_gb"] * tp, feats["total_params_b"], feats["num_key_value_heads"],
-                          feats["hidden_size"], feats["num_attention_heads"], feats["num_layers"])
+def _deployment_inputs(out: pd.DataFrame, values: dict, llm_ids, id_precision, llms: pd.DataFrame,
+                       issues: list[Issue]) -> None:
+    """Validate and fill the deployment of each request in ``values``: ``num_gpus`` (from num_gpus or
+    tensor_parallel; both given must agree) and ``precision`` (canonical name: the request's, else the one a
+    quantised checkpoint id names, else the LLM's native precision)."""
+    from .catalog import native_precisions
+    from .physics import normalise_precision
+
+    ngpu, tp = values["num_gpus"], values.pop("tensor_parallel")
+    clash = np.isfinite(ngpu) & np.isfinite(tp) & (ngpu != tp)
+    for i in np.flatnonzero(clash)[:20]:
+        issues.append(Issue(int(i) + 1, "tensor_parallel", f"tensor_parallel {tp[i]:g} and num_gpus {ngpu[i]:g} "
+                                                           "differ; give one of them (GPUs per replica)"))
+    values["num_gpus"] = np.where(np.isfinite(ngpu), ngpu, tp)
+    native = native_precisions(llms)
+    given = out["precision"].to_numpy(dtype=object) if "precision" in out else np.full(len(out), None, dtype=object)
+    chosen = []
+    for i, (g, idp, lid) in enumerate(zip(given, id_precision, llm_ids, strict=True)):
+        if isinstance(g, str) and g.strip():
+            try:
+                chosen.append(normalise_precision(g))
+            except ValueError as exc:
+                issues.append(Issue(i + 1, "precision", str(exc)))
+                chosen.append(None)
+        elif idp is not None:
+            chosen.append(idp)
+        else:
+            chosen.append(native.get(lid, "bf16") if lid is not None else None)
+    values["precision"] = np.asarray(chosen, dtype=object)
+
+
+def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.DataFrame:
+    """The deployment of each request row: precision, its compute path on the GPU, and the replica's memory fit
+    (:func:`~wattgpu_core.physics.memory_fit`, decimal GB). Adds to ``feats`` (in place) the columns the WattGPU+
+    physics reads: ``weight_bytes_per_param``, ``compute_tflops``, ``link_gb_s``, ``kv_capacity_tokens``. Returns one
+    row per request: precision, precision_path, precision_supported, precision_reason, weights_gb, overhead_gb,
+    memory_available_gb, memory_total_gb, kv_capacity_tokens, max_batch, fits, kv_bytes_per_token,
+    context_tokens."""
+    from . import physics as ph
+
+    n = len(feats)
+    table = gpus.drop_duplicates("gpu_id").set_index("gpu_id")
+    gid = feats["gpu_id"]
+    fp8 = gid.map(table["fp8_tensor_dense_tflops"]).to_numpy(float) if "fp8_tensor_dense_tflops" in table \
+        else np.full(n, np.nan)
+    link = ph.link_gb_s(gid.map(table["interconnect"]).to_numpy(dtype=object)) if "interconnect" in table \
+        else np.full(n, ph.NVLINK_GB_S)
+    arch = feats["architecture"].to_numpy(dtype=object) if "architecture" in feats else np.full(n, None, object)
+    prec = np.asarray([p if isinstance(p, str) else ph.DEFAULT_PRECISION for p in precision], dtype=object)
+    paths = ph.precision_paths(prec, arch)
+    tp = feats["tensor_parallel"].to_numpy(float)
+    inp = feats["input_tokens"].to_numpy(float)
+    outp = feats["output_tokens"].to_numpy(float)
+    ctx = ph.mean_context_tokens(inp, outp)
+    hd = ph.head_dim(feats["hidden_size"], feats["num_attention_heads"],
+                     feats["head_dim"] if "head_dim" in feats else None)
+    # MLA (DeepSeek-V2/V3, Kimi K2): a latent KV cache held whole on every GPU, attention over the latent
+    rank, rope = ph.mla_dims(feats["model_type"].to_numpy(dtype=object) if "model_type" in feats
+                             else np.full(n, None, dtype=object))
+    mla = np.isfinite(rank)
+    kv_token = np.where(mla, ph.mla_kv_bytes_per_token(feats["num_layers"].to_numpy(float), rank, rope)
+                        * feats["tensor_parallel"].to_numpy(float), np.nan)
+    hd = np.where(mla, ph.mla_attention_head_dim(rank, rope), hd)
+    feats["kv_bytes_per_token"] = kv_token
+    if mla.any():
+        feats["head_dim"] = hd
+    mem_gb = feats["memory_size_gb"].to_numpy(float)
+    is_a100 = gid.astype(str).str.contains("a100|a800").to_numpy()
+    seqs = feats["batch_size"].to_numpy(float)
+    seqs = np.where(np.isfinite(seqs), seqs, ph.vllm_default_max_num_seqs(mem_gb, is_a100))
+
+    def col(name):
+        return feats[name].to_numpy(float) if name in feats else np.full(n, np.nan)
+
+    fit = {k: np.full(n, np.nan) for k in ("weights_gb", "overhead_gb", "available_gb", "total_gb",
+                                           "kv_capacity_tokens", "max_batch")}
+    fit["fits"] = np.zeros(n, bool)
+    for p in pd.unique(prec):
+        m = prec == p
+        r = ph.memory_fit(total_params_b=col("total_params_b")[m], num_layers=col("num_layers")[m],
+                          num_key_value_heads=col("num_key_value_heads")[m], head_dim_=hd[m],
+                          hidden_size=col("hidden_size")[m], memory_size_gb=mem_gb[m], tensor_parallel=tp[m],
+                          precision=p, context_tokens=ctx[m], max_context_tokens=inp[m] + outp[m],
+                          active_params_b=col("active_params_b")[m], num_experts=col("num_experts")[m],
+                          experts_per_token=col("experts_per_token")[m], vocab_size=col("vocab_size")[m],
+                          intermediate_size=col("intermediate_size")[m], max_num_seqs=seqs[m], is_a100=is_a100[m],
+                          kv_bytes_token=kv_token[m])
+        for k in fit:
+            fit[k][m] = getattr(r, k)
+    total = col("total_params_b")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        feats["weight_bytes_per_param"] = fit["weights_gb"] / total
+    feats["compute_tflops"] = ph.path_tflops(paths["compute"].to_numpy(dtype=object), col("fp16_tensor_dense_tflops"),
+                                             fp8)
+    feats["link_gb_s"] = link
+    feats["kv_capacity_tokens"] = fit["kv_capacity_tokens"]
+    fits = fit["fits"] & np.isfinite(fit["weights_gb"])
+    return pd.DataFrame({
+        "precision": prec, "precision_path": paths["path"].to_numpy(dtype=object),
+        "precision_supported": paths["supported"].to_numpy(bool), "precision_reason": paths["reason"].to_numpy(object),
+        "weights_gb": fit["weights_gb"], "overhead_gb": fit["overhead_gb"], "memory_available_gb": fit["available_gb"],
+        "memory_total_gb": fit["total_gb"], "kv_capacity_tokens": fit["kv_capacity_tokens"],
+        "max_batch": fit["max_batch"], "fits": fits,
+        "kv_bytes_per_token": np.where(mla, kv_token, ph.kv_bytes_per_token(col("num_layers"),
+                                                                             col("num_key_value_heads"), hd)),
+        "context_tokens": ctx,
+    }, index=feats.index)
+
+
+def _deployment_outputs(out: pd.DataFrame, feats: pd.DataFrame, deploy: pd.DataFrame, model_set: LoadedModelSet,
+                        preds: dict, pool, rate, out_tokens, tp, unsupported) -> None:
+    """Add the deployment columns (:data:`DEPLOYMENT_COLUMNS`) to ``out`` (in place)."""
+    from .physics import DecodeWorkload
+
+    n = len(out)
+    itl_model = model_set.models.get("itl") if model_set.kind != "paper" else None
+    server = pool != "offline"
+    if itl_model is not None and hasattr(itl_model, "breakdown"):
+        parts = itl_model.breakdown(feats)
+        batch = parts["batch"].to_numpy(float)
+        tpot = parts["step_s"].to_numpy(float) * parts["correction_factor"].to_numpy(float)
+    else:
+        batch, tpot = np.ones(n), np.full(n, np.nan)
+    power, itl = preds["power_w"], preds["itl_s"]
+    decode_cap = np.where(np.isfinite(preds["max_throughput_tok_s"]), preds["max_throughput_tok_s"], np.nan)
+    ttft = np.full(n, np.nan)
+    if model_set.ttft is not None:
+        rows = feats.copy()
+        keep = server | feats["closed_loop"].to_numpy(bool)
+        rows["batch_size"] = np.where(keep, rows["batch_size"], DecodeWorkload.of(feats).batch_cap)
+        ttft = model_set.ttft.predict(rows, itl_model if hasattr(itl_model, "calibration") else None, decode_cap)
+        # a replica's capacity for this traffic: each request's prefill plus its tokens at the decode capacity
+        decode_cap = np.where(server, model_set.ttft.capacity_tok_s(feats, decode_cap), decode_cap)
+    ttft = np.where(unsupported, np.nan, ttft)
+    tpot = np.where(unsupported, np.nan, tpot)
+    ttft_lo, ttft_hi = model_set.ttft.interval(ttft) if model_set.ttft is not None else (ttft, ttft)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        capacity = np.where(server, decode_cap, 1.0 / itl)
+    capacity = np.where(np.isfinite(capacity) & ~unsupported, capacity, np.nan)
+    kv_gb = batch * deploy["context_tokens"].to_numpy(float) * deploy["kv_bytes_per_token"].to_numpy(float) / 1e9
+    needed = deploy["weights_gb"].to_numpy(float) + deploy["overhead_gb"].to_numpy(float) + kv_gb
+    out["precision"] = deploy["precision"].to_numpy(dtype=object)
+    out["precision_path"] = deploy["precision_path"].to_numpy(dtype=object)
+    out["precision_supported"] = deploy["precision_supported"].to_numpy(bool)
+    out["tensor_parallel"] = tp.astype(int)
+    out["ttft_s"], out["ttft_s_lo"], out["ttft_s_hi"] = ttft, ttft_lo, ttft_hi
+    out["tpot_s"] = tpot
+    offered = np.asarray(rate, float) * out_tokens
+    out["saturated"] = server & np.isfinite(capacity) & (offered > capacity)
+    # a server delivers the offered load up to the replica's capacity (prefill included); nothing when unsupported
+    for col in ("throughput_tok_s", "throughput_tok_s_lo", "throughput_tok_s_hi"):
+        out[col] = np.where(server & np.isfinite(capacity), np.minimum(out[col], capacity), out[col])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["energy_per_token_j"] = np.where(server, power * tp / out["throughput_tok_s"], out["energy_per_token_j"])
+    for col in ("energy_per_token_j", "energy_per_token_j_lo", "energy_per_token_j_hi", "throughput_tok_s",
+                "throughput_tok_s_lo", "throughput_tok_s_hi"):
+        out[col] = np.where(unsupported, np.nan, out[col])
+    out["max_throughput_tok_s"] = capacity
+    out["replica_power_w"] = power * tp
+    out["memory_needed_gb"] = needed
+    out["memory_available_gb"] = deploy["memory_available_gb"].to_numpy(float)
+    out["memory_margin_gb"] = out["memory_available_gb"] - needed
+    out["kv_capacity_tokens"] = deploy["kv_capacity_tokens"].to_numpy(float)
+    out["max_batch"] = deploy["max_batch"].to_numpy(float)
+    out["fits"] = deploy["fits"].to_numpy(bool)
+    deploy["memory_needed_gb"] = needed
+    deploy["memory_margin_gb"] = out["memory_margin_gb"].to_numpy(float)
 
 
 def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
@@ -295,14 +482,22 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
     Columns: llm, gpu, scenario (offline, server, or the paper's server_low / server_high); optional batch_size
     (the maximum running batch, vLLM's max_num_seqs; default: vLLM's), request_rate_qps (server), input_tokens and
     output_tokens (per request; default: the Watt Counts prompts and the LLM's mean output), num_requests
-    (offline; default 1000), num_gpus (tensor-parallel degree; default 1) and serving_stack (default: the stack
-    the models were trained on, "vLLM 0.14").
+    (offline; default 1000), num_gpus or tensor_parallel (GPUs per replica, tensor parallel; default 1),
+    precision (bf16, fp16, fp8, int8, int4, fp4, mxfp4; default: what a quantised checkpoint id names, else the
+    LLM's native precision) and serving_stack (default: the stack the models were trained on, "vLLM 0.14").
 
     Returns the input plus llm_id, gpu_id, scenario_detail, power_w (per GPU), itl_s, itl_definition,
     energy_per_token_j (all GPUs), throughput_tok_s, their 80% interval bounds ``*_lo`` / ``*_hi`` (WattGPU+;
     NaN for the paper's models, which have none), gpu_seen, llm_seen, fits_in_memory, out_of_range (a GPU spec or
     the LLM's size outside the training data), serving_stack, power_model / itl_model (the model set behind each
-    value) and notes; request_rate_qps and output_tokens are filled with the values used.
+    value) and notes; request_rate_qps and output_tokens are filled with the values used. Per replica of num_gpus
+    GPUs, also :data:`DEPLOYMENT_COLUMNS`: precision, precision_path (the compute path on that GPU),
+    precision_supported (False: predictions NaN, the reason in the notes), tensor_parallel, ttft_s and its 80%
+    interval (WattGPU+ TTFT: prefill plus queueing; offline: a burst of the running batch), tpot_s (time between a
+    request's tokens, TTFT excluded), saturated (server: offered tokens/s above max_throughput_tok_s),
+    max_throughput_tok_s (server: the replica's capacity for this traffic, prefill included; offline: its
+    throughput), replica_power_w (num_gpus x power_w), memory_needed_gb / memory_available_gb / memory_margin_gb
+    (decimal GB, at the operating batch), kv_capacity_tokens, max_batch and fits (= fits_in_memory).
 
     The paper's models know only the Watt Counts workload: for them batch size, request rate and token counts
     only scale throughput and energy (the notes say so). WattGPU+ reads them.
@@ -319,7 +514,7 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
                                for c in missing])
     out = requests.reset_index(drop=True).copy()
     n = len(out)
-    llm_ids, gpu_ids = _resolve(out, gpus, llms)
+    llm_ids, gpu_ids, id_precision = _resolve(out, gpus, llms)
 
     issues: list[Issue] = []
     scen = out["scenario"].astype(object).where(out["scenario"].notna(), None).map(
@@ -329,13 +524,22 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
         issues.append(Issue(int(i) + 1, "scenario",
                             f"scenario must be one of {', '.join(SCENARIO_INPUTS)}, found {out['scenario'][i]!r}"))
     values = {c: _numeric_column(out, c, issues) for c in OPTIONAL_COLUMNS}
+    _deployment_inputs(out, values, llm_ids, id_precision, llms, issues)
     rate = values["request_rate_qps"]
-    no_rate = (scen == "server") & np.isnan(rate)
+    concurrency = values.pop("max_concurrency")
+    closed = (scen == "server") & np.isnan(rate) & np.isfinite(concurrency)
+    no_rate = (scen == "server") & np.isnan(rate) & ~closed
     for i in np.flatnonzero(no_rate)[:20]:
-        issues.append(Issue(int(i) + 1, "request_rate_qps", "scenario 'server' needs request_rate_qps (requests/s); "
-                                                          "or use server_low / server_high"))
+        issues.append(Issue(int(i) + 1, "request_rate_qps", "scenario 'server' needs request_rate_qps (requests/s) "
+                                                          "or max_concurrency (requests kept in flight); or use "
+                                                          "server_low / server_high"))
     if issues:
         raise ValidationError(issues)
+    # A server at a fixed concurrency C (closed loop, as serving benchmarks run it): in steady state C requests are
+    # always in flight, i.e. a full running batch of C (fewer if memory holds fewer) that never drains.
+    scen = np.where(closed, "offline", scen).astype(object)
+    values["batch_size"] = np.where(closed, concurrency, values["batch_size"])
+    values["closed_loop"] = closed
 
     # Workload: lambda picks the paper's server_low / server_high label (its models know only those).
     detail = scenario_detail(scen, rate)
@@ -356,8 +560,12 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
                          for s, ok in zip(stack_in, stack_known, strict=True)], dtype=object)
 
     feats = workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values, model_set, stacks)
+    deploy = add_deployment(feats, values["precision"], gpus)
     pool = pd.Series(detail).map(SCENARIO_POOL).to_numpy(dtype=object)
     preds = _predict_targets(model_set, feats, pool)
+    unsupported = ~deploy["precision_supported"].to_numpy(bool)
+    for key in ("power_w", "itl_s", "power_w_lo", "power_w_hi", "itl_s_lo", "itl_s_hi"):
+        preds[key] = np.where(unsupported, np.nan, preds[key])
     power, itl = preds["power_w"], preds["itl_s"]
     tp = feats["tensor_parallel"].to_numpy(float)
     saturation = preds["max_throughput_tok_s"]
@@ -383,7 +591,7 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
     out["throughput_tok_s"] = throughput
     out["gpu_seen"] = np.isin(gpu_ids, list(model_set.gpu_ids))
     out["llm_seen"] = np.isin(llm_ids, list(model_set.llm_ids))
-    out["fits_in_memory"] = np.asarray(_fits(feats, tp), dtype=bool)
+    out["fits_in_memory"] = deploy["fits"].to_numpy(bool)
     out["power_w_lo"], out["power_w_hi"] = preds["power_w_lo"], preds["power_w_hi"]
     out["itl_s_lo"], out["itl_s_hi"] = preds["itl_s_lo"], preds["itl_s_hi"]
     out["energy_per_token_j_lo"], out["energy_per_token_j_hi"] = e_lo, e_hi
@@ -392,8 +600,9 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
     out["out_of_range"] = range_notes != ""
     out["serving_stack"] = stacks
     out["power_model"], out["itl_model"] = preds["power_model"], preds["itl_model"]
+    _deployment_outputs(out, feats, deploy, model_set, preds, pool, rate, out_tokens, tp, unsupported)
     out["notes"] = _prediction_notes(model_set, out, feats, detail, pool, values, range_notes, stack_in,
-                                     stack_known, saturation, gpus)
+                                     stack_known, saturation, gpus, deploy)
     return out
 
 
@@ -450,7 +659,8 @@ def _missing_plus_inputs(feats: pd.DataFrame) -> np.ndarray:
 
 
 def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.DataFrame, detail, pool, values,
-                      range_notes, stack_in, stack_known, saturation, gpus: pd.DataFrame) -> np.ndarray:
+                      range_notes, stack_in, stack_known, saturation, gpus: pd.DataFrame,
+                      deploy: pd.DataFrame) -> np.ndarray:
     n = len(out)
     is_moe = feats["is_moe"].fillna(False).to_numpy(dtype=bool)
     arch_class = feats["architecture_class"].fillna("").astype(str).str.lower().to_numpy() \
@@ -476,6 +686,18 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
                                                         > 0.5 * model_set.input_tokens_mean)
     odd_output = values["output_given"] & (values["output_tokens"] > WATTCOUNTS_MAX_TOKENS)
     multi = np.isfinite(values["num_gpus"]) & (values["num_gpus"] > 1)
+    closed = feats["closed_loop"].to_numpy(bool)
+    supported = deploy["precision_supported"].to_numpy(bool)
+    quantised = supported & ~deploy["precision"].isin(["bf16", "fp16"]).to_numpy()
+    quant_texts = np.asarray([f"weak: {p} weights from physics only ({path}; weight bytes per parameter and the "
+                              f"compute path); no measured {p} runs in the training data"
+                              for p, path in zip(deploy["precision"], deploy["precision_path"], strict=True)],
+                             dtype=object)
+    fit_texts = np.asarray([f"does not fit in GPU memory: needs {nd:,.1f} GB, has {av:,.1f} GB (margin {mg:+,.1f} GB; "
+                            f"weights at {p}, KV cache of one sequence, activations and runtime, vLLM's "
+                            f"gpu_memory_utilization)" for nd, av, mg, p in zip(
+                                deploy["memory_needed_gb"], deploy["memory_available_gb"], deploy["memory_margin_gb"],
+                                deploy["precision"], strict=True)], dtype=object)
     server_label = ITL_DEFINITION_LABELS.get(model_set.itl_definitions.get("server", ""), "")
     e2e_server = (pool == "server") & (model_set.itl_definitions.get("server") == "server_e2e_per_token")
     hybrid = np.asarray(["mamba" in a or "ssm" in a or "hybrid" in a for a in arch_class], dtype=bool)
@@ -496,15 +718,20 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
         (is_moe & any_paper, "MoE not supported by the XGB model (predicted as dense with all parameters)"),
         (is_moe & ~any_paper, "MoE: modelled by active parameters and the experts a batch touches"),
         (hybrid, "weak: Mamba / hybrid layers are modelled as attention layers (KV cache overestimated)"),
-        (multi & ~any_paper, "weak: tensor parallel from physics only (weights, KV cache and FLOPs split, "
-                             "all-reduce over NVLink); no multi-GPU runs on the default stack"),
+        (~supported, np.asarray(["not supported: " + r for r in deploy["precision_reason"]], dtype=object)),
+        (quantised, quant_texts),
+        (closed, "server at a fixed concurrency (closed loop): a steady running batch of max_concurrency requests "
+                 "(fewer if memory holds fewer); throughput = batch / step time; TTFT waits for a free slot, the step "
+                 "in flight and other prompts' prefill"),
+        (multi & ~any_paper, "weak: tensor parallel from physics only (weights, KV cache and FLOPs split, two "
+                             "all-reduces per layer timed by the vidur-fitted NCCL model); no multi-GPU runs on the "
+                             "default stack"),
         (multi & any_paper, "num_gpus only scales energy for the XGB model (single-GPU data)"),
         (missing_inputs != "", np.array(["missing specs imputed with training means: " + s
                                          for s in missing_inputs], dtype=object)),
         (plus_missing != "", np.array(["incomplete specs for WattGPU+, the catalog lacks " + s + " (what needs "
                                        "them is not predicted)" for s in plus_missing], dtype=object)),
-        (~out["fits_in_memory"].to_numpy(), "does not fit in GPU memory (16-bit weights + KV cache of one "
-                                            "1024-token sequence > 90% of memory)"),
+        (~out["fits_in_memory"].to_numpy(), fit_texts),
         (odd_batch & any_paper, "batch_size is not an input of the XGB model: its power and ITL are for vLLM's "
                                 "default batch on 1,000 prompts"),
         (odd_rate & any_paper, "the XGB model's power and ITL are for the paper's server_low (0.017/s) or "

@@ -456,8 +456,6 @@ class PlusItlModel:
         """
         from dataclasses import replace
 
-        from .physics import NVLINK_GB_S
-
         work = DecodeWorkload.of(rows)
         h, c, k = self._stack_parts(rows)
         p = self.calibration.step_parameters(rows)
@@ -467,7 +465,7 @@ class PlusItlModel:
         parts = work.step_parts(batch)
         bw = work.bandwidth_gb_s * 1e9 * np.asarray(p.memory_efficiency, dtype=float)
         rate = work.tflops * 1e12 * np.asarray(p.compute_efficiency, dtype=float)
-        power_rate = np.asarray(p.power_tflops, dtype=float) * 1e12 * np.ones(len(work))
+        power_rate = np.asarray(p.power_tflops, dtype=float) * 1e12 * work.compute_scale * np.ones(len(work))
         weights = parts["weight_bytes"] / bw
         compute = parts["gemm_flops"] / rate
         power = parts["gemm_flops"] / power_rate
@@ -489,7 +487,7 @@ class PlusItlModel:
         return pd.DataFrame({
             "weights_s": share * weights, "compute_limit_s": share * (gemm - weights),
             "kv_cache_s": share * parts["kv_bytes"] / bw, "attention_compute_s": share * parts["attention_flops"] / rate,
-            "allreduce_s": share * parts["comm_bytes"] / (NVLINK_GB_S * 1e9), "host_s": share * host,
+            "allreduce_s": share * parts["comm_s"], "host_s": share * host,
             "prefill_s": physics - share * step, "correction_s": physics * (factor - 1.0),
             "batch": batch, "step_s": step, "weights_gb": parts["weight_bytes"] / 1e9,
             "kv_cache_gb": parts["kv_bytes"] / 1e9, "achieved_bandwidth_gb_s": bw / 1e9,

@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 
 from .features import kv_cache_bytes_per_token
-from .physics import VLLM_MAX_BATCHED_TOKENS
+from .physics import NVLINK_GB_S, VLLM_MAX_BATCHED_TOKENS, tp_comm_time_s
 from .physics import head_dim as physics_head_dim
 from .physics import prefill_flops as physics_prefill_flops
 from .physics import prefill_time_s as physics_prefill_time_s
@@ -232,9 +232,21 @@ def physical_frame(rows: pd.DataFrame, timing: Timing = Timing()) -> pd.DataFram
     act = np.where(np.isfinite(act) & (act > 0), np.minimum(act, n), n)
     bw = rows["memory_bandwidth_gb_s"].to_numpy(dtype=float) * 1e9
     flops = rows["fp16_tensor_dense_tflops"].to_numpy(dtype=float) * 1e12
+    # Deployment (issue 10): quantised weights read fewer bytes, a native low-precision path computes faster, and
+    # tensor parallel adds the all-reduces (GPU mostly idle meanwhile, like host time). Absent: 16-bit, one GPU.
+    bpp = _num(rows, "weight_bytes_per_param", 2.0)
+    flops = np.where(np.isfinite(_num(rows, "compute_tflops", np.nan)), _num(rows, "compute_tflops", np.nan) * 1e12,
+                     flops)
+
+    def comm(tokens):
+        return tp_comm_time_s(tokens, rows["hidden_size"].to_numpy(float), rows["num_layers"].to_numpy(float), ngpu,
+                              _num(rows, "link_gb_s", NVLINK_GB_S))
+
     mem = rows["memory_size_gb"].to_numpy(dtype=float)
     kvb = kv_cache_bytes_per_token(*(rows[c].to_numpy(dtype=float) for c in (
         "num_key_value_heads", "hidden_size", "num_attention_heads", "num_layers"))) / ngpu
+    kvb = np.where(np.isfinite(_num(rows, "kv_bytes_per_token", np.nan)), _num(rows, "kv_bytes_per_token", np.nan)
+                   / ngpu, kvb)  # MLA latent (issue 10), where predict gives it
     inp = _num(rows, "input_tokens", DEFAULT_INPUT_TOKENS)
     out = _num(rows, "output_tokens", DEFAULT_OUTPUT_TOKENS)
     offline = _offline_mask(rows)
@@ -243,15 +255,15 @@ def physical_frame(rows: pd.DataFrame, timing: Timing = Timing()) -> pd.DataFram
     max_seqs = default_max_num_seqs(mem, rows["gpu_id"].to_numpy())
     max_seqs = np.where(np.isfinite(_num(rows, "batch_size", np.nan)), _num(rows, "batch_size", np.nan), max_seqs)
     requests = _num(rows, "num_requests", WATTCOUNTS_OFFLINE_REQUESTS)
-    kv_tokens = kv_capacity_tokens(mem, 2.0 * n / ngpu, kvb)
+    kv_tokens = kv_capacity_tokens(mem, bpp * n / ngpu, kvb)
     b_off = offline_batch(requests, max_seqs, kv_tokens, ctx)
-    t_mem = (weights_read_gb(n, act, b_off) / ngpu * 1e9 + b_off * ctx * kvb) / bw
+    t_mem = (weights_read_gb(n, act, b_off, bpp) / ngpu * 1e9 + b_off * ctx * kvb) / bw
     t_cmp = 2.0 * act * 1e9 * b_off / ngpu / flops
     t_gpu = timing.offline_a * (t_mem + t_cmp)
-    u_off = t_gpu / (t_gpu + timing.server_t0_s + timing.offline_h1_s * b_off)
+    u_off = t_gpu / (t_gpu + timing.server_t0_s + timing.offline_h1_s * b_off + comm(b_off))
     # Server: decode at batch 1, request time, duty, concurrency (Little's law, at least 1)
-    t_mem1 = (weights_read_gb(n, act, 1.0) / ngpu * 1e9 + ctx * kvb) / bw
-    t_step1 = timing.server_t0_s + timing.server_k * t_mem1
+    t_mem1 = (weights_read_gb(n, act, 1.0, bpp) / ngpu * 1e9 + ctx * kvb) / bw
+    t_step1 = timing.server_t0_s + timing.server_k * t_mem1 + comm(1.0)
     u_dec = timing.server_k * t_mem1 / t_step1
     t_req = out * t_step1 + 2.0 * act * 1e9 * inp / ngpu / flops
     lam = np.where(offline, 0.0, _rate_qps(rows))

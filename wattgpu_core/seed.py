@@ -15,6 +15,7 @@ from .catalog import build_gpu_catalog, build_llm_catalog, build_paper_gpu_featu
 from .import_tokenpowerbench import read_results
 from .importers import SOURCES, ParsedFile, mlenergy_v2_records_to_frame, parse_bytes, prepare
 from .paths import MANUAL_DIR, RAW_DIR, SEED_DIR
+from .planning_data import build_planning_tables
 from .schema import GPU_COLUMNS, LLM_COLUMNS, PAPER_GPU_COLUMNS, RUN_COLUMNS, SOURCE_COLUMNS, names
 from .store import compute_run_ids
 
@@ -50,7 +51,7 @@ def _mlenergy_v2(raw_dir: Path) -> ParsedFile:
 
 
 def build_seed_tables(raw_dir: Path = RAW_DIR, manual_dir: Path = MANUAL_DIR) -> dict[str, pd.DataFrame]:
-    """All seed tables, built from the raw source files."""
+    """All seed tables, built from the raw source files (the store's tables and the planning defaults)."""
     gpus = build_gpu_catalog(raw_dir, manual_dir)
     llms = build_llm_catalog(raw_dir, manual_dir)
     llms = finish_llm_frame(pd.concat([llms, _v1_llms(raw_dir, set(llms["llm_id"]))], ignore_index=True))
@@ -102,6 +103,7 @@ def build_seed_tables(raw_dir: Path = RAW_DIR, manual_dir: Path = MANUAL_DIR) ->
         "paper_gpu_features": paper[names(PAPER_GPU_COLUMNS)],
         "runs": runs[names(RUN_COLUMNS)],
         "sources": sources[names(SOURCE_COLUMNS)],
+        **build_planning_tables(raw_dir, manual_dir),
     }
 
 

@@ -1,0 +1,254 @@
+"""Presentation of deployment plans, shared by the Plan a deployment page and the ``plan`` command (no streamlit).
+
+Readable column names with units, the ranked table shaped for display (key columns first), a plain-text table for
+the terminal, CSV (cells that a spreadsheet would run as a formula are neutralised, numbers stay numbers) and
+Markdown exports, the breakdown of one option, and the page's state as URL query parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from .dashboard import query_readers
+from .deploy import HEADROOM, TRAFFIC_PRESETS, Traffic
+
+LABELS = {
+    "rank": "#", "gpu_name": "GPU", "tensor_parallel": "GPUs per replica", "precision": "Precision",
+    "replicas": "Replicas", "gpus_total": "GPUs in total", "ttft_s": "TTFT (s)", "itl_ms": "ITL (ms)",
+    "energy_per_token_j": "Energy per token (J)", "usd_per_mtok": "$ per M tokens",
+    "gco2e_per_mtok": "gCO2e per M tokens", "fits": "Fits", "meets_slo": "Meets targets", "notes": "Notes",
+    "usd_per_hour": "$ per hour", "fleet_power_kw": "Fleet GPU power (kW)", "kwh_per_mtok": "kWh per M tokens",
+    "power_w_per_gpu": "Power per GPU (W)", "batch_per_replica": "Mean batch per replica",
+    "capacity_tok_s_per_replica": "Capacity per replica (tok/s)", "usd_per_gpu_hour": "$ per GPU-hour",
+}
+TABLE_COLUMNS = ("rank", "gpu_name", "tensor_parallel", "precision", "replicas", "gpus_total", "ttft_s", "itl_ms",
+                 "energy_per_token_j", "usd_per_mtok", "gco2e_per_mtok", "fits", "meets_slo",
+                 "capacity_tok_s_per_replica", "power_w_per_gpu", "usd_per_gpu_hour", "notes")
+ITL_HELP = ("ITL: mean time between output tokens, TTFT excluded (vLLM's TPOT/ITL), predicted at the operating "
+            "load; TTFT: mean time to first token, prefill plus queueing wait at that load.")
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def with_rank(plan: pd.DataFrame) -> pd.DataFrame:
+    """The plan with a ``rank`` column (1 = best) and ITL in ms."""
+    out = plan.copy()
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    out["itl_ms"] = out["itl_s"] * 1000.0
+    return out
+
+
+def display_table(plan: pd.DataFrame) -> pd.DataFrame:
+    """The ranked options for display: key columns first, readable names with units, numbers rounded."""
+    out = with_rank(plan)[list(TABLE_COLUMNS)].copy()
+    for c, digits in (("ttft_s", 2), ("itl_ms", 1), ("energy_per_token_j", 3), ("usd_per_mtok", 3),
+                      ("gco2e_per_mtok", 0), ("capacity_tok_s_per_replica", 0), ("power_w_per_gpu", 0),
+                      ("usd_per_gpu_hour", 2)):
+        out[c] = out[c].round(digits)
+    return out.rename(columns=LABELS)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+    return str(value)
+
+
+def plan_text_table(plan: pd.DataFrame) -> str:
+    """The key columns as an aligned plain-text (Markdown) table for the terminal."""
+    cols = ("rank", "gpu_name", "tensor_parallel", "precision", "replicas", "gpus_total", "ttft_s", "itl_ms",
+            "energy_per_token_j", "usd_per_mtok", "gco2e_per_mtok", "fits", "meets_slo")
+    return markdown_table(with_rank(plan), cols)
+
+
+def markdown_table(frame: pd.DataFrame, columns) -> str:
+    header = [LABELS.get(c, c) for c in columns]
+    rows = [[_cell(v).replace("|", "/") for v in rec] for rec in frame[list(columns)].itertuples(index=False)]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def safe_csv(frame: pd.DataFrame) -> bytes:
+    """CSV of ``frame`` in which a text cell starting with = + - @ tab or CR gets a leading apostrophe (so a
+    spreadsheet shows it instead of running it); numeric columns are written as numbers."""
+    out = frame.copy()
+    for c in out.columns:
+        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
+            out[c] = out[c].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_PREFIXES) else v)
+    return out.to_csv(index=False, lineterminator="\n").encode()
+
+
+def markdown_export(plan: pd.DataFrame, llm_id: str, traffic: Traffic, sources: Mapping[str, str],
+                    top: int = 20) -> str:
+    """A Markdown report: the question, the assumptions with their sources, the best options."""
+    lines = [f"# Deployment plan for {llm_id}", "", f"Traffic: {traffic.describe()}.", "",
+             "Assumptions:", ""]
+    for key, text in sources.items():
+        if not key.startswith("price:"):
+            lines.append(f"- {key}: {text}")
+    lines += ["", f"Replicas: fewest that keep every replica at most {HEADROOM:.0%} of its capacity.", "",
+              markdown_table(with_rank(plan).head(top), ("rank", "gpu_name", "tensor_parallel", "precision",
+                                                         "replicas", "gpus_total", "ttft_s", "itl_ms",
+                                                         "energy_per_token_j", "usd_per_mtok", "gco2e_per_mtok",
+                                                         "fits", "meets_slo")), ""]
+    return "\n".join(lines)
+
+
+def option_label(row: Mapping) -> str:
+    return f"{row['gpu_name']} ×{int(row['tensor_parallel'])}, {row['precision']}"
+
+
+def option_key(row: Mapping) -> str:
+    """A stable id of an option (GPU id, GPUs per replica, precision), e.g. for a widget's value."""
+    return f"{row['gpu_id']}|{int(row['tensor_parallel'])}|{row['precision']}"
+
+
+def breakdown(row: Mapping, traffic: Traffic, costs) -> pd.DataFrame:
+    """The chosen option's memory, capacity, power and cost, one quantity per row (what, value, how)."""
+    def num(v, spec):
+        return "–" if v is None or not np.isfinite(float(v)) else format(float(v), spec)
+
+    gpus = row["gpus_total"]
+    energy_cost = (row["fleet_power_kw"] * costs.pue * costs.usd_per_kwh) if np.isfinite(row["fleet_power_kw"]) \
+        else float("nan")
+    items = [
+        ("Memory", "needed per replica", f"{num(row['memory_needed_gb'], '.1f')} GB",
+         "weights + KV cache of the traffic + activations and runtime"),
+        ("Memory", "available per replica", f"{num(row['memory_available_gb'], '.1f')} GB",
+         f"margin {num(row['memory_margin_gb'], '.1f')} GB"),
+        ("Memory", "KV cache capacity", f"{num(row['kv_capacity_tokens'], ',.0f')} tokens",
+         f"largest batch at this context: {num(row['max_batch'], ',.0f')}"),
+        ("Capacity", "per replica, meeting the targets", f"{num(row['capacity_tok_s_per_replica'], ',.0f')} tok/s",
+         f"saturation throughput {num(row['max_throughput_tok_s'], ',.0f')} tok/s"),
+        ("Capacity", "replicas", num(row["replicas"], ".0f"),
+         f"each at most {HEADROOM:.0%} of capacity; {num(gpus, '.0f')} GPUs in total"),
+        ("Capacity", "load per replica", f"{num(row['throughput_tok_s_per_replica'], ',.0f')} tok/s",
+         f"mean batch {num(row['batch_per_replica'], '.1f')} (Little's law)"),
+        ("Power", "per GPU at this load", f"{num(row['power_w_per_gpu'], '.0f')} W", "idle share included"),
+        ("Power", "fleet GPU power", f"{num(row['fleet_power_kw'], '.2f')} kW",
+         f"{num(row['energy_per_token_j'], '.3f')} J per output token (GPU only, no PUE)"),
+        ("Cost", "GPU rental", f"${num(gpus * row['usd_per_gpu_hour'], ',.2f')} per hour",
+         f"{num(gpus, '.0f')} GPUs × ${num(row['usd_per_gpu_hour'], '.2f')} per GPU-hour"),
+        ("Cost", "electricity", f"${num(energy_cost, ',.2f')} per hour",
+         f"fleet power × PUE {costs.pue:g} × ${costs.usd_per_kwh:g}/kWh"),
+        ("Cost", "total", f"${num(row['usd_per_hour'], ',.2f')} per hour",
+         f"${num(row['usd_per_mtok'], '.3f')} per million output tokens"),
+        ("Carbon", "per million output tokens", f"{num(row['gco2e_per_mtok'], ',.0f')} gCO2e",
+         f"{num(row['kwh_per_mtok'], '.3f')} kWh × {costs.gco2e_per_kwh:g} gCO2e/kWh"),
+    ]
+    return pd.DataFrame(items, columns=["Part", "Quantity", "Value", "How"])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Page state in the URL
+@dataclass(frozen=True)
+class PlanState:
+    """The plan page's inputs as typed values; round-trips through URL query parameters (defaults left out)."""
+
+    llm: str = "meta-llama/Llama-3.1-8B-Instruct"
+    preset: str = "chat"
+    rate: float = 5.0
+    inp: int = 1000
+    out: int = 300
+    ttft: float = 2.0  # 0 = no target
+    itl: float = 50.0  # ms; 0 = no target
+    tp: int = 8  # largest GPUs per replica
+    prec: tuple[str, ...] = ()
+    kwh: float = -1.0  # < 0 = default
+    pue: float = -1.0
+    region: str = ""
+    co2: float = -1.0
+    prices: tuple[str, ...] = ()  # "gpu_id:usd_per_gpu_hour" overrides
+
+    @property
+    def traffic(self) -> Traffic:
+        return Traffic(self.rate, self.inp, self.out, self.ttft or None, (self.itl / 1000.0) or None)
+
+    @classmethod
+    def from_query(cls, query: Mapping) -> PlanState:
+        values = {}
+        get, number = query_readers(query, cls())
+        if get("llm"):
+            values["llm"] = str(get("llm"))
+        if get("preset") in (*TRAFFIC_PRESETS, "custom"):
+            values["preset"] = get("preset")
+        values["rate"] = number("rate", float, 0.001, 100000)
+        values["inp"] = number("inp", int, 1, 1048576)
+        values["out"] = number("out", int, 1, 1048576)
+        values["ttft"] = number("ttft", float, 0, 3600)
+        values["itl"] = number("itl", float, 0, 60000)
+        values["tp"] = number("tp", int, 1, 8)
+        for key in ("kwh", "pue", "co2"):
+            values[key] = number(key, float, -1, 100000)
+        if get("region"):
+            values["region"] = str(get("region"))
+        for key in ("prec", "prices"):
+            raw = get(key)
+            values[key] = tuple(x for x in str(raw).split("|") if x) if raw else ()
+        values["prices"] = tuple(p for p in values["prices"] if _price_item(p) is not None)
+        return cls(**values)
+
+    def price_overrides(self) -> dict[str, float]:
+        return dict(item for item in map(_price_item, self.prices) if item is not None)
+
+    def to_query(self) -> dict[str, str]:
+        default = PlanState()
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == getattr(default, f.name):
+                continue
+            out[f.name] = "|".join(value) if f.name in ("prec", "prices") else (f"{value:g}" if isinstance(value, float)
+                                                                    else str(value))
+        return out
+
+    def replace(self, **changes) -> PlanState:
+        data = asdict(self)
+        data.update(changes)
+        return PlanState(**data)
+
+
+def _price_item(text: str) -> tuple[str, float] | None:
+    gpu_id, _, value = str(text).rpartition(":")
+    try:
+        price = float(value)
+    except ValueError:
+        return None
+    return (gpu_id, price) if gpu_id and math.isfinite(price) and price >= 0 else None
+
+
+def price_table(defaults, gpus: pd.DataFrame, overrides: Mapping[str, float]) -> pd.DataFrame:
+    """One row per NVIDIA catalog GPU: its $/GPU-hour (the user's override, else the default, else empty) and
+    where the value comes from, for the page's price editor."""
+    vendor = gpus["vendor"].fillna("NVIDIA").str.upper() if "vendor" in gpus else pd.Series("NVIDIA", gpus.index)
+    rows = []
+    for gpu_id, name in gpus.loc[vendor.eq("NVIDIA").to_numpy(), ["gpu_id", "name"]].drop_duplicates().itertuples(
+            index=False):
+        a = defaults.gpu_prices.get(gpu_id)
+        value = overrides.get(gpu_id, a.value if a else float("nan"))
+        source = "given by you" if gpu_id in overrides else (a.cite() if a else "no listed price: no cost shown")
+        rows.append({"gpu_id": gpu_id, "GPU": name, "$ per GPU-hour": value, "Source": source})
+    out = pd.DataFrame(rows)
+    return out.sort_values(["$ per GPU-hour", "GPU"], na_position="last").reset_index(drop=True)
+
+
+def edited_prices(edited: pd.DataFrame, defaults) -> tuple[str, ...]:
+    """The price editor's rows that differ from the defaults, as "gpu_id:value" items for the URL."""
+    out = []
+    for gpu_id, value in zip(edited["gpu_id"], edited["$ per GPU-hour"], strict=True):
+        a = defaults.gpu_prices.get(gpu_id)
+        if value is None or not np.isfinite(float(value)) or float(value) < 0:
+            continue
+        if a is None or abs(float(value) - a.value) > 1e-9:
+            out.append(f"{gpu_id}:{float(value):g}")
+    return tuple(out)
