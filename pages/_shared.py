@@ -258,7 +258,8 @@ def explain(llm_id: str, gpu_id: str, workload: db.Workload, model_name: str = "
 
 @st.cache_resource(show_spinner="Computing SHAP values over the training runs...", max_entries=4)
 def _global_importance(path: str, data_version: str, model_name: str):
-    return db.global_importance(_open_store(path), _model_set(model_name))
+    store = _open_store(path)
+    return db.shipped_importance(store, "paper") or db.global_importance(store, _model_set(model_name))
 
 
 def global_importance(model_name: str = "paper"):
@@ -315,6 +316,9 @@ def plus_importance(model: str, pool: str, compute: bool = False):
     try:
         return _plus_importance(*key)
     except _NotComputed:
+        shipped = db.shipped_importance(store(), f"plus-{pool}")
+        if shipped is not None:
+            return _plus_importance(*key, _computed=shipped)
         if not compute:
             return None
     bar = st.progress(0.0, text="Explaining training configurations...")
@@ -349,10 +353,11 @@ def cross_validation(paper_compat: bool, rerun: bool = False):
         return _cv_cache(*key)
     except _NotComputed:
         pass
-    bar = st.progress(0.0, text="Cross-validating: fitting one model per fold (this takes a minute the first time "
-                                "the data change)...")
+    estimate = db.evaluation_estimate(store(), paper_compat)
+    bar = st.progress(0.0, text=f"Cross-validating the models on the current data, uploads included ({estimate})...")
     result = db.run_cross_validation(store(), paper_compat, model_sets=db.evaluated_model_sets(), refresh=rerun,
-                                     progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
+                                     progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0),
+                                                                          text=f"{msg} ({estimate})"))
     bar.empty()
     return _cv_cache(*key, _computed=result)
 
@@ -391,6 +396,70 @@ def predict_one(llm_id: str, gpu_id: str, workload: db.Workload, model: str | No
     models(model)
     try:
         return _predict_one(store_path(), version(), model, llm_id, gpu_id, workload)
+    except WattGPUError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+# -- side by side ---------------------------------------------------------------------------------------------------
+def evaluation_if_ready(paper_compat: bool = False):
+    """The evaluation behind the uncertainty draws when it needs no computing (shipped with the models, or already
+    computed for this data), else None."""
+    from wattgpu_core.shipped import ready_evaluation
+
+    key = (store_path(), version(), bool(paper_compat))
+    try:
+        return _cv_cache(*key)
+    except _NotComputed:
+        pass
+    hit = ready_evaluation(store(), paper_compat, db.evaluated_model_sets(), db.active_models_dir(store()))
+    return _cv_cache(*key, _computed=hit) if hit is not None else None
+
+
+@st.cache_data(max_entries=32, show_spinner="Predicting and drawing from the models' errors...")
+def _side_by_side(path: str, data_version: str, model_name: str, llm_id: str, workload: db.Workload,
+                  picks: tuple, has_draws: bool, _result=None):
+    from wattgpu_core import side_by_side as sbs
+
+    gpus = _gpus(path, data_version)
+    deployments = sbs.parse_picks(picks, set(gpus["gpu_id"]))
+    table = sbs.predict_deployments(llm_id, workload.as_request(), deployments, gpus, _llms(path, data_version),
+                                    _model_set(model_name))
+    return sbs.side_by_side(table, _result)
+
+
+def side_by_side(llm_id: str, workload: db.Workload, picks: tuple[str, ...], with_draws: bool):
+    """Predictions for the picked deployments, with the draws when the evaluation is at hand."""
+    model = model_name()
+    models(model)
+    result = evaluation_if_ready(False) if with_draws else None
+    try:
+        return _side_by_side(store_path(), version(), model, llm_id, workload,
+                             picks, result is not None, _result=result)
+    except WattGPUError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+@st.cache_data(max_entries=32, show_spinner="Asking both model sets...")
+def _disagreement(path: str, data_version: str, llm_id: str, workload: db.Workload, picks: tuple):
+    from wattgpu_core import side_by_side as sbs
+
+    gpus = _gpus(path, data_version)
+    deployments = sbs.parse_picks(picks, set(gpus["gpu_id"]))
+    return sbs.model_disagreement(llm_id, workload.as_request(), deployments, gpus, _llms(path, data_version),
+                                  _model_set("plus"), _model_set("paper"))
+
+
+def disagreement(llm_id: str, workload: db.Workload, picks: tuple[str, ...]):
+    """Where WattGPU+ and the paper's XGB disagree on these deployments (None without WattGPU+ model files)."""
+    try:
+        models("paper")
+        _model_set("plus")
+    except ModelNotTrainedError:
+        return None
+    try:
+        return _disagreement(store_path(), version(), llm_id, workload, picks)
     except WattGPUError as exc:
         st.error(str(exc))
         st.stop()

@@ -194,3 +194,40 @@ def test_sidebar_custom_llm_rejects_bad_json(app):
     at.sidebar.button(key="custom_llm_add").click().run()
     assert_ok(at)
     assert any("not valid JSON" in e.value for e in at.sidebar.error)
+
+
+def open_link(page: str, **query) -> AppTest:
+    """A shared link: the page opened first, with its URL parameters."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert_ok(at)
+    return at
+
+
+def test_side_by_side_names_gpus_and_says_whether_the_ranking_holds(app):  # app: WATTGPU_DB is a seed copy
+    at = open_link("side_by_side", pick="h200-sxm-141gb|l40s", llm="meta-llama/Llama-3.1-8B-Instruct")
+    table = at.dataframe[0].value
+    assert list(table["Deployment"]) == ["NVIDIA H200 SXM 141GB", "NVIDIA L40S"]
+    assert table.columns[1].startswith("Energy per token (J)"), "the key metric comes right after the name"
+    assert all("–" in v for v in table.iloc[:, 1]), "every value carries its 80% interval"
+    statements = [m.value for m in at.markdown if "draws" in m.value]
+    assert len(statements) == 1 and "energy per token" in statements[0]
+    assert " of 10 draws" in statements[0] or "every draw" in statements[0]
+    assert plotly_charts(at), "the side-by-side chart is shown"
+    at.number_input(key="sbs_n_l40s").set_value(2).run()
+    assert_ok(at)
+    assert list(at.dataframe[0].value["Deployment"]) == ["NVIDIA H200 SXM 141GB", "NVIDIA L40S ×2"]
+    assert at.query_params["pick"] == "h200-sxm-141gb|l40s*2"
+
+
+def test_side_by_side_says_where_the_models_disagree_and_why(app):
+    at = open_link("side_by_side", pick="b200|b300", llm="meta-llama/Meta-Llama-3.1-70B-Instruct",
+                   scenario="server", qps="2", inp="512", out="256")
+    notes = [w.value for w in at.warning]
+    assert any("rank these differently" in n for n in notes), notes
+    note = next(n for n in notes if "rank these differently" in n)
+    assert "outside the GPUs both models learned from" in note, "the reason the data give"
+    assert "does not read the workload" in note
+    assert "the evaluation favours" in note or "neither model is better" in note

@@ -175,6 +175,7 @@ class PageState:
     form: tuple[str, ...] = ()
     tdp: tuple[float, float] = (0.0, 0.0)  # (0, 0) = any
     model: str = "default"  # model set: "default" (WattGPU+ where it measures better) or "paper"
+    pick: tuple[str, ...] = ()  # side by side: deployments "gpu_id*gpus per replica"
 
     @property
     def workload(self) -> Workload:
@@ -211,7 +212,7 @@ class PageState:
         values["inp"] = number("inp", int, 1, 131072)
         values["out"] = number("out", int, 1, 131072)
         values["mem"] = number("mem", float, 0, 4096)
-        for key in ("gen", "form"):
+        for key in ("gen", "form", "pick"):
             raw = get(key)
             values[key] = tuple(x for x in str(raw).split("|") if x) if raw else ()
         raw = get("tdp")
@@ -230,7 +231,7 @@ class PageState:
             value = getattr(self, f.name)
             if value == getattr(default, f.name):
                 continue
-            if f.name in ("gen", "form"):
+            if f.name in ("gen", "form", "pick"):
                 out[f.name] = "|".join(value)
             elif f.name == "tdp":
                 out[f.name] = f"{value[0]:g}-{value[1]:g}"
@@ -792,6 +793,50 @@ def plus_global_importance(model_set, background, pool: str, n_rows: int = 100, 
     return _global(model_set, background, pool, n_rows=n_rows, progress=progress)
 
 
+def _with_interval(value: float, lo: float, hi: float, fmt: str) -> str:
+    text = format(value, fmt)
+    if np.isfinite(lo) and np.isfinite(hi):
+        text += f"  ({format(lo, fmt)} – {format(hi, fmt)})"
+    return text
+
+
+def side_by_side_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per deployment, key columns first: energy per token, ITL, throughput, power, each 'value (80%
+    interval)'; then GPUs per replica, whether GPU and LLM are in the training data."""
+    def col(metric, scale, fmt):
+        lo = table.get(f"{metric}_lo", pd.Series(np.nan, index=table.index))
+        hi = table.get(f"{metric}_hi", pd.Series(np.nan, index=table.index))
+        return [_with_interval(v * scale, a * scale, b * scale, fmt) for v, a, b in
+                zip(table[metric], lo, hi, strict=True)]
+
+    return pd.DataFrame({
+        "Deployment": table["label"],
+        "Energy per token (J), 80% interval": col("energy_per_token_j", 1.0, ".3g"),
+        "ITL (ms), 80% interval": col("itl_s", 1000.0, ".3g"),
+        "Throughput (tokens/s), 80% interval": col("throughput_tok_s", 1.0, ",.0f"),
+        "Power per GPU (W), 80% interval": col("power_w", 1.0, ",.0f"),
+        "GPUs per replica": table["num_gpus"].astype(int),
+        "GPU in training data": table["gpu_seen"].map({True: "yes", False: "no"}),
+    })
+
+
+_PAIR_METRICS = {"energy_per_token_j": "Energy per token", "itl_s": "ITL", "throughput_tok_s": "Throughput",
+                 "power_w": "Power per GPU"}
+
+
+def side_by_side_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Each pair and metric: the ratio B / A with the middle 80% of the draws, and the share of draws in which A
+    is better (lower energy, ITL, power; higher throughput)."""
+    return pd.DataFrame({
+        "Metric": pairs["metric"].map(_PAIR_METRICS),
+        "A": pairs["a"], "B": pairs["b"],
+        "B / A": pairs["ratio"].map(lambda v: f"{v:.3g}"),
+        "B / A, 80% of draws": [f"{lo:.3g} – {hi:.3g}" if np.isfinite(lo) else "–"
+                                for lo, hi in zip(pairs["ratio_lo"], pairs["ratio_hi"], strict=True)],
+        "A better in (% of draws)": pairs["share"].map(lambda v: f"{v * 100:.0f}" if np.isfinite(v) else "–"),
+    })
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Cross-validation views
 def run_cross_validation(store, paper_compat: bool, progress=None, model_sets=("paper",), refresh: bool = False):
@@ -799,8 +844,33 @@ def run_cross_validation(store, paper_compat: bool, progress=None, model_sets=("
     to show WattGPU+ beside the paper's models); ``progress(fraction, message)``. Results are kept on disk per data
     and code version (``evaluation_cache``); ``refresh`` computes afresh."""
     from .evaluation_cache import cached_evaluation
+    from .shipped import load_evaluation
 
+    if not refresh:  # the evaluation shipped with the committed models, when it is of this data and code
+        hit = load_evaluation(store, paper_compat, model_sets, active_models_dir(store))
+        if hit is not None:
+            if progress:
+                progress(1.0, "shipped with the models")
+            return hit
     return cached_evaluation(store, paper_compat, model_sets, progress=progress, refresh=refresh)
+
+
+def shipped_importance(store, which: str):
+    """Global importance shipped with the models in use ("paper", "plus-offline", "plus-server"), or None when
+    it is not of this data and these models (see ``shipped``)."""
+    from .shipped import load_importance
+
+    return load_importance(store, which, active_models_dir(store))
+
+
+def evaluation_estimate(store, paper_compat: bool) -> str:
+    """A guide to how long a cross-validation takes here, from the shipped evaluation's own time."""
+    from .shipped import estimate_seconds
+
+    seconds = estimate_seconds(paper_compat=paper_compat)
+    if not seconds:
+        return "this takes a few minutes the first time the data change"
+    return f"about {max(10, round(seconds / 10) * 10):.0f} s on this machine when idle, computed once per data version"
 
 
 def evaluated_model_sets() -> tuple[str, ...]:

@@ -441,3 +441,36 @@ def ratio_figure(pairs: pd.DataFrame, quantity: str, unseen: str, seen: str) -> 
     fig.update_xaxes(title=f"Measured ratio of {what} (×)")
     fig.update_yaxes(title=f"Predicted ratio of {what} (×)")
     return fig
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Side by side
+_SIDE_METRICS = (("energy_per_token_j", "Energy per token (J)", 1.0), ("itl_s", "ITL (ms)", 1000.0),
+                 ("throughput_tok_s", "Throughput (tokens/s)", 1.0), ("power_w", "Power per GPU (W)", 1.0))
+DEPLOYMENT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
+
+
+def side_by_side_figure(table: pd.DataFrame, title: str = "") -> go.Figure:
+    """One panel per metric (energy per token, ITL, throughput, power), one bar per deployment (``label``) with
+    its 80% interval as an error bar where the table has ``<metric>_lo`` / ``<metric>_hi``; hover names each."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(_SIDE_METRICS), subplot_titles=[t for _, t, _ in _SIDE_METRICS],
+                        horizontal_spacing=0.07)
+    labels = [short_gpu_name(x.split(" ×")[0]) + (" ×" + x.split(" ×")[1] if " ×" in x else "")
+              for x in table["label"]]
+    for col, (metric, name, scale) in enumerate(_SIDE_METRICS, start=1):
+        err = _error(table, metric, scale)
+        if err is not None:
+            err.update(color="rgba(0,0,0,0.55)", width=6)
+        fig.add_trace(go.Bar(
+            x=labels, y=table[metric] * scale, marker_color=list(DEPLOYMENT_COLORS[:len(table)]), error_y=err,
+            customdata=np.stack([table["label"], table.get(f"{metric}_lo", table[metric]) * scale,
+                                 table.get(f"{metric}_hi", table[metric]) * scale], axis=-1),
+            hovertemplate="<b>%{customdata[0]}</b><br>" + name + ": %{y:.3g}<br>80% interval %{customdata[1]:.3g}"
+                          " – %{customdata[2]:.3g}<extra></extra>", showlegend=False), row=1, col=col)
+        fig.update_yaxes(rangemode="tozero", row=1, col=col)
+    fig.update_layout(**{**_LAYOUT, "margin": dict(l=50, r=20, t=80 if title else 50, b=40)}, title=title,
+                      height=380, bargap=0.35)
+    fig.update_annotations(font_size=13)
+    return fig
