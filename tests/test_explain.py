@@ -194,7 +194,7 @@ def test_explain_view_explains_the_chosen_model_set(plus_setup):
     model_set, gpus, llms, background = plus_setup
     plus = explain.explain_view(LLAMA, "l4", OFFLINE, gpus, llms, model_set, background)
     assert plus.model_label == "WattGPU+" and plus.uses_plus("power") and plus.physics is not None
-    assert "geometric mean" in plus.baseline and "32 offline training configurations" in plus.baseline
+    assert "geometric mean" in plus.baseline and "16 offline training configurations" in plus.baseline
     paper = explain.explain_view(LLAMA, "l4", OFFLINE, gpus, llms, model_set.parts["paper"])
     assert paper.model_label == "Paper XGB" and not paper.uses_plus("itl") and paper.physics is None
     shown = _predicted(model_set.parts["paper"], gpus, llms, "l4", OFFLINE)

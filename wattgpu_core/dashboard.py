@@ -464,11 +464,11 @@ def measured_points(runs: pd.DataFrame, llm_id: str, workload: Workload, gpu_nam
         r = r[qps.notna() & (qps / workload.request_rate_qps).between(1 / 3, 3)]
     if r.empty:
         return _empty_measured()
-    out = (r.groupby("gpu_id")
+    out = (r.groupby(["gpu_id", "source_id"])  # one point per GPU and source: sources are not averaged together
            .agg(itl_s=("itl_s", "mean"), energy_per_token_j=("energy_per_token_j", "mean"),
-                power_w=("power_w", "mean"), n_runs=("run_id", "count"),
-                source_id=("source_id", lambda s: ", ".join(sorted(set(s)))))
+                power_w=("power_w", "mean"), n_runs=("run_id", "count"))
            .reset_index())
+    out = out[["gpu_id", "itl_s", "energy_per_token_j", "power_w", "n_runs", "source_id"]]
     out.insert(1, "gpu_name", out["gpu_id"].map(gpu_names).fillna(out["gpu_id"]))
     return out
 
@@ -555,8 +555,13 @@ def pareto_caption(comparison: Comparison) -> str:
             f"{len(front)} GPUs no other GPU beats on both energy per token and ITL (the Pareto frontier).")
     m = comparison.measured
     if len(m):
-        text += (f" Green diamonds are measurements in the store for this LLM and a similar workload "
-                 f"({int(m['n_runs'].sum())} runs on {len(m)} GPUs, source: {', '.join(sorted(set(m['source_id'])))}).")
+        from .figures import SOURCE_NAMES
+
+        sources = sorted({SOURCE_NAMES.get(s, s) for s in m["source_id"]})
+        n_gpus = m["gpu_id"].nunique()
+        text += (f" Open symbols, labelled with GPU and source, are measurements in the store for this LLM and a "
+                 f"similar workload ({int(m['n_runs'].sum())} runs on {n_gpus} GPU{'s' if n_gpus != 1 else ''}; "
+                 f"{'source' if len(sources) == 1 else 'sources'}: {', '.join(sources)}).")
     else:
         text += " The store has no measurement of this LLM under a similar workload to show beside the predictions."
     return text
@@ -964,7 +969,8 @@ def cv_caption(result, gpus: pd.DataFrame | None = None) -> str:
         if r["strategy"] == "CV":
             n[r["target"]] += int(r["n_rows"])
     return (f"{mode}. {n.get('power', 0):,} runs for power, {n.get('itl', 0):,} for ITL; computed in "
-            f"{result.seconds:.0f} s and cached until the data change.")
+            f"{result.seconds:.0f} s (shipped with the committed models for the default data; recomputed once "
+            "after an upload).")
 
 
 @dataclass(frozen=True)
@@ -1009,6 +1015,40 @@ def breakdown(result, strategy: str, by: str, scenario: str, gpus: pd.DataFrame,
 
 # ----------------------------------------------------------------------------------------------------------------
 # Data page
+def error_spread(result, strategy: str, by: str, scenario: str, gpus: pd.DataFrame, llms: pd.DataFrame,
+                 model: str | None = None) -> pd.DataFrame:
+    """Absolute percentage error of every counted out-of-fold prediction (columns group, target_label, ape_pct),
+    per GPU (``by='gpu'``) or LLM, for one split and scenario: the spread behind :func:`breakdown`'s medians."""
+    model = model or next(k[0] for k in result.predictions if k[2] != "-")
+    key = "gpu_id" if by == "gpu" else "llm_id"
+    names = (gpus.set_index("gpu_id")["name"] if by == "gpu" else llms.set_index("llm_id")["name"])
+    parts = []
+    for target in ("power", "itl"):
+        pred = result.predictions.get((model, target, strategy))
+        if pred is None:
+            continue
+        p = pred[pred["counted"] & pred["y_pred"].notna() & (pred["scenario"] == scenario)]
+        parts.append(pd.DataFrame({"group": p[key].map(names).fillna(p[key]),
+                                   "target_label": "Power" if target == "power" else "ITL",
+                                   "ape_pct": (p["y_pred"] - p["y_true"]).abs() / p["y_true"].abs() * 100}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["group", "target_label",
+                                                                                    "ape_pct"])
+
+
+CV_METRIC_HELP = (
+    "**MdAPE**: the median, over runs, of |predicted − measured| / measured; half the runs are closer than this.",
+    "**Pearson r**: linear correlation of predicted and measured values over all runs (1 = perfect line).",
+    "**GPU τ / LLM τ**: Kendall's rank agreement when ordering the GPUs for each LLM (or the LLMs on each GPU) "
+    "by predicted vs measured value, averaged; 1 = same order, 0 = no better than chance.",
+    "**Picks the best GPU**: for each LLM and scenario, is the GPU with the lowest measured value (power or ITL) "
+    "also the one predicted lowest? The share of LLMs for which it is.",
+    "**80% interval coverage**: the share of runs of a held-out GPU whose measured value falls inside the 80% "
+    "interval calibrated without that GPU (80% is right); **interval width**: its median width, % of the "
+    "prediction.",
+    "**Runs**: the runs scored; repeats of one configuration never straddle training and test.",
+)
+
+
 def _search(frame: pd.DataFrame, columns: list[str], query: str) -> pd.DataFrame:
     if not query or not query.strip():
         return frame

@@ -277,7 +277,7 @@ PLUS_GROUPS: tuple[InputGroup, ...] = (
                                              "tensor_parallel", "server_submit_s"), "serving stack and GPU count"),
 )
 GROUP_NAMES: dict[str, str] = {g.key: g.name for g in PLUS_GROUPS}
-BACKGROUND_SIZE = 32  # training configurations per scenario behind the base value
+BACKGROUND_SIZE = 16  # training configurations per scenario behind the base value (2^k x 16 rows per explanation)
 GLOBAL_BACKGROUND_SIZE = 8  # a smaller background for global importance (many rows explained)
 _ITL_PARTS = {  # breakdown column -> label
     "weights_s": "Reading the weights", "compute_limit_s": "Compute limit beyond the weight reads",
@@ -444,7 +444,8 @@ def plus_shapley(models: dict, x: pd.DataFrame, background: pd.DataFrame,
         i = of_group.get(c)
         data[c] = tiled if i is None or c not in x.columns else np.where(np.repeat(inside[:, i], m),
                                                                          _column(x, c)[0], tiled)
-    mixed = pd.DataFrame(data)
+    # text columns stay object arrays (pandas would convert them to its string type and the models straight back)
+    mixed = pd.DataFrame({c: pd.Series(v, dtype=object) if v.dtype == object else v for c, v in data.items()})
     out = {"fixed": tuple(g.key for g in fixed)}
     for target, model in models.items():
         pred = np.asarray(model.predict(mixed), dtype=float)
@@ -682,7 +683,10 @@ def explain_plus_request(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataF
     models = plus_models(model_set)
     if not models:
         raise WattGPUError(f"the model set {getattr(model_set, 'label', model_set)!r} has no WattGPU+ models")
-    out, rows = model_rows(pd.DataFrame([{"llm": llm_id, "gpu": gpu_id, **request}]), gpus, llms, model_set)
+    # only this GPU's and LLM's catalog rows: joining the whole catalogs for one row costs more than explaining it
+    one_gpu, one_llm = gpus[gpus["gpu_id"] == gpu_id], llms[llms["llm_id"] == llm_id]
+    out, rows = model_rows(pd.DataFrame([{"llm": llm_id, "gpu": gpu_id, **request}]),
+                           one_gpu if len(one_gpu) else gpus, one_llm if len(one_llm) else llms, model_set)
     ref = {t: float(models[t].predict(rows)[0]) for t in models}
     if not all(np.isfinite(v) and v > 0 for v in ref.values()):
         raise WattGPUError(f"WattGPU+ cannot predict {llm_id} on {gpu_id}: {out['notes'].iloc[0] or 'specs missing'}")

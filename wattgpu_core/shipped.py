@@ -47,8 +47,10 @@ def shipped_key(store, models_dir: Path = MODELS_DIR, fingerprint: str | None = 
     """What a shipped evaluation is valid for: data, model files, protocol and code."""
     from .evaluation_cache import code_version
 
+    explain = (Path(__file__).resolve().parent / "explain.py").read_bytes()
     return {"protocol": PROTOCOL, "data_sha256": fingerprint or store.fingerprint(),
-            "model_sha256": model_hashes(models_dir), "code_sha256": code_version()}
+            "model_sha256": model_hashes(models_dir), "code_sha256": code_version(),
+            "explain_sha256": hashlib.sha256(explain).hexdigest()}
 
 
 def ship_seed(models_dir: Path = MODELS_DIR, progress: Progress | None = None, n_jobs: int | None = None) -> dict:
@@ -89,7 +91,6 @@ def ship(store, models_dir: Path = MODELS_DIR, progress: Progress | None = None,
     them with their manifest (atomically). Returns the manifest."""
     from .dashboard import evaluated_model_sets, fitted_models, load_model_set
     from .evaluation import run_evaluation
-    from .evaluation_cache import save_result
     from .explain import explanation_background, global_importance, plus_global_importance, plus_models
     from .models import training_frame
 
@@ -105,7 +106,7 @@ def ship(store, models_dir: Path = MODELS_DIR, progress: Progress | None = None,
         for i, (compat, mode) in enumerate(MODES.items()):
             result = run_evaluation(store, paper_compat=compat, model_sets=sets, n_jobs=n_jobs,
                                     progress=step(0.4 * i, 0.4 * (i + 1)))
-            save_result(result, tmp / mode)
+            _save_evaluation(result, tmp / mode)
             seconds[mode] = round(result.seconds, 1)
         start = time.perf_counter()
         paper = load_model_set("paper", models_dir)
@@ -136,6 +137,49 @@ def ship(store, models_dir: Path = MODELS_DIR, progress: Progress | None = None,
     return manifest
 
 
+_KEY = ("model", "target", "strategy")
+
+
+def _save_evaluation(result, folder: Path) -> None:
+    """Records as JSON, every out-of-fold prediction in one Parquet file (keyed by model, target, strategy)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = [f.assign(**dict(zip(_KEY, key, strict=True))) for key, f in result.predictions.items()]
+    table = pd.concat(frames, ignore_index=True)
+    for c in (*_KEY, "llm_id", "gpu_id", "scenario", "scenario_detail", "itl_definition"):
+        table[c] = table[c].astype("category")
+    table.to_parquet(folder / "predictions.parquet", index=False, compression="zstd")
+    meta = {"mode": result.mode, "paper_compat": result.paper_compat, "records": list(result.records),
+            "excluded_gpus": list(result.excluded_gpus),
+            "itl_definitions": {k: list(v) for k, v in dict(result.itl_definitions).items()},
+            "seconds": result.seconds, "keys": [list(k) for k in result.predictions],
+            "columns": list(next(iter(result.predictions.values())).columns) if result.predictions else []}
+    (folder / "records.json").write_text(json.dumps(meta, allow_nan=True, default=_json_default))
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _load_evaluation(folder: Path):
+    from .evaluation import EvaluationResult
+
+    try:
+        meta = json.loads((folder / "records.json").read_text())
+        table = pd.read_parquet(folder / "predictions.parquet")
+    except (OSError, ValueError):
+        return None
+    for c in table.columns:
+        if isinstance(table[c].dtype, pd.CategoricalDtype):
+            table[c] = table[c].astype(str)
+    groups = {k: g for k, g in table.groupby(list(_KEY), sort=False, observed=True)}
+    predictions = {tuple(k): groups[tuple(k)][meta["columns"]].reset_index(drop=True) for k in meta["keys"]}
+    return EvaluationResult(meta["mode"], bool(meta["paper_compat"]), tuple(meta["records"]), predictions,
+                            tuple(meta["excluded_gpus"]), {k: tuple(v) for k, v in meta["itl_definitions"].items()},
+                            float(meta["seconds"]))
+
+
 def _save_importance(parts: dict, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     meta = {}
@@ -155,14 +199,12 @@ def load_evaluation(store, paper_compat: bool, model_sets, models_dir: Path = MO
                     fingerprint: str | None = None):
     """The shipped :class:`EvaluationResult` of this mode, or None when none is shipped for this data, these
     model files and this code (or it covers other model sets)."""
-    from .evaluation_cache import load_result
-
     manifest = read_manifest(models_dir)
     if not manifest or list(manifest.get("model_sets", [])) != list(model_sets):
         return None
     if not is_current(store, models_dir, fingerprint):
         return None
-    return load_result(Path(models_dir) / FOLDER / MODES[bool(paper_compat)])
+    return _load_evaluation(Path(models_dir) / FOLDER / MODES[bool(paper_compat)])
 
 
 def ready_evaluation(store, paper_compat: bool, model_sets, models_dir: Path = MODELS_DIR):
