@@ -21,7 +21,14 @@ with right:
     workload = shared.pick_workload("cmp", state)
 
 options = db.filter_options(shared.gpus())
-with st.expander("Filter GPUs", icon=":material/filter_alt:"):
+ss = st.session_state  # the filters as set now (widgets below), else as the link carries them
+active = db.active_filters(state.replace(mem=float(ss.get("cmp_mem", state.mem)), gen=tuple(ss.get("cmp_gen", state.gen)),
+                                         form=tuple(ss.get("cmp_form", state.form)),
+                                         tdp=tuple(ss.get("cmp_tdp", state.tdp))), options)
+if active:  # a shared link may carry filters: say so where the eye lands, and open the filter section
+    st.markdown(f":orange-badge[:material/filter_alt: Filters active: {'; '.join(active)}]")
+with st.expander("Filter GPUs" + (f" ({len(active)} active)" if active else ""), icon=":material/filter_alt:",
+                 expanded=bool(active)):
     shared.seed("cmp_mem", min(state.mem, options.max_memory_gb))
     shared.seed("cmp_gen", [g for g in state.gen if g in options.generations])
     shared.seed("cmp_form", [f for f in state.form if f in options.form_factors])
@@ -68,8 +75,10 @@ st.download_button("Download the comparison (CSV)", db.download_csv(comparison),
                    mime="text/csv", icon=":material/download:")
 
 if len(comparison.cannot_hold):
-    with st.expander(f"{len(comparison.cannot_hold)} GPUs cannot hold this model"):
+    n = len(comparison.cannot_hold)
+    with st.expander(f"{db.count(n, 'GPU')} cannot hold this model"):
         st.dataframe(db.display_other(comparison.cannot_hold), hide_index=True, placeholder="–", width="stretch")
 if len(comparison.lacking_specs):
-    with st.expander(f"{len(comparison.lacking_specs)} NVIDIA GPUs lack specs the models need"):
+    n = len(comparison.lacking_specs)
+    with st.expander(f"{db.count(n, 'NVIDIA GPU')} {'lacks' if n == 1 else 'lack'} specs the models need"):
         st.dataframe(db.display_other(comparison.lacking_specs), hide_index=True, placeholder="–", width="stretch")

@@ -54,8 +54,8 @@ def test_home_quick_prediction_follows_the_llm(app):
     at.selectbox(key="home_llm").select("Qwen/Qwen2.5-0.5B-Instruct").run()
     assert_ok(at)
     after = {m.label: m.value for m in at.metric}
-    assert after["Mean GPU power"] != before["Mean GPU power"] or after["Inter-token latency"] != before[
-        "Inter-token latency"]
+    itl = next(label for label in after if label.startswith("ITL"))
+    assert after["Mean GPU power"] != before["Mean GPU power"] or after[itl] != before[itl]
     assert at.query_params["llm"] == "Qwen/Qwen2.5-0.5B-Instruct"
 
 
@@ -148,6 +148,15 @@ def test_data_upload_ingest_list_and_remove(app, store_path):
     assert listing and len(listing[0]) == 1
     at.button(key="data_remove").click().run()
     assert_ok(at)
+    assert shared_store_runs(at, store_path) == before + 2, "nothing is removed before the user confirms"
+    assert any("Remove upload-" in w.value and "Runs added: 2" in w.value for w in at.warning)
+    at.button(key="data_remove_no").click().run()
+    assert_ok(at)
+    assert not at.warning
+    assert shared_store_runs(at, store_path) == before + 2, "cancel keeps the upload"
+    at.button(key="data_remove").click().run()
+    at.button(key="data_remove_yes").click().run()
+    assert_ok(at)
     assert shared_store_runs(at, store_path) == before
     assert any("back to its state" in s.value for s in at.success)
     assert not any("retrained on the current data" in c.value for c in at.sidebar.caption), \
@@ -231,3 +240,32 @@ def test_side_by_side_says_where_the_models_disagree_and_why(app):
     assert "outside the GPUs both models learned from" in note, "the reason the data give"
     assert "does not read the workload" in note
     assert "the evaluation favours" in note or "neither model is better" in note
+
+
+def test_custom_gpu_starts_from_a_catalog_gpu(app):
+    at = app()
+    at.sidebar.selectbox(key="custom_gpu_base").select("h100-nvl-94gb").run()
+    assert_ok(at)
+    assert at.sidebar.text_input(key="custom_gpu_name").value == "NVIDIA H100 NVL 94GB (custom)"
+    assert at.sidebar.number_input(key="custom_gpu_memory_size_gb").value == 94.0
+    year = at.sidebar.number_input(key="custom_gpu_release_year").value
+    assert isinstance(year, int), "years are whole numbers"
+    at.sidebar.number_input(key="custom_gpu_tdp_w").set_value(350.0)
+    at.sidebar.button[0].click().run()  # the form's submit button
+    assert_ok(at)
+    assert any("Added NVIDIA H100 NVL 94GB (custom)" in s.value for s in at.sidebar.success)
+
+
+def test_compare_shows_a_filters_active_chip_from_a_shared_link(app):  # app: WATTGPU_DB is a seed copy
+    at = open_link("compare", mem="80", gen="Hopper")
+    chips = [m.value for m in at.markdown if "Filters active" in m.value]
+    assert chips and "memory ≥ 80 GB" in chips[0] and "Hopper" in chips[0]
+    assert any("active" in e.label for e in at.expander)
+
+
+def test_explain_model_choice_stays_on_the_page(app):
+    at = app("explain")
+    at.segmented_control(key="exp_model").set_value("paper").run()
+    assert_ok(at)
+    assert at.session_state["model_set"] == "default", "the sidebar's model is not changed by Explain"
+    assert any("on this page only" in c.value for c in at.caption)

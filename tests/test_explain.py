@@ -220,7 +220,7 @@ def test_plus_figures_have_units_and_add_up(plus_setup):
     assert "ms, log scale" in itl.layout.xaxis.title.text
     assert all(text.startswith("×") for t in itl.data for text in t.text)
     bars = figures.itl_breakdown_figure(out.physics)
-    assert bars.layout.xaxis.title.text == "Time per output token (ms)"
+    assert bars.layout.xaxis.title.text == "ITL (ms)"
     physics_ms = out.physics.itl["physics_itl_s"] * 1000
     assert sum(bars.data[0].x) == pytest.approx(physics_ms)  # the physical parts; corrections are in the title
     assert f"= {out.targets['itl'].prediction:.3f} ms predicted" in bars.layout.title.text

@@ -99,14 +99,19 @@ ITL_HELP = ("Offline, ITL is the batch's time per generated token (1 / throughpu
             "it; in server mode it is the time between two tokens of one request.")
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 GPU', '2 GPUs' (``plural`` for irregular nouns)."""
+    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def latency_title(scenario: str) -> str:
     """What the latency figure means for a workload: offline it is the batch's time per output token."""
-    return "Time per output token (batch)" if scenario == "offline" else "Inter-token latency"
+    return "ITL (batch: 1 / throughput)" if scenario == "offline" else "ITL (≈ E2E latency / output tokens)"
 
 
 def latency_axis_title(scenario: str) -> str:
-    return ("Time per output token = 1 / throughput (ms)" if scenario == "offline"
-            else "Inter-token latency, ITL (ms)")
+    return ("ITL (ms), batch: 1 / throughput" if scenario == "offline"
+            else "ITL (ms), ≈ E2E latency / output tokens")
 
 
 def fmt_power(w: float) -> str:
@@ -327,6 +332,22 @@ def filter_options(gpus: pd.DataFrame) -> FilterOptions:
         max_memory_gb=float(usable["memory_size_gb"].max()),
         tdp_range=(float(usable["tdp_w"].min()), float(usable["tdp_w"].max())),
     )
+
+
+def active_filters(state: PageState, options: FilterOptions) -> list[str]:
+    """The GPU filters of ``state`` that narrow the list, in words ('memory ≥ 40 GB', 'Hopper or Blackwell')."""
+    out = []
+    if state.mem > 0:
+        out.append(f"memory ≥ {state.mem:g} GB")
+    gen = [g for g in state.gen if g in options.generations]
+    if gen:
+        out.append(" or ".join(gen))
+    form = [f for f in state.form if f in options.form_factors]
+    if form:
+        out.append(" or ".join(form))
+    if state.tdp != (0.0, 0.0) and tuple(state.tdp) != tuple(options.tdp_range):
+        out.append(f"TDP {state.tdp[0]:,.0f}–{state.tdp[1]:,.0f} W")
+    return out
 
 
 def apply_filters(gpus: pd.DataFrame, state: PageState) -> pd.DataFrame:
@@ -551,8 +572,9 @@ def csv_name(comparison: Comparison) -> str:
 def pareto_caption(comparison: Comparison) -> str:
     """One sentence under the Pareto plot: what the frontier and the measured points are."""
     front = comparison.ranked[comparison.ranked["on_frontier"]]
-    text = (f"{len(comparison.ranked)} GPUs predicted for {comparison.workload.describe()}. The red line joins the "
-            f"{len(front)} GPUs no other GPU beats on both energy per token and ITL (the Pareto frontier).")
+    text = (f"{count(len(comparison.ranked), 'GPU')} predicted for {comparison.workload.describe()}. The red line "
+            f"joins the {count(len(front), 'GPU')} no other GPU beats on both energy per token and ITL (the Pareto "
+            "frontier).")
     m = comparison.measured
     if len(m):
         from .figures import SOURCE_NAMES
@@ -665,7 +687,7 @@ def stack_caption(serving_stack: str, model_label: str) -> str:
             "as measured in Watt Counts.")
 
 
-TARGET_TITLES = {"power": "Mean GPU power", "itl": "Inter-token latency (ITL)"}
+TARGET_TITLES = {"power": "Mean GPU power", "itl": "ITL (inter-token latency)"}
 STRATEGY_LABELS = {"CV": "CV (unseen LLM-GPU pairs)", "LOGO": "LOGO (unseen GPU)", "LOLO": "LOLO (unseen LLM)",
                    "-": "no training (baseline)"}
 SCENARIO_LABELS = {"offline": "Offline", "server": "Server"}

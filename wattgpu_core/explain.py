@@ -129,7 +129,7 @@ class _ShownValue:
 
     @property
     def axis_title(self) -> str:
-        return "Mean GPU power (W)" if self.target == "power" else "Inter-token latency, ITL (ms, log scale)"
+        return "Mean GPU power (W)" if self.target == "power" else "ITL (ms, log scale)"
 
     @property
     def value_format(self) -> str:

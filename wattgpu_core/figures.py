@@ -46,7 +46,7 @@ def _error(frame: pd.DataFrame, column: str, scale: float = 1.0, faint: bool = F
 
 
 def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None, title: str = "",
-                  x_title: str = "Inter-token latency, ITL (ms)") -> go.Figure:
+                  x_title: str = "ITL (ms)") -> go.Figure:
     """Energy per token against ITL for each GPU; the Pareto frontier drawn; measured points distinct.
 
     ``predicted`` needs ``gpu_name``, ``itl_s``, ``energy_per_token_j``, ``power_w``, ``throughput_tok_s`` and a
@@ -91,7 +91,7 @@ def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None,
     both = pd.concat([pred[["itl_ms", "energy_per_token_j"]],
                       measured.assign(itl_ms=measured["itl_s"] * 1000)[["itl_ms", "energy_per_token_j"]]
                       if measured is not None and len(measured) else None])
-    what = "time per output token" if x_title.lower().startswith("time per output token") else "inter-token latency"
+    what = "ITL"
     fig.update_layout(**_LAYOUT, title=title or f"Energy per token against {what} (lower left is better)",
                       height=540)
     log_x = _axis(fig.update_xaxes, x_title, both["itl_ms"])
@@ -413,14 +413,14 @@ def itl_breakdown_figure(physics) -> go.Figure:
         marker_color=[_ITL_PART_COLORS.get(p, PREDICTED_COLOR) for p in parts["part"]], name="ms per output token",
         hovertemplate="%{y}: %{x:.3g} ms per output token<extra></extra>"))
     factor = float(physics.itl["correction_factor"])
-    title = f"Time per output token: {physics_ms:.{d}f} ms"
+    title = f"ITL: {physics_ms:.{d}f} ms per output token"
     if abs(factor - 1) >= 0.005:
-        title = (f"Time per output token: {physics_ms:.{d}f} ms<br><sup>× {factor:.2f} from corrections fitted to "
+        title = (f"ITL: {physics_ms:.{d}f} ms per output token<br><sup>× {factor:.2f} from corrections fitted to "
                  f"measured runs = {predicted_ms:.{d}f} ms predicted</sup>")
     fig.update_layout(**_LAYOUT)
     fig.update_layout(title=title, showlegend=False, height=150 + 34 * len(parts),
                       margin=dict(l=10, r=30, t=70, b=60))
-    fig.update_xaxes(title="Time per output token (ms)", range=[0, float(parts["ms"].max()) * 1.6 or 1.0],
+    fig.update_xaxes(title="ITL (ms)", range=[0, float(parts["ms"].max()) * 1.6 or 1.0],
                      tickformat=f".{max(d - 1, 0)}f", nticks=5)
     fig.update_yaxes(automargin=True)
     return fig

@@ -34,6 +34,7 @@ MANIFEST = "evaluation.json"
 FOLDER = "evaluation"
 MODES = {False: "all-gpus", True: "paper-compat"}
 Progress = Callable[[float, str], None]
+_VIEW_MODULES = ("explain", "external")  # beyond the evaluation's own modules: global importance, external check
 
 
 def model_hashes(models_dir: Path = MODELS_DIR) -> dict[str, str]:
@@ -47,10 +48,11 @@ def shipped_key(store, models_dir: Path = MODELS_DIR, fingerprint: str | None = 
     """What a shipped evaluation is valid for: data, model files, protocol and code."""
     from .evaluation_cache import code_version
 
-    explain = (Path(__file__).resolve().parent / "explain.py").read_bytes()
+    here = Path(__file__).resolve().parent
+    views = hashlib.sha256(b"".join((here / f"{m}.py").read_bytes() for m in _VIEW_MODULES)).hexdigest()
     return {"protocol": PROTOCOL, "data_sha256": fingerprint or store.fingerprint(),
             "model_sha256": model_hashes(models_dir), "code_sha256": code_version(),
-            "explain_sha256": hashlib.sha256(explain).hexdigest()}
+            "views_sha256": views}
 
 
 def ship_seed(models_dir: Path = MODELS_DIR, progress: Progress | None = None, n_jobs: int | None = None) -> dict:
@@ -116,9 +118,15 @@ def ship(store, models_dir: Path = MODELS_DIR, progress: Progress | None = None,
         if plus_models(default):
             background = explanation_background(store, default)
             for j, pool in enumerate(("offline", "server")):
-                part = plus_global_importance(default, background, pool, progress=step(0.8 + 0.1 * j, 0.9 + 0.1 * j))
+                part = plus_global_importance(default, background, pool, progress=step(0.8 + 0.05 * j, 0.85 + 0.05 * j))
                 _save_importance(part, tmp / "importance" / f"plus-{pool}")
         seconds["importance"] = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
+        from .dashboard import external_validation
+
+        (tmp / "external.json").write_text(json.dumps(external_validation(store), allow_nan=True,
+                                                      default=_json_default))
+        seconds["external"] = round(time.perf_counter() - start, 1)
         manifest = {"key": key, "model_sets": list(sets), "seconds": seconds,
                     "files": {str(p.relative_to(tmp)): hashlib.sha256(p.read_bytes()).hexdigest()
                               for p in sorted(tmp.rglob("*")) if p.is_file()},
@@ -231,6 +239,14 @@ def load_importance(store, which: str, models_dir: Path = MODELS_DIR, fingerprin
         frames = {n: pd.read_parquet(folder / f"{target}-{n}.parquet") for n in ("importance", "shap", "values")}
         out[target] = types[m["type"]](**m["fields"], **frames)
     return out
+
+
+def load_external(store, models_dir: Path = MODELS_DIR, fingerprint: str | None = None) -> dict | None:
+    """The shipped external validation (``dashboard.external_validation``'s records), or None when not current."""
+    path = Path(models_dir) / FOLDER / "external.json"
+    if not path.is_file() or not is_current(store, models_dir, fingerprint):
+        return None
+    return json.loads(path.read_text())
 
 
 def estimate_seconds(models_dir: Path = MODELS_DIR, paper_compat: bool = False) -> float | None:
