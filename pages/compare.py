@@ -65,6 +65,15 @@ st.caption(db.stack_caption(str(best.get("serving_stack") or ""), models.label))
 st.plotly_chart(figures.pareto_figure(comparison.ranked, comparison.measured,
                                      x_title=db.latency_axis_title(workload.scenario)), width="stretch")
 st.caption(db.pareto_caption(comparison))
+if shared.model_name() != "paper":  # does the paper's XGB pick the same GPU? If not, say why and whom to believe
+    other = shared.compare(llm_id, workload, state, model="paper")
+    if len(other.ranked) and other.best["gpu_id"] != best["gpu_id"]:
+        note = shared.disagreement(llm_id, workload, (best["gpu_id"], other.best["gpu_id"]))
+        if note is not None and note.disagree:
+            st.warning(note.text, icon=":material/call_split:")
+            st.page_link("pages/side_by_side.py", label="See the two side by side", icon=":material/compare:",
+                         query_params={**st.query_params.to_dict(),
+                                       "pick": f"{best['gpu_id']}|{other.best['gpu_id']}"})
 
 for note in comparison.notes:
     st.caption(f"Note: {note}.")

@@ -269,3 +269,11 @@ def test_explain_model_choice_stays_on_the_page(app):
     assert_ok(at)
     assert at.session_state["model_set"] == "default", "the sidebar's model is not changed by Explain"
     assert any("on this page only" in c.value for c in at.caption)
+
+
+def test_compare_says_when_the_paper_model_picks_another_gpu(app):  # app: WATTGPU_DB is a seed copy
+    at = open_link("compare", llm="meta-llama/Meta-Llama-3.1-70B-Instruct", scenario="server", qps="2", inp="512",
+                   out="256")
+    notes = [w.value for w in at.warning if "rank these differently" in w.value]
+    assert notes, [w.value for w in at.warning]
+    assert "the evaluation favours" in notes[0] or "neither model is better" in notes[0]
