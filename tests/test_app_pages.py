@@ -121,7 +121,9 @@ def test_cross_validation_tables_and_breakdown(app, warm_evaluation):
     assert "Paper-compatible" in " ".join(c.value for c in at.caption)
     at.segmented_control(key="cv_by").set_value("llm").run()
     assert_ok(at)
-    assert len(plotly_charts(at)) == 5, "2 parity plots, the error breakdown and 2 external ratio plots"
+    assert len(plotly_charts(at)) == 6, "2 parity plots, the error medians and spread, 2 external ratio plots"
+    assert any("Picks the best GPU" in m.value and "lowest measured" in m.value for m in at.markdown), \
+        "every metric explained in one line"
 
 
 def test_data_upload_ingest_list_and_remove(app, store_path):
@@ -161,6 +163,25 @@ def test_data_upload_ingest_list_and_remove(app, store_path):
     assert any("back to its state" in s.value for s in at.success)
     assert not any("retrained on the current data" in c.value for c in at.sidebar.caption), \
         "removing the upload returns to the committed models"
+
+
+def test_removing_an_upload_asks_first(app, store_path):
+    at = app("data")
+    at.file_uploader(key="data_upload").upload("mine.csv", canonical_template().encode(), "text/csv")
+    at.run()
+    at.button(key="data_confirm").click().run()
+    before = shared_store_runs(at, store_path)
+    at.button(key="data_remove").click().run()
+    assert_ok(at)
+    assert shared_store_runs(at, store_path) == before, "nothing is removed before the user confirms"
+    assert any("Runs added: 2" in w.value for w in at.warning)
+    at.button(key="data_remove_no").click().run()
+    assert not at.warning and shared_store_runs(at, store_path) == before, "cancel keeps the upload"
+    at.button(key="data_remove").click().run()
+    at.button(key="data_remove_yes").click().run()
+    assert_ok(at)
+    assert shared_store_runs(at, store_path) == before - 2
+    assert any("back to its state" in s.value for s in at.success)
 
 
 def shared_store_runs(at: AppTest, store_path: Path) -> int:
@@ -257,7 +278,7 @@ def test_custom_gpu_starts_from_a_catalog_gpu(app):
 
 
 def test_compare_shows_a_filters_active_chip_from_a_shared_link(app):  # app: WATTGPU_DB is a seed copy
-    at = open_link("compare", mem="80", gen="Hopper")
+    at = open_link("compare", mem="80", gen="Server Hopper(Hxx)")
     chips = [m.value for m in at.markdown if "Filters active" in m.value]
     assert chips and "memory ≥ 80 GB" in chips[0] and "Hopper" in chips[0]
     assert any("active" in e.label for e in at.expander)

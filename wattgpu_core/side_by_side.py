@@ -189,8 +189,10 @@ def ranking_statement(pair: Mapping) -> str:
     verdict = ("the ranking holds across the uncertainty" if share >= 0.9 else
                "likely, but not decisive" if share >= 0.7 else "too close to call")
     count = f"{round(share * n):,} of {n:,}"
+    if round(share * n) == n:
+        return f"**{a}** {comparative} **{b}** in every one of the {n:,} draws: {verdict}."
     if tenths >= 10:
-        return f"**{a}** {comparative} **{b}** in every draw but {n - round(share * n)} ({count}): {verdict}."
+        return f"**{a}** {comparative} **{b}** in all but {n - round(share * n)} of {n:,} draws: {verdict}."
     return f"**{a}** {comparative} **{b}** in {tenths} of 10 draws ({count}): {verdict}."
 
 
