@@ -106,7 +106,7 @@ def count(n: int, noun: str, plural: str | None = None) -> str:
 
 def latency_title(scenario: str) -> str:
     """What the latency figure means for a workload: offline it is the batch's time per output token."""
-    return "ITL (batch: 1 / throughput)" if scenario == "offline" else "ITL (≈ E2E latency / output tokens)"
+    return "ITL (batch, 1/throughput)" if scenario == "offline" else "ITL (≈ E2E / tokens)"
 
 
 def latency_axis_title(scenario: str) -> str:

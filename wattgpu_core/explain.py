@@ -545,7 +545,8 @@ class GroupExplanation(_ShownValue):
         if rest:
             small = all(abs(self.shap[g]) < self.small_effect for g in rest)
             what = "with little effect" if small else "other inputs"
-            label = (f"{GROUP_NAMES.get(rest[0], rest[0])} = {self.values.get(rest[0], '')}" if len(rest) == 1
+            one = f"{GROUP_NAMES.get(rest[0], rest[0])} = {self.values.get(rest[0], '')}"
+            label = ((one + (", with little effect" if small else "")) if len(rest) == 1
                      else f"{len(rest)} inputs {what}" if small else f"{len(rest)} other inputs")
             rows.append({"feature": rest[0] if len(rest) == 1 else "", "label": label,
                          "shap": float(self.shap[rest].sum())})

@@ -94,8 +94,13 @@ def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None,
     what = "ITL"
     fig.update_layout(**_LAYOUT, title=title or f"Energy per token against {what} (lower left is better)",
                       height=540)
-    log_x = _axis(fig.update_xaxes, x_title, both["itl_ms"])
-    log_y = _axis(fig.update_yaxes, "Energy per token (J)", both["energy_per_token_j"])
+    extent_x = _with_bounds(both["itl_ms"], pred, "itl_s", 1000.0)
+    extent_y = _with_bounds(both["energy_per_token_j"], pred, "energy_per_token_j", 1.0)
+    log_x = _axis(fig.update_xaxes, x_title, extent_x)
+    log_y = _axis(fig.update_yaxes, "Energy per token (J)", extent_y)
+    x_range, y_range = _fitted_range(extent_x, log_x), _fitted_range(extent_y, log_y)
+    fig.update_xaxes(range=x_range)
+    fig.update_yaxes(range=y_range)
     # Labels: the frontier GPUs (red) and every measured point (GPU, source), placed where they overlap neither each
     # other nor a point; crowded frontiers are common (several Hopper and Blackwell parts within a few percent).
     labels = [(x, y, short_gpu_name(n), "#b22222") for x, y, n in
@@ -104,7 +109,8 @@ def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None,
         labels += [(x, y, f"{short_gpu_name(n)} ({SOURCE_NAMES.get(src, src)})", "#1b7a1b") for x, y, n, src in
                    zip(m["itl_ms"], m["energy_per_token_j"], m["gpu_name"], source_col, strict=True)]
     points = list(zip(both["itl_ms"], both["energy_per_token_j"], strict=True))
-    for (x, y, text, color), (ax, ay) in zip(labels, place_labels(labels, points, log_x, log_y), strict=True):
+    for (x, y, text, color), (ax, ay) in zip(labels, place_labels(labels, points, log_x, log_y, x_range, y_range),
+                                             strict=True):
         fig.add_annotation(x=math.log10(x) if log_x else x, y=math.log10(y) if log_y else y, text=text,
                            showarrow=True, arrowhead=0, arrowwidth=1, arrowcolor=color, ax=ax, ay=ay,
                            font=dict(size=11, color=color), bgcolor="rgba(255,255,255,0.85)")
@@ -117,14 +123,36 @@ MEASURED_COLORS = ("#2ca02c", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 MEASURED_SYMBOLS = ("diamond-open", "square-open", "triangle-up-open", "star-open", "x-open")
 
 
-def _fractions(values, log: bool) -> np.ndarray:
+def _with_bounds(values: pd.Series, frame: pd.DataFrame, column: str, scale: float) -> pd.Series:
+    """``values`` plus the interval bounds of ``column`` in ``frame`` (the axis must show the whiskers too)."""
+    parts = [pd.to_numeric(values, errors="coerce")]
+    for suffix in ("_lo", "_hi"):
+        if column + suffix in frame:
+            parts.append(pd.to_numeric(frame[column + suffix], errors="coerce") * scale)
+    out = pd.concat(parts, ignore_index=True)
+    return out[np.isfinite(out) & (out > 0)]
+
+
+def _fitted_range(values: pd.Series, log: bool, pad: float = 0.06) -> list[float] | None:
+    """An axis range around ``values`` with a margin (log10 units on a log axis), not stretched to zero."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not len(v):
+        return None
+    v = np.log10(v) if log else v
+    lo, hi = float(v.min()), float(v.max())
+    span = hi - lo or (abs(hi) * 0.1 if not log else 0.1) or 1.0
+    return [lo - pad * span, hi + pad * span]
+
+
+def _fractions(values, log: bool, axis_range=None) -> np.ndarray:
     v = np.asarray(values, dtype=float)
     v = np.log10(np.clip(v, 1e-12, None)) if log else v
-    lo, hi = np.nanmin(v), np.nanmax(v)
+    lo, hi = axis_range if axis_range else (np.nanmin(v), np.nanmax(v))
     return (v - lo) / (hi - lo) if hi > lo else np.full(len(v), 0.5)
 
 
-def place_labels(labels, points, log_x: bool, log_y: bool, width_px: float = 820.0,
+def place_labels(labels, points, log_x: bool, log_y: bool, x_range=None, y_range=None, width_px: float = 820.0,
                  height_px: float = 380.0) -> list[tuple[float, float]]:
     """Pixel offsets (ax, ay) of a label for each of ``labels`` ((x, y, text, colour) in data units) such that the
     label boxes overlap neither each other nor the ``points`` (as far as candidate positions allow): a greedy
@@ -133,7 +161,7 @@ def place_labels(labels, points, log_x: bool, log_y: bool, width_px: float = 820
         return []
     xs = [p[0] for p in points] + [lab[0] for lab in labels]
     ys = [p[1] for p in points] + [lab[1] for lab in labels]
-    fx, fy = _fractions(xs, log_x) * width_px, (1 - _fractions(ys, log_y)) * height_px
+    fx, fy = _fractions(xs, log_x, x_range) * width_px, (1 - _fractions(ys, log_y, y_range)) * height_px
     n = len(points)
     taken = [(px - 6, py - 6, px + 6, py + 6) for px, py in zip(fx[:n], fy[:n], strict=True)]
     candidates = sorted(((dx, dy) for dx in range(-220, 221, 20) for dy in range(-144, 145, 18)
