@@ -252,15 +252,25 @@ def test_explain_page_switches_model_set_and_llm(store_path, monkeypatch):
     assert at.segmented_control(key="exp_model").value == "default"  # WattGPU+ by default
     texts = " ".join(m.value for m in at.markdown)
     assert "Predicted power is" in texts and "Serving-idle power" in texts  # SHAP reading and physics
-    assert len(at.get("plotly_chart")) == 4, "two waterfalls and two physics charts"
-    assert at.button(key="exp_global"), "WattGPU+ global importance is computed on request"
+    from wattgpu_core import shipped
+    from wattgpu_core.store import Store
+
+    with Store.open(store_path, read_only=True) as s:
+        ready = shipped.is_current(s)
+    if ready:  # the global importance ships with the models: shown at once
+        assert len(at.get("plotly_chart")) == 5, "two waterfalls, two physics charts and the global importance"
+    else:
+        assert len(at.get("plotly_chart")) == 4, "two waterfalls and two physics charts"
+        assert at.button(key="exp_global"), "WattGPU+ global importance is computed on request"
     at.selectbox(key="exp_llm").select("Qwen/Qwen2.5-0.5B-Instruct").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.query_params["llm"] == "Qwen/Qwen2.5-0.5B-Instruct"
     assert any("(0.49B parameters)" in m.value for m in at.markdown), [m.value for m in at.markdown]
     at.segmented_control(key="exp_model").set_value("paper").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.query_params["model"] == "paper" and at.sidebar.radio(key="model_set").value == "paper"
+    # the choice is the page's own: the sidebar (and so Home and Compare) keeps predicting with WattGPU+
+    assert at.sidebar.radio(key="model_set").value == "default" and "model" not in at.query_params
+    assert any("on this page only" in c.value for c in at.caption)
     texts = " ".join(m.value for m in at.markdown)
     assert "Predicted power is" in texts and "Serving-idle power" not in texts
     assert len(at.get("plotly_chart")) == 3, "two waterfalls and the XGB global importance"

@@ -284,7 +284,9 @@ def waterfall_figure(
     else:
         span = float(shown.max() - shown.min()) or abs(float(shown.max())) or 1.0
         fig.update_xaxes(title=axis_title, range=[float(shown.min()) - 0.08 * span, float(shown.max()) + 0.15 * span])
-    fig.update_yaxes(categoryorder="array", categoryarray=labels, automargin=True)
+    # long labels shortened on the axis (two waterfalls side by side on a 1024 px screen); hover shows them whole
+    fig.update_yaxes(categoryorder="array", categoryarray=labels, automargin=True, tickvals=labels,
+                     ticktext=[text if len(text) <= 30 else text[:29] + "…" for text in labels])
     return fig
 
 
