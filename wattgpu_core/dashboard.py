@@ -897,7 +897,8 @@ def evaluation_estimate(store, paper_compat: bool) -> str:
     seconds = estimate_seconds(paper_compat=paper_compat)
     if not seconds:
         return "this takes a few minutes the first time the data change"
-    return f"about {max(10, round(seconds / 10) * 10):.0f} s on this machine when idle, computed once per data version"
+    return (f"the committed evaluation took {max(10, round(seconds / 10) * 10):.0f} s where it was computed; done "
+            "once per data version")
 
 
 def evaluated_model_sets() -> tuple[str, ...]:
