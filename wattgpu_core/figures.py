@@ -569,7 +569,7 @@ def error_spread_figure(spread: pd.DataFrame, order: list[str], group_label: str
     horizontal box plots, one per target, groups in ``order``; the x axis is logarithmic where errors span
     decades (said on the axis)."""
     fig = go.Figure()
-    colors = {"Power": "#1f77b4", "ITL": "#ff7f0e"}
+    colors = {"Power": "#636efa", "ITL": "#ef553b"}  # as the median bars beside it (the template colours)
     for target, part in spread.groupby("target_label", sort=False):
         fig.add_trace(go.Box(
             y=part["group"], x=part["ape_pct"].clip(lower=0.01), orientation="h", name=target, boxpoints="outliers",
