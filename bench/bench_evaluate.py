@@ -8,6 +8,11 @@ re-fitted per fold, folds in order, and the metrics computed the plain way (pand
 prints each wall time, the ratio, and how far the two sets of out-of-fold predictions and metrics differ.
 
     python bench/bench_evaluate.py [--db PATH] [--modes all-gpus paper-compat] [--repeats 3]
+
+``--cli`` times what a user runs instead: ``python -m wattgpu_core evaluate --paper-compat --model-set paper`` in a
+fresh interpreter (imports, loading the data, the evaluation, the printed tables) against the reference protocol in a
+fresh interpreter (``--reference-only``: imports, loading, the reference evaluation), alternately, and prints the
+ratio of the medians.
 """
 
 from __future__ import annotations
@@ -66,12 +71,57 @@ def _agreement(fast, ref) -> dict:
     return out
 
 
+def _reference_only(db: Path | None, compat: bool) -> int:
+    """The reference implementation alone (for ``--cli``: timed from outside, imports included)."""
+    with Store.open(db, read_only=db is not None) as store:
+        run_evaluation(store, paper_compat=compat, model_sets=[ReferencePaperModelSet()], n_jobs=1,
+                       metrics_fn=reference_metrics)
+    return 0
+
+
+def _cli(db: Path, repeats: int) -> int:
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    ours = [sys.executable, "-m", "wattgpu_core", "evaluate", "--paper-compat", "--model-set", "paper", "--quiet",
+            "--db", str(db)]
+    ref = [sys.executable, str(Path(__file__).resolve()), "--reference-only", "--modes", "paper-compat",
+           "--db", str(db)]
+    times = {"ours": [], "reference": []}
+    for r in range(repeats + 1):  # round 0 warms the file cache and is not counted
+        for who, cmd in ((("ours", ours), ("reference", ref)) if r % 2 == 0 else (("reference", ref), ("ours", ours))):
+            start = time.perf_counter()
+            subprocess.run(cmd, cwd=root, check=True, stdout=subprocess.DEVNULL)
+            if r:
+                times[who].append(time.perf_counter() - start)
+        if r:
+            print(f"  round {r}: evaluate --paper-compat --model-set paper {times['ours'][-1]:6.2f} s   reference "
+                  f"{times['reference'][-1]:6.2f} s   ratio {times['ours'][-1] / times['reference'][-1]:.3f}   "
+                  f"(load average {os.getloadavg()[0]:.2f})")
+    o, f = statistics.median(times["ours"]), statistics.median(times["reference"])
+    print(f"\nwhole command, fresh interpreter each, median of {repeats}: ours {o:.2f} s, reference {f:.2f} s, "
+          f"ratio {o / f:.3f} (goal <= 0.3)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=None)
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds (median reported)")
+    parser.add_argument("--cli", action="store_true", help="time the evaluate command against the reference, "
+                                                          "both as fresh processes")
+    parser.add_argument("--reference-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.reference_only:
+        return _reference_only(args.db, MODES[args.modes[0]])
+    if args.cli:
+        if args.db is None:
+            import tempfile
+
+            args.db = Path(tempfile.mkdtemp(prefix="wattgpu-bench-")) / "seed.duckdb"
+            Store.build(args.db).close()
+        return _cli(args.db, args.repeats)
 
     print(f"CPUs: {os.cpu_count()}  (ours: folds in {os.cpu_count()} threads, 1 XGBoost thread each; "
           f"reference: folds in order, XGBoost default threads)")

@@ -179,14 +179,54 @@ def sidebar() -> None:
             _custom_llm_form()
 
 
+_INTEGER_SPECS = ("release_year", "base_clock_mhz", "boost_clock_mhz", "transistor_count_m")
+
+
+def _start_from_catalog() -> None:
+    """Copy the chosen catalog GPU's values into the custom GPU form; values the catalog lacks stay empty."""
+    gpu_id = st.session_state.get("custom_gpu_base")
+    if not gpu_id:
+        return
+    row = gpus().set_index("gpu_id").loc[gpu_id]
+    st.session_state["custom_gpu_name"] = f"{row['name']} (custom)"
+    for f in GPU_SPEC_FIELDS:
+        value = row.get(f.name)
+        known = value is not None and value == value  # NaN is unknown
+        if f.name in _INTEGER_SPECS:
+            st.session_state[f"custom_gpu_{f.name}"] = int(round(float(value))) if known else None
+        else:
+            st.session_state[f"custom_gpu_{f.name}"] = float(value) if known else None
+    if isinstance(row.get("memory_type"), str) and row["memory_type"] in MEMORY_TYPES:
+        st.session_state["custom_gpu_memory_type"] = row["memory_type"]
+
+
 def _custom_gpu_form() -> None:
+    choices = db.gpu_choices(gpus())
+    st.selectbox("Start from a catalog GPU (optional)", [""] + list(choices),
+                 format_func=lambda g: choices.get(g, "— empty form —"), key="custom_gpu_base",
+                 on_change=_start_from_catalog,
+                 help="Fills the form with that GPU's catalog values; fill in what the catalog lacks (shown empty) "
+                      "and change what differs.")
+    base = st.session_state.get("custom_gpu_base")
+    if base:
+        row = gpus().set_index("gpu_id").loc[base]
+        lacking = [f.label for f in GPU_SPEC_FIELDS if not (row.get(f.name) == row.get(f.name))]
+        if lacking:
+            st.caption("The catalog lacks " + ", ".join(lacking) + " for this GPU: fill in what you know.")
     with st.form("custom_gpu_form", border=False):
-        specs = {"name": st.text_input("Name", placeholder="e.g. NVIDIA B200 air-cooled")}
+        seed("custom_gpu_name", "")
+        specs = {"name": st.text_input("Name", placeholder="e.g. NVIDIA B200 air-cooled", key="custom_gpu_name")}
         for f in GPU_SPEC_FIELDS:
-            specs[f.name] = st.number_input(f.label + ("" if f.required else " (optional)"), value=f.default,
-                                            min_value=float(f.low), max_value=float(f.high), help=f.help or None,
-                                            key=f"custom_gpu_{f.name}")
-        specs["memory_type"] = st.selectbox("Memory type", MEMORY_TYPES)
+            key = f"custom_gpu_{f.name}"
+            whole = f.name in _INTEGER_SPECS
+            default = (int(f.default) if whole else float(f.default)) if f.default is not None else None
+            seed(key, default)
+            low, high = (int(f.low), int(f.high)) if whole else (float(f.low), float(f.high))
+            specs[f.name] = st.number_input(f.label + ("" if f.required else " (optional)"), min_value=low,
+                                            max_value=high, step=1 if whole else None, format="%d" if whole else None,
+                                            help=f.help or None, key=key)
+        seed("custom_gpu_memory_type", MEMORY_TYPES[0])
+        specs["memory_type"] = st.selectbox("Memory type", MEMORY_TYPES, key="custom_gpu_memory_type")
         specs["form_factor"] = st.selectbox("Form factor", FORM_FACTORS, index=1)
         submitted = st.form_submit_button("Add GPU", type="primary")
     if submitted:
@@ -259,7 +299,8 @@ def explain(llm_id: str, gpu_id: str, workload: db.Workload, model_name: str = "
 
 @st.cache_resource(show_spinner="Computing SHAP values over the training runs...", max_entries=4)
 def _global_importance(path: str, data_version: str, model_name: str):
-    return db.global_importance(_open_store(path), _model_set(model_name))
+    store = _open_store(path)
+    return db.shipped_importance(store, "paper") or db.global_importance(store, _model_set(model_name))
 
 
 def global_importance(model_name: str = "paper"):
@@ -268,16 +309,17 @@ def global_importance(model_name: str = "paper"):
 
 
 def model_switch(key: str) -> str:
-    """An in-page switch for the model set, kept in step with the sidebar's choice (switching one switches both)."""
-    st.session_state[key] = model_name()
-
-    def follow():
-        if st.session_state.get(key):
-            st.session_state["model_set"] = st.session_state[key]
-
-    st.segmented_control("Model to explain", list(db.MODEL_CHOICES), format_func=db.MODEL_CHOICES.get, key=key,
-                         on_change=follow, help=db.MODEL_HELP)
-    return model_name()
+    """An in-page choice of the model set to explain. It starts from the sidebar's choice and changes only this
+    page (the other pages keep predicting with the sidebar's model); the caption says so when they differ."""
+    seed(key, model_name())
+    choice = st.segmented_control("Model to explain", list(db.MODEL_CHOICES), format_func=db.MODEL_CHOICES.get,
+                                  key=key, help=db.MODEL_HELP) or model_name()
+    if choice != model_name():
+        st.caption(f"Explaining {db.MODEL_CHOICES[choice]} on this page only; Home, Compare GPUs and Side by side "
+                   f"predict with the sidebar's model ({db.MODEL_CHOICES[model_name()]}).")
+    else:
+        st.caption("Starts from the sidebar's prediction model; switching here changes this page only.")
+    return choice
 
 
 @st.cache_resource(show_spinner="Sampling the training configurations explanations start from...", max_entries=4)
@@ -316,6 +358,9 @@ def plus_importance(model: str, pool: str, compute: bool = False):
     try:
         return _plus_importance(*key)
     except _NotComputed:
+        shipped = db.shipped_importance(store(), f"plus-{pool}")
+        if shipped is not None:
+            return _plus_importance(*key, _computed=shipped)
         if not compute:
             return None
     bar = st.progress(0.0, text="Explaining training configurations...")
@@ -350,17 +395,21 @@ def cross_validation(paper_compat: bool, rerun: bool = False):
         return _cv_cache(*key)
     except _NotComputed:
         pass
-    bar = st.progress(0.0, text="Cross-validating: fitting one model per fold (this takes a minute the first time "
-                                "the data change)...")
+    estimate = db.evaluation_estimate(store(), paper_compat)
+    bar = st.progress(0.0, text=f"Cross-validating the models on the current data, uploads included ({estimate})...")
     result = db.run_cross_validation(store(), paper_compat, model_sets=db.evaluated_model_sets(), refresh=rerun,
-                                     progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
+                                     progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0),
+                                                                          text=f"{msg} ({estimate})"))
     bar.empty()
     return _cv_cache(*key, _computed=result)
 
 
 @st.cache_data(max_entries=4, show_spinner="Predicting the ML.ENERGY v2 runs from a model trained on Watt Counts...")
 def _external(path: str, data_version: str) -> dict:
-    return db.external_validation(_open_store(path))
+    from wattgpu_core.shipped import load_external
+
+    store = _open_store(path)
+    return load_external(store, db.active_models_dir(store)) or db.external_validation(store)
 
 
 def external_validation() -> dict:
@@ -426,6 +475,70 @@ def plan(llm_id: str, traffic, max_tp: int, precisions: tuple, prices: tuple, us
     try:
         return _plan(store_path(), version(), model, llm_id, traffic, max_tp, tuple(precisions), tuple(prices),
                      usd_per_kwh, pue, region, gco2e_per_kwh)
+    except WattGPUError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+# -- side by side ---------------------------------------------------------------------------------------------------
+def evaluation_if_ready(paper_compat: bool = False):
+    """The evaluation behind the uncertainty draws when it needs no computing (shipped with the models, or already
+    computed for this data), else None."""
+    from wattgpu_core.shipped import ready_evaluation
+
+    key = (store_path(), version(), bool(paper_compat))
+    try:
+        return _cv_cache(*key)
+    except _NotComputed:
+        pass
+    hit = ready_evaluation(store(), paper_compat, db.evaluated_model_sets(), db.active_models_dir(store()))
+    return _cv_cache(*key, _computed=hit) if hit is not None else None
+
+
+@st.cache_data(max_entries=32, show_spinner="Predicting and drawing from the models' errors...")
+def _side_by_side(path: str, data_version: str, model_name: str, llm_id: str, workload: db.Workload,
+                  picks: tuple, has_draws: bool, _result=None):
+    from wattgpu_core import side_by_side as sbs
+
+    gpus = _gpus(path, data_version)
+    deployments = sbs.parse_picks(picks, set(gpus["gpu_id"]))
+    table = sbs.predict_deployments(llm_id, workload.as_request(), deployments, gpus, _llms(path, data_version),
+                                    _model_set(model_name))
+    return sbs.side_by_side(table, _result)
+
+
+def side_by_side(llm_id: str, workload: db.Workload, picks: tuple[str, ...], with_draws: bool):
+    """Predictions for the picked deployments, with the draws when the evaluation is at hand."""
+    model = model_name()
+    models(model)
+    result = evaluation_if_ready(False) if with_draws else None
+    try:
+        return _side_by_side(store_path(), version(), model, llm_id, workload,
+                             picks, result is not None, _result=result)
+    except WattGPUError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+@st.cache_data(max_entries=32, show_spinner="Asking both model sets...")
+def _disagreement(path: str, data_version: str, llm_id: str, workload: db.Workload, picks: tuple):
+    from wattgpu_core import side_by_side as sbs
+
+    gpus = _gpus(path, data_version)
+    deployments = sbs.parse_picks(picks, set(gpus["gpu_id"]))
+    return sbs.model_disagreement(llm_id, workload.as_request(), deployments, gpus, _llms(path, data_version),
+                                  _model_set("plus"), _model_set("paper"))
+
+
+def disagreement(llm_id: str, workload: db.Workload, picks: tuple[str, ...]):
+    """Where WattGPU+ and the paper's XGB disagree on these deployments (None without WattGPU+ model files)."""
+    try:
+        models("paper")
+        _model_set("plus")
+    except ModelNotTrainedError:
+        return None
+    try:
+        return _disagreement(store_path(), version(), llm_id, workload, picks)
     except WattGPUError as exc:
         st.error(str(exc))
         st.stop()

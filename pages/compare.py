@@ -31,7 +31,14 @@ workload = db.Workload(workload.scenario, workload.batch_size, workload.request_
                        workload.output_tokens, int(tp), prec)
 
 options = db.filter_options(shared.gpus())
-with st.expander("Filter GPUs", icon=":material/filter_alt:"):
+ss = st.session_state  # the filters as set now (widgets below), else as the link carries them
+active = db.active_filters(state.replace(mem=float(ss.get("cmp_mem", state.mem)), gen=tuple(ss.get("cmp_gen", state.gen)),
+                                         form=tuple(ss.get("cmp_form", state.form)),
+                                         tdp=tuple(ss.get("cmp_tdp", state.tdp))), options)
+if active:  # a shared link may carry filters: say so where the eye lands, and open the filter section
+    st.markdown(f":orange-badge[:material/filter_alt: Filters active: {'; '.join(active)}]")
+with st.expander("Filter GPUs" + (f" ({len(active)} active)" if active else ""), icon=":material/filter_alt:",
+                 expanded=bool(active)):
     shared.seed("cmp_mem", min(state.mem, options.max_memory_gb))
     shared.seed("cmp_gen", [g for g in state.gen if g in options.generations])
     shared.seed("cmp_form", [f for f in state.form if f in options.form_factors])
@@ -78,6 +85,15 @@ st.caption(db.stack_caption(str(best.get("serving_stack") or ""), models.label))
 st.plotly_chart(figures.pareto_figure(comparison.ranked, comparison.measured,
                                      x_title=db.latency_axis_title(workload.scenario)), width="stretch")
 st.caption(db.pareto_caption(comparison))
+if shared.model_name() != "paper":  # does the paper's XGB pick the same GPU? If not, say why and whom to believe
+    other = shared.compare(llm_id, workload, state, model="paper")
+    if len(other.ranked) and other.best["gpu_id"] != best["gpu_id"]:
+        note = shared.disagreement(llm_id, workload, (best["gpu_id"], other.best["gpu_id"]))
+        if note is not None and note.disagree:
+            st.warning(note.text, icon=":material/call_split:")
+            st.page_link("pages/side_by_side.py", label="See the two side by side", icon=":material/compare:",
+                         query_params={**st.query_params.to_dict(),
+                                       "pick": f"{best['gpu_id']}|{other.best['gpu_id']}"})
 
 for note in comparison.notes:
     st.caption(f"Note: {md(note)}.")
@@ -88,8 +104,10 @@ st.download_button("Download the comparison (CSV)", db.download_csv(comparison),
                    mime="text/csv", icon=":material/download:")
 
 if len(comparison.cannot_hold):
-    with st.expander(f"{len(comparison.cannot_hold)} GPUs cannot hold this model"):
+    n = len(comparison.cannot_hold)
+    with st.expander(f"{db.count(n, 'GPU')} cannot hold this model"):
         st.dataframe(db.display_other(comparison.cannot_hold), hide_index=True, placeholder="–", width="stretch")
 if len(comparison.lacking_specs):
-    with st.expander(f"{len(comparison.lacking_specs)} NVIDIA GPUs lack specs the models need"):
+    n = len(comparison.lacking_specs)
+    with st.expander(f"{db.count(n, 'NVIDIA GPU')} {'lacks' if n == 1 else 'lack'} specs the models need"):
         st.dataframe(db.display_other(comparison.lacking_specs), hide_index=True, placeholder="–", width="stretch")

@@ -22,6 +22,8 @@ result = shared.cross_validation(paper, rerun)
 st.caption(db.cv_caption(result, shared.gpus()))
 st.caption(db.cv_models_caption(result))
 
+with st.expander("What each number means", icon=":material/help:"):
+    st.markdown("\n".join(f"- {line}" for line in db.CV_METRIC_HELP))
 for target in ("power", "itl"):
     st.subheader(db.TARGET_TITLES[target])
     st.dataframe(db.cv_table(result.records_frame(), target, db.paper_results() if paper else None),
@@ -47,9 +49,15 @@ by = c1.segmented_control("Group by", ["gpu", "llm"], default="gpu", key="cv_by"
 scenario = c2.segmented_control("Scenario", ["offline", "server"], default="offline", key="cv_scenario",
                                 format_func=db.SCENARIO_LABELS.get) or "offline"
 breakdown = db.breakdown(result, split, by, scenario, shared.gpus(), shared.llms(), model=model)
-st.plotly_chart(figures.error_breakdown_figure(breakdown, "GPU" if by == "gpu" else "LLM",
-                                               f"{model}, {db.STRATEGY_LABELS[split]}: error per {by.upper()}, "
-                                               f"{scenario} runs"), width="stretch")
+medians, spread = st.columns(2)
+medians.plotly_chart(figures.error_breakdown_figure(breakdown, "GPU" if by == "gpu" else "LLM",
+                                                    f"{model}, {split}: median error per {by.upper()}, "
+                                                    f"{scenario} runs"), width="stretch")
+order = breakdown.groupby("group")["mdape_pct"].max().sort_values().index.tolist()
+spread.plotly_chart(figures.error_spread_figure(
+    db.error_spread(result, split, by, scenario, shared.gpus(), shared.llms(), model=model), order,
+    "GPU" if by == "gpu" else "LLM", "Spread of the error per run (box: middle half, line: median)"),
+    width="stretch")
 
 st.subheader("External validation: ML.ENERGY v2, never trained on")
 external = shared.external_validation()

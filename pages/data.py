@@ -138,6 +138,20 @@ with uploads:
         st.dataframe(listing, hide_index=True, placeholder="–", width="stretch")
         choice = st.selectbox("Upload to remove", listing["Batch"], key="data_remove_choice")
         if st.button("Remove it", icon=":material/delete:", key="data_remove"):
+            st.session_state["data_remove_asked"] = choice
+        confirmed = False
+        if st.session_state.get("data_remove_asked") == choice:  # a second, explicit step: removal cannot be undone
+            row = listing[listing["Batch"] == choice].iloc[0]
+            st.warning(f"Remove {choice}? " + ", ".join(f"{k}: {v}" for k, v in row.items() if k != "Batch")
+                       + ". Its rows leave the store and every page; upload the file again to restore them.",
+                       icon=":material/warning:")
+            yes, no = st.columns([1, 4])
+            confirmed = yes.button("Yes, remove it", type="primary", key="data_remove_yes")
+            if no.button("Cancel", key="data_remove_no"):
+                st.session_state.pop("data_remove_asked", None)
+                st.rerun()
+        if confirmed:
+            st.session_state.pop("data_remove_asked", None)
             try:
                 removed = shared.store().remove_batch(choice)
             except WattGPUError as exc:

@@ -21,7 +21,8 @@ with b:
 workload = shared.pick_workload("exp", state)
 shared.write_url(state.replace(llm=llm_id, gpu=gpu_id, scenario=workload.scenario, batch=workload.batch_size,
                                qps=workload.request_rate_qps, inp=workload.input_tokens, out=workload.output_tokens,
-                               model=model), ("llm", "gpu", "scenario", "batch", "qps", "inp", "out", "model"))
+                               model=shared.model_name()),
+                 ("llm", "gpu", "scenario", "batch", "qps", "inp", "out", "model"))
 
 view = shared.explain_view(llm_id, gpu_id, workload, model)
 for target in ("power", "itl"):

@@ -28,7 +28,8 @@ c4.metric("Data sources", info["sources"])
 left, right = st.columns(2)
 with left:
     st.subheader("Data sources")
-    st.dataframe(info["source_table"], hide_index=True, placeholder="–", width="stretch")
+    st.dataframe(info["source_table"], hide_index=True, placeholder="–", width="stretch",
+                 column_config={"Source": st.column_config.TextColumn(width="medium")})
 with right:
     st.subheader("How accurate are the models?")
     accuracy = db.headline_accuracy(shared.models())
@@ -50,7 +51,7 @@ result = shared.predict_one(llm_id, gpu_id, workload)
 if not result.fits:
     st.warning(f"{md(result.gpu_name)} cannot hold this model: {md(result.reason)}")
 else:
-    cols = st.columns(4)
+    cols = [*st.columns(2), *st.columns(2)]  # two rows: the values stay whole on a 1024 px screen
     for col, (column, title, value, help_) in zip(cols, (
             ("power_w", "Mean GPU power", db.fmt_power(result.power_w), None),
             ("itl_s", db.latency_title(workload.scenario), db.fmt_itl(result.itl_s), db.ITL_HELP),

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-PAGES = {"Home": "", "Compare GPUs": "compare", "Explain": "explain", "Cross-validation": "cross_validation",
+PAGES = {"Home": "", "Compare GPUs": "compare", "Side by side": "side_by_side", "Explain": "explain",
+         "Cross-validation": "cross_validation",
          "Data": "data"}
 
 

@@ -55,6 +55,8 @@ def warm_evaluation(seed_db_path, evaluation_cache_dir):
     copied from the seed has the same content, hence the same cache key."""
     from wattgpu_core.dashboard import evaluated_model_sets
     from wattgpu_core.evaluation_cache import cached_evaluation
+    from wattgpu_core.shipped import load_evaluation
 
-    with Store.open(seed_db_path) as s:
-        return {compat: cached_evaluation(s, compat, evaluated_model_sets()) for compat in (False, True)}
+    with Store.open(seed_db_path) as s:  # the evaluation shipped with the models when current, else computed once
+        return {compat: load_evaluation(s, compat, evaluated_model_sets())
+                or cached_evaluation(s, compat, evaluated_model_sets()) for compat in (False, True)}

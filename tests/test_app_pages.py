@@ -54,8 +54,8 @@ def test_home_quick_prediction_follows_the_llm(app):
     at.selectbox(key="home_llm").select("Qwen/Qwen2.5-0.5B-Instruct").run()
     assert_ok(at)
     after = {m.label: m.value for m in at.metric}
-    assert after["Mean GPU power"] != before["Mean GPU power"] or after["Inter-token latency"] != before[
-        "Inter-token latency"]
+    itl = next(label for label in after if label.startswith("ITL"))
+    assert after["Mean GPU power"] != before["Mean GPU power"] or after[itl] != before[itl]
     assert at.query_params["llm"] == "Qwen/Qwen2.5-0.5B-Instruct"
 
 
@@ -121,7 +121,9 @@ def test_cross_validation_tables_and_breakdown(app, warm_evaluation):
     assert "Paper-compatible" in " ".join(c.value for c in at.caption)
     at.segmented_control(key="cv_by").set_value("llm").run()
     assert_ok(at)
-    assert len(plotly_charts(at)) == 5, "2 parity plots, the error breakdown and 2 external ratio plots"
+    assert len(plotly_charts(at)) == 6, "2 parity plots, the error medians and spread, 2 external ratio plots"
+    assert any("Picks the best GPU" in m.value and "lowest measured" in m.value for m in at.markdown), \
+        "every metric explained in one line"
 
 
 def test_data_upload_ingest_list_and_remove(app, store_path):
@@ -148,10 +150,38 @@ def test_data_upload_ingest_list_and_remove(app, store_path):
     assert listing and len(listing[0]) == 1
     at.button(key="data_remove").click().run()
     assert_ok(at)
+    assert shared_store_runs(at, store_path) == before + 2, "nothing is removed before the user confirms"
+    assert any("Remove upload-" in w.value and "Runs added: 2" in w.value for w in at.warning)
+    at.button(key="data_remove_no").click().run()
+    assert_ok(at)
+    assert not at.warning
+    assert shared_store_runs(at, store_path) == before + 2, "cancel keeps the upload"
+    at.button(key="data_remove").click().run()
+    at.button(key="data_remove_yes").click().run()
+    assert_ok(at)
     assert shared_store_runs(at, store_path) == before
     assert any("back to its state" in s.value for s in at.success)
     assert not any("retrained on the current data" in c.value for c in at.sidebar.caption), \
         "removing the upload returns to the committed models"
+
+
+def test_removing_an_upload_asks_first(app, store_path):
+    at = app("data")
+    at.file_uploader(key="data_upload").upload("mine.csv", canonical_template().encode(), "text/csv")
+    at.run()
+    at.button(key="data_confirm").click().run()
+    before = shared_store_runs(at, store_path)
+    at.button(key="data_remove").click().run()
+    assert_ok(at)
+    assert shared_store_runs(at, store_path) == before, "nothing is removed before the user confirms"
+    assert any("Runs added: 2" in w.value for w in at.warning)
+    at.button(key="data_remove_no").click().run()
+    assert not at.warning and shared_store_runs(at, store_path) == before, "cancel keeps the upload"
+    at.button(key="data_remove").click().run()
+    at.button(key="data_remove_yes").click().run()
+    assert_ok(at)
+    assert shared_store_runs(at, store_path) == before - 2
+    assert any("back to its state" in s.value for s in at.success)
 
 
 def shared_store_runs(at: AppTest, store_path: Path) -> int:
@@ -194,3 +224,77 @@ def test_sidebar_custom_llm_rejects_bad_json(app):
     at.sidebar.button(key="custom_llm_add").click().run()
     assert_ok(at)
     assert any("not valid JSON" in e.value for e in at.sidebar.error)
+
+
+def open_link(page: str, **query) -> AppTest:
+    """A shared link: the page opened first, with its URL parameters."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert_ok(at)
+    return at
+
+
+def test_side_by_side_names_gpus_and_says_whether_the_ranking_holds(app):  # app: WATTGPU_DB is a seed copy
+    at = open_link("side_by_side", pick="h200-sxm-141gb|l40s", llm="meta-llama/Llama-3.1-8B-Instruct")
+    table = at.dataframe[0].value
+    assert list(table["Deployment"]) == ["NVIDIA H200 SXM 141GB", "NVIDIA L40S"]
+    assert table.columns[1].startswith("Energy per token (J)"), "the key metric comes right after the name"
+    assert all("–" in v for v in table.iloc[:, 1]), "every value carries its 80% interval"
+    statements = [m.value for m in at.markdown if "draws" in m.value]
+    assert len(statements) == 1 and "energy per token" in statements[0]
+    assert " of 10 draws" in statements[0] or "every draw" in statements[0]
+    assert plotly_charts(at), "the side-by-side chart is shown"
+    at.number_input(key="sbs_n_l40s").set_value(2).run()
+    assert_ok(at)
+    assert list(at.dataframe[0].value["Deployment"]) == ["NVIDIA H200 SXM 141GB", "NVIDIA L40S ×2"]
+    assert at.query_params["pick"] == "h200-sxm-141gb|l40s*2"
+
+
+def test_side_by_side_says_where_the_models_disagree_and_why(app):
+    at = open_link("side_by_side", pick="b200|b300", llm="meta-llama/Meta-Llama-3.1-70B-Instruct",
+                   scenario="server", qps="2", inp="512", out="256")
+    notes = [w.value for w in at.warning]
+    assert any("rank these differently" in n for n in notes), notes
+    note = next(n for n in notes if "rank these differently" in n)
+    assert "outside the GPUs both models learned from" in note, "the reason the data give"
+    assert "does not read the workload" in note
+    assert "the evaluation favours" in note or "neither model is better" in note
+
+
+def test_custom_gpu_starts_from_a_catalog_gpu(app):
+    at = app()
+    at.sidebar.selectbox(key="custom_gpu_base").select("h100-nvl-94gb").run()
+    assert_ok(at)
+    assert at.sidebar.text_input(key="custom_gpu_name").value == "NVIDIA H100 NVL 94GB (custom)"
+    assert at.sidebar.number_input(key="custom_gpu_memory_size_gb").value == 94.0
+    year = at.sidebar.number_input(key="custom_gpu_release_year").value
+    assert isinstance(year, int), "years are whole numbers"
+    at.sidebar.number_input(key="custom_gpu_tdp_w").set_value(350.0)
+    at.sidebar.button[0].click().run()  # the form's submit button
+    assert_ok(at)
+    assert any("Added NVIDIA H100 NVL 94GB (custom)" in s.value for s in at.sidebar.success)
+
+
+def test_compare_shows_a_filters_active_chip_from_a_shared_link(app):  # app: WATTGPU_DB is a seed copy
+    at = open_link("compare", mem="80", gen="Server Hopper(Hxx)")
+    chips = [m.value for m in at.markdown if "Filters active" in m.value]
+    assert chips and "memory ≥ 80 GB" in chips[0] and "Hopper" in chips[0]
+    assert any("active" in e.label for e in at.expander)
+
+
+def test_explain_model_choice_stays_on_the_page(app):
+    at = app("explain")
+    at.segmented_control(key="exp_model").set_value("paper").run()
+    assert_ok(at)
+    assert at.session_state["model_set"] == "default", "the sidebar's model is not changed by Explain"
+    assert any("on this page only" in c.value for c in at.caption)
+
+
+def test_compare_says_when_the_paper_model_picks_another_gpu(app):  # app: WATTGPU_DB is a seed copy
+    at = open_link("compare", llm="meta-llama/Meta-Llama-3.1-70B-Instruct", scenario="server", qps="2", inp="512",
+                   out="256")
+    notes = [w.value for w in at.warning if "rank these differently" in w.value]
+    assert notes, [w.value for w in at.warning]
+    assert "the evaluation favours" in notes[0] or "neither model is better" in notes[0]

@@ -194,7 +194,7 @@ def test_explain_view_explains_the_chosen_model_set(plus_setup):
     model_set, gpus, llms, background = plus_setup
     plus = explain.explain_view(LLAMA, "l4", OFFLINE, gpus, llms, model_set, background)
     assert plus.model_label == "WattGPU+" and plus.uses_plus("power") and plus.physics is not None
-    assert "geometric mean" in plus.baseline and "32 offline training configurations" in plus.baseline
+    assert "geometric mean" in plus.baseline and "16 offline training configurations" in plus.baseline
     paper = explain.explain_view(LLAMA, "l4", OFFLINE, gpus, llms, model_set.parts["paper"])
     assert paper.model_label == "Paper XGB" and not paper.uses_plus("itl") and paper.physics is None
     shown = _predicted(model_set.parts["paper"], gpus, llms, "l4", OFFLINE)
@@ -220,7 +220,7 @@ def test_plus_figures_have_units_and_add_up(plus_setup):
     assert "ms, log scale" in itl.layout.xaxis.title.text
     assert all(text.startswith("×") for t in itl.data for text in t.text)
     bars = figures.itl_breakdown_figure(out.physics)
-    assert bars.layout.xaxis.title.text == "Time per output token (ms)"
+    assert bars.layout.xaxis.title.text == "ITL (ms)"
     physics_ms = out.physics.itl["physics_itl_s"] * 1000
     assert sum(bars.data[0].x) == pytest.approx(physics_ms)  # the physical parts; corrections are in the title
     assert f"= {out.targets['itl'].prediction:.3f} ms predicted" in bars.layout.title.text
@@ -252,15 +252,25 @@ def test_explain_page_switches_model_set_and_llm(store_path, monkeypatch):
     assert at.segmented_control(key="exp_model").value == "default"  # WattGPU+ by default
     texts = " ".join(m.value for m in at.markdown)
     assert "Predicted power is" in texts and "Serving-idle power" in texts  # SHAP reading and physics
-    assert len(at.get("plotly_chart")) == 4, "two waterfalls and two physics charts"
-    assert at.button(key="exp_global"), "WattGPU+ global importance is computed on request"
+    from wattgpu_core import shipped
+    from wattgpu_core.store import Store
+
+    with Store.open(store_path, read_only=True) as s:
+        ready = shipped.is_current(s)
+    if ready:  # the global importance ships with the models: shown at once
+        assert len(at.get("plotly_chart")) == 5, "two waterfalls, two physics charts and the global importance"
+    else:
+        assert len(at.get("plotly_chart")) == 4, "two waterfalls and two physics charts"
+        assert at.button(key="exp_global"), "WattGPU+ global importance is computed on request"
     at.selectbox(key="exp_llm").select("Qwen/Qwen2.5-0.5B-Instruct").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.query_params["llm"] == "Qwen/Qwen2.5-0.5B-Instruct"
     assert any("(0.49B parameters)" in m.value for m in at.markdown), [m.value for m in at.markdown]
     at.segmented_control(key="exp_model").set_value("paper").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.query_params["model"] == "paper" and at.sidebar.radio(key="model_set").value == "paper"
+    # the choice is the page's own: the sidebar (and so Home and Compare) keeps predicting with WattGPU+
+    assert at.sidebar.radio(key="model_set").value == "default" and "model" not in at.query_params
+    assert any("on this page only" in c.value for c in at.caption)
     texts = " ".join(m.value for m in at.markdown)
     assert "Predicted power is" in texts and "Serving-idle power" not in texts
     assert len(at.get("plotly_chart")) == 3, "two waterfalls and the XGB global importance"

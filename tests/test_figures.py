@@ -26,17 +26,34 @@ def test_pareto_mask_keeps_only_undominated_points():
 
 
 def test_pareto_figure_traces_axes_and_measured_points():
-    measured = pd.DataFrame({"gpu_name": ["NVIDIA G1"], "itl_s": [0.02], "energy_per_token_j": [0.25], "n_runs": [5]})
+    measured = pd.DataFrame({"gpu_name": ["NVIDIA G1", "NVIDIA G1"], "itl_s": [0.02, 0.03],
+                             "energy_per_token_j": [0.25, 0.3], "n_runs": [5, 2],
+                             "source_id": ["wattcounts", "mlenergy_v2"]})
     fig = figures.pareto_figure(_predicted(), measured)
     offline = figures.pareto_figure(_predicted(), measured, x_title="Time per output token = 1 / throughput (ms)")
     assert offline.layout.xaxis.title.text.startswith("Time per output token")
     names = [t.name for t in fig.data]
-    assert names == ["Predicted (one GPU each)", "Pareto frontier", "Measured (runs in the store)"]
+    assert names == ["Predicted (one GPU each)", "Pareto frontier", "Measured: ML.ENERGY v2", "Measured: Watt Counts"]
+    assert fig.data[2].marker.symbol != fig.data[3].marker.symbol, "one marker per source"
     assert "ITL (ms)" in fig.layout.xaxis.title.text and "Energy per token (J)" in fig.layout.yaxis.title.text
-    assert [a.text for a in fig.layout.annotations] == ["G0", "G1", "G3"]  # short names on the frontier
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts[:3] == ["G0", "G1", "G3"]  # short names on the frontier
+    assert set(texts[3:]) == {"G1 (Watt Counts)", "G1 (ML.ENERGY v2)"}, "measured points named with their source"
     assert all(a.showarrow for a in fig.layout.annotations), "labels sit on leader lines"
     assert math.isclose(fig.data[0].x[0], 10.0)  # seconds shown as ms
-    assert fig.data[2].marker.symbol == "diamond-open"
+    assert fig.layout.yaxis.rangemode != "tozero", "axes fitted to the data"
+
+
+def test_labels_are_placed_without_overlap():
+    labels = [(1.0 + 0.001 * i, 1.0, f"GPU number {i}", "red") for i in range(6)]  # six labels on one spot
+    offsets = figures.place_labels(labels, [(1.0, 1.0), (2.0, 2.0)], False, False)
+    boxes = []
+    for (dx, dy), (_, _, text, _) in zip(offsets, labels, strict=True):
+        w = 6.4 * len(text) + 8
+        boxes.append((dx - w / 2, dy - 8, dx + w / 2, dy + 8))
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1], (a, b)
 
 
 def test_pareto_figure_draws_intervals_when_present():

@@ -261,7 +261,7 @@ def test_predict_any_workload_and_an_unseen_b200(data, default_set):
         assert (out[f"{base}_lo"] <= out[base] * (1 + 1e-9)).all() and (out[base] <= out[f"{base}_hi"] * (1 + 1e-9)
                                                                          ).all(), base
     assert out["out_of_range"].tolist() == [True, False, True, True, True, True, True]
-    assert "memory bandwidth above (training range 300-4,800)" in out.loc[0, "notes"]
+    assert "memory bandwidth" in out.loc[0, "notes"] and "above the training range 300–4,800 GB/s" in out.loc[0, "notes"]
     assert set(out["serving_stack"]) == {"vLLM 0.14"}
     b200, h200 = out.iloc[0], out.iloc[1]
     assert b200["throughput_tok_s"] >= h200["throughput_tok_s"]  # a faster GPU is not predicted slower

@@ -77,6 +77,25 @@ def _cmd_train(args) -> int:
     for target, scens in (meta.get("default_for") or {}).items():
         for scen, d in scens.items():
             print(f"  default for {target} {scen}: {d['default']}")
+    if not args.no_ship:
+        return _cmd_ship_evaluation(args)
+    return 0
+
+
+def _cmd_ship_evaluation(args) -> int:
+    from .shipped import MANIFEST, ship, ship_seed
+    from .store import Store
+
+    start = time.perf_counter()
+    progress = _progress_printer(True)
+    if getattr(args, "db", None) is not None and getattr(args, "from_db", False):
+        with Store.open(args.db) as store:
+            manifest = ship(store, args.models_dir, progress=progress, n_jobs=args.jobs)
+    else:  # the committed data: a fresh store built from data/seed
+        manifest = ship_seed(args.models_dir, progress=progress, n_jobs=args.jobs)
+    print(f"wrote {Path(args.models_dir) / MANIFEST} and {len(manifest['files'])} files under "
+          f"{Path(args.models_dir) / 'evaluation'} in {time.perf_counter() - start:.1f} s "
+          f"(evaluation seconds: {manifest['seconds']})")
     return 0
 
 
@@ -234,7 +253,17 @@ def add_model_commands(sub, add_db) -> None:
     p.add_argument("--records", metavar="JSON", help="store these `evaluate --json` records (same store and code) "
                    "instead of evaluating again")
     p.add_argument("--jobs", type=int, default=None, help="parallel folds for those metrics (default: CPUs)")
+    p.add_argument("--no-ship", action="store_true",
+                   help="do not write the shipped evaluation (models/evaluation.json; see ship-evaluation)")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("ship-evaluation", help="evaluate the committed models on the committed (seed) data and "
+                                               "write models/evaluation.json + models/evaluation/ for the app")
+    add_db(p)
+    p.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="the model files to evaluate")
+    p.add_argument("--from-db", action="store_true", help="evaluate on --db instead of a fresh seed store")
+    p.add_argument("--jobs", type=int, default=None, help="parallel folds (default: CPUs)")
+    p.set_defaults(func=_cmd_ship_evaluation)
 
     p = sub.add_parser("evaluate", help="print the paper's tables (CV, LOGO, LOLO and the baselines)",
                        formatter_class=argparse.RawDescriptionHelpFormatter)

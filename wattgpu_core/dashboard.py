@@ -102,14 +102,19 @@ ITL_HELP = ("Offline, ITL is the batch's time per generated token (1 / throughpu
             "it; in server mode it is the time between two tokens of one request.")
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 GPU', '2 GPUs' (``plural`` for irregular nouns)."""
+    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def latency_title(scenario: str) -> str:
     """What the latency figure means for a workload: offline it is the batch's time per output token."""
-    return "Time per output token (batch)" if scenario == "offline" else "Inter-token latency"
+    return "ITL (batch, 1/throughput)" if scenario == "offline" else "ITL (≈ E2E / tokens)"
 
 
 def latency_axis_title(scenario: str) -> str:
-    return ("Time per output token = 1 / throughput (ms)" if scenario == "offline"
-            else "Inter-token latency, ITL (ms)")
+    return ("ITL (ms), batch: 1 / throughput" if scenario == "offline"
+            else "ITL (ms), ≈ E2E latency / output tokens")
 
 
 def fmt_power(w: float) -> str:
@@ -209,6 +214,7 @@ class PageState:
     model: str = "default"  # model set: "default" (WattGPU+ where it measures better) or "paper"
     tp: int = 1  # GPUs per replica
     prec: str = ""  # weight precision ("" = native)
+    pick: tuple[str, ...] = ()  # side by side: deployments "gpu_id*gpus per replica"
 
     @property
     def workload(self) -> Workload:
@@ -236,7 +242,7 @@ class PageState:
         values["tp"] = number("tp", int, 1, 8)
         if get("prec") in PRECISION_CHOICES:
             values["prec"] = get("prec")
-        for key in ("gen", "form"):
+        for key in ("gen", "form", "pick"):
             raw = get(key)
             values[key] = tuple(x for x in str(raw).split("|") if x) if raw else ()
         raw = get("tdp")
@@ -255,7 +261,7 @@ class PageState:
             value = getattr(self, f.name)
             if value == getattr(default, f.name):
                 continue
-            if f.name in ("gen", "form"):
+            if f.name in ("gen", "form", "pick"):
                 out[f.name] = "|".join(value)
             elif f.name == "tdp":
                 out[f.name] = f"{value[0]:g}-{value[1]:g}"
@@ -351,6 +357,22 @@ def filter_options(gpus: pd.DataFrame) -> FilterOptions:
         max_memory_gb=float(usable["memory_size_gb"].max()),
         tdp_range=(float(usable["tdp_w"].min()), float(usable["tdp_w"].max())),
     )
+
+
+def active_filters(state: PageState, options: FilterOptions) -> list[str]:
+    """The GPU filters of ``state`` that narrow the list, in words ('memory ≥ 40 GB', 'Hopper or Blackwell')."""
+    out = []
+    if state.mem > 0:
+        out.append(f"memory ≥ {state.mem:g} GB")
+    gen = [g for g in state.gen if g in options.generations]
+    if gen:
+        out.append(" or ".join(gen))
+    form = [f for f in state.form if f in options.form_factors]
+    if form:
+        out.append(" or ".join(form))
+    if state.tdp != (0.0, 0.0) and tuple(state.tdp) != tuple(options.tdp_range):
+        out.append(f"TDP {state.tdp[0]:,.0f}–{state.tdp[1]:,.0f} W")
+    return out
 
 
 def apply_filters(gpus: pd.DataFrame, state: PageState) -> pd.DataFrame:
@@ -502,11 +524,11 @@ def measured_points(runs: pd.DataFrame, llm_id: str, workload: Workload, gpu_nam
         r = r[qps.notna() & (qps / workload.request_rate_qps).between(1 / 3, 3)]
     if r.empty:
         return _empty_measured()
-    out = (r.groupby("gpu_id")
+    out = (r.groupby(["gpu_id", "source_id"])  # one point per GPU and source: sources are not averaged together
            .agg(itl_s=("itl_s", "mean"), energy_per_token_j=("energy_per_token_j", "mean"),
-                power_w=("power_w", "mean"), n_runs=("run_id", "count"),
-                source_id=("source_id", lambda s: ", ".join(sorted(set(s)))))
+                power_w=("power_w", "mean"), n_runs=("run_id", "count"))
            .reset_index())
+    out = out[["gpu_id", "itl_s", "energy_per_token_j", "power_w", "n_runs", "source_id"]]
     out.insert(1, "gpu_name", out["gpu_id"].map(gpu_names).fillna(out["gpu_id"]))
     return out
 
@@ -592,12 +614,18 @@ def csv_name(comparison: Comparison) -> str:
 def pareto_caption(comparison: Comparison) -> str:
     """One sentence under the Pareto plot: what the frontier and the measured points are."""
     front = comparison.ranked[comparison.ranked["on_frontier"]]
-    text = (f"{len(comparison.ranked)} GPUs predicted for {comparison.workload.describe()}. The red line joins the "
-            f"{len(front)} GPUs no other GPU beats on both energy per token and ITL (the Pareto frontier).")
+    text = (f"{count(len(comparison.ranked), 'GPU')} predicted for {comparison.workload.describe()}. The red line "
+            f"joins the {count(len(front), 'GPU')} no other GPU beats on both energy per token and ITL (the Pareto "
+            "frontier).")
     m = comparison.measured
     if len(m):
-        text += (f" Green diamonds are measurements in the store for this LLM and a similar workload "
-                 f"({int(m['n_runs'].sum())} runs on {len(m)} GPUs, source: {', '.join(sorted(set(m['source_id'])))}).")
+        from .figures import SOURCE_NAMES
+
+        sources = sorted({SOURCE_NAMES.get(s, s) for s in m["source_id"]})
+        n_gpus = m["gpu_id"].nunique()
+        text += (f" Open symbols, labelled with GPU and source, are measurements in the store for this LLM and a "
+                 f"similar workload ({int(m['n_runs'].sum())} runs on {n_gpus} GPU{'s' if n_gpus != 1 else ''}; "
+                 f"{'source' if len(sources) == 1 else 'sources'}: {', '.join(sources)}).")
     else:
         text += " The store has no measurement of this LLM under a similar workload to show beside the predictions."
     return text
@@ -701,7 +729,7 @@ def stack_caption(serving_stack: str, model_label: str) -> str:
             "as measured in Watt Counts.")
 
 
-TARGET_TITLES = {"power": "Mean GPU power", "itl": "Inter-token latency (ITL)"}
+TARGET_TITLES = {"power": "Mean GPU power", "itl": "ITL (inter-token latency)"}
 STRATEGY_LABELS = {"CV": "CV (unseen LLM-GPU pairs)", "LOGO": "LOGO (unseen GPU)", "LOLO": "LOLO (unseen LLM)",
                    "-": "no training (baseline)"}
 SCENARIO_LABELS = {"offline": "Offline", "server": "Server"}
@@ -845,6 +873,50 @@ def plus_global_importance(model_set, background, pool: str, n_rows: int = 100, 
     return _global(model_set, background, pool, n_rows=n_rows, progress=progress)
 
 
+def _with_interval(value: float, lo: float, hi: float, fmt: str) -> str:
+    text = format(value, fmt)
+    if np.isfinite(lo) and np.isfinite(hi):
+        text += f"  ({format(lo, fmt)} – {format(hi, fmt)})"
+    return text
+
+
+def side_by_side_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per deployment, key columns first: energy per token, ITL, throughput, power, each 'value (80%
+    interval)'; then GPUs per replica, whether GPU and LLM are in the training data."""
+    def col(metric, scale, fmt):
+        lo = table.get(f"{metric}_lo", pd.Series(np.nan, index=table.index))
+        hi = table.get(f"{metric}_hi", pd.Series(np.nan, index=table.index))
+        return [_with_interval(v * scale, a * scale, b * scale, fmt) for v, a, b in
+                zip(table[metric], lo, hi, strict=True)]
+
+    return pd.DataFrame({
+        "Deployment": table["label"],
+        "Energy per token (J), 80% interval": col("energy_per_token_j", 1.0, ".3g"),
+        "ITL (ms), 80% interval": col("itl_s", 1000.0, ".3g"),
+        "Throughput (tokens/s), 80% interval": col("throughput_tok_s", 1.0, ",.0f"),
+        "Power per GPU (W), 80% interval": col("power_w", 1.0, ",.0f"),
+        "GPUs per replica": table["num_gpus"].astype(int),
+        "GPU in training data": table["gpu_seen"].map({True: "yes", False: "no"}),
+    })
+
+
+_PAIR_METRICS = {"energy_per_token_j": "Energy per token", "itl_s": "ITL", "throughput_tok_s": "Throughput",
+                 "power_w": "Power per GPU"}
+
+
+def side_by_side_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Each pair and metric: the ratio B / A with the middle 80% of the draws, and the share of draws in which A
+    is better (lower energy, ITL, power; higher throughput)."""
+    return pd.DataFrame({
+        "Metric": pairs["metric"].map(_PAIR_METRICS),
+        "A": pairs["a"], "B": pairs["b"],
+        "B / A": pairs["ratio"].map(lambda v: f"{v:.3g}"),
+        "B / A, 80% of draws": [f"{lo:.3g} – {hi:.3g}" if np.isfinite(lo) else "–"
+                                for lo, hi in zip(pairs["ratio_lo"], pairs["ratio_hi"], strict=True)],
+        "A better in (% of draws)": pairs["share"].map(lambda v: f"{v * 100:.0f}" if np.isfinite(v) else "–"),
+    })
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Cross-validation views
 def run_cross_validation(store, paper_compat: bool, progress=None, model_sets=("paper",), refresh: bool = False):
@@ -852,8 +924,34 @@ def run_cross_validation(store, paper_compat: bool, progress=None, model_sets=("
     to show WattGPU+ beside the paper's models); ``progress(fraction, message)``. Results are kept on disk per data
     and code version (``evaluation_cache``); ``refresh`` computes afresh."""
     from .evaluation_cache import cached_evaluation
+    from .shipped import load_evaluation
 
+    if not refresh:  # the evaluation shipped with the committed models, when it is of this data and code
+        hit = load_evaluation(store, paper_compat, model_sets, active_models_dir(store))
+        if hit is not None:
+            if progress:
+                progress(1.0, "shipped with the models")
+            return hit
     return cached_evaluation(store, paper_compat, model_sets, progress=progress, refresh=refresh)
+
+
+def shipped_importance(store, which: str):
+    """Global importance shipped with the models in use ("paper", "plus-offline", "plus-server"), or None when
+    it is not of this data and these models (see ``shipped``)."""
+    from .shipped import load_importance
+
+    return load_importance(store, which, active_models_dir(store))
+
+
+def evaluation_estimate(store, paper_compat: bool) -> str:
+    """A guide to how long a cross-validation takes here, from the shipped evaluation's own time."""
+    from .shipped import estimate_seconds
+
+    seconds = estimate_seconds(paper_compat=paper_compat)
+    if not seconds:
+        return "this takes a few minutes the first time the data change"
+    return (f"the committed evaluation took {max(10, round(seconds / 10) * 10):.0f} s where it was computed; done "
+            "once per data version")
 
 
 def evaluated_model_sets() -> tuple[str, ...]:
@@ -947,7 +1045,8 @@ def cv_caption(result, gpus: pd.DataFrame | None = None) -> str:
         if r["strategy"] == "CV":
             n[r["target"]] += int(r["n_rows"])
     return (f"{mode}. {n.get('power', 0):,} runs for power, {n.get('itl', 0):,} for ITL; computed in "
-            f"{result.seconds:.0f} s and cached until the data change.")
+            f"{result.seconds:.0f} s (shipped with the committed models for the default data; recomputed once "
+            "after an upload).")
 
 
 @dataclass(frozen=True)
@@ -992,6 +1091,40 @@ def breakdown(result, strategy: str, by: str, scenario: str, gpus: pd.DataFrame,
 
 # ----------------------------------------------------------------------------------------------------------------
 # Data page
+def error_spread(result, strategy: str, by: str, scenario: str, gpus: pd.DataFrame, llms: pd.DataFrame,
+                 model: str | None = None) -> pd.DataFrame:
+    """Absolute percentage error of every counted out-of-fold prediction (columns group, target_label, ape_pct),
+    per GPU (``by='gpu'``) or LLM, for one split and scenario: the spread behind :func:`breakdown`'s medians."""
+    model = model or next(k[0] for k in result.predictions if k[2] != "-")
+    key = "gpu_id" if by == "gpu" else "llm_id"
+    names = (gpus.set_index("gpu_id")["name"] if by == "gpu" else llms.set_index("llm_id")["name"])
+    parts = []
+    for target in ("power", "itl"):
+        pred = result.predictions.get((model, target, strategy))
+        if pred is None:
+            continue
+        p = pred[pred["counted"] & pred["y_pred"].notna() & (pred["scenario"] == scenario)]
+        parts.append(pd.DataFrame({"group": p[key].map(names).fillna(p[key]),
+                                   "target_label": "Power" if target == "power" else "ITL",
+                                   "ape_pct": (p["y_pred"] - p["y_true"]).abs() / p["y_true"].abs() * 100}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["group", "target_label",
+                                                                                    "ape_pct"])
+
+
+CV_METRIC_HELP = (
+    "**MdAPE**: the median, over runs, of |predicted − measured| / measured; half the runs are closer than this.",
+    "**Pearson r**: linear correlation of predicted and measured values over all runs (1 = perfect line).",
+    "**GPU τ / LLM τ**: Kendall's rank agreement when ordering the GPUs for each LLM (or the LLMs on each GPU) "
+    "by predicted vs measured value, averaged; 1 = same order, 0 = no better than chance.",
+    "**Picks the best GPU**: for each LLM and scenario, is the GPU with the lowest measured value (power or ITL) "
+    "also the one predicted lowest? The share of LLMs for which it is.",
+    "**80% interval coverage**: the share of runs of a held-out GPU whose measured value falls inside the 80% "
+    "interval calibrated without that GPU (80% is right); **interval width**: its median width, % of the "
+    "prediction.",
+    "**Runs**: the runs scored; repeats of one configuration never straddle training and test.",
+)
+
+
 def _search(frame: pd.DataFrame, columns: list[str], query: str) -> pd.DataFrame:
     if not query or not query.strip():
         return frame

@@ -130,7 +130,7 @@ class _ShownValue:
 
     @property
     def axis_title(self) -> str:
-        return "Mean GPU power (W)" if self.target == "power" else "Inter-token latency, ITL (ms, log scale)"
+        return "Mean GPU power (W)" if self.target == "power" else "ITL (ms, log scale)"
 
     @property
     def value_format(self) -> str:
@@ -278,7 +278,7 @@ PLUS_GROUPS: tuple[InputGroup, ...] = (
                                              "tensor_parallel", "server_submit_s"), "serving stack and GPU count"),
 )
 GROUP_NAMES: dict[str, str] = {g.key: g.name for g in PLUS_GROUPS}
-BACKGROUND_SIZE = 32  # training configurations per scenario behind the base value
+BACKGROUND_SIZE = 16  # training configurations per scenario behind the base value (2^k x 16 rows per explanation)
 GLOBAL_BACKGROUND_SIZE = 8  # a smaller background for global importance (many rows explained)
 _ITL_PARTS = {  # breakdown column -> label
     "weights_s": "Reading the weights", "compute_limit_s": "Compute limit beyond the weight reads",
@@ -445,7 +445,8 @@ def plus_shapley(models: dict, x: pd.DataFrame, background: pd.DataFrame,
         i = of_group.get(c)
         data[c] = tiled if i is None or c not in x.columns else np.where(np.repeat(inside[:, i], m),
                                                                          _column(x, c)[0], tiled)
-    mixed = pd.DataFrame(data)
+    # text columns stay object arrays (pandas would convert them to its string type and the models straight back)
+    mixed = pd.DataFrame({c: pd.Series(v, dtype=object) if v.dtype == object else v for c, v in data.items()})
     out = {"fixed": tuple(g.key for g in fixed)}
     for target, model in models.items():
         pred = np.asarray(model.predict(mixed), dtype=float)
@@ -545,7 +546,8 @@ class GroupExplanation(_ShownValue):
         if rest:
             small = all(abs(self.shap[g]) < self.small_effect for g in rest)
             what = "with little effect" if small else "other inputs"
-            label = (f"{GROUP_NAMES.get(rest[0], rest[0])} = {self.values.get(rest[0], '')}" if len(rest) == 1
+            one = f"{GROUP_NAMES.get(rest[0], rest[0])} = {self.values.get(rest[0], '')}"
+            label = ((one + (", with little effect" if small else "")) if len(rest) == 1
                      else f"{len(rest)} inputs {what}" if small else f"{len(rest)} other inputs")
             rows.append({"feature": rest[0] if len(rest) == 1 else "", "label": label,
                          "shap": float(self.shap[rest].sum())})
@@ -683,7 +685,10 @@ def explain_plus_request(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataF
     models = plus_models(model_set)
     if not models:
         raise WattGPUError(f"the model set {getattr(model_set, 'label', model_set)!r} has no WattGPU+ models")
-    out, rows = model_rows(pd.DataFrame([{"llm": llm_id, "gpu": gpu_id, **request}]), gpus, llms, model_set)
+    # only this GPU's and LLM's catalog rows: joining the whole catalogs for one row costs more than explaining it
+    one_gpu, one_llm = gpus[gpus["gpu_id"] == gpu_id], llms[llms["llm_id"] == llm_id]
+    out, rows = model_rows(pd.DataFrame([{"llm": llm_id, "gpu": gpu_id, **request}]),
+                           one_gpu if len(one_gpu) else gpus, one_llm if len(one_llm) else llms, model_set)
     ref = {t: float(models[t].predict(rows)[0]) for t in models}
     if not all(np.isfinite(v) and v > 0 for v in ref.values()):
         raise WattGPUError(f"WattGPU+ cannot predict {llm_id} on {gpu_id}: {out['notes'].iloc[0] or 'specs missing'}")

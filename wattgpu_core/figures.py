@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from .safety import plot_text
 
@@ -24,7 +25,10 @@ MEASURED_COLOR = "#2ca02c"
 SCENARIO_COLORS = {"offline": "#1f77b4", "server": "#ff7f0e", "server_low": "#ff7f0e", "server_high": "#9467bd"}
 SCENARIO_LABELS = {"offline": "Offline (batch)", "server": "Server", "server_low": "Server, low rate",
                    "server_high": "Server, high rate"}
-_LAYOUT = dict(template="plotly_white", margin=dict(l=70, r=30, t=60, b=60), font=dict(size=13),
+# plotly_white with every title pinned to the top edge, so the legend (a row above the plot) never runs into it
+_TEMPLATE = go.layout.Template(pio.templates["plotly_white"])
+_TEMPLATE.layout.title.update(y=0.985, yanchor="top", x=0.01, xanchor="left")
+_LAYOUT = dict(template=_TEMPLATE, margin=dict(l=70, r=30, t=95, b=60), font=dict(size=13),
                legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0))
 
 
@@ -44,7 +48,7 @@ def _error(frame: pd.DataFrame, column: str, scale: float = 1.0, faint: bool = F
 
 
 def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None, title: str = "",
-                  x_title: str = "Inter-token latency, ITL (ms)") -> go.Figure:
+                  x_title: str = "ITL (ms)") -> go.Figure:
     """Energy per token against ITL for each GPU; the Pareto frontier drawn; measured points distinct.
 
     ``predicted`` needs ``gpu_name``, ``itl_s``, ``energy_per_token_j``, ``power_w``, ``throughput_tok_s`` and a
@@ -74,31 +78,113 @@ def pareto_figure(predicted: pd.DataFrame, measured: pd.DataFrame | None = None,
     if measured is not None and len(measured):
         m = measured.copy()
         m["itl_ms"] = m["itl_s"] * 1000
-        fig.add_trace(go.Scatter(
-            x=m["itl_ms"], y=m["energy_per_token_j"], mode="markers", name="Measured (runs in the store)",
-            marker=dict(size=12, color=MEASURED_COLOR, symbol="diamond-open", line=dict(width=2)),
-            customdata=np.stack([m["gpu_name"].map(plot_text), m["n_runs"]], axis=-1),
-            hovertemplate="<b>%{customdata[0]}</b> (measured, mean of %{customdata[1]} runs)<br>"
-                          "ITL %{x:.3g} ms<br>Energy %{y:.3g} J/token<extra></extra>",
-        ))
+        source_col = m["source_id"] if "source_id" in m else pd.Series("store", index=m.index)
+        for i, (source, part) in enumerate(m.groupby(source_col, sort=True)):
+            fig.add_trace(go.Scatter(
+                x=part["itl_ms"], y=part["energy_per_token_j"], mode="markers",
+                name=f"Measured: {SOURCE_NAMES.get(source, source)}",
+                marker=dict(size=12, color=MEASURED_COLORS[i % len(MEASURED_COLORS)],
+                            symbol=MEASURED_SYMBOLS[i % len(MEASURED_SYMBOLS)], line=dict(width=2)),
+                customdata=np.stack([part["gpu_name"].map(plot_text), part["n_runs"], [SOURCE_NAMES.get(source, source)] * len(part)],
+                                    axis=-1),
+                hovertemplate="<b>%{customdata[0]}</b>, measured (%{customdata[2]}, mean of %{customdata[1]} runs)"
+                              "<br>ITL %{x:.3g} ms<br>Energy %{y:.3g} J/token<extra></extra>",
+            ))
     both = pd.concat([pred[["itl_ms", "energy_per_token_j"]],
                       measured.assign(itl_ms=measured["itl_s"] * 1000)[["itl_ms", "energy_per_token_j"]]
                       if measured is not None and len(measured) else None])
-    what = "time per output token" if x_title.lower().startswith("time per output token") else "inter-token latency"
+    what = "ITL"
     fig.update_layout(**_LAYOUT, title=title or f"Energy per token against {what} (lower left is better)",
-                      height=520)
-    log_x = _axis(fig.update_xaxes, x_title, both["itl_ms"])
-    log_y = _axis(fig.update_yaxes, "Energy per token (J)", both["energy_per_token_j"])
-    # Names of the frontier GPUs on leader lines fanned out above and below the curve, so close points stay readable
-    # (crowded frontiers are common: several Hopper and Blackwell parts sit within a few percent of each other).
-    for i, (x, y, name) in enumerate(zip(front["itl_ms"], front["energy_per_token_j"], front["gpu_name"],
-                                         strict=True)):
-        fig.add_annotation(x=math.log10(x) if log_x else x, y=math.log10(y) if log_y else y,
-                           text=plot_text(short_gpu_name(name)), showarrow=True, arrowhead=0, arrowwidth=1,
-                           arrowcolor="rgba(214,39,40,0.6)", ax=16 + 12 * (i % 3),
-                           ay=(-1 if i % 2 == 0 else 1) * (24 + 16 * ((i // 2) % 3)),
-                           font=dict(size=11, color="#333"), bgcolor="rgba(255,255,255,0.85)")
+                      height=540)
+    extent_x = _with_bounds(both["itl_ms"], pred, "itl_s", 1000.0)
+    extent_y = _with_bounds(both["energy_per_token_j"], pred, "energy_per_token_j", 1.0)
+    log_x = _axis(fig.update_xaxes, x_title, extent_x)
+    log_y = _axis(fig.update_yaxes, "Energy per token (J)", extent_y)
+    x_range, y_range = _fitted_range(extent_x, log_x), _fitted_range(extent_y, log_y)
+    fig.update_xaxes(range=x_range)
+    fig.update_yaxes(range=y_range)
+    # Labels: the frontier GPUs (red) and every measured point (GPU, source), placed where they overlap neither each
+    # other nor a point; crowded frontiers are common (several Hopper and Blackwell parts within a few percent).
+    labels = [(x, y, plot_text(short_gpu_name(n)), "#b22222") for x, y, n in
+              zip(front["itl_ms"], front["energy_per_token_j"], front["gpu_name"], strict=True)]
+    if measured is not None and len(measured):
+        labels += [(x, y, plot_text(f"{short_gpu_name(n)} ({SOURCE_NAMES.get(src, src)})"), "#1b7a1b") for x, y, n, src in
+                   zip(m["itl_ms"], m["energy_per_token_j"], m["gpu_name"], source_col, strict=True)]
+    points = list(zip(both["itl_ms"], both["energy_per_token_j"], strict=True))
+    for (x, y, text, color), (ax, ay) in zip(labels, place_labels(labels, points, log_x, log_y, x_range, y_range),
+                                             strict=True):
+        fig.add_annotation(x=math.log10(x) if log_x else x, y=math.log10(y) if log_y else y, text=text,
+                           showarrow=True, arrowhead=0, arrowwidth=1, arrowcolor=color, ax=ax, ay=ay,
+                           font=dict(size=11, color=color), bgcolor="rgba(255,255,255,0.85)")
     return fig
+
+
+SOURCE_NAMES = {"wattcounts": "Watt Counts", "mlenergy_v2": "ML.ENERGY v2", "mlenergy_v1": "ML.ENERGY v1",
+                "argonne": "Argonne", "user_upload": "your upload"}
+MEASURED_COLORS = ("#2ca02c", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+MEASURED_SYMBOLS = ("diamond-open", "square-open", "triangle-up-open", "star-open", "x-open")
+
+
+def _with_bounds(values: pd.Series, frame: pd.DataFrame, column: str, scale: float) -> pd.Series:
+    """``values`` plus the interval bounds of ``column`` in ``frame`` (the axis must show the whiskers too)."""
+    parts = [pd.to_numeric(values, errors="coerce")]
+    for suffix in ("_lo", "_hi"):
+        if column + suffix in frame:
+            parts.append(pd.to_numeric(frame[column + suffix], errors="coerce") * scale)
+    out = pd.concat(parts, ignore_index=True)
+    return out[np.isfinite(out) & (out > 0)]
+
+
+def _fitted_range(values: pd.Series, log: bool, pad: float = 0.06) -> list[float] | None:
+    """An axis range around ``values`` with a margin (log10 units on a log axis), not stretched to zero."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not len(v):
+        return None
+    v = np.log10(v) if log else v
+    lo, hi = float(v.min()), float(v.max())
+    span = hi - lo or (abs(hi) * 0.1 if not log else 0.1) or 1.0
+    return [lo - pad * span, hi + pad * span]
+
+
+def _fractions(values, log: bool, axis_range=None) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    v = np.log10(np.clip(v, 1e-12, None)) if log else v
+    lo, hi = axis_range if axis_range else (np.nanmin(v), np.nanmax(v))
+    return (v - lo) / (hi - lo) if hi > lo else np.full(len(v), 0.5)
+
+
+def place_labels(labels, points, log_x: bool, log_y: bool, x_range=None, y_range=None, width_px: float = 820.0,
+                 height_px: float = 380.0) -> list[tuple[float, float]]:
+    """Pixel offsets (ax, ay) of a label for each of ``labels`` ((x, y, text, colour) in data units) such that the
+    label boxes overlap neither each other nor the ``points`` (as far as candidate positions allow): a greedy
+    search over offsets around each point, nearest first, on a plot area of about ``width_px`` x ``height_px``."""
+    if not labels:
+        return []
+    xs = [p[0] for p in points] + [lab[0] for lab in labels]
+    ys = [p[1] for p in points] + [lab[1] for lab in labels]
+    fx, fy = _fractions(xs, log_x, x_range) * width_px, (1 - _fractions(ys, log_y, y_range)) * height_px
+    n = len(points)
+    taken = [(px - 6, py - 6, px + 6, py + 6) for px, py in zip(fx[:n], fy[:n], strict=True)]
+    candidates = sorted(((dx, dy) for dx in range(-220, 221, 20) for dy in range(-144, 145, 18)
+                         if abs(dy) >= 18 or abs(dx) >= 40), key=lambda d: (math.hypot(d[0], d[1] * 1.5), -d[1]))
+    out = []
+    for i, (_, _, text, _) in enumerate(labels):
+        px, py = fx[n + i], fy[n + i]
+        w, h = 6.4 * len(text) + 8, 16
+        best = candidates[0]
+        for dx, dy in candidates:
+            cx, cy = px + dx, py + dy
+            box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+            if box[0] < -40 or box[2] > width_px + 40 or box[1] < -10 or box[3] > height_px + 10:
+                continue
+            if all(box[2] < t[0] or box[0] > t[2] or box[3] < t[1] or box[1] > t[3] for t in taken):
+                best = (dx, dy)
+                break
+        cx, cy = px + best[0], py + best[1]
+        taken.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+        out.append((float(best[0]), float(best[1])))
+    return out
 
 
 def _axis(update, title: str, values: pd.Series) -> bool:
@@ -109,7 +195,7 @@ def _axis(update, title: str, values: pd.Series) -> bool:
         ticks = nice_log_ticks(float(v.min()), float(v.max()))
         update(title=title + ", log scale", type="log", tickvals=ticks, ticktext=[_tick_text(t) for t in ticks])
         return True
-    update(title=title, rangemode="tozero")
+    update(title=title, rangemode="normal")  # fitted to the data, not stretched to 0
     return False
 
 
@@ -200,7 +286,9 @@ def waterfall_figure(
     else:
         span = float(shown.max() - shown.min()) or abs(float(shown.max())) or 1.0
         fig.update_xaxes(title=axis_title, range=[float(shown.min()) - 0.08 * span, float(shown.max()) + 0.15 * span])
-    fig.update_yaxes(categoryorder="array", categoryarray=labels, automargin=True)
+    # long labels shortened on the axis (two waterfalls side by side on a 1024 px screen); hover shows them whole
+    fig.update_yaxes(categoryorder="array", categoryarray=labels, automargin=True, tickvals=labels,
+                     ticktext=[text if len(text) <= 30 else text[:29] + "…" for text in labels])
     return fig
 
 
@@ -357,14 +445,14 @@ def itl_breakdown_figure(physics) -> go.Figure:
         marker_color=[_ITL_PART_COLORS.get(p, PREDICTED_COLOR) for p in parts["part"]], name="ms per output token",
         hovertemplate="%{y}: %{x:.3g} ms per output token<extra></extra>"))
     factor = float(physics.itl["correction_factor"])
-    title = f"Time per output token: {physics_ms:.{d}f} ms"
+    title = f"ITL: {physics_ms:.{d}f} ms per output token"
     if abs(factor - 1) >= 0.005:
-        title = (f"Time per output token: {physics_ms:.{d}f} ms<br><sup>× {factor:.2f} from corrections fitted to "
+        title = (f"ITL: {physics_ms:.{d}f} ms per output token<br><sup>× {factor:.2f} from corrections fitted to "
                  f"measured runs = {predicted_ms:.{d}f} ms predicted</sup>")
     fig.update_layout(**_LAYOUT)
     fig.update_layout(title=title, showlegend=False, height=150 + 34 * len(parts),
                       margin=dict(l=10, r=30, t=70, b=60))
-    fig.update_xaxes(title="Time per output token (ms)", range=[0, float(parts["ms"].max()) * 1.6 or 1.0],
+    fig.update_xaxes(title="ITL (ms)", range=[0, float(parts["ms"].max()) * 1.6 or 1.0],
                      tickformat=f".{max(d - 1, 0)}f", nticks=5)
     fig.update_yaxes(automargin=True)
     return fig
@@ -442,4 +530,58 @@ def ratio_figure(pairs: pd.DataFrame, quantity: str, unseen: str, seen: str) -> 
                       title=f"{short_gpu_name(unseen)} / {short_gpu_name(seen)}: {what}", height=460)
     fig.update_xaxes(title=f"Measured ratio of {what} (×)")
     fig.update_yaxes(title=f"Predicted ratio of {what} (×)")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Side by side
+_SIDE_METRICS = (("energy_per_token_j", "Energy per token (J)", 1.0), ("itl_s", "ITL (ms)", 1000.0),
+                 ("throughput_tok_s", "Throughput (tokens/s)", 1.0), ("power_w", "Power per GPU (W)", 1.0))
+DEPLOYMENT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
+
+
+def side_by_side_figure(table: pd.DataFrame, title: str = "") -> go.Figure:
+    """One panel per metric (energy per token, ITL, throughput, power), one bar per deployment (``label``) with
+    its 80% interval as an error bar where the table has ``<metric>_lo`` / ``<metric>_hi``; hover names each."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(_SIDE_METRICS), subplot_titles=[t for _, t, _ in _SIDE_METRICS],
+                        horizontal_spacing=0.07)
+    labels = [short_gpu_name(x.split(" ×")[0]) + (" ×" + x.split(" ×")[1] if " ×" in x else "")
+              for x in table["label"]]
+    for col, (metric, name, scale) in enumerate(_SIDE_METRICS, start=1):
+        err = _error(table, metric, scale)
+        if err is not None:
+            err.update(color="rgba(0,0,0,0.55)", width=6)
+        fig.add_trace(go.Bar(
+            x=labels, y=table[metric] * scale, marker_color=list(DEPLOYMENT_COLORS[:len(table)]), error_y=err,
+            customdata=np.stack([table["label"], table.get(f"{metric}_lo", table[metric]) * scale,
+                                 table.get(f"{metric}_hi", table[metric]) * scale], axis=-1),
+            hovertemplate="<b>%{customdata[0]}</b><br>" + name + ": %{y:.3g}<br>80% interval %{customdata[1]:.3g}"
+                          " – %{customdata[2]:.3g}<extra></extra>", showlegend=False), row=1, col=col)
+        fig.update_yaxes(rangemode="tozero", row=1, col=col)
+    fig.update_layout(**{**_LAYOUT, "margin": dict(l=50, r=20, t=80 if title else 50, b=40)}, title=title,
+                      height=380, bargap=0.35)
+    fig.update_annotations(font_size=13)
+    return fig
+
+
+def error_spread_figure(spread: pd.DataFrame, order: list[str], group_label: str, title: str) -> go.Figure:
+    """Absolute percentage error of every run per group (columns ``group``, ``target_label``, ``ape_pct``) as
+    horizontal box plots, one per target, groups in ``order``; the x axis is logarithmic where errors span
+    decades (said on the axis)."""
+    fig = go.Figure()
+    colors = {"Power": "#636efa", "ITL": "#ef553b"}  # as the median bars beside it (the template colours)
+    for target, part in spread.groupby("target_label", sort=False):
+        fig.add_trace(go.Box(
+            y=part["group"], x=part["ape_pct"].clip(lower=0.01), orientation="h", name=target, boxpoints="outliers",
+            marker=dict(size=3, color=colors.get(target)), line=dict(width=1),
+            hovertemplate="%{y}: %{x:.1f}%<extra>" + str(target) + "</extra>"))
+    n = max(len(order), 1)
+    fig.update_layout(**{**_LAYOUT, "margin": dict(l=70, r=30, t=90, b=60)},
+                      title=dict(text=title, y=0.98, yanchor="top"), boxmode="group",
+                      height=180 + 26 * n * 1.3)
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0))
+    _axis(fig.update_xaxes, "Absolute percentage error per run (%)", spread["ape_pct"].clip(lower=0.01))
+    fig.update_yaxes(title=group_label, categoryorder="array", categoryarray=order, automargin=True)
     return fig

@@ -62,6 +62,17 @@ def prefill_time_s(flops, tflops, tokens_in_step) -> np.ndarray:
     prompt tokens share each step: the Vidur-fitted GEMM rate, plateau x peak x n / (n + half)."""
     rate = _f(tflops) * 1e12 * GEMM_PLATEAU_EFFICIENCY * np.maximum(gemm_rate_share(tokens_in_step), 1e-3)
     return _f(flops) / rate
+def per_unique(fn, *columns, dtype=float) -> np.ndarray:
+    """``fn`` applied once per distinct tuple of values across ``columns`` (same length) and spread back to every
+    row: the same result as ``[fn(*vals) for vals in zip(*columns)]``, fast when values repeat (explanations
+    predict thousands of rows that share a few GPUs, LLMs and stacks)."""
+    import pandas as pd
+
+    keys = pd.Series(list(zip(*(np.asarray(c, dtype=object) for c in columns), strict=True)), dtype=object) \
+        if len(columns) > 1 else pd.Series(np.asarray(columns[0], dtype=object), dtype=object)
+    codes, uniques = pd.factorize(keys, use_na_sentinel=False)
+    values = [fn(*u) if len(columns) > 1 else fn(u) for u in uniques]
+    return np.asarray(values, dtype=dtype)[codes] if len(values) else np.asarray([], dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -382,7 +393,7 @@ class DecodeWorkload:
         active = np.where(np.isfinite(active), active, total)
         mem_gb = _f(frame["memory_size_gb"])
         ids = frame["gpu_id"] if "gpu_id" in frame else [""] * n
-        is_a100 = np.asarray([any(a in str(g).lower() for a in _ARCH_A100) for g in ids], dtype=bool)
+        is_a100 = per_unique(lambda g: any(a in str(g).lower() for a in _ARCH_A100), ids, dtype=bool)
         inp = np.nan_to_num(col("input_tokens"), nan=0.0)
         out = np.fmax(col("output_tokens"), 1.0)
         max_out = np.fmax(col("max_output_tokens"), out)

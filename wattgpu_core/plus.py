@@ -53,9 +53,12 @@ SPLITS = ("CV", "LOGO", "LOLO")
 GPU_RANGE_COLUMNS = ("memory_bandwidth_gb_s", "fp16_tensor_dense_tflops", "tdp_w", "memory_size_gb")
 LLM_RANGE_COLUMNS = ("total_params_b", "active_params_b")
 RANGE_LABELS = MappingProxyType({
-    "memory_bandwidth_gb_s": "memory bandwidth", "fp16_tensor_dense_tflops": "FP16 TFLOPS", "tdp_w": "TDP",
-    "memory_size_gb": "memory size", "total_params_b": "parameters", "active_params_b": "active parameters",
+    "memory_bandwidth_gb_s": "the GPU's memory bandwidth", "fp16_tensor_dense_tflops": "the GPU's FP16 TFLOPS",
+    "tdp_w": "the GPU's TDP", "memory_size_gb": "the GPU's memory size", "total_params_b": "the LLM's parameters",
+    "active_params_b": "the LLM's active parameters",
 })
+_RANGE_UNITS = {"memory_bandwidth_gb_s": " GB/s", "fp16_tensor_dense_tflops": " TFLOPS", "tdp_w": " W",
+                "memory_size_gb": " GB", "total_params_b": "B", "active_params_b": "B"}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -107,8 +110,12 @@ def out_of_range(frame: pd.DataFrame, ranges: Mapping) -> np.ndarray:
         v = pd.to_numeric(frame[c], errors="coerce").to_numpy(float)
         lo, hi = bounds
         for i in np.flatnonzero(~(v >= lo * (1 - 1e-9)) | ~(v <= hi * (1 + 1e-9))):
-            where = "unknown" if not np.isfinite(v[i]) else ("above" if v[i] > hi else "below")
-            notes[i].append(f"{RANGE_LABELS.get(c, c)} {where} (training range {lo:,.4g}-{hi:,.4g})")
+            name, unit = RANGE_LABELS.get(c, c), _RANGE_UNITS.get(c, "")
+            if not np.isfinite(v[i]):
+                notes[i].append(f"{name} unknown (training range {lo:,.4g}–{hi:,.4g}{unit})")
+                continue
+            where = "above" if v[i] > hi else "below"
+            notes[i].append(f"{name} ({v[i]:,.4g}{unit}) {where} the training range {lo:,.4g}–{hi:,.4g}{unit}")
     return np.asarray(["; ".join(n) for n in notes], dtype=object)
 
 

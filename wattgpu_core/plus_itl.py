@@ -37,7 +37,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from .physics import DecodeWorkload, StepParameters, power_limited_tflops
+from .physics import DecodeWorkload, StepParameters, per_unique, power_limited_tflops
 
 DEFAULT_STACK = "vLLM 0.14"
 # Compute-capability family of each GPU architecture (the catalog's ``architecture`` names).
@@ -87,8 +87,7 @@ def scenario_pool(scenario_detail) -> np.ndarray:
 
 
 def arch_family(architecture) -> np.ndarray:
-    return np.asarray([ARCH_FAMILY.get(a) if isinstance(a, str) else None
-                       for a in np.asarray(architecture, dtype=object)], dtype=object)
+    return per_unique(lambda a: ARCH_FAMILY.get(a) if isinstance(a, str) else None, architecture, dtype=object)
 
 
 @dataclass(frozen=True)
@@ -110,9 +109,9 @@ class ItlCalibration:
         """Per-row parameters: the architecture and family effects of each row's GPU applied."""
         arch = np.asarray(frame_or_arrays["architecture"], dtype=object)
         fam = arch_family(arch)
-        da = np.asarray([_inherited(self.arch_effects, a, ARCH_ORDER) for a in arch], dtype=float)
-        df = np.asarray([_inherited(self.family_effects, f, FAMILY_ORDER) for f in fam], dtype=float)
-        dm = np.asarray([_inherited(self.family_memory_effects, f, FAMILY_ORDER) for f in fam], dtype=float)
+        da = per_unique(lambda a: _inherited(self.arch_effects, a, ARCH_ORDER), arch)
+        df = per_unique(lambda f: _inherited(self.family_effects, f, FAMILY_ORDER), fam)
+        dm = per_unique(lambda f: _inherited(self.family_memory_effects, f, FAMILY_ORDER), fam)
         tflops = np.asarray(frame_or_arrays["fp16_tensor_dense_tflops"], dtype=float)
         tdp = np.asarray(frame_or_arrays["tdp_w"], dtype=float)
         per_w = self.power_tflops_per_w * (tflops / tdp) ** self.power_exponent * np.exp(da + df)
@@ -407,10 +406,12 @@ class PlusItlModel:
         n = len(rows)
         h, c, k = np.zeros(n), np.zeros(n), np.ones(n)
         if "serving_stack" in rows and self.stack_effects:
-            for i, stack in enumerate(rows["serving_stack"].astype(object).to_numpy()):
+            stacks = rows["serving_stack"].astype(object).to_numpy()
+            for stack in pd.unique(stacks):
                 cal = self.stack_effects.get(stack) if isinstance(stack, str) else None
                 if cal is not None:
-                    h[i], c[i], k[i] = cal.overhead_s, cal.per_sequence_s, cal.factor
+                    mine = stacks == stack
+                    h[mine], c[mine], k[mine] = cal.overhead_s, cal.per_sequence_s, cal.factor
         return h, c, k
 
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
@@ -432,8 +433,8 @@ class PlusItlModel:
                 fam, p = k.rsplit("|", 1)
                 by_pool.setdefault(p, {})[fam] = v
             fams = arch_family(rows["architecture"]) if "architecture" in rows else np.full(len(rows), None)
-            fx = np.asarray([_inherited(by_pool.get(p, {}), f, FAMILY_ORDER) if m else 0.0
-                             for f, p, m in zip(fams, pool, moe, strict=True)], dtype=float)
+            fx = per_unique(lambda f, p, m: _inherited(by_pool.get(p, {}), f, FAMILY_ORDER) if m else 0.0,
+                            fams, pool, moe)
             out = out + fx
         return out
 

@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 
 from .features import kv_cache_bytes_per_token
-from .physics import NVLINK_GB_S, VLLM_MAX_BATCHED_TOKENS, tp_comm_time_s
+from .physics import NVLINK_GB_S, VLLM_MAX_BATCHED_TOKENS, per_unique, tp_comm_time_s
 from .physics import head_dim as physics_head_dim
 from .physics import prefill_flops as physics_prefill_flops
 from .physics import prefill_time_s as physics_prefill_time_s
@@ -366,7 +366,7 @@ def predict_group_latent(fit: dict, x, groups, design) -> np.ndarray:
     out = design @ np.asarray(fit["beta"], dtype=float)
     if x is not None:
         out = out + fit["slope"] * np.asarray(x, dtype=float)
-    return out + np.array([fit["offsets"].get(str(g), 0.0) for g in groups], dtype=float)
+    return out + per_unique(lambda g: fit["offsets"].get(str(g), 0.0), groups)
 
 
 def _fit_decode_power(power, base, headroom, x) -> float:
@@ -485,7 +485,7 @@ class PlusPowerModel:
         f = 1.0 / (1.0 + np.exp(-predict_group_latent(self.full_fit, None, np.full(len(rows), ""), ones)))
         gid = rows["gpu_id"].astype(str).to_numpy()
         for name, arr in (("B", b), ("D", d), ("F", f)):
-            seen = np.array([self.gpus.get(g, {}).get(name, np.nan) for g in gid], dtype=float)
+            seen = per_unique(lambda g, n=name: self.gpus.get(g, {}).get(n, np.nan), gid)
             arr[:] = np.where(np.isfinite(seen), seen, arr)
         b = np.clip(b, B_BOUNDS[0] * tdp, B_BOUNDS[1] * tdp)
         return b, d, f
@@ -635,16 +635,14 @@ def _usable(rows: pd.DataFrame | None) -> pd.DataFrame:
 def stack_of(framework, framework_version) -> np.ndarray:
     """Serving stack "vLLM 0.14" from framework "vLLM" and version "0.14.1" (major.minor); a missing framework is
     the default stack's, a missing version gives the framework alone."""
-    out = []
-    for fw, ver in zip(np.asarray(framework, dtype=object), np.asarray(framework_version, dtype=object),
-                       strict=True):
+    def one(fw, ver):
         fw = fw.strip() if isinstance(fw, str) and fw.strip() else None
         ver = ver.strip() if isinstance(ver, str) and ver.strip() else None
         if fw is None:
-            out.append(DEFAULT_STACK)
-        else:
-            out.append(fw if ver is None else f"{fw} {'.'.join(ver.split('.')[:2])}")
-    return np.asarray(out, dtype=object)
+            return DEFAULT_STACK
+        return fw if ver is None else f"{fw} {'.'.join(ver.split('.')[:2])}"
+
+    return per_unique(one, framework, framework_version, dtype=object)
 
 
 def _stack_key(rows: pd.DataFrame) -> np.ndarray:
@@ -655,7 +653,7 @@ def _stack_key(rows: pd.DataFrame) -> np.ndarray:
     key = stack_of(fw, ver)
     if "serving_stack" in rows.columns:
         given = rows["serving_stack"].to_numpy(dtype=object)
-        ok = np.array([isinstance(s, str) and bool(s.strip()) for s in given], dtype=bool)
+        ok = per_unique(lambda s: isinstance(s, str) and bool(s.strip()), given, dtype=bool)
         key = np.where(ok, given, key)
     return key.astype(object)
 
