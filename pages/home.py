@@ -1,5 +1,7 @@
 """Home: what WattGPU does, the data it stands on, the models' accuracy and a quick single prediction."""
 
+import dataclasses
+
 import streamlit as st
 
 from pages import _shared as shared
@@ -15,7 +17,8 @@ st.markdown(
     "By default it uses **WattGPU+**, a calibrated physical model (time per decode step from a roofline of bytes "
     "and FLOPs, power between serving-idle and TDP) that takes batch size, request rate and token counts as inputs "
     "and gives 80% intervals; the XGBoost models of the WattGPU paper (2026) stay available as the reference. Both "
-    "are trained on the Watt Counts measurements (vLLM 0.14, one GPU, 16-bit weights)."
+    "are trained on the Watt Counts measurements (vLLM 0.14, one GPU, 16-bit weights); WattGPU+ also learns from "
+    "the runs of the other sources, each through its serving stack's calibration."
 )
 
 info = shared.summary()
@@ -45,6 +48,12 @@ with a:
 with b:
     gpu_id = shared.pick_gpu("home_gpu", state)
 workload = shared.pick_workload("home", state)
+stacks = getattr(shared.models(), "calibrated_stacks", None) or []
+if len(stacks) > 1:
+    stack = st.selectbox("Serving stack", stacks, key="home_stack",
+                         help="Stacks WattGPU+ is calibrated for (from measured runs of each); the first is the "
+                              "stack its models are trained on.")
+    workload = dataclasses.replace(workload, serving_stack=None if stack == stacks[0] else stack)
 shared.write_url(state.replace(llm=llm_id, gpu=gpu_id, model=shared.model_name()), ("llm", "gpu", "model"))
 
 result = shared.predict_one(llm_id, gpu_id, workload)

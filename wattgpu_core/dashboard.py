@@ -155,12 +155,15 @@ class Workload:
     output_tokens: int = 220
     num_gpus: int = 1  # GPUs per model replica (tensor parallel)
     precision: str = ""  # weight precision; "" = the LLM's native precision
+    serving_stack: str | None = None  # a calibrated stack (None: the model's default stack)
 
     def as_request(self) -> dict:
         out = {"scenario": self.scenario, "input_tokens": float(self.input_tokens),
                "output_tokens": float(self.output_tokens), "num_gpus": float(self.num_gpus)}
         if self.precision:
             out["precision"] = self.precision
+        if self.serving_stack:
+            out["serving_stack"] = self.serving_stack
         if self.scenario == "offline":
             out["batch_size"] = float(self.batch_size)
         else:
@@ -725,6 +728,9 @@ def best_interval_text(row: Mapping, column: str) -> str:
 def stack_caption(serving_stack: str, model_label: str) -> str:
     """Which serving stack and model the numbers refer to (every prediction says it)."""
     stack = serving_stack or "vLLM 0.14"
+    if stack != "vLLM 0.14":
+        return (f"Predicted by {model_label} for {stack}: the Watt Counts model (vLLM 0.14) with {stack}'s "
+                "calibration, learnt from that stack's measured runs; one GPU per model replica unless stated.")
     return (f"Predicted by {model_label} for {stack}, one GPU per model replica unless stated, 16-bit weights, "
             "as measured in Watt Counts.")
 

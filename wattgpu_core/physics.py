@@ -44,6 +44,9 @@ NVLINK_GB_S = 450.0  # per-direction NVLink bandwidth used for tensor-parallel a
 # batch of tokens reaches this share of the datasheet tensor rate, and half of it at this many tokens.
 GEMM_PLATEAU_EFFICIENCY = 0.81
 GEMM_HALF_TOKENS = 186.0
+# How memory and compute time combine in one GEMM: (memory^p + compute^p)^(1/p). Vidur's measured GEMM times sit
+# between the sum (p = 1) and the max (p = inf) of the two; p = 1.5 fits them best on A100 and A40 (H100: ~1).
+GEMM_ROOFLINE_P = 1.5
 VLLM_MAX_BATCHED_TOKENS = 8192.0  # prefill tokens vLLM batches in one step (chunked prefill's default budget)
 
 
@@ -221,7 +224,7 @@ def power_limited_tflops(tdp_w, tflops_per_w, static_power_w=0.0, min_share: flo
 def decode_step_time_s(weight_bytes, kv_bytes, gemm_flops, attention_flops, memory_bandwidth_gb_s, tflops, *,
                        memory_efficiency=1.0, compute_efficiency=1.0, power_tflops=np.inf, comm_bytes=0.0,
                        link_gb_s=NVLINK_GB_S, overhead_s=0.0, per_sequence_s=0.0, batch=1.0,
-                       comm_s=0.0) -> np.ndarray:
+                       comm_s=0.0, roofline_p=np.inf) -> np.ndarray:
     """Seconds for one decode step.
 
     The matrix multiplies stream the weights and do 2 N_active FLOPs per sequence: their time is the roofline
@@ -234,11 +237,23 @@ def decode_step_time_s(weight_bytes, kv_bytes, gemm_flops, attention_flops, memo
     """
     bw = _f(memory_bandwidth_gb_s) * 1e9 * _f(memory_efficiency)
     rate = _f(tflops) * 1e12 * _f(compute_efficiency)
-    gemm = np.maximum.reduce([_f(weight_bytes) / bw, _f(gemm_flops) / rate,
-                              _f(gemm_flops) / (_f(power_tflops) * 1e12)])
+    compute = np.maximum(_f(gemm_flops) / rate, _f(gemm_flops) / (_f(power_tflops) * 1e12))
+    gemm = smooth_max(_f(weight_bytes) / bw, compute, roofline_p)
     attention = _f(kv_bytes) / bw + _f(attention_flops) / rate
     comm = _f(comm_bytes) / (_f(link_gb_s) * 1e9) + _f(comm_s)
     return gemm + attention + comm + _f(overhead_s) + _f(per_sequence_s) * _f(batch)
+
+
+def smooth_max(a, b, p=np.inf) -> np.ndarray:
+    """(a^p + b^p)^(1/p) for non-negative ``a``, ``b``: the max at p = inf, the sum at p = 1 (computed scaled by the
+    larger, so large p never overflows)."""
+    a, b = _f(a), _f(b)
+    if np.isinf(p):
+        return np.maximum(a, b)
+    hi = np.maximum(a, b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo_share = np.where(hi > 0, np.minimum(a, b) / hi, 0.0)
+    return hi * (1.0 + lo_share**p) ** (1.0 / p)
 
 
 def is_memory_bound(memory_s, compute_s) -> np.ndarray:
@@ -456,7 +471,8 @@ class DecodeWorkload:
                                   tflops=self.tflops, memory_efficiency=p.memory_efficiency,
                                   compute_efficiency=p.compute_efficiency,
                                   power_tflops=_f(p.power_tflops) * self.compute_scale,
-                                  overhead_s=p.overhead_s, per_sequence_s=p.per_sequence_s, batch=batch)
+                                  overhead_s=p.overhead_s, per_sequence_s=p.per_sequence_s, batch=batch,
+                                  roofline_p=GEMM_ROOFLINE_P)
 
     def prefill_time_s(self, p: StepParameters) -> np.ndarray:
         """Seconds to prefill one prompt: its tensor work (at the achieved or power-limited rate, the lower) plus the
