@@ -21,14 +21,20 @@ import pandas as pd
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&\"'])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~$:&])")  # text stays on one line, so '.', '-' need no escape
+_LEADING = re.compile(r"^(\s*)([-=])")
+_LEADING_NUMBER = re.compile(r"^(\s*\d+)\.(?=\s|$)")
+_WWW = re.compile(r"(?i)\bwww\.")
 
 
 def md(value) -> str:
     """``value`` as literal text inside Markdown (no emphasis, links, images, HTML, directives or math)."""
     text = "" if value is None else str(value)
     text = text.replace("\r", " ").replace("\n", " ")
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = _LEADING.sub(r"\1\\\2", text)  # a leading "-", "=" or "1. " would start a list or heading
+    text = _LEADING_NUMBER.sub(r"\1\\.", text)
+    return _WWW.sub(lambda m: m.group(0)[:-1] + "\\.", text)  # no bare www. autolink
 
 
 def plot_text(value) -> str:
