@@ -400,6 +400,11 @@ class DecodeWorkload:
     def __len__(self) -> int:
         return len(self.offline)
 
+    @property
+    def multi_gpu(self) -> bool:
+        """Whether any row runs on more than one GPU (else no communication to time)."""
+        return bool(np.any(self.tensor_parallel > 1))
+
     def subset(self, rows) -> DecodeWorkload:
         """The same arrays for ``rows`` (positions or a boolean mask)."""
         return DecodeWorkload(**{k: np.broadcast_to(getattr(self, k), self.offline.shape)[rows]
@@ -415,7 +420,7 @@ class DecodeWorkload:
             "gemm_flops": 2.0 * self.active_b * 1e9 * _f(batch) / tp,
             "attention_flops": 4.0 * self.layers * self.heads * self.head_dim * self.context_tokens * _f(batch) / tp,
             "comm_bytes": allreduce_bytes_per_step(batch, self.hidden, self.layers, tp),
-            "comm_s": tp_comm_time_s(batch, self.hidden, self.layers, tp, self.link_gb_s),
+            "comm_s": tp_comm_time_s(batch, self.hidden, self.layers, tp, self.link_gb_s) if self.multi_gpu else 0.0,
         }
 
     def step_time_s(self, batch, p: StepParameters) -> np.ndarray:
@@ -431,8 +436,9 @@ class DecodeWorkload:
         """Seconds to prefill one prompt: its tensor work (at the achieved or power-limited rate, the lower) plus the
         tensor-parallel all-reduces of its tokens."""
         rate = np.minimum(self.tflops * _f(p.compute_efficiency), _f(p.power_tflops) * self.compute_scale) * 1e12
-        return self.prefill_flops / rate + tp_comm_time_s(self.input_tokens, self.hidden, self.layers,
-                                                           self.tensor_parallel, self.link_gb_s)
+        comm = tp_comm_time_s(self.input_tokens, self.hidden, self.layers, self.tensor_parallel, self.link_gb_s) \
+            if self.multi_gpu else 0.0
+        return self.prefill_flops / rate + comm
 
     def evaluate(self, p: StepParameters = StepParameters(), server_iterations: int = 3) -> dict[str, np.ndarray]:
         """Batch, step time, ITL as the data define it, latency and server load of every row under ``p``.
