@@ -1050,7 +1050,7 @@ def retrained_models_dir(store) -> Path:
     Each upload (or removal) changes the data key, so models never outlive the data they were fitted to; with only
     the seed data there is no such folder and the committed ``models/`` are used."""
     key = hashlib.sha256(data_version(store).encode()).hexdigest()[:16]
-    return Path(store.path).resolve().parent / "retrained" / key
+    return Path(store.home) / "retrained" / key
 
 
 def active_models_dir(store) -> Path:

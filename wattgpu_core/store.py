@@ -1,15 +1,23 @@
-"""The embedded DuckDB store: GPUs, LLMs, measured runs, sources and import batches. All SQL lives here.
+"""The store: GPUs, LLMs, measured runs, sources and import batches. All SQL lives here.
 
 One :class:`Store` wraps one DuckDB connection per process; every call takes its own cursor, so Streamlit sessions
 (threads) can share a store safely. Writes (ingest, custom GPUs and LLMs, removing an upload) are serialised by a
 lock and run in one transaction each: they either land whole or leave the store exactly as it was. Every value
 from outside is passed as a ``?`` parameter; identifiers come only from ``schema``.
+
+The store is an embedded DuckDB file or a DuckLake (PostgreSQL catalog, Parquet files) that many processes write at
+once (``backend.py`` says which). Every write also bumps the ``writes`` row of ``meta``, so two concurrent writers
+always conflict in DuckLake (it detects two deletes from one table); the loser is rolled back and retried from the
+start on the newer data, a bounded number of times, so an ingest never adds a run another writer added meanwhile.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import random
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,9 +28,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from . import backend as backends
 from .errors import WattGPUError
 from .importers import SOURCES, PreparedImport
-from .paths import SEED_DIR, default_db_path
+from .paths import SEED_DIR
 from .schema import (
     BATCH_COLUMNS,
     GPU_COLUMNS,
@@ -35,7 +44,7 @@ from .schema import (
     names,
 )
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: batches.added_by
 _TABLES: dict[str, tuple[Column, ...]] = {
     "gpus": GPU_COLUMNS,
     "llms": LLM_COLUMNS,
@@ -61,9 +70,11 @@ class IngestResult:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _ddl(table: str, columns: tuple[Column, ...]) -> str:
+def _ddl(table: str, columns: tuple[Column, ...], lake: bool = False) -> str:
     cols = [f"{c.name} {c.sql_type}" for c in columns]
-    if table == "runs":
+    if lake:  # DuckLake has no PRIMARY KEY / UNIQUE: the writers check keys inside their (serialised) transaction
+        cols += ["seq BIGINT"] if table == "runs" else []
+    elif table == "runs":
         # No PRIMARY KEY on runs: run_id is unique by construction (the seed build refuses duplicates, and
         # Store.ingest, the only writer, skips fingerprints already stored and checks the new ones inside its
         # transaction). The key's index cost about a fifth of the time of ingesting 100,000 rows.
@@ -123,9 +134,12 @@ def compute_run_ids(frame: pd.DataFrame) -> pd.Series:
         con.close()
 
 
-def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def _connect(path: Path | backends.Backend, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    backend = backends.resolve(path)
+    if backend.is_lake:
+        return backends.connect(backend, read_only)
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        return backends.connect(backend, read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WattGPUError(
@@ -139,26 +153,74 @@ def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
                            f"`python -m wattgpu_core build-store --db {path}`") from None
 
 
-class Store:
-    """A WattGPU DuckDB store. Use :meth:`open` (creating it from the seed data when missing) or :meth:`build`."""
+WRITE_ATTEMPTS = 8  # a write that conflicts with other writers this many times in a row gives up
 
-    def __init__(self, path: Path | str, read_only: bool = False):
-        self.path = Path(path)
+
+def _conflict(exc: BaseException) -> bool:
+    """A transaction that lost to a concurrent writer (DuckLake's optimistic concurrency): safe to redo whole."""
+    return isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower()
+
+
+def _retried(method):
+    """Run a write again from the start (a fresh transaction on the newer data) when another writer won a
+    conflict, with growing random waits; after ``WRITE_ATTEMPTS`` tries, a clear error (nothing was written)."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return method(self, *args, **kwargs)
+            except duckdb.TransactionException as exc:
+                if not _conflict(exc):
+                    raise
+                if attempt == WRITE_ATTEMPTS:
+                    raise WattGPUError(
+                        f"the store is busy: this write conflicted with other writers {attempt} times in a row and "
+                        "was given up; nothing was written. Try again in a moment") from None
+                self.conflict_retries += 1
+                time.sleep(random.uniform(0.5, 1.0) * min(0.05 * 2 ** attempt, 2.0))
+        raise AssertionError("unreachable")
+    return run
+
+
+class Store:
+    """A WattGPU store. Use :meth:`open` (creating it from the seed data when missing) or :meth:`build`.
+
+    ``path`` is a ``.duckdb`` file, a ``ducklake:postgres:...`` spec (data path from ``$WATTGPU_DATA_PATH``) or a
+    :class:`~wattgpu_core.backend.Backend`."""
+
+    def __init__(self, path: Path | str | backends.Backend, read_only: bool = False):
+        self.backend = backends.resolve(path)
+        self.path = self.backend.path  # the embedded file; None for a DuckLake
+        self.home = self.backend.home  # retrained models and the evaluation cache live here
         self.read_only = read_only
-        self._con = _connect(self.path, read_only)
+        self.conflict_retries = 0  # writes redone after losing to a concurrent writer (DuckLake)
+        self._con = _connect(self.backend, read_only)
         self._write_lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path | str | None = None, read_only: bool = False, seed_dir: Path = SEED_DIR) -> Store:
-        """Open the store, building it from the seed data first if the file does not exist yet."""
-        path = Path(path) if path else default_db_path()
-        if not path.exists():
-            if read_only:
-                raise WattGPUError(f"no store at {path}; run `python -m wattgpu_core build-store` first")
-            return cls.build(path, seed_dir)
-        store = cls(path, read_only=read_only)
+    def open(cls, path: Path | str | backends.Backend | None = None, read_only: bool = False,
+             seed_dir: Path = SEED_DIR) -> Store:
+        """Open the store, building it from the seed data first if the file (or the DuckLake) does not exist yet."""
+        backend = backends.resolve(path)
+        if backend.is_lake:
+            store = cls(backend, read_only=read_only)
+            if store._meta("schema_version") is None and not read_only:
+                store.close()
+                return cls._build_lake(backend, seed_dir, only_if_missing=True)
+        else:
+            path = backend.path
+            if not path.exists():
+                if read_only:
+                    raise WattGPUError(f"no store at {path}; run `python -m wattgpu_core build-store` first")
+                return cls.build(path, seed_dir)
+            store = cls(path, read_only=read_only)
         version = store._meta("schema_version")
+        if version == "1" and not read_only:  # version 1 lacked batches.added_by; add it in place
+            with store._transaction() as cur:
+                cur.execute("ALTER TABLE batches ADD COLUMN added_by VARCHAR")
+                cur.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [SCHEMA_VERSION])
+            version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             store.close()
             raise WattGPUError(
@@ -170,7 +232,10 @@ class Store:
     @classmethod
     def build(cls, path: Path | str | None = None, seed_dir: Path = SEED_DIR) -> Store:
         """(Re)create the store at ``path`` from the seed tables. The old file is replaced only on success."""
-        path = Path(path) if path else default_db_path()
+        backend = backends.resolve(path)
+        if backend.is_lake:
+            return cls._build_lake(backend, seed_dir)
+        path = backend.path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".building")
         for p in (tmp, Path(str(tmp) + ".wal")):
@@ -184,8 +249,9 @@ class Store:
                     raise
         store = cls(tmp)
         try:
-            store._create_schema()
-            store._load_seed(seed_dir)
+            with store._transaction() as cur:
+                store._create_schema(cur)
+                store._load_seed(seed_dir, cur)
         except BaseException:
             store.close()
             for p in (tmp, Path(str(tmp) + ".wal")):
@@ -198,6 +264,31 @@ class Store:
         tmp.replace(path)
         return cls(path)
 
+    @classmethod
+    def _build_lake(cls, backend: backends.Backend, seed_dir: Path, only_if_missing: bool = False) -> Store:
+        """(Re)create a DuckLake store in one transaction: the old tables are dropped and the new ones filled
+        together, so readers see the old store or the new one. With ``only_if_missing`` (first start of several
+        replicas at once) a store another process built meanwhile is kept."""
+        store = cls(backend)
+        try:
+            store._rebuild(seed_dir, only_if_missing)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @_retried
+    def _rebuild(self, seed_dir: Path, only_if_missing: bool) -> None:
+        with self._transaction() as cur:
+            if only_if_missing and cur.execute(
+                    "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                    "AND table_name = 'meta'").fetchall()[0][0]:
+                return
+            for table in (*_TABLES, "meta"):
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+            self._create_schema(cur)
+            self._load_seed(seed_dir, cur)
+
     def close(self) -> None:
         self._con.close()
 
@@ -209,7 +300,7 @@ class Store:
 
     @contextmanager
     def _cursor(self):
-        cur = self._con.cursor()
+        cur = backends.cursor(self.backend, self._con)
         try:
             yield cur
         finally:
@@ -223,17 +314,22 @@ class Store:
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
+                # Every write rewrites this one row: in DuckLake two concurrent writers then always conflict, so
+                # the later one is retried on the newer data instead of both passing their checks on old data.
+                cur.execute("UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'writes'")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
 
-    def _create_schema(self) -> None:
-        with self._transaction() as cur:
-            for table, columns in _TABLES.items():
-                cur.execute(_ddl(table, columns))
-            cur.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-            cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+    def _create_schema(self, cur) -> None:
+        lake = self.backend.is_lake
+        for table, columns in _TABLES.items():
+            cur.execute(_ddl(table, columns, lake))
+        cur.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR" + ("" if lake else " PRIMARY KEY")
+                    + ", value VARCHAR)")
+        cur.execute("DELETE FROM meta WHERE key IN ('schema_version', 'writes')")
+        cur.execute("INSERT INTO meta VALUES ('schema_version', ?), ('writes', '0')", [SCHEMA_VERSION])
 
     def _meta(self, key: str) -> str | None:
         with self._cursor() as cur:
@@ -252,31 +348,31 @@ class Store:
         finally:
             cur.unregister("_frame_rows")
 
-    def _load_seed(self, seed_dir: Path) -> None:
+    def _load_seed(self, seed_dir: Path, cur) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
-        with self._transaction() as cur:
-            for table in ("gpus", "llms", "paper_gpu_features", "sources"):
-                self._insert_frame(cur, table, read_seed_table(table, seed_dir))
-            runs = read_seed_table("runs", seed_dir)
-            runs["seq"] = np.arange(len(runs), dtype=np.int64)
-            typed = _cast_frame(runs, RUN_COLUMNS)
-            typed["seq"] = runs["seq"].to_numpy()
-            cur.register("_incoming", typed)
-            cur.execute(f"INSERT INTO runs SELECT {', '.join(names(RUN_COLUMNS))}, seq FROM _incoming")
-            cur.unregister("_incoming")
-            batches = []
-            counts = runs.groupby("source_id").size()
-            for source_id, n in counts.items():
-                batches.append({"batch_id": f"seed:{source_id}", "kind": "seed", "source_id": source_id,
-                                "file_name": str(seed_dir / "runs.csv"), "file_sha256": None, "format": "seed",
-                                "imported_at": now, "n_runs": int(n), "n_gpus": 0, "n_llms": 0, "notes": ""})
-            batches.append({"batch_id": "seed", "kind": "seed", "source_id": "catalog",
-                            "file_name": str(seed_dir), "file_sha256": None, "format": "seed",
-                            "imported_at": now, "n_runs": 0, "n_gpus": None, "n_llms": None,
-                            "notes": "GPU and LLM catalogs"})
-            self._insert_frame(cur, "batches", pd.DataFrame(batches))
-            # Seed runs keep their per-source batch id.
-            cur.execute("UPDATE runs SET batch_id = 'seed:' || source_id WHERE batch_id IS NULL")
+        for table in ("gpus", "llms", "paper_gpu_features", "sources"):
+            self._insert_frame(cur, table, read_seed_table(table, seed_dir))
+        runs = read_seed_table("runs", seed_dir)
+        runs["seq"] = np.arange(len(runs), dtype=np.int64)
+        typed = _cast_frame(runs, RUN_COLUMNS)
+        typed["seq"] = runs["seq"].to_numpy()
+        cur.register("_incoming", typed)
+        cur.execute(f"INSERT INTO runs SELECT {', '.join(names(RUN_COLUMNS))}, seq FROM _incoming")
+        cur.unregister("_incoming")
+        batches = []
+        counts = runs.groupby("source_id").size()
+        for source_id, n in counts.items():
+            batches.append({"batch_id": f"seed:{source_id}", "kind": "seed", "source_id": source_id,
+                            "file_name": str(seed_dir / "runs.csv"), "file_sha256": None, "format": "seed",
+                            "imported_at": now, "n_runs": int(n), "n_gpus": 0, "n_llms": 0, "notes": "",
+                            "added_by": backends.cli_actor()})
+        batches.append({"batch_id": "seed", "kind": "seed", "source_id": "catalog",
+                        "file_name": str(seed_dir), "file_sha256": None, "format": "seed",
+                        "imported_at": now, "n_runs": 0, "n_gpus": None, "n_llms": None,
+                        "notes": "GPU and LLM catalogs", "added_by": backends.cli_actor()})
+        self._insert_frame(cur, "batches", pd.DataFrame(batches))
+        # Seed runs keep their per-source batch id.
+        cur.execute("UPDATE runs SET batch_id = 'seed:' || source_id WHERE batch_id IS NULL")
 
     # -- reads ------------------------------------------------------------------------------------------------------
     def _frame(self, sql: str, params: list | None = None) -> pd.DataFrame:
@@ -334,20 +430,20 @@ class Store:
             "uploads": int(uploads),
             "gpus_with_runs": int(run_gpus),
             "llms_with_runs": int(run_llms),
-            "db": str(self.path),
+            "db": self.backend.describe(),
         }
 
     def fingerprint(self) -> str:
         """A hash of everything in the store (tables and rows, order-independent); equal stores hash equal.
 
         Each row becomes a JSON list of its values as text (NULL stays null, so no two rows can print alike), rows
-        are joined in key order and hashed inside DuckDB. Import times are left out, so undoing an upload restores
-        the fingerprint exactly."""
+        are joined in key order and hashed inside DuckDB. Import times and who imported are left out, so undoing an
+        upload restores the fingerprint exactly, and equal data built on either backend hashes equal."""
         digest = hashlib.sha256()
         with self._cursor() as cur:
             for table, columns in _TABLES.items():
                 values = ", ".join(f"CAST({c.name} AS VARCHAR)" for c in columns
-                                   if not (table == "batches" and c.name == "imported_at"))
+                                   if not (table == "batches" and c.name in ("imported_at", "added_by")))
                 count, md5 = cur.execute(
                     f"SELECT count(*), md5(coalesce(string_agg(to_json([{values}]), chr(10) ORDER BY {_KEYS[table]}), "
                     f"'')) FROM {table}").fetchall()[0]
@@ -355,8 +451,10 @@ class Store:
         return digest.hexdigest()
 
     # -- writes -----------------------------------------------------------------------------------------------------
-    def ingest(self, prepared: PreparedImport, kind: str = "upload") -> IngestResult:
-        """Write validated runs in one transaction; rows already in the store (same fingerprint) are skipped."""
+    @_retried
+    def ingest(self, prepared: PreparedImport, kind: str = "upload", added_by: str | None = None) -> IngestResult:
+        """Write validated runs in one transaction; rows already in the store (same fingerprint) are skipped.
+        ``added_by`` (the signed-in user; default ``cli:<user>@<host>``) is recorded with the batch."""
         frame = prepared.frame
         now = datetime.now(UTC).replace(tzinfo=None)
         batch_id = f"{kind}-{now:%Y%m%dT%H%M%S%f}-{(prepared.file_sha256 or 'x')[:8]}"
@@ -366,9 +464,11 @@ class Store:
         # An Arrow table scans into DuckDB without a Python object per value (pandas object columns need one).
         incoming = pa.Table.from_pandas(typed, preserve_index=False)
         try:  # one pass when the file holds no run twice (the usual case) ...
-            total, distinct, in_store, added, prior = self._write_runs(incoming, prepared, batch_id, kind, now, False)
+            total, distinct, in_store, added, prior = self._write_runs(incoming, prepared, batch_id, kind, now, False,
+                                                                      added_by)
         except (_RepeatedRun, duckdb.ConstraintException):  # ... else fingerprints first, first row of each
-            total, distinct, in_store, added, prior = self._write_runs(incoming, prepared, batch_id, kind, now, True)
+            total, distinct, in_store, added, prior = self._write_runs(incoming, prepared, batch_id, kind, now, True,
+                                                                      added_by)
         dup_file = int(total - distinct)
         if added:
             msg = f"added {added} run{'s' if added != 1 else ''} as batch {batch_id}"
@@ -384,7 +484,7 @@ class Store:
                             prepared.warnings)
 
     def _write_runs(self, incoming: pa.Table, prepared: PreparedImport, batch_id: str, kind: str, now: datetime,
-                    dedupe_in_file: bool) -> tuple[int, int, int, int, str | None]:
+                    dedupe_in_file: bool, added_by: str | None = None) -> tuple[int, int, int, int, str | None]:
         """Insert the runs not yet in the store, in one transaction; (rows, distinct runs, runs already in the
         store, runs added, earlier batch of the same file or None).
 
@@ -424,7 +524,7 @@ class Store:
                     "batch_id": batch_id, "kind": kind, "source_id": prepared.source_id,
                     "file_name": prepared.file_name, "file_sha256": prepared.file_sha256,
                     "format": prepared.format, "imported_at": now, "n_runs": int(added), "n_gpus": 0,
-                    "n_llms": 0, "notes": "; ".join(prepared.warnings)}]))
+                    "n_llms": 0, "notes": "; ".join(prepared.warnings), "added_by": added_by or backends.cli_actor()}]))
             prior = None
             if prepared.file_sha256:
                 earlier = cur.execute("SELECT batch_id FROM batches WHERE file_sha256 = ? AND batch_id <> ? "
@@ -448,15 +548,16 @@ class Store:
         if rows:
             self._insert_frame(cur, "sources", pd.DataFrame(rows))
 
-    def add_gpu(self, gpu: dict) -> str:
+    def add_gpu(self, gpu: dict, added_by: str | None = None) -> str:
         """Add a user-defined GPU (one catalog row); returns its batch id."""
-        return self._add_catalog_row("gpus", "custom_gpu", gpu)
+        return self._add_catalog_row("gpus", "custom_gpu", gpu, added_by)
 
-    def add_llm(self, llm: dict) -> str:
+    def add_llm(self, llm: dict, added_by: str | None = None) -> str:
         """Add a user-defined LLM (one catalog row); returns its batch id."""
-        return self._add_catalog_row("llms", "custom_llm", llm)
+        return self._add_catalog_row("llms", "custom_llm", llm, added_by)
 
-    def _add_catalog_row(self, table: str, kind: str, row: dict) -> str:
+    @_retried
+    def _add_catalog_row(self, table: str, kind: str, row: dict, added_by: str | None = None) -> str:
         key = _KEYS[table]
         now = datetime.now(UTC).replace(tzinfo=None)
         batch_id = f"{kind}-{now:%Y%m%dT%H%M%S%f}"
@@ -469,9 +570,11 @@ class Store:
             self._insert_frame(cur, "batches", pd.DataFrame([{
                 "batch_id": batch_id, "kind": kind, "source_id": "user", "file_name": None, "file_sha256": None,
                 "format": kind, "imported_at": now, "n_runs": 0, "n_gpus": int(table == "gpus"),
-                "n_llms": int(table == "llms"), "notes": f"{key}={record[key]}"}]))
+                "n_llms": int(table == "llms"), "notes": f"{key}={record[key]}",
+                "added_by": added_by or backends.cli_actor()}]))
         return batch_id
 
+    @_retried
     def remove_batch(self, batch_id: str) -> dict:
         """Undo one upload or custom entry, returning the store exactly to its state before it."""
         with self._transaction() as cur:
