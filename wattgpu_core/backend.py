@@ -43,7 +43,7 @@ class Backend:
     @property
     def key(self) -> str:
         """A string naming the store, for cache keys (and :func:`resolve` turns it back into this backend)."""
-        return LAKE_PREFIX + self.catalog if self.is_lake else str(self.path)
+        return LAKE_PREFIX + self.catalog if self.is_lake else str(Path(self.path).resolve())
 
     @property
     def home(self) -> Path:

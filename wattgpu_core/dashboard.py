@@ -1032,7 +1032,7 @@ def uploads_table(batches: pd.DataFrame) -> pd.DataFrame:
         "Batch": b["batch_id"], "Kind": b["kind"].map(kinds).fillna(b["kind"]),
         "File or entry": b["file_name"].fillna(b["notes"]), "Format": b["format"],
         "Added (UTC)": pd.to_datetime(b["imported_at"]).dt.strftime("%Y-%m-%d %H:%M:%S"),
-        "Runs added": b["n_runs"],
+        "Runs added": b["n_runs"], "Added by": b["added_by"],
     }).reset_index(drop=True)
 
 

@@ -136,6 +136,7 @@ def compute_run_ids(frame: pd.DataFrame) -> pd.Series:
 
 def _connect(path: Path | backends.Backend, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     backend = backends.resolve(path)
+    path = backend.describe()
     if backend.is_lake:
         return backends.connect(backend, read_only)
     try:
