@@ -154,7 +154,7 @@ def _connect(path: Path | backends.Backend, read_only: bool = False) -> duckdb.D
                            f"`python -m wattgpu_core build-store --db {path}`") from None
 
 
-WRITE_ATTEMPTS = 8  # a write that conflicts with other writers this many times in a row gives up
+WRITE_ATTEMPTS = 12  # a write that conflicts with other writers this many times in a row gives up
 
 
 def _conflict(exc: BaseException) -> bool:
@@ -178,7 +178,7 @@ def _retried(method):
                         f"the store is busy: this write conflicted with other writers {attempt} times in a row and "
                         "was given up; nothing was written. Try again in a moment") from None
                 self.conflict_retries += 1
-                time.sleep(random.uniform(0.5, 1.0) * min(0.05 * 2 ** attempt, 2.0))
+                time.sleep(random.uniform(0.5, 1.5) * min(0.1 * 2 ** attempt, 5.0))  # random: writers spread out
         raise AssertionError("unreachable")
     return run
 
