@@ -191,9 +191,9 @@ def sidebar() -> None:
         origin = models_origin()
         if origin:
             st.caption(origin)
-        st.divider()
-        if writer() is None:
+        if writer() is None:  # no custom GPU / LLM forms for a visitor who may not write
             return
+        st.divider()
         st.caption("Hardware or a model missing from the catalog? Add it here; it is marked user-defined and "
                    "can be removed on the Data page.")
         with st.expander("Add a custom GPU", icon=":material/memory:"):
