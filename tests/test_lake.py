@@ -174,3 +174,28 @@ def test_a_bad_lake_setting_is_a_clear_error(tmp_path, pg_cluster):
     proc = cli("stats", store=resolve(f"ducklake:postgres:dbname=absent host=127.0.0.1 port={pg_cluster.port} "
                                       "user=postgres", str(tmp_path)))
     assert proc.returncode == 1 and "cannot open the shared store" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_replicas_starting_together_on_an_empty_lake_build_it_once(pg_cluster, tmp_path):
+    import threading
+
+    from wattgpu_core.backend import resolve
+
+    backend = resolve(pg_cluster.lake_spec(), tmp_path / "lake-data")
+    seen, errors = [], []
+
+    def start_replica():
+        try:
+            with Store.open(backend) as store:
+                seen.append(store.stats()["runs"])
+        except Exception as exc:  # noqa: BLE001 - the test reports what a replica hit
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start_replica) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert errors == [] and seen == [5420, 5420, 5420]
+    with Store.open(backend, read_only=True) as store:
+        assert len(store.batches()) == 5 and store.runs()["run_id"].is_unique

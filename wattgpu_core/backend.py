@@ -15,6 +15,7 @@ import importlib.metadata
 import os
 import re
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,14 +118,19 @@ def _lake_connection(backend: Backend, read_only: bool) -> duckdb.DuckDBPyConnec
         Path(backend.data_path).mkdir(parents=True, exist_ok=True)
     # ATTACH takes no ? parameters: both settings (the deployment's, not uploaded data) go in as quoted literals.
     options = [f"DATA_PATH {_literal(backend.data_path)}"] + (["READ_ONLY"] if read_only else [])
-    try:
-        con.execute(f"ATTACH {_literal(LAKE_PREFIX + backend.catalog)} AS {LAKE_CATALOG} ({', '.join(options)})")
-        con.execute(f"USE {LAKE_CATALOG}")
-    except duckdb.Error as exc:
-        con.close()
-        raise WattGPUError(f"cannot open the shared store {backend.describe()}: {str(exc).splitlines()[0]}; "
-                           "check that PostgreSQL is running and the connection string is right") from None
-    return con
+    for attempt in range(5):
+        try:
+            con.execute(f"ATTACH {_literal(LAKE_PREFIX + backend.catalog)} AS {LAKE_CATALOG} ({', '.join(options)})")
+            con.execute(f"USE {LAKE_CATALOG}")
+            return con
+        except duckdb.Error as exc:
+            if "initialize DuckLake" in str(exc) and attempt < 4:  # another process is creating the catalog now
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            con.close()
+            raise WattGPUError(f"cannot open the shared store {backend.describe()}: {str(exc).splitlines()[0]}; "
+                               "check that PostgreSQL is running and the connection string is right") from None
+    raise AssertionError("unreachable")
 
 
 def connect(backend: Backend, read_only: bool = False) -> duckdb.DuckDBPyConnection:
