@@ -8,9 +8,10 @@ from __future__ import annotations
 import streamlit as st
 
 from wattgpu_core import dashboard as db
+from wattgpu_core.access import WriteAccess
+from wattgpu_core.backend import resolve
 from wattgpu_core.custom import FORM_FACTORS, GPU_SPEC_FIELDS, MEMORY_TYPES, gpu_from_specs, llm_from_config
 from wattgpu_core.errors import ModelNotTrainedError, WattGPUError
-from wattgpu_core.paths import default_db_path
 from wattgpu_core.safety import md
 from wattgpu_core.store import Store
 
@@ -18,11 +19,32 @@ from wattgpu_core.store import Store
 # -- store and catalog ------------------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Opening the data store (built from the seed data on first start)...")
 def _open_store(path: str) -> Store:
-    return Store.open(path)
+    return Store.open(path, read_only=access().read_only)
 
 
 def store_path() -> str:
-    return str(default_db_path().resolve())
+    """The store's name ($WATTGPU_DB: the embedded file, or a DuckLake), the key of every cached query."""
+    return resolve().key
+
+
+def access() -> WriteAccess:
+    return WriteAccess.from_environment()
+
+
+def writer() -> str | None:
+    """Who writes from this session (recorded with each batch), or None when it may not write."""
+    return access().writer(st.user)
+
+
+def sign_in_notice() -> None:
+    """Why this session cannot write, with a sign-in button where login is configured."""
+    try:
+        login_available = "auth" in st.secrets
+    except FileNotFoundError:
+        login_available = False
+    st.info(access().notice(login_available), icon=":material/lock:")
+    if login_available and not access().read_only:
+        st.button("Sign in", on_click=st.login, key="sign_in")
 
 
 def store() -> Store:
@@ -170,6 +192,8 @@ def sidebar() -> None:
         origin = models_origin()
         if origin:
             st.caption(origin)
+        if writer() is None:  # no custom GPU / LLM forms for a visitor who may not write
+            return
         st.divider()
         st.caption("Hardware or a model missing from the catalog? Add it here; it is marked user-defined and "
                    "can be removed on the Data page.")
@@ -232,7 +256,7 @@ def _custom_gpu_form() -> None:
     if submitted:
         try:
             row = gpu_from_specs(specs, set(gpus()["gpu_id"]))
-            store().add_gpu(row)
+            store().add_gpu(row, added_by=writer())
         except WattGPUError as exc:
             st.error(md(exc))
         else:
@@ -246,7 +270,7 @@ def _custom_llm_form() -> None:
     if st.button("Add LLM", disabled=upload is None, type="primary", key="custom_llm_add"):
         try:
             row = llm_from_config(upload.getvalue(), repo, set(llms()["llm_id"]))
-            store().add_llm(row)
+            store().add_llm(row, added_by=writer())
         except WattGPUError as exc:
             st.error(md(exc))
         else:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real DuckDB store built once from the committed seed data, and cheap per-test copies."""
+"""Shared fixtures: a real DuckDB store built once from the committed seed data, cheap per-test copies, and the same
+seed on a DuckLake with a real PostgreSQL catalog (``any_store`` runs a test on both backends)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,44 @@ def store_path(seed_db_path, tmp_path) -> Path:
 @pytest.fixture
 def store(store_path):
     with Store.open(store_path) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster for the whole session (the DuckLake catalog); stopped and deleted at the end.
+    Skipped, with the reason, only where no PostgreSQL binary is installed."""
+    from postgres_support import NO_POSTGRES, find_bin_dir, throwaway_cluster
+
+    if find_bin_dir() is None:
+        pytest.skip(NO_POSTGRES)
+    with throwaway_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def lake(pg_cluster, tmp_path):
+    """A fresh DuckLake store (its own PostgreSQL database, Parquet files under tmp_path) built from the seed."""
+    from wattgpu_core.backend import resolve
+
+    backend = resolve(pg_cluster.lake_spec(), tmp_path / "lake-data")
+    Store.build(backend).close()
+    return backend
+
+
+@pytest.fixture(params=["file", "lake"])
+def any_store_path(request, tmp_path, seed_db_path):
+    """The seed store on each backend: a private copy of the embedded file, or a fresh DuckLake."""
+    if request.param == "file":
+        path = tmp_path / "wattgpu.duckdb"
+        shutil.copy(seed_db_path, path)
+        return path
+    return request.getfixturevalue("lake")
+
+
+@pytest.fixture
+def any_store(any_store_path):
+    with Store.open(any_store_path) as s:
         yield s
 
 

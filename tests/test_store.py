@@ -1,4 +1,6 @@
-"""The DuckDB store on real files: what build-store holds, undoing uploads exactly, threads, locks, read-only use."""
+"""The store on real files: what build-store holds, undoing uploads exactly, threads, locks, read-only use.
+
+Every test taking ``store`` runs on both backends: the embedded DuckDB file and a DuckLake on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -19,6 +21,12 @@ CANONICAL = (
     b"Qwen/Qwen2.5-7B-Instruct,NVIDIA L40S,offline,331.5,0.00041,lab_a,CC-BY-4.0,Lab A\n"
     b"Qwen/Qwen2.5-7B-Instruct,NVIDIA H100 NVL,server,118.0,0.0071,lab_a,CC-BY-4.0,Lab A\n"
 )
+
+
+@pytest.fixture
+def store(any_store):
+    """Here ``store`` is the seed store on each backend in turn (conftest's ``any_store``)."""
+    return any_store
 
 
 def test_seed_store_holds_every_source(store):
@@ -142,8 +150,8 @@ def test_a_store_held_by_another_process_for_too_long_gives_a_clear_error(store_
         assert store.stats()["runs"] == 5548
 
 
-def test_read_only_store_refuses_writes(store_path):
-    with Store.open(store_path, read_only=True) as store:
+def test_read_only_store_refuses_writes(any_store_path):
+    with Store.open(any_store_path, read_only=True) as store:
         assert store.stats()["runs"] == 5548
         with pytest.raises(WattGPUError, match="read-only"):
             ingest_bytes(store, "a.csv", CANONICAL)

@@ -1,6 +1,7 @@
 """The WattGPU command line: build the store, load files, print statistics, train, evaluate and predict.
 
-Every sub-command takes ``--db PATH`` (default ``$WATTGPU_DB`` or ``data/wattgpu.duckdb``). Exit status is 0 on
+Every sub-command takes ``--db PATH`` (default ``$WATTGPU_DB`` or ``data/wattgpu.duckdb``), or ``--db
+ducklake:postgres:<libpq string>`` with ``--data-path DIR`` (default ``$WATTGPU_DATA_PATH``). Exit status is 0 on
 success, 2 when the input is rejected (the message says which row and column), 1 on other errors.
 """
 
@@ -15,7 +16,10 @@ from .errors import UnknownNameError, ValidationError, WattGPUError
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", type=Path, default=None, help="store file (default: $WATTGPU_DB or data/wattgpu.duckdb)")
+    p.add_argument("--db", default=None, help="store file, or ducklake:postgres:<libpq connection string> "
+                   "(default: $WATTGPU_DB or data/wattgpu.duckdb)")
+    p.add_argument("--data-path", default=None, help="DuckLake only: folder of its Parquet files and shared models "
+                   "(default: $WATTGPU_DATA_PATH)")
 
 
 def _cmd_build_store(args) -> int:
@@ -59,6 +63,9 @@ def _cmd_ingest(args) -> int:
         return ingest_pair(args)
     with Store.open(args.db) as store:
         result = ingest_path(store, args.file, fmt=args.format, on_conflict=args.on_conflict)
+        retries = store.conflict_retries
+    if retries:
+        print(f"note: retried {retries} time(s) after conflicts with other writers", file=sys.stderr)
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"{args.file}: {result.format}: {result.message}")
@@ -150,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if "db" in args:  # one Backend value from here on: the store module alone knows which kind it is
+            from .backend import resolve
+
+            args.db = resolve(args.db, args.data_path)
         return int(args.func(args) or 0)
     except ValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1230,7 +1230,7 @@ def uploads_table(batches: pd.DataFrame) -> pd.DataFrame:
         "Batch": b["batch_id"], "Kind": b["kind"].map(kinds).fillna(b["kind"]),
         "File or entry": b["file_name"].fillna(b["notes"]), "Format": b["format"],
         "Added (UTC)": pd.to_datetime(b["imported_at"]).dt.strftime("%Y-%m-%d %H:%M:%S"),
-        "Runs added": b["n_runs"],
+        "Runs added": b["n_runs"], "Added by": b["added_by"],
     }).reset_index(drop=True)
 
 
@@ -1248,7 +1248,7 @@ def retrained_models_dir(store) -> Path:
     Each upload (or removal) changes the data key, so models never outlive the data they were fitted to; with only
     the seed data there is no such folder and the committed ``models/`` are used."""
     key = hashlib.sha256(data_version(store).encode()).hexdigest()[:16]
-    return Path(store.path).resolve().parent / "retrained" / key
+    return Path(store.home) / "retrained" / key
 
 
 def active_models_dir(store) -> Path:

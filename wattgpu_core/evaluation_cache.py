@@ -29,7 +29,7 @@ def cache_folder(store) -> Path:
     """Where a store's evaluation results are kept: ``$WATTGPU_CACHE_DIR`` if set, else ``cache/`` next to the
     store file."""
     env = os.environ.get("WATTGPU_CACHE_DIR")
-    return Path(env) if env else Path(store.path).resolve().parent / "cache"
+    return Path(env) if env else Path(store.home) / "cache"
 
 
 def code_version() -> str:

@@ -185,6 +185,7 @@ BATCH_COLUMNS: tuple[Column, ...] = (
     Column("n_gpus", "INTEGER", "GPUs added"),
     Column("n_llms", "INTEGER", "LLMs added"),
     Column("notes", "VARCHAR", ""),
+    Column("added_by", "VARCHAR", "who added it: the signed-in user, or cli:<user>@<host>"),
 )
 
 # Columns of the canonical CSV that users upload (the store fills run_id, batch_id, and license/source defaults).

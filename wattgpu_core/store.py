@@ -1,17 +1,24 @@
-"""The embedded DuckDB store: GPUs, LLMs, measured runs, sources and import batches. All SQL lives here.
+"""The store: GPUs, LLMs, measured runs, sources and import batches. All SQL lives here.
 
-No process holds the store file open: every read and every write opens the file, does its work and closes it
-(milliseconds), so the app, any number of its sessions and any number of CLI processes share one file. DuckDB lets
+No process holds an embedded store file open: every read and every write opens the file, does its work and closes
+it (milliseconds), so the app, any number of its sessions and any number of CLI processes share one file. DuckDB lets
 one process at a time open a file for writing; an operation that finds the file busy retries until the other
 process is done, up to ``WATTGPU_LOCK_TIMEOUT_S`` seconds (default 30), then says who held it. Within a process,
 threads share one DuckDB instance and writes are serialised by a lock. Each write runs in one transaction: it
 lands whole or leaves the store exactly as it was, and bumps ``data_version`` (a key of the store's contents in the
 ``meta`` table) that the app's caches are keyed on, so every process sees another's write on its next query.
 Every value from outside is passed as a ``?`` parameter; identifiers come only from ``schema``.
+
+The store is an embedded DuckDB file or a DuckLake (PostgreSQL catalog, Parquet files) that many processes write at
+once (``backend.py`` says which; a process keeps one attached DuckLake connection and a cursor per operation). Every
+write also bumps the ``writes`` row of ``meta``, so two concurrent writers always conflict in DuckLake; the loser is
+rolled back and retried from the start on the newer data, a bounded number of times, so an ingest never adds a run
+another writer added meanwhile.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -28,11 +35,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from . import backend as backends
 from .errors import ConflictError, Issue, StoreBusyError, WattGPUError
 from .faults import pause_point
 from .identity import COMPARED_COLUMNS, run_keys
 from .importers import SOURCES, PreparedImport
-from .paths import SEED_DIR, default_db_path
+from .paths import SEED_DIR
 from .schema import (
     BATCH_COLUMNS,
     GPU_COLUMNS,
@@ -46,7 +54,7 @@ from .schema import (
 )
 
 _NUMERIC_RUN_COLUMNS = {c.name for c in RUN_COLUMNS if c.is_numeric}
-SCHEMA_VERSION = "2"  # 2: runs.run_key (natural identity), runs_replaced, meta.data_version
+SCHEMA_VERSION = "2"  # 2: runs.run_key (natural identity), runs_replaced, meta.data_version, batches.added_by
 ON_CONFLICT = ("refuse", "replace", "skip")
 LOCK_TIMEOUT_ENV = "WATTGPU_LOCK_TIMEOUT_S"
 DEFAULT_LOCK_TIMEOUT_S = 30.0
@@ -77,9 +85,11 @@ class IngestResult:
     conflicts_skipped: int = 0  # re-sent runs with other measured values, kept as stored (on_conflict="skip")
 
 
-def _ddl(table: str, columns: tuple[Column, ...]) -> str:
+def _ddl(table: str, columns: tuple[Column, ...], lake: bool = False) -> str:
     cols = [f"{c.name} {c.sql_type}" for c in columns]
-    if table == "runs":
+    if lake:  # DuckLake has no PRIMARY KEY / UNIQUE: the writers check keys inside their (serialised) transaction
+        cols += ["seq BIGINT", "run_key VARCHAR"] if table == "runs" else []
+    elif table == "runs":
         # No PRIMARY KEY on runs: run_id is unique by construction (the seed build refuses duplicates, and
         # Store.ingest, the only writer, skips fingerprints already stored and checks the new ones inside its
         # transaction). The key's index cost about a fifth of the time of ingesting 100,000 rows.
@@ -157,9 +167,13 @@ def compute_run_ids(frame: pd.DataFrame) -> pd.Series:
         con.close()
 
 
-def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def _connect(path: Path | backends.Backend, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    backend = backends.resolve(path)
+    path = backend.describe()
+    if backend.is_lake:
+        return backends.connect(backend, read_only)
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        return backends.connect(backend, read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             holder = re.search(r"\(PID \d+\)", str(exc))
@@ -203,9 +217,8 @@ _WRITE_LOCKS_GUARD = threading.Lock()
 _VERSIONS: dict[str, tuple[tuple, str]] = {}  # store path -> (file signature, data version)
 
 
-def _write_lock(path: Path) -> threading.Lock:
-    """One lock per store file per process: threads (Streamlit sessions) write one at a time."""
-    key = str(Path(path).resolve())
+def _write_lock(key: str) -> threading.Lock:
+    """One lock per store per process (``Backend.key``): threads (Streamlit sessions) write one at a time."""
     with _WRITE_LOCKS_GUARD:
         return _WRITE_LOCKS.setdefault(key, threading.Lock())
 
@@ -222,26 +235,82 @@ def _file_signature(path: Path) -> tuple:
     return tuple(sig)
 
 
+WRITE_ATTEMPTS = 12  # a write that conflicts with other writers this many times in a row gives up
+
+
+def _conflict(exc: BaseException) -> bool:
+    """A transaction that lost to a concurrent writer (DuckLake's optimistic concurrency): safe to redo whole."""
+    return isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower()
+
+
+def _retried(method):
+    """Run a write again from the start (a fresh transaction on the newer data) when another writer won a
+    conflict, with growing random waits; after ``WRITE_ATTEMPTS`` tries, a clear error (nothing was written)."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return method(self, *args, **kwargs)
+            except duckdb.TransactionException as exc:
+                if not _conflict(exc):
+                    raise
+                if attempt == WRITE_ATTEMPTS:
+                    raise WattGPUError(
+                        f"the store is busy: this write conflicted with other writers {attempt} times in a row and "
+                        "was given up; nothing was written. Try again in a moment") from None
+                self.conflict_retries += 1
+                time.sleep(random.uniform(0.5, 1.5) * min(0.1 * 2 ** attempt, 5.0))  # random: writers spread out
+        raise AssertionError("unreachable")
+    return run
+
+
+_LAKE_CONNECTIONS: dict[tuple[str, bool], duckdb.DuckDBPyConnection] = {}
+
+
+def _lake_connection(backend: backends.Backend, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """The process's one attached connection to a DuckLake (attaching costs a PostgreSQL round trip and loading two
+    extensions; a DuckLake has no file lock to release, and every transaction reads the catalog's latest snapshot)."""
+    key = (backend.key, read_only)
+    with _WRITE_LOCKS_GUARD:
+        con = _LAKE_CONNECTIONS.get(key)
+        if con is None:
+            con = _LAKE_CONNECTIONS[key] = _connect(backend, read_only)
+        return con
+
+
 class Store:
-    """A WattGPU DuckDB store. Use :meth:`open` (creating it from the seed data when missing) or :meth:`build`.
+    """A WattGPU store. Use :meth:`open` (creating it from the seed data when missing) or :meth:`build`.
 
-    A Store holds no connection: each call opens the file, runs, and closes it (see the module docstring)."""
+    ``path`` is a ``.duckdb`` file, a ``ducklake:postgres:...`` spec (data path from ``$WATTGPU_DATA_PATH``) or a
+    :class:`~wattgpu_core.backend.Backend`. A Store holds no connection to a file: each call opens the file, runs,
+    and closes it (see the module docstring)."""
 
-    def __init__(self, path: Path | str, read_only: bool = False, timeout_s: float | None = None):
-        self.path = Path(path)
+    def __init__(self, path: Path | str | backends.Backend, read_only: bool = False, timeout_s: float | None = None):
+        self.backend = backends.resolve(path)
+        self.path = self.backend.path  # the embedded file; None for a DuckLake
+        self.home = self.backend.home  # retrained models and the evaluation cache live here
         self.read_only = read_only
         self.timeout_s = lock_timeout_s() if timeout_s is None else float(timeout_s)
+        self.conflict_retries = 0  # writes redone after losing to a concurrent writer (DuckLake)
 
     # -- lifecycle --------------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path | str | None = None, read_only: bool = False, seed_dir: Path = SEED_DIR) -> Store:
-        """Open the store, building it from the seed data first if the file does not exist yet."""
-        path = Path(path) if path else default_db_path()
-        if not path.exists():
-            if read_only:
-                raise WattGPUError(f"no store at {path}; run `python -m wattgpu_core build-store` first")
-            return cls.build(path, seed_dir)
-        store = cls(path, read_only=read_only)
+    def open(cls, path: Path | str | backends.Backend | None = None, read_only: bool = False,
+             seed_dir: Path = SEED_DIR) -> Store:
+        """Open the store, building it from the seed data first if the file (or the DuckLake) does not exist yet."""
+        backend = backends.resolve(path)
+        if backend.is_lake:
+            store = cls(backend, read_only=read_only)
+            if store._meta("schema_version") is None and not read_only:
+                store.close()
+                return cls._build_lake(backend, seed_dir, only_if_missing=True)
+        else:
+            path = backend.path
+            if not path.exists():
+                if read_only:
+                    raise WattGPUError(f"no store at {path}; run `python -m wattgpu_core build-store` first")
+                return cls.build(path, seed_dir)
+            store = cls(path, read_only=read_only)
         version = store._meta("schema_version")
         if version == "1" and not read_only:
             store._migrate_from_1()
@@ -256,7 +325,10 @@ class Store:
     @classmethod
     def build(cls, path: Path | str | None = None, seed_dir: Path = SEED_DIR) -> Store:
         """(Re)create the store at ``path`` from the seed tables. The old file is replaced only on success."""
-        path = Path(path) if path else default_db_path()
+        backend = backends.resolve(path)
+        if backend.is_lake:
+            return cls._build_lake(backend, seed_dir)
+        path = backend.path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".building")
         for p in (tmp, Path(str(tmp) + ".wal")):
@@ -264,8 +336,9 @@ class Store:
                 p.unlink()
         store = cls(tmp)
         try:
-            store._create_schema()
-            store._load_seed(seed_dir)
+            with store._transaction() as cur:
+                store._create_schema(cur)
+                store._load_seed(seed_dir, cur)
         except BaseException:
             for p in (tmp, Path(str(tmp) + ".wal")):
                 p.unlink(missing_ok=True)
@@ -281,6 +354,31 @@ class Store:
         _VERSIONS.pop(str(path), None)
         return cls(path)
 
+    @classmethod
+    def _build_lake(cls, backend: backends.Backend, seed_dir: Path, only_if_missing: bool = False) -> Store:
+        """(Re)create a DuckLake store in one transaction: the old tables are dropped and the new ones filled
+        together, so readers see the old store or the new one. With ``only_if_missing`` (first start of several
+        replicas at once) a store another process built meanwhile is kept."""
+        store = cls(backend)
+        try:
+            store._rebuild(seed_dir, only_if_missing)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @_retried
+    def _rebuild(self, seed_dir: Path, only_if_missing: bool) -> None:
+        with self._transaction() as cur:
+            if only_if_missing and cur.execute(
+                    "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                    "AND table_name = 'meta'").fetchall()[0][0]:
+                return
+            for table in (*_TABLES, "runs_replaced", "meta"):
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+            self._create_schema(cur)
+            self._load_seed(seed_dir, cur)
+
     def close(self) -> None:
         """Nothing to release (no connection is held); kept so ``with Store.open(...)`` reads naturally."""
 
@@ -292,7 +390,15 @@ class Store:
 
     @contextmanager
     def _cursor(self):
-        """A connection for one operation: opened (waiting while another process has the file), then closed."""
+        """A connection for one operation: a cursor on the process's DuckLake connection, or the embedded file
+        opened (waiting while another process has it) and closed afterwards."""
+        if self.backend.is_lake:
+            cur = backends.cursor(self.backend, _lake_connection(self.backend, self.read_only))
+            try:
+                yield cur
+            finally:
+                cur.close()
+            return
         con = _open_waiting(self.path, self.read_only, self.timeout_s)
         try:
             yield con
@@ -303,11 +409,15 @@ class Store:
     def _transaction(self, stage: str = "write"):
         if self.read_only:
             raise WattGPUError("the store is open read-only")
-        with _write_lock(self.path), self._cursor() as cur:
+        with _write_lock(self.backend.key), self._cursor() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
-                cur.execute("INSERT OR REPLACE INTO meta VALUES ('data_version', ?)", [self._content_key(cur)])
+                # Every write rewrites the ``writes`` row: in DuckLake two concurrent writers then always conflict, so
+                # the later one is retried on the newer data instead of both passing their checks on old data.
+                cur.execute("UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'writes'")
+                cur.execute("DELETE FROM meta WHERE key = 'data_version'")
+                cur.execute("INSERT INTO meta VALUES ('data_version', ?)", [self._content_key(cur)])
                 pause_point(f"{stage}:before-commit")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -337,16 +447,19 @@ class Store:
         _VERSIONS[key] = (sig, version)
         return version
 
-    def _create_schema(self) -> None:
-        with self._transaction() as cur:
-            for table, columns in _TABLES.items():
-                cur.execute(_ddl(table, columns))
-            cur.execute(_REPLACED_DDL)
-            cur.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-            cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+    def _create_schema(self, cur) -> None:
+        lake = self.backend.is_lake
+        for table, columns in _TABLES.items():
+            cur.execute(_ddl(table, columns, lake))
+        cur.execute(_REPLACED_DDL)
+        cur.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR" + ("" if lake else " PRIMARY KEY")
+                    + ", value VARCHAR)")
+        cur.execute("DELETE FROM meta WHERE key IN ('schema_version', 'writes')")
+        cur.execute("INSERT INTO meta VALUES ('schema_version', ?), ('writes', '0')", [SCHEMA_VERSION])
 
     def _migrate_from_1(self) -> None:
-        """Schema 1 -> 2 in one transaction: natural keys for the stored runs, the replaced-runs table, the version."""
+        """Schema 1 -> 2 in one transaction: natural keys for the stored runs, the replaced-runs table, who added each
+        batch, the write counter and the version (only embedded files were ever at schema 1)."""
         runs = self._frame(f"SELECT {', '.join(names(RUN_COLUMNS))}, seq FROM runs")
         keys = pa.Table.from_pandas(pd.DataFrame({"seq": runs["seq"].astype("int64"), "k": run_keys(runs)}),
                                     preserve_index=False)
@@ -355,7 +468,9 @@ class Store:
             cur.register("_keys", keys)
             cur.execute("UPDATE runs SET run_key = _keys.k FROM _keys WHERE runs.seq = _keys.seq")
             cur.execute(_REPLACED_DDL)
-            cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+            cur.execute("ALTER TABLE batches ADD COLUMN added_by VARCHAR")
+            cur.execute("DELETE FROM meta WHERE key IN ('schema_version', 'writes')")
+            cur.execute("INSERT INTO meta VALUES ('schema_version', ?), ('writes', '0')", [SCHEMA_VERSION])
 
     def _meta(self, key: str) -> str | None:
         with self._cursor() as cur:
@@ -374,32 +489,32 @@ class Store:
         finally:
             cur.unregister("_frame_rows")
 
-    def _load_seed(self, seed_dir: Path) -> None:
+    def _load_seed(self, seed_dir: Path, cur) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
-        with self._transaction() as cur:
-            for table in ("gpus", "llms", "paper_gpu_features", "sources"):
-                self._insert_frame(cur, table, read_seed_table(table, seed_dir))
-            runs = read_seed_table("runs", seed_dir)
-            runs["seq"] = np.arange(len(runs), dtype=np.int64)
-            typed = _cast_frame(runs, RUN_COLUMNS)
-            typed["seq"] = runs["seq"].to_numpy()
-            typed["run_key"] = run_keys(typed).to_numpy()
-            cur.register("_incoming", typed)
-            cur.execute(f"INSERT INTO runs SELECT {', '.join(names(RUN_COLUMNS))}, seq, run_key FROM _incoming")
-            cur.unregister("_incoming")
-            batches = []
-            counts = runs.groupby("source_id").size()
-            for source_id, n in counts.items():
-                batches.append({"batch_id": f"seed:{source_id}", "kind": "seed", "source_id": source_id,
-                                "file_name": str(seed_dir / "runs.csv"), "file_sha256": None, "format": "seed",
-                                "imported_at": now, "n_runs": int(n), "n_gpus": 0, "n_llms": 0, "notes": ""})
-            batches.append({"batch_id": "seed", "kind": "seed", "source_id": "catalog",
-                            "file_name": str(seed_dir), "file_sha256": None, "format": "seed",
-                            "imported_at": now, "n_runs": 0, "n_gpus": None, "n_llms": None,
-                            "notes": "GPU and LLM catalogs"})
-            self._insert_frame(cur, "batches", pd.DataFrame(batches))
-            # Seed runs keep their per-source batch id.
-            cur.execute("UPDATE runs SET batch_id = 'seed:' || source_id WHERE batch_id IS NULL")
+        for table in ("gpus", "llms", "paper_gpu_features", "sources"):
+            self._insert_frame(cur, table, read_seed_table(table, seed_dir))
+        runs = read_seed_table("runs", seed_dir)
+        runs["seq"] = np.arange(len(runs), dtype=np.int64)
+        typed = _cast_frame(runs, RUN_COLUMNS)
+        typed["seq"] = runs["seq"].to_numpy()
+        typed["run_key"] = run_keys(typed).to_numpy()
+        cur.register("_incoming", typed)
+        cur.execute(f"INSERT INTO runs SELECT {', '.join(names(RUN_COLUMNS))}, seq, run_key FROM _incoming")
+        cur.unregister("_incoming")
+        batches = []
+        counts = runs.groupby("source_id").size()
+        for source_id, n in counts.items():
+            batches.append({"batch_id": f"seed:{source_id}", "kind": "seed", "source_id": source_id,
+                            "file_name": str(seed_dir / "runs.csv"), "file_sha256": None, "format": "seed",
+                            "imported_at": now, "n_runs": int(n), "n_gpus": 0, "n_llms": 0, "notes": "",
+                            "added_by": backends.cli_actor()})
+        batches.append({"batch_id": "seed", "kind": "seed", "source_id": "catalog",
+                        "file_name": str(seed_dir), "file_sha256": None, "format": "seed",
+                        "imported_at": now, "n_runs": 0, "n_gpus": None, "n_llms": None,
+                        "notes": "GPU and LLM catalogs", "added_by": backends.cli_actor()})
+        self._insert_frame(cur, "batches", pd.DataFrame(batches))
+        # Seed runs keep their per-source batch id.
+        cur.execute("UPDATE runs SET batch_id = 'seed:' || source_id WHERE batch_id IS NULL")
 
     # -- reads ------------------------------------------------------------------------------------------------------
     def _frame(self, sql: str, params: list | None = None) -> pd.DataFrame:
@@ -457,20 +572,20 @@ class Store:
             "uploads": int(uploads),
             "gpus_with_runs": int(run_gpus),
             "llms_with_runs": int(run_llms),
-            "db": str(self.path),
+            "db": self.backend.describe(),
         }
 
     def fingerprint(self) -> str:
         """A hash of everything in the store (tables and rows, order-independent); equal stores hash equal.
 
         Each row becomes a JSON list of its values as text (NULL stays null, so no two rows can print alike), rows
-        are joined in key order and hashed inside DuckDB. Import times are left out, so undoing an upload restores
-        the fingerprint exactly."""
+        are joined in key order and hashed inside DuckDB. Import times and who imported are left out, so undoing an
+        upload restores the fingerprint exactly, and equal data built on either backend hashes equal."""
         digest = hashlib.sha256()
         with self._cursor() as cur:
             for table, columns in _TABLES.items():
                 values = ", ".join(f"CAST({c.name} AS VARCHAR)" for c in columns
-                                   if not (table == "batches" and c.name == "imported_at"))
+                                   if not (table == "batches" and c.name in ("imported_at", "added_by")))
                 count, md5 = cur.execute(
                     f"SELECT count(*), md5(coalesce(string_agg(to_json([{values}]), chr(10) ORDER BY {_KEYS[table]}), "
                     f"'')) FROM {table}").fetchall()[0]
@@ -478,14 +593,17 @@ class Store:
         return digest.hexdigest()
 
     # -- writes -----------------------------------------------------------------------------------------------------
-    def ingest(self, prepared: PreparedImport, kind: str = "upload", on_conflict: str = "refuse") -> IngestResult:
+    @_retried
+    def ingest(self, prepared: PreparedImport, kind: str = "upload", on_conflict: str = "refuse",
+               added_by: str | None = None) -> IngestResult:
         """Write validated runs in one transaction, idempotent on each run's natural key (``identity.run_keys``).
 
         A run whose key is stored already adds nothing when its measured values agree (blank values agree with
         anything); when they differ, ``on_conflict`` decides: ``refuse`` (the default) raises ``ConflictError`` naming
         rows and columns and writes nothing, ``skip`` keeps the stored runs, ``replace`` stores the new values (the
         old rows are kept aside, and removing this upload restores them). A run whose exact content is stored
-        already under another key is skipped too."""
+        already under another key is skipped too. ``added_by`` (the signed-in user; default ``cli:<user>@<host>``)
+        is recorded with the batch."""
         if on_conflict not in ON_CONFLICT:
             raise WattGPUError(f"on_conflict must be one of {', '.join(ON_CONFLICT)}, not {on_conflict!r}")
         frame = prepared.frame
@@ -497,7 +615,7 @@ class Store:
         typed["run_key"] = run_keys(typed).to_numpy()
         # An Arrow table scans into DuckDB without a Python object per value (pandas object columns need one).
         incoming = pa.Table.from_pandas(typed, preserve_index=False)
-        n = self._write_runs(incoming, prepared, batch_id, kind, now, on_conflict)
+        n = self._write_runs(incoming, prepared, batch_id, kind, now, on_conflict, added_by)
         added, in_store, dup_file = n["added"], n["in_store"], n["total"] - n["distinct"]
         if added:
             msg = f"added {added} run{'s' if added != 1 else ''} as batch {batch_id}"
@@ -519,7 +637,7 @@ class Store:
                             msg, prepared.warnings, int(n["replaced"]), int(n["skipped"]))
 
     def _write_runs(self, incoming: pa.Table, prepared: PreparedImport, batch_id: str, kind: str, now: datetime,
-                    on_conflict: str) -> dict:
+                    on_conflict: str, added_by: str | None = None) -> dict:
         """Insert the runs whose natural key (or content) is not stored yet, in one transaction; returns counts.
 
         Steps, all inside the transaction: fingerprint the rows; keep the first row of each key (another row of the
@@ -577,7 +695,7 @@ class Store:
                     "batch_id": batch_id, "kind": kind, "source_id": prepared.source_id,
                     "file_name": prepared.file_name, "file_sha256": prepared.file_sha256,
                     "format": prepared.format, "imported_at": now, "n_runs": int(added), "n_gpus": 0,
-                    "n_llms": 0, "notes": "; ".join(prepared.warnings)}]))
+                    "n_llms": 0, "notes": "; ".join(prepared.warnings), "added_by": added_by or backends.cli_actor()}]))
             prior = None
             if prepared.file_sha256:
                 earlier = cur.execute("SELECT batch_id FROM batches WHERE file_sha256 = ? AND batch_id <> ? "
@@ -602,15 +720,16 @@ class Store:
         if rows:
             self._insert_frame(cur, "sources", pd.DataFrame(rows))
 
-    def add_gpu(self, gpu: dict) -> str:
+    def add_gpu(self, gpu: dict, added_by: str | None = None) -> str:
         """Add a user-defined GPU (one catalog row); returns its batch id."""
-        return self._add_catalog_row("gpus", "custom_gpu", gpu)
+        return self._add_catalog_row("gpus", "custom_gpu", gpu, added_by)
 
-    def add_llm(self, llm: dict) -> str:
+    def add_llm(self, llm: dict, added_by: str | None = None) -> str:
         """Add a user-defined LLM (one catalog row); returns its batch id."""
-        return self._add_catalog_row("llms", "custom_llm", llm)
+        return self._add_catalog_row("llms", "custom_llm", llm, added_by)
 
-    def _add_catalog_row(self, table: str, kind: str, row: dict) -> str:
+    @_retried
+    def _add_catalog_row(self, table: str, kind: str, row: dict, added_by: str | None = None) -> str:
         key = _KEYS[table]
         now = datetime.now(UTC).replace(tzinfo=None)
         batch_id = f"{kind}-{now:%Y%m%dT%H%M%S%f}"
@@ -623,9 +742,11 @@ class Store:
             self._insert_frame(cur, "batches", pd.DataFrame([{
                 "batch_id": batch_id, "kind": kind, "source_id": "user", "file_name": None, "file_sha256": None,
                 "format": kind, "imported_at": now, "n_runs": 0, "n_gpus": int(table == "gpus"),
-                "n_llms": int(table == "llms"), "notes": f"{key}={record[key]}"}]))
+                "n_llms": int(table == "llms"), "notes": f"{key}={record[key]}",
+                "added_by": added_by or backends.cli_actor()}]))
         return batch_id
 
+    @_retried
     def remove_batch(self, batch_id: str) -> dict:
         """Undo one upload or custom entry, returning the store exactly to its state before it."""
         with self._transaction("remove-batch") as cur:

@@ -205,8 +205,9 @@ def _drop_stored(store, frame: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataF
     return frame[~hit].reset_index(drop=True), tuple(merged["campaign"][hit])
 
 
-def ingest_pair(store, paired: PairedImport):
-    """Write a validated pair (runs already stored were dropped by :func:`validate_pair`)."""
+def ingest_pair(store, paired: PairedImport, added_by: str | None = None):
+    """Write a validated pair (runs already stored were dropped by :func:`validate_pair`); ``added_by`` is recorded
+    with the batch (default: the CLI user and host)."""
     from ..store import IngestResult
 
     n_skipped = len(paired.already_stored)
@@ -214,7 +215,7 @@ def ingest_pair(store, paired: PairedImport):
         return IngestResult(None, 0, n_skipped, 0, paired.prepared.format,
                             f"nothing added: all {n_skipped} run{'s' if n_skipped != 1 else ''} are already in the "
                             "store", paired.prepared.warnings)
-    result = store.ingest(paired.prepared)
+    result = store.ingest(paired.prepared, added_by=added_by)
     if n_skipped:
         result = replace(result, duplicates_in_store=result.duplicates_in_store + n_skipped,
                          message=result.message + f"; {n_skipped} already in the store were skipped")
