@@ -25,6 +25,7 @@ import pandas as pd
 
 from .catalog import GpuResolver, LlmResolver
 from .errors import Issue, ValidationError
+from .formats.detect import detect_power_log, detect_result
 from .import_tokenpowerbench import SOURCE as TPB_SOURCE
 from .import_tokenpowerbench import is_tokenpowerbench, parse_tokenpowerbench
 from .schema import CANONICAL_COLUMNS, ITL_DEFINITIONS, RUN_COLUMNS, SCENARIOS, names
@@ -876,8 +877,6 @@ def _parse_json(text: str, file_name: str = "") -> ParsedFile:
         raise _reject("JSON file holds an empty list")
     if isinstance(records[0], dict) and "Model" in records[0]:
         return mlenergy_v2_records_to_frame(records)
-    from .formats.pair import detect_result
-
     if detect_result(records):
         raise _reject(f"this is a {FORMATS[detect_result(records)].split(' (')[0]}: it holds no power. Upload it "
                       "together with the power log of the same run (CLI: ingest RESULT.json --power-log POWER.csv)")
@@ -919,8 +918,6 @@ def parse_bytes(file_name: str, data: bytes, fmt: str | None = None) -> ParsedFi
         seen.add(h)
     detected = fmt or detect_format_from_columns(header)
     if detected is None:
-        from .formats.powerlog import detect_power_log
-
         if detect_power_log(text):
             raise _reject("this is a GPU power log: upload it together with the benchmark result of the same run "
                           "(CLI: ingest RESULT.json --power-log POWER.csv)")

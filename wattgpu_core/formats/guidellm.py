@@ -22,16 +22,12 @@ import math
 import pandas as pd
 
 from ..importers import _Issues, _reject
+from .detect import GUIDELLM_FORMAT
 from .results import BenchRun, Fields, plain
 
-FORMAT = "guidellm"
+FORMAT = GUIDELLM_FORMAT
 DESCRIPTION = "GuideLLM report JSON (benchmarks.json, one run per rate), with a power log"
 _STRATEGIES = ("synchronous", "concurrent", "throughput", "constant", "poisson")
-
-
-def is_guidellm_report(record) -> bool:
-    return (isinstance(record, dict) and isinstance(record.get("benchmarks"), list)
-            and ("metadata" in record or "config" in record))
 
 
 def read_runs(report: dict, llm: str | None = None) -> list[BenchRun]:

@@ -27,6 +27,7 @@ import pandas as pd
 from ..errors import Issue, ValidationError
 from ..importers import SOURCES, ParsedFile, PreparedImport, _check_bytes, _empty_runs, _Issues, _reject, prepare
 from . import guidellm, vllm_bench
+from .detect import detect_result
 from .powerlog import DEFAULT_MIN_SAMPLES, PowerLog, detect_power_log, parse_power_log, window_power
 from .results import BenchRun, load_json_records
 
@@ -42,15 +43,6 @@ class PairedImport:
     prepared: PreparedImport
     windows: pd.DataFrame
     already_stored: tuple[str, ...] = ()
-
-
-def detect_result(records: list) -> str | None:
-    """``vllm_bench`` or ``guidellm`` when the JSON records are one of those results, else None."""
-    if records and all(vllm_bench.is_vllm_result(r) for r in records):
-        return vllm_bench.FORMAT
-    if len(records) == 1 and guidellm.is_guidellm_report(records[0]):
-        return guidellm.FORMAT
-    return None
 
 
 def read_result(file_name: str, data: bytes, llm: str | None = None) -> tuple[str, list[BenchRun]]:

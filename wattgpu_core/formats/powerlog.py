@@ -32,6 +32,9 @@ import pandas as pd
 
 from ..errors import Issue, ValidationError
 from ..importers import _check_bytes, _Issues, _reject
+from .detect import DCGM_METRIC as _DCGM_METRIC
+from .detect import SMI_POWER_FIELDS as _SMI_POWER_FIELDS
+from .detect import detect_power_log
 
 POWER_LOG_FORMATS = {
     "nvidia_smi": "nvidia-smi --query-gpu=timestamp,index,name,power.draw --format=csv -lms N",
@@ -41,13 +44,10 @@ POWER_LOG_FORMATS = {
 DEFAULT_MIN_SAMPLES = 5
 _NO_READING = {"[n/a]", "n/a", "[not supported]", "[unknown error]", "[gpu is lost]", "[insufficient permissions]",
                ""}
-_SMI_POWER_FIELDS = ("power.draw", "power.draw.instant", "power.draw.average")
 _SMI_TIME_FORMAT = "%Y/%m/%d %H:%M:%S.%f"
-_DCGM_METRIC = "DCGM_FI_DEV_POWER_USAGE"
 _PROM_LINE = re.compile(r"^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)"
                         r"(?:\s+(?P<ts>-?\d+))?\s*$")
 _PROM_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
-_ZEUS_HEADER = re.compile(r"^start_time,window_name,elapsed_time(,gpu\d+_energy)+$")
 
 
 @dataclass(frozen=True)
@@ -90,20 +90,6 @@ class WindowPower:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Detection and parsing
-def detect_power_log(text: str) -> str | None:
-    """The power-log format of ``text``, or None."""
-    head = text.lstrip("\ufeff \t\r\n")
-    first = head.split("\n", 1)[0].strip()
-    if _ZEUS_HEADER.match(first.replace(" ", "")):
-        return "zeus"
-    if _DCGM_METRIC in head[:1 << 16]:
-        return "dcgm"
-    cols = [c.strip().split(" [")[0].lower() for c in first.split(",")]
-    if "timestamp" in cols and any(c in _SMI_POWER_FIELDS for c in cols):
-        return "nvidia_smi"
-    return None
-
-
 def parse_power_log(file_name: str, data: bytes) -> PowerLog:
     """Read a power log in any known format; raises ValidationError naming row and field."""
     text = _check_bytes(file_name, data)

@@ -30,17 +30,13 @@ from datetime import datetime
 import numpy as np
 
 from ..importers import _Issues, server_itl_from_lists
+from .detect import VLLM_FORMAT, is_vllm_result
 from .results import BenchRun, Fields, plain
 
-FORMAT = "vllm_bench"
+FORMAT = VLLM_FORMAT
 DESCRIPTION = "vLLM benchmark result JSON (vllm bench serve --save-result; benchmark_serving.py), with a power log"
-_MARKERS = {"date", "duration", "completed", "total_output_tokens"}
 _DATE_FORMAT = "%Y%m%d-%H%M%S"
 _EPOCH = datetime(1970, 1, 1)  # wall-clock stamps without zone count as if they were UTC (the "local" clock)
-
-
-def is_vllm_result(record) -> bool:
-    return isinstance(record, dict) and _MARKERS <= set(record) and ("model_id" in record or "backend" in record)
 
 
 def read_runs(records: list, llm: str | None = None) -> list[BenchRun]:
