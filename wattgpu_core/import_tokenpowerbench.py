@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .parsed import ParsedFile, empty_runs
+
 SOURCE_ID = "tokenpowerbench"
 SOURCE = {
     "name": "TokenPowerBench results",
@@ -117,14 +119,13 @@ def runs_of(file_name: str, obj: dict) -> tuple[list[dict], list[str]]:
 def frame_of(files: list[tuple[str, dict]]) -> tuple[pd.DataFrame, list[str]]:
     """The runs of several result files (name, parsed JSON) as a frame of run columns plus ``_row`` (the run's
     position, 1-based), and every skip reason."""
-    from .importers import _empty_runs
 
     rows, skipped = [], []
     for name, obj in files:
         r, s = runs_of(name, obj)
         rows += r
         skipped += s
-    out = pd.DataFrame(_empty_runs(len(rows)))
+    out = pd.DataFrame(empty_runs(len(rows)))
     for i, r in enumerate(rows):
         for k, v in r.items():
             out.at[i, k] = v
@@ -135,8 +136,7 @@ def frame_of(files: list[tuple[str, dict]]) -> tuple[pd.DataFrame, list[str]]:
 
 
 def parse_tokenpowerbench(file_name: str, obj: dict):
-    """A :class:`~wattgpu_core.importers.ParsedFile` of one result file (skipped runs as warnings)."""
-    from .importers import ParsedFile
+    """A :class:`~wattgpu_core.parsed.ParsedFile` of one result file (skipped runs as warnings)."""
 
     frame, skipped = frame_of([(file_name, obj)])
     return ParsedFile(FORMAT, frame, dict(NAMES), SOURCE_ID, tuple(f"skipped {s}" for s in skipped))
@@ -144,7 +144,6 @@ def parse_tokenpowerbench(file_name: str, obj: dict):
 
 def read_results(folder: Path):
     """One :class:`ParsedFile` of every result file in ``folder`` (sorted by name), for the seed tables."""
-    from .importers import ParsedFile
 
     files = [(p.name, json.loads(p.read_text())) for p in sorted(Path(folder).glob("*.json"))]
     frame, skipped = frame_of([(n, o) for n, o in files if isinstance(o, dict)])

@@ -28,6 +28,8 @@ from .errors import Issue, ValidationError
 from .formats.detect import detect_power_log, detect_result
 from .import_tokenpowerbench import SOURCE as TPB_SOURCE
 from .import_tokenpowerbench import is_tokenpowerbench, parse_tokenpowerbench
+from .parsed import ParsedFile
+from .parsed import empty_runs as _empty_runs
 from .schema import CANONICAL_COLUMNS, ITL_DEFINITIONS, RUN_COLUMNS, SCENARIOS, names
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -111,18 +113,6 @@ SOURCES: dict[str, dict[str, str]] = {
 
 # ----------------------------------------------------------------------------------------------------------------
 # Results
-@dataclass(frozen=True)
-class ParsedFile:
-    """Rows read from a file, names not yet resolved. ``frame`` has run columns plus ``_row`` (1-based data row)."""
-
-    format: str
-    frame: pd.DataFrame
-    column_names: dict[str, str]  # run column -> column name in the user's file, for messages
-    source_id: str
-    warnings: tuple[str, ...] = ()
-    attributions: tuple[tuple[str, str], ...] = ()  # (source_id, attribution) stated in the file
-
-
 @dataclass(frozen=True)
 class PreparedImport:
     """Validated rows ready to be written: every run column filled or NaN, names resolved."""
@@ -408,15 +398,6 @@ def _require(frame: pd.DataFrame, required, fmt: str) -> None:
             f"(found: {', '.join(map(str, frame.columns[:12]))})",
             column=missing[0],
         )
-
-
-def _empty_runs(n: int) -> dict[str, np.ndarray]:
-    out = {}
-    for c in RUN_COLUMNS:
-        if c.name in ("run_id", "batch_id"):
-            continue
-        out[c.name] = np.full(n, np.nan) if c.is_numeric else np.full(n, None, dtype=object)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,35 @@
+"""What an importer hands on: the rows read from one file (:class:`ParsedFile`), before names are resolved and values
+validated. Every format's parser builds one, from an empty run table (:func:`empty_runs`); this module depends only
+on the schema, so parsers in modules of their own need not import the importers that dispatch to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .schema import RUN_COLUMNS
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """Rows read from a file, names not yet resolved. ``frame`` has run columns plus ``_row`` (1-based data row)."""
+
+    format: str
+    frame: pd.DataFrame
+    column_names: dict[str, str]  # run column -> column name in the user's file, for messages
+    source_id: str
+    warnings: tuple[str, ...] = ()
+    attributions: tuple[tuple[str, str], ...] = ()  # (source_id, attribution) stated in the file
+
+
+def empty_runs(n: int) -> dict[str, np.ndarray]:
+    """Run columns for ``n`` rows, all missing (NaN for numbers, None for text); ids are the store's to set."""
+    out = {}
+    for c in RUN_COLUMNS:
+        if c.name in ("run_id", "batch_id"):
+            continue
+        out[c.name] = np.full(n, np.nan) if c.is_numeric else np.full(n, None, dtype=object)
+    return out
