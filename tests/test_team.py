@@ -88,6 +88,7 @@ def test_signed_in_user_uploads_and_removes_and_is_recorded(team):
     assert dict(zip(listing["Batch"], listing["Added by"], strict=True))[uploaded] == "ana@example.com"
     at.selectbox(key="data_remove_choice").select(uploaded).run()
     at.button(key="data_remove").click().run()
+    at.button(key="data_remove_yes").click().run()  # removal asks first
     assert not at.exception, [e.value for e in at.exception]
     assert any("back to its state" in s.value for s in at.success)
     with Store.open(path) as s:

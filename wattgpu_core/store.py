@@ -437,7 +437,11 @@ class Store:
 
     def data_version(self) -> str:
         """The store's data version, read from ``meta`` only when the file changed since the last read in this
-        process (a ``stat`` of the file and its WAL otherwise): cheap enough to call on every page interaction."""
+        process (a ``stat`` of the file and its WAL otherwise): cheap enough to call on every page interaction. A
+        DuckLake has no file to watch: its version is read from ``meta`` each time (one query on the attached
+        connection)."""
+        if self.backend.is_lake:
+            return self._meta("data_version") or ""
         key = str(self.path)
         sig = _file_signature(self.path)
         memo = _VERSIONS.get(key)
