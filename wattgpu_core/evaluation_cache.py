@@ -21,7 +21,8 @@ import pandas as pd
 
 from .evaluation import EvaluationResult, run_evaluation
 
-_CODE_MODULES = ("features", "models", "evaluation", "physics", "plus", "plus_itl", "plus_power", "catalog", "schema")
+_CODE_MODULES = ("features", "models", "evaluation", "physics", "plus", "plus_itl", "plus_power", "plus_ttft", "collectives",
+                 "gemm_profile", "loso", "catalog", "schema")
 FORMAT = "wattgpu-evaluation/1"
 
 
