@@ -96,7 +96,10 @@ def test_llm_resolution(llms):
     assert resolver.resolve("meta-llama/llama-3.1-8b-instruct") == "meta-llama/Llama-3.1-8B-Instruct"
     # listed alias (renamed repository)
     assert resolver.resolve("meta-llama/Meta-Llama-3.1-8B-Instruct") == "meta-llama/Llama-3.1-8B-Instruct"
-    assert resolver.try_resolve("Llama-3.1-8B") is None
-    assert "meta-llama/Llama-3.1-8B-Instruct" in resolver.suggestions("Llama-3.1-8B")
+    # a repository name without its organisation is that repository (the base model, now in the catalog for
+    # TokenPowerBench), never the instruct variant; a name that fits several is not guessed
+    assert resolver.try_resolve("Llama-3.1-8B") == "meta-llama/Llama-3.1-8B"
+    assert resolver.try_resolve("Llama-3.1") is None
+    assert "meta-llama/Llama-3.1-8B-Instruct" in resolver.suggestions("Llama-3.1")
     # an empty alias cell must not become an alias "nan"
     assert resolver.try_resolve("nan") is None

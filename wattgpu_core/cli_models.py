@@ -77,7 +77,10 @@ def _cmd_train(args) -> int:
     for target, scens in (meta.get("default_for") or {}).items():
         for scen, d in scens.items():
             print(f"  default for {target} {scen}: {d['default']}")
-    if not args.no_ship:
+    if args.no_cv:  # the shipped evaluation is a cross-validation too: --no-cv skips it as well
+        print("the shipped evaluation was not rewritten (--no-cv); pages recompute it until "
+              "`python -m wattgpu_core ship-evaluation` is run")
+    elif not args.no_ship:
         return _cmd_ship_evaluation(args)
     return 0
 
@@ -249,7 +252,8 @@ def add_model_commands(sub, add_db) -> None:
     add_db(p)
     p.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="where to write the model files")
     p.add_argument("--model-set", default="paper", help="model set to train: paper or plus (default: paper)")
-    p.add_argument("--no-cv", action="store_true", help="skip the CV / LOGO / LOLO metrics stored in the metadata")
+    p.add_argument("--no-cv", action="store_true", help="skip the CV / LOGO / LOLO metrics stored in the metadata "
+                   "(kept from the previous model files) and the shipped evaluation")
     p.add_argument("--records", metavar="JSON", help="store these `evaluate --json` records (same store and code) "
                    "instead of evaluating again")
     p.add_argument("--jobs", type=int, default=None, help="parallel folds for those metrics (default: CPUs)")
