@@ -148,7 +148,7 @@ with uploads:
         confirmed = False
         if choice is not None and st.session_state.get("data_remove_asked") == choice:  # a second, explicit step: removal cannot be undone
             row = listing[listing["Batch"] == choice].iloc[0]
-            st.warning(md(f"Remove {choice}? " + ", ".join(f"{k}: {v}" for k, v in row.items() if k != "Batch"))
+            st.warning(f"Remove {md(choice)}? " + ", ".join(f"{k}: {md(v)}" for k, v in row.items() if k != "Batch")
                        + ". Its rows leave the store and every page; upload the file again to restore them.",
                        icon=":material/warning:")
             yes, no = st.columns([1, 4])
