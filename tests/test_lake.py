@@ -71,7 +71,7 @@ def test_every_command_gives_the_same_results_on_both_backends(lake, store_path,
         with Store.open(store) as s:
             out["fingerprint"] = s.fingerprint()
         seen[name] = out
-    assert seen["lake"]["stats"]["runs"] == 5420 and "added 5 runs" in seen["lake"]["ingest"]
+    assert seen["lake"]["stats"]["runs"] == 5548 and "added 5 runs" in seen["lake"]["ingest"]
     assert "nothing added" in seen["lake"]["again"]
     assert seen["lake"] == seen["file"]
 
@@ -124,7 +124,7 @@ def test_four_writers_and_two_apps_share_one_lake(lake, tmp_path, monkeypatch):
     with Store.open(lake, read_only=True) as store:
         runs = store.runs()
         batches = store.batches().query("kind == 'upload'")
-    assert len(runs) == 5420 + 900 and runs["run_id"].is_unique
+    assert len(runs) == 5548 + 900 and runs["run_id"].is_unique
     assert runs["seq"].is_unique if "seq" in runs else True
     assert sorted(runs.query("source_id.str.startswith('lab_')").groupby("campaign").size()) == [300, 300, 300]
     assert len(batches) == 3 and batches["n_runs"].tolist() == [300, 300, 300]
@@ -196,6 +196,6 @@ def test_replicas_starting_together_on_an_empty_lake_build_it_once(pg_cluster, t
         t.start()
     for t in threads:
         t.join(timeout=300)
-    assert errors == [] and seen == [5420, 5420, 5420]
+    assert errors == [] and seen == [5548, 5548, 5548]
     with Store.open(backend, read_only=True) as store:
         assert len(store.batches()) == 5 and store.runs()["run_id"].is_unique

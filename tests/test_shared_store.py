@@ -58,7 +58,7 @@ def test_concurrent_cli_writers_and_readers_all_succeed(store_path, tmp_path):
         assert "in use" not in r.stderr
     with Store.open(store_path) as store:
         stats = store.stats()
-    assert stats["runs"] == 5420 + 800 and all(stats["runs_per_source"][f"lab_{k}"] == 200 for k in range(4))
+    assert stats["runs"] == 5548 + 800 and all(stats["runs_per_source"][f"lab_{k}"] == 200 for k in range(4))
 
 
 @pytest.mark.e2e
@@ -75,21 +75,21 @@ def test_cli_ingest_and_stats_while_the_app_is_open(store_path, tmp_path):
             metric = page.locator('[data-testid="stMetric"]').filter(has_text="Measured runs")
             metric.wait_for(timeout=120_000)
             wait_idle(page)
-            assert "5,420" in metric.inner_text()
+            assert "5,548" in metric.inner_text()
 
             ingest = cli("ingest", str(_file(tmp_path / "new.csv", 0, 7)), "--db", str(store_path))
             assert ingest.returncode == 0, ingest.stderr
             assert "added 7 runs" in ingest.stdout
             stats = cli("stats", "--json", "--db", str(store_path))
             assert stats.returncode == 0, stats.stderr
-            assert '"runs": 5427' in stats.stdout
+            assert '"runs": 5555' in stats.stdout
 
             # the same browser session, its next interaction: leave the page and come back (no restart, no reload)
             page.get_by_role("link", name="Data").first.click()
             wait_idle(page)
             page.get_by_role("link", name="Home").first.click()
             wait_idle(page)
-            page.locator('[data-testid="stMetric"]').filter(has_text="5,427").wait_for(timeout=60_000)
+            page.locator('[data-testid="stMetric"]').filter(has_text="5,555").wait_for(timeout=60_000)
             assert not exceptions_on(page)
         finally:
             browser.close()
