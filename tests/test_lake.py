@@ -102,7 +102,7 @@ def test_four_writers_and_two_apps_share_one_lake(lake, tmp_path, monkeypatch):
             pages = [browser.new_page(), browser.new_page()]
             for page, url in zip(pages, (url1, url2), strict=True):
                 page.goto(url)
-            assert [measured_runs(page) for page in pages] == ["5,420", "5,420"]
+            assert [measured_runs(page) for page in pages] == ["5,548", "5,548"]
             writers = {name: subprocess.Popen(
                 [sys.executable, "-m", "wattgpu_core", "ingest", str(path)], cwd=ROOT, env=env,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, path in files.items()}
@@ -111,7 +111,7 @@ def test_four_writers_and_two_apps_share_one_lake(lake, tmp_path, monkeypatch):
                 assert proc.returncode == 0, results[name][1]
             for page in pages:  # the next interaction of each app shows the rows ingested meanwhile
                 page.reload()
-            assert [measured_runs(page) for page in pages] == ["6,320", "6,320"]
+            assert [measured_runs(page) for page in pages] == ["6,448", "6,448"]
             for page in pages:
                 assert not page.locator('[data-testid="stException"]').count()
         finally:
