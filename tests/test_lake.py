@@ -28,10 +28,10 @@ GPUS = ("NVIDIA L4", "NVIDIA L40S", "NVIDIA H100 NVL", "NVIDIA A100-SXM4-40GB")
 
 def canonical_csv(n_rows: int, campaign: str) -> bytes:
     """``n_rows`` distinct canonical runs (distinct iteration numbers), tagged with ``campaign``."""
-    lines = ["llm,gpu,scenario,power_w,itl_s,iteration,campaign,source_id,license"]
+    lines = ["llm,gpu,scenario,power_w,itl_s,iteration,campaign,source_id,license,attribution"]
     for i in range(n_rows):
         lines.append(f"Qwen/Qwen2.5-7B-Instruct,{GPUS[i % len(GPUS)]},offline,{60 + (i % 40):.1f},0.002,{i},"
-                     f"{campaign},lab_{campaign},CC-BY-4.0")
+                     f"{campaign},lab_{campaign},CC-BY-4.0,Lab {campaign}")
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -198,4 +198,4 @@ def test_replicas_starting_together_on_an_empty_lake_build_it_once(pg_cluster, t
         t.join(timeout=300)
     assert errors == [] and seen == [5548, 5548, 5548]
     with Store.open(backend, read_only=True) as store:
-        assert len(store.batches()) == 5 and store.runs()["run_id"].is_unique
+        assert len(store.batches()) == 6 and store.runs()["run_id"].is_unique  # the seed: a batch per source and one for the catalogs

@@ -89,8 +89,8 @@ def test_committed_models_match_the_seed_data(frame):
 
 def test_model_files_are_json_only_and_load(frame):
     files = sorted(p.name for p in MODELS_DIR.iterdir() if p.is_file() and not p.name.startswith("."))
-    assert files == ["paper.meta.json", "paper_itl.json", "paper_power.json", "plus.meta.json", "plus_itl.json",
-                     "plus_power.json", "plus_ttft.json"]
+    assert files == ["evaluation.json", "paper.meta.json", "paper_itl.json", "paper_power.json", "plus.meta.json",
+                     "plus_itl.json", "plus_power.json", "plus_ttft.json"]  # evaluation.json: the shipped evaluation
     for name in files:
         json.loads((MODELS_DIR / name).read_text())  # plain JSON, nothing executable
     fitted, _ = M.load_fitted("paper", MODELS_DIR)

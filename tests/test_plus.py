@@ -214,8 +214,8 @@ def test_out_of_range_and_default_choice_by_hand():
     ranges = {"memory_bandwidth_gb_s": [300.0, 4800.0], "total_params_b": [0.1, 30.0]}
     rows = pd.DataFrame({"memory_bandwidth_gb_s": [1000.0, 8000.0, np.nan], "total_params_b": [8.0, 8.0, 70.0]})
     notes = plus.out_of_range(rows, ranges)
-    assert notes[0] == "" and "memory bandwidth above" in notes[1]
-    assert "memory bandwidth unknown" in notes[2] and "parameters above" in notes[2]
+    assert notes[0] == "" and "memory bandwidth (8,000 GB/s) above" in notes[1]  # each note names its subject
+    assert "memory bandwidth unknown" in notes[2] and "parameters (70B) above" in notes[2]
     recs = [{"target": t, "model": m, "scenario": s, "strategy": k, "mdape_pct": v}
             for t in ("power", "itl") for s in ("offline", "server")
             for m, vals in (("WattGPU+", {"CV": 2.0, "LOGO": 3.0, "LOLO": 5.0}),

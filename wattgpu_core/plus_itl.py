@@ -37,7 +37,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from .physics import DecodeWorkload, StepParameters, per_unique, power_limited_tflops
+from .physics import GEMM_ROOFLINE_P, DecodeWorkload, StepParameters, per_unique, power_limited_tflops, smooth_max
 
 DEFAULT_STACK = "vLLM 0.14"
 # Compute-capability family of each GPU architecture (the catalog's ``architecture`` names).
@@ -470,7 +470,7 @@ class PlusItlModel:
         weights = parts["weight_bytes"] / bw
         compute = parts["gemm_flops"] / rate
         power = parts["gemm_flops"] / power_rate
-        gemm = np.maximum.reduce([weights, compute, power])
+        gemm = smooth_max(weights, np.maximum(compute, power), GEMM_ROOFLINE_P)  # as the decode step combines them
         host = np.asarray(p.overhead_s, dtype=float) + np.asarray(p.per_sequence_s, dtype=float) * batch
         out = work.output_tokens
         n_req = work.num_requests
@@ -484,7 +484,8 @@ class PlusItlModel:
         share = np.where(work.offline, off_share, srv_share)
         physics = share * step + np.where(work.offline, off_prefill, srv_prefill)
         factor = k * np.exp(self._effects(rows))
-        limit = np.where(gemm > weights, np.where(power > compute, "power", "compute"), "memory").astype(object)
+        limit = np.where(np.maximum(compute, power) > weights, np.where(power > compute, "power", "compute"),
+                         "memory").astype(object)  # the slower of weight reads and tensor work bounds the GEMMs
         return pd.DataFrame({
             "weights_s": share * weights, "compute_limit_s": share * (gemm - weights),
             "kv_cache_s": share * parts["kv_bytes"] / bw, "attention_compute_s": share * parts["attention_flops"] / rate,
