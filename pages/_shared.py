@@ -10,6 +10,7 @@ import streamlit as st
 from wattgpu_core import dashboard as db
 from wattgpu_core.access import WriteAccess
 from wattgpu_core.backend import resolve
+from wattgpu_core.catalog import LlmResolver
 from wattgpu_core.custom import FORM_FACTORS, GPU_SPEC_FIELDS, MEMORY_TYPES, gpu_from_specs, llm_from_config
 from wattgpu_core.errors import ModelNotTrainedError, WattGPUError
 from wattgpu_core.safety import md
@@ -146,7 +147,10 @@ def pick_llm(key: str, state: db.PageState, label: str = "LLM") -> str:
     if not choices:
         st.info("The catalog has no LLM with complete architecture data; add one from its config.json.")
         st.stop()
-    default = state.llm if state.llm in choices else next(iter(choices))
+    default = state.llm if state.llm in choices else LlmResolver(llms()).try_resolve(state.llm or "")
+    if default not in choices:  # a link's LLM may be an older or newer Hugging Face id of a catalog LLM
+        fallback = db.PageState().llm
+        default = fallback if fallback in choices else next(iter(choices))
     if st.session_state.get(key) not in choices:
         st.session_state[key] = default
     return st.selectbox(label, list(choices), format_func=choices.get, key=key,

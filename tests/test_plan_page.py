@@ -63,6 +63,12 @@ def test_plan_page_restores_a_shared_link(plan_page):
     assert set(table["Precision"]) == {"bf16"} and set(table["GPUs per replica"]) == {1}
 
 
+def test_a_link_with_another_hugging_face_id_opens_that_llm(plan_page):
+    """The current id of a catalog LLM (renamed repository) in a link opens that LLM, never the first in the list."""
+    at = plan_page(llm="meta-llama/Llama-3.1-70B-Instruct", prec="bf16", tp="2")
+    assert at.selectbox(key="plan_llm").value == "meta-llama/Meta-Llama-3.1-70B-Instruct"
+
+
 def test_compare_gpus_takes_gpus_per_replica_and_precision_and_never_ranks_a_saturated_gpu_best(plan_page):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.query_params.update({"llm": "meta-llama/Llama-3.1-8B-Instruct", "scenario": "server", "qps": "10",
