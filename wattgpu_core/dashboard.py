@@ -1073,45 +1073,40 @@ def parity_spec(result, target: str, strategy: str, model: str | None = None) ->
     return ParitySpec(frame, "ITL (ms, log scale)", f"ITL, {STRATEGY_LABELS[strategy]}", True, 1000.0)
 
 
+def _per_target(result, strategy: str, by: str, gpus: pd.DataFrame, llms: pd.DataFrame, model: str | None):
+    """(target label, out-of-fold predictions, grouping column, display names) for each target a split has."""
+    model = model or next(k[0] for k in result.predictions if k[2] != "-")
+    key = "gpu_id" if by == "gpu" else "llm_id"
+    names = (gpus.set_index("gpu_id")["name"] if by == "gpu" else llms.set_index("llm_id")["name"])
+    for target in ("power", "itl"):
+        pred = result.predictions.get((model, target, strategy))
+        if pred is not None:
+            yield ("Power" if target == "power" else "ITL"), pred, key, names
+
+
 def breakdown(result, strategy: str, by: str, scenario: str, gpus: pd.DataFrame, llms: pd.DataFrame,
               model: str | None = None) -> pd.DataFrame:
     """MdAPE per GPU (``by='gpu'``) or LLM for one split and scenario, both targets, named for display."""
     from .evaluation import error_breakdown
 
-    model = model or next(k[0] for k in result.predictions if k[2] != "-")
-    key = "gpu_id" if by == "gpu" else "llm_id"
-    names = (gpus.set_index("gpu_id")["name"] if by == "gpu" else llms.set_index("llm_id")["name"])
     parts = []
-    for target in ("power", "itl"):
-        pred = result.predictions.get((model, target, strategy))
-        if pred is None:
-            continue
+    for label, pred, key, names in _per_target(result, strategy, by, gpus, llms, model):
         b = error_breakdown(pred, by=key)
         b = b[b["scenario"] == scenario]
-        parts.append(pd.DataFrame({"group": b[key].map(names).fillna(b[key]),
-                                   "target_label": "Power" if target == "power" else "ITL",
+        parts.append(pd.DataFrame({"group": b[key].map(names).fillna(b[key]), "target_label": label,
                                    "mdape_pct": b["mdape_pct"], "n_rows": b["n_rows"]}))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         columns=["group", "target_label", "mdape_pct", "n_rows"])
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Data page
 def error_spread(result, strategy: str, by: str, scenario: str, gpus: pd.DataFrame, llms: pd.DataFrame,
                  model: str | None = None) -> pd.DataFrame:
     """Absolute percentage error of every counted out-of-fold prediction (columns group, target_label, ape_pct),
     per GPU (``by='gpu'``) or LLM, for one split and scenario: the spread behind :func:`breakdown`'s medians."""
-    model = model or next(k[0] for k in result.predictions if k[2] != "-")
-    key = "gpu_id" if by == "gpu" else "llm_id"
-    names = (gpus.set_index("gpu_id")["name"] if by == "gpu" else llms.set_index("llm_id")["name"])
     parts = []
-    for target in ("power", "itl"):
-        pred = result.predictions.get((model, target, strategy))
-        if pred is None:
-            continue
+    for label, pred, key, names in _per_target(result, strategy, by, gpus, llms, model):
         p = pred[pred["counted"] & pred["y_pred"].notna() & (pred["scenario"] == scenario)]
-        parts.append(pd.DataFrame({"group": p[key].map(names).fillna(p[key]),
-                                   "target_label": "Power" if target == "power" else "ITL",
+        parts.append(pd.DataFrame({"group": p[key].map(names).fillna(p[key]), "target_label": label,
                                    "ape_pct": (p["y_pred"] - p["y_true"]).abs() / p["y_true"].abs() * 100}))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["group", "target_label",
                                                                                     "ape_pct"])
@@ -1131,6 +1126,8 @@ CV_METRIC_HELP = (
 )
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Data page
 def _search(frame: pd.DataFrame, columns: list[str], query: str) -> pd.DataFrame:
     if not query or not query.strip():
         return frame
