@@ -13,13 +13,8 @@ import pandas as pd
 import pytest
 
 from wattgpu_core.errors import ValidationError
-from wattgpu_core.importers import (
-    _parse_list,
-    canonical_template,
-    parse_bytes,
-    prepare,
-    server_itl_from_lists,
-)
+from wattgpu_core.importers import canonical_template, parse_bytes, prepare
+from wattgpu_core.importers.request_lists import parse_list, server_itl_from_lists
 from wattgpu_core.ingest import source_gpu_map
 from wattgpu_core.paths import FIXTURES_DIR, RAW_DIR
 from wattgpu_core.store import read_seed_table
@@ -67,12 +62,12 @@ def test_server_itl_without_a_request_of_two_tokens_is_nan_and_lengths_must_matc
      ("[nan, 1.5]", [np.nan, 1.5])],
 )
 def test_list_cells_written_like_python_or_numpy_lists(cell, expected):
-    np.testing.assert_array_equal(_parse_list(cell), np.array(expected, dtype=float))
+    np.testing.assert_array_equal(parse_list(cell), np.array(expected, dtype=float))
 
 
 @pytest.mark.parametrize("cell", ["0.1, 0.2", "[0.1, abc]", "[[0.1]]", "['a']"])
 def test_list_cells_that_are_not_lists_of_numbers(cell):
-    assert _parse_list(cell) is None
+    assert parse_list(cell) is None
 
 
 # Hand-computed from data/fixtures/wattcounts_subset_sample.csv, one line per row:

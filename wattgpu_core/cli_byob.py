@@ -10,7 +10,7 @@ from pathlib import Path
 
 def _indices(text: str) -> list[int] | None:
     from .errors import ValidationError
-    from .formats.pair import parse_gpu_indices
+    from .importers.pair import parse_gpu_indices
 
     try:
         return parse_gpu_indices(text)
@@ -35,9 +35,9 @@ def add_pair_options(p: argparse.ArgumentParser) -> None:
 
 def ingest_pair(args) -> int:
     from .errors import Issue, ValidationError
-    from .formats.pair import ingest_pair as write_pair
-    from .formats.pair import validate_pair
-    from .formats.powerlog import DEFAULT_MIN_SAMPLES
+    from .importers.pair import ingest_pair as write_pair
+    from .importers.pair import validate_pair
+    from .importers.powerlog import DEFAULT_MIN_SAMPLES
     from .store import Store
 
     files = []

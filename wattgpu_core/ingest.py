@@ -5,16 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .errors import Issue, ValidationError
-from .importers import SOURCES, ParsedFile, parse_bytes, prepare, sha256
-from .paths import MANUAL_DIR
+from .importers.parse import parse_bytes
+from .importers.validate import prepare, sha256, source_gpu_map
+from .parsed import ParsedFile
+from .sources import SOURCES
 from .store import IngestResult, Store
-
-
-def source_gpu_map() -> pd.DataFrame:
-    return pd.read_csv(MANUAL_DIR / "source_gpu_map.csv")
 
 
 def validate_bytes(store: Store, file_name: str, data: bytes, fmt: str | None = None):
