@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import Issue, ValidationError
+from .importers.issues import MAX_ISSUES
 from .importers.parse import parse_bytes
 from .importers.validate import prepare, sha256, source_gpu_map
 from .parsed import ParsedFile
@@ -44,7 +45,7 @@ def _check_new_sources(parsed: ParsedFile, known: set[str]) -> None:
                                                       f"{what} in the {column} column"))
     if issues:
         issues.sort(key=lambda i: (i.row, i.column))
-        raise ValidationError(issues[:200], len(issues))
+        raise ValidationError(issues[:MAX_ISSUES], len(issues))
 
 
 def ingest_bytes(store: Store, file_name: str, data: bytes, fmt: str | None = None,
