@@ -15,7 +15,7 @@ from .catalog import build_gpu_catalog, build_llm_catalog, build_paper_gpu_featu
 from .importers.mlenergy_v2 import records_to_frame
 from .importers.parse import parse_bytes
 from .importers.tokenpowerbench import read_results
-from .importers.validate import prepare
+from .importers.validate import prepare, source_gpu_map
 from .parsed import ParsedFile
 from .paths import MANUAL_DIR, RAW_DIR, SEED_DIR
 from .planning_data import build_planning_tables
@@ -60,7 +60,7 @@ def build_seed_tables(raw_dir: Path = RAW_DIR, manual_dir: Path = MANUAL_DIR) ->
     llms = build_llm_catalog(raw_dir, manual_dir)
     llms = finish_llm_frame(pd.concat([llms, _v1_llms(raw_dir, set(llms["llm_id"]))], ignore_index=True))
     paper = build_paper_gpu_features(gpus, raw_dir)
-    source_map = pd.read_csv(manual_dir / "source_gpu_map.csv")
+    source_map = source_gpu_map(manual_dir)
 
     parsed: list[ParsedFile] = [
         _parse_file(raw_dir / "wattcounts_via_cyx012113" / "wattcounts_experiments.csv"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,9 +32,10 @@ _INTEGER = ("num_gpus", "tensor_parallel", "iteration")
 MAX_ITL_S = 60.0  # an ITL above this per token is not physical
 
 
-def source_gpu_map() -> pd.DataFrame:
-    """The GPU each published source means by a name it does not spell out (``data/manual/source_gpu_map.csv``)."""
-    return pd.read_csv(MANUAL_DIR / "source_gpu_map.csv")
+def source_gpu_map(manual_dir: Path = MANUAL_DIR) -> pd.DataFrame:
+    """The GPU each published source means by a name it does not spell out, and the assumption behind it
+    (``data/manual/source_gpu_map.csv``)."""
+    return pd.read_csv(Path(manual_dir) / "source_gpu_map.csv")
 
 
 def sha256(data: bytes) -> str:
