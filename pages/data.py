@@ -8,7 +8,7 @@ from pages import _shared as shared
 from wattgpu_core import dashboard as db
 from wattgpu_core import figures
 from wattgpu_core.errors import ValidationError, WattGPUError
-from wattgpu_core.formats import pair
+from wattgpu_core.importers import pair
 from wattgpu_core.safety import md
 
 log = logging.getLogger("wattgpu.data")

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from wattgpu_core.errors import ValidationError
-from wattgpu_core.formats import guidellm, vllm_bench
-from wattgpu_core.formats.pair import ingest_pair, read_result, split_files, validate_pair
-from wattgpu_core.formats.powerlog import parse_power_log, window_power
-from wattgpu_core.formats.results import load_json_records
-from wattgpu_core.importers import server_itl_from_lists
+from wattgpu_core.importers import guidellm, vllm_bench
+from wattgpu_core.importers.bench_results import load_json_records
+from wattgpu_core.importers.pair import ingest_pair, read_result, split_files, validate_pair
+from wattgpu_core.importers.powerlog import parse_power_log, window_power
+from wattgpu_core.importers.request_lists import server_itl_from_lists
 from wattgpu_core.ingest import ingest_bytes
 
 F = Path(__file__).parent / "fixtures" / "byob"

@@ -16,9 +16,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from wattgpu_core import dashboard as db
-from wattgpu_core import importers
 from wattgpu_core.custom import CustomEntryError, gpu_from_specs, llm_from_config
 from wattgpu_core.errors import ValidationError
+from wattgpu_core.importers import reading
 from wattgpu_core.ingest import ingest_bytes
 from wattgpu_core.paths import ROOT
 from wattgpu_core.safety import csv_bytes, md, neutralise_cell, plot_text
@@ -112,7 +112,7 @@ def test_odd_files_are_rejected_with_a_message_and_the_store_unchanged(store, na
 
 
 def test_row_limit(store, monkeypatch):
-    monkeypatch.setattr(importers, "MAX_ROWS", 3)
+    monkeypatch.setattr(reading, "MAX_ROWS", 3)
     rows = "".join(f"Qwen/Qwen2.5-7B-Instruct,NVIDIA L4,offline,{60 + i},lab_h,CC0,H\n" for i in range(5))
     with pytest.raises(ValidationError, match="5 rows; the limit is 3"):
         ingest_bytes(store, "many.csv", (GOOD.splitlines()[0] + "\n" + rows).encode())

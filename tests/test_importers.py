@@ -5,21 +5,21 @@ Expected values are worked out by hand from the fixture and the raw source files
 
 from __future__ import annotations
 
+import ast
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import wattgpu_core
 from wattgpu_core.errors import ValidationError
-from wattgpu_core.importers import (
-    _parse_list,
-    canonical_template,
-    parse_bytes,
-    prepare,
-    server_itl_from_lists,
-)
+from wattgpu_core.importers import canonical_template, parse_bytes, prepare
+from wattgpu_core.importers.request_lists import parse_list, server_itl_from_lists
 from wattgpu_core.ingest import source_gpu_map
 from wattgpu_core.paths import FIXTURES_DIR, RAW_DIR
 from wattgpu_core.store import read_seed_table
@@ -67,12 +67,12 @@ def test_server_itl_without_a_request_of_two_tokens_is_nan_and_lengths_must_matc
      ("[nan, 1.5]", [np.nan, 1.5])],
 )
 def test_list_cells_written_like_python_or_numpy_lists(cell, expected):
-    np.testing.assert_array_equal(_parse_list(cell), np.array(expected, dtype=float))
+    np.testing.assert_array_equal(parse_list(cell), np.array(expected, dtype=float))
 
 
 @pytest.mark.parametrize("cell", ["0.1, 0.2", "[0.1, abc]", "[[0.1]]", "['a']"])
 def test_list_cells_that_are_not_lists_of_numbers(cell):
-    assert _parse_list(cell) is None
+    assert parse_list(cell) is None
 
 
 # Hand-computed from data/fixtures/wattcounts_subset_sample.csv, one line per row:
@@ -297,3 +297,53 @@ def test_unknown_formats_and_json(catalogs):
 def test_fixture_path_is_committed():
     assert SUBSET_SAMPLE.is_file() and SUBSET_SAMPLE.stat().st_size < 10_000
     assert Path(SUBSET_SAMPLE).read_text().count("\n") == 6
+
+
+# Import one module of the core in a fresh interpreter, without the package's __init__ (which imports the whole
+# public API), and list the core modules that came with it.
+_LOADED_WITH = """
+import json, sys, types
+pkg = types.ModuleType("wattgpu_core")
+pkg.__path__ = [sys.argv[1]]
+sys.modules["wattgpu_core"] = pkg
+__import__(sys.argv[2])
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("wattgpu_core."))))
+"""
+
+
+def _loaded_with(module: str) -> list[str]:
+    core = Path(wattgpu_core.__file__).parent
+    out = subprocess.run([sys.executable, "-c", _LOADED_WITH, str(core), module], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def _imports_in_source(module: str) -> set[str]:
+    """Every module an import statement of ``module``'s source names, in functions too (relative ones resolved)."""
+    path = Path(wattgpu_core.__file__).parent.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    if not path.is_file():
+        path = path.with_suffix("") / "__init__.py"
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            name = f"{base}.{node.module}" if node.level and node.module else (base if node.level else node.module)
+            found |= {name} | {f"{name}.{a.name}" for a in node.names}
+    return found
+
+
+def test_the_store_depends_on_no_importer():
+    """The store takes prepared rows (parsed.py) and knows the sources (sources.py), but importing it, and
+    everything it imports, loads no parser, nor names one in any import statement (lazy imports included)."""
+    loaded = _loaded_with("wattgpu_core.store")
+    assert {"wattgpu_core.store", "wattgpu_core.parsed", "wattgpu_core.sources"} <= set(loaded)
+    assert [m for m in loaded if m.startswith("wattgpu_core.importers")] == []
+    for module in loaded:
+        named = {m for m in _imports_in_source(module) if m.startswith("wattgpu_core.importers")}
+        assert not named, f"{module} imports {sorted(named)}"
+    # the check sees a parser where there is one: ingest reads files
+    assert "wattgpu_core.importers.canonical" in _loaded_with("wattgpu_core.ingest")
+    assert "wattgpu_core.importers.parse" in _imports_in_source("wattgpu_core.ingest")

@@ -10,8 +10,9 @@ import io
 import numpy as np
 import pytest
 
-from wattgpu_core import importers
 from wattgpu_core.errors import ValidationError
+from wattgpu_core.importers import reading
+from wattgpu_core.importers.issues import MAX_ISSUES
 from wattgpu_core.ingest import ingest_bytes, ingest_path
 from wattgpu_core.schema import CANONICAL_COLUMNS
 from wattgpu_core.store import read_seed_table
@@ -125,7 +126,7 @@ def test_many_problems_are_all_counted_but_the_message_stays_one_line(store):
     with pytest.raises(ValidationError) as info:
         ingest_bytes(store, "neg.csv", csv_bytes(rows))
     assert info.value.total == 500
-    assert len(info.value.issues) == importers.MAX_ISSUES
+    assert len(info.value.issues) == MAX_ISSUES
     assert "(and 499 more problems)" in str(info.value) and "\n" not in str(info.value)
 
 
@@ -163,7 +164,7 @@ def test_counts_when_a_file_repeats_runs_that_are_already_in_the_store(store):
 
 
 def test_file_over_the_size_limit(store, monkeypatch):
-    monkeypatch.setattr(importers, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(reading, "MAX_FILE_BYTES", 1000)
     before = store.fingerprint()
     with pytest.raises(ValidationError, match="limit is 0 MB"):
         ingest_bytes(store, "big.csv", csv_bytes(GOOD * 20))

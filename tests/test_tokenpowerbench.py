@@ -8,8 +8,8 @@ import json
 import pytest
 
 from wattgpu_core.errors import ValidationError
-from wattgpu_core.import_tokenpowerbench import read_results
 from wattgpu_core.importers import parse_bytes, prepare
+from wattgpu_core.importers.tokenpowerbench import read_results
 from wattgpu_core.ingest import source_gpu_map
 from wattgpu_core.paths import RAW_DIR
 from wattgpu_core.store import read_seed_table

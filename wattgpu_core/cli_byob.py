@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+
+from .errors import Issue, ValidationError
+from .importers.pair import ingest_pair as write_pair
+from .importers.pair import parse_gpu_indices, validate_pair
+from .importers.powerlog import DEFAULT_MIN_SAMPLES
+from .ingest import ingest_path
+from .measure import Endpoint, NvmlPowerSource, Workload, measure, to_csv
+from .store import Store
 
 
 def _indices(text: str) -> list[int] | None:
-    from .errors import ValidationError
-    from .formats.pair import parse_gpu_indices
-
     try:
         return parse_gpu_indices(text)
     except ValidationError as exc:
@@ -34,12 +40,6 @@ def add_pair_options(p: argparse.ArgumentParser) -> None:
 
 
 def ingest_pair(args) -> int:
-    from .errors import Issue, ValidationError
-    from .formats.pair import ingest_pair as write_pair
-    from .formats.pair import validate_pair
-    from .formats.powerlog import DEFAULT_MIN_SAMPLES
-    from .store import Store
-
     files = []
     for path in (args.file, args.power_log):
         if not path.is_file():
@@ -85,10 +85,6 @@ def add_measure_command(sub, add_db) -> None:
 
 
 def _cmd_measure(args) -> int:
-    from datetime import UTC, datetime
-
-    from .measure import Endpoint, NvmlPowerSource, Workload, measure, to_csv
-
     workload = Workload(args.num_requests, args.input_tokens, args.output_tokens, args.rate, args.concurrency,
                         args.warmup, args.seed)
     power = NvmlPowerSource(args.gpu_indices)  # refuses first when no GPU is reachable
@@ -105,9 +101,6 @@ def _cmd_measure(args) -> int:
           f"{r['framework_version'] or ''}), {r['num_requests']} requests in {r['duration_s']:.1f} s: "
           f"{r['power_w']:.1f} W per GPU, ITL {r['itl_s'] * 1000:.2f} ms, TTFT {r['ttft_s'] * 1000:.1f} ms")
     if args.ingest:
-        from .ingest import ingest_path
-        from .store import Store
-
         with Store.open(args.db) as store:
             print(f"{out}: {ingest_path(store, out).message}")
     return 0

@@ -7,7 +7,7 @@ the key, and ``itl_definition``) is then compared: values that differ where both
 which the store refuses, skips or replaces as the caller chooses (``Store.ingest(on_conflict=...)``).
 
 Each source defines its key in :data:`KEYS_BY_SOURCE`; any other source (canonical uploads included) uses
-:data:`GENERIC_KEY`. Importers of new sources register theirs with :func:`register_key`.
+:data:`GENERIC_KEY`.
 """
 
 from __future__ import annotations
@@ -43,14 +43,6 @@ _ALIASES = {
                   "deepspeed_mii": "deepspeed-mii", "mii": "deepspeed-mii"},
 }
 _SPACE = re.compile(r"\s+")
-
-
-def register_key(source_id: str, columns: tuple[str, ...]) -> None:
-    """Declare the key columns of a source's runs (``source_id`` is always part of the key)."""
-    unknown = set(columns) - {c.name for c in RUN_COLUMNS}
-    if unknown:
-        raise ValueError(f"unknown key columns {sorted(unknown)}")
-    KEYS_BY_SOURCE[source_id] = tuple(dict.fromkeys(("source_id", *columns)))
 
 
 def key_columns(source_id: str) -> tuple[str, ...]:

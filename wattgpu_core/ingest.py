@@ -5,16 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .errors import Issue, ValidationError
-from .importers import SOURCES, ParsedFile, parse_bytes, prepare, sha256
-from .paths import MANUAL_DIR
+from .importers.issues import MAX_ISSUES
+from .importers.parse import parse_bytes
+from .importers.validate import prepare, sha256, source_gpu_map
+from .parsed import ParsedFile
+from .sources import SOURCES
 from .store import IngestResult, Store
-
-
-def source_gpu_map() -> pd.DataFrame:
-    return pd.read_csv(MANUAL_DIR / "source_gpu_map.csv")
 
 
 def validate_bytes(store: Store, file_name: str, data: bytes, fmt: str | None = None):
@@ -47,7 +45,7 @@ def _check_new_sources(parsed: ParsedFile, known: set[str]) -> None:
                                                       f"{what} in the {column} column"))
     if issues:
         issues.sort(key=lambda i: (i.row, i.column))
-        raise ValidationError(issues[:200], len(issues))
+        raise ValidationError(issues[:MAX_ISSUES], len(issues))
 
 
 def ingest_bytes(store: Store, file_name: str, data: bytes, fmt: str | None = None,

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .errors import WattGPUError
-from .importers import REQUEST_LIST_COLUMNS, server_itl_from_lists
+from .importers.request_lists import REQUEST_LIST_COLUMNS, server_itl_from_lists
 
 SOURCE_ID = "wattgpu_measure"
 # While requests stream, Python switches threads every 0.5 ms instead of 5 ms, so the thread that received a token

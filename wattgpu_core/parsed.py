@@ -1,6 +1,8 @@
 """What an importer hands on: the rows read from one file (:class:`ParsedFile`), before names are resolved and values
-validated. Every format's parser builds one, from an empty run table (:func:`empty_runs`); this module depends only
-on the schema, so parsers in modules of their own need not import the importers that dispatch to them.
+validated, and the same rows validated and ready to be written (:class:`PreparedImport`). Every format's parser
+builds a ParsedFile from an empty run table (:func:`empty_runs`); ``importers.validate.prepare`` turns it into a
+PreparedImport, which the store writes. This module depends only on the schema, so the store takes prepared rows
+without depending on the parsers.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .schema import RUN_COLUMNS
+from .schema import RUN_COLUMNS, names
+
+DATA_COLUMNS = [c for c in names(RUN_COLUMNS) if c not in ("run_id", "batch_id")]  # what an import fills
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,23 @@ class ParsedFile:
     source_id: str
     warnings: tuple[str, ...] = ()
     attributions: tuple[tuple[str, str], ...] = ()  # (source_id, attribution) stated in the file
+
+
+@dataclass(frozen=True)
+class PreparedImport:
+    """Validated rows ready to be written: every run column filled or NaN, names resolved."""
+
+    format: str
+    frame: pd.DataFrame
+    source_id: str
+    file_name: str
+    file_sha256: str
+    warnings: tuple[str, ...] = ()
+    attributions: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.frame)
 
 
 def empty_runs(n: int) -> dict[str, np.ndarray]:

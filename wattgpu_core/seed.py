@@ -12,11 +12,15 @@ from pathlib import Path
 import pandas as pd
 
 from .catalog import build_gpu_catalog, build_llm_catalog, build_paper_gpu_features, finish_llm_frame
-from .import_tokenpowerbench import read_results
-from .importers import SOURCES, ParsedFile, mlenergy_v2_records_to_frame, parse_bytes, prepare
+from .importers.mlenergy_v2 import records_to_frame
+from .importers.parse import parse_bytes
+from .importers.tokenpowerbench import read_results
+from .importers.validate import prepare, source_gpu_map
+from .parsed import ParsedFile
 from .paths import MANUAL_DIR, RAW_DIR, SEED_DIR
 from .planning_data import build_planning_tables
 from .schema import GPU_COLUMNS, LLM_COLUMNS, PAPER_GPU_COLUMNS, RUN_COLUMNS, SOURCE_COLUMNS, names
+from .sources import SOURCES
 from .store import compute_run_ids
 
 SEED_SOURCES = ("wattcounts", "mlenergy_v2", "mlenergy_v1", "argonne", "tokenpowerbench")
@@ -47,7 +51,7 @@ def _mlenergy_v2(raw_dir: Path) -> ParsedFile:
     files = sorted(p for p in base.rglob("*.json") if p.name.startswith("bs"))
     records = [json.loads(p.read_text()) for p in files]
     campaigns = [str(p.relative_to(base).parent) for p in files]
-    return mlenergy_v2_records_to_frame(records, campaigns)
+    return records_to_frame(records, campaigns)
 
 
 def build_seed_tables(raw_dir: Path = RAW_DIR, manual_dir: Path = MANUAL_DIR) -> dict[str, pd.DataFrame]:
@@ -56,7 +60,7 @@ def build_seed_tables(raw_dir: Path = RAW_DIR, manual_dir: Path = MANUAL_DIR) ->
     llms = build_llm_catalog(raw_dir, manual_dir)
     llms = finish_llm_frame(pd.concat([llms, _v1_llms(raw_dir, set(llms["llm_id"]))], ignore_index=True))
     paper = build_paper_gpu_features(gpus, raw_dir)
-    source_map = pd.read_csv(manual_dir / "source_gpu_map.csv")
+    source_map = source_gpu_map(manual_dir)
 
     parsed: list[ParsedFile] = [
         _parse_file(raw_dir / "wattcounts_via_cyx012113" / "wattcounts_experiments.csv"),

@@ -39,7 +39,7 @@ from . import backend as backends
 from .errors import ConflictError, Issue, StoreBusyError, WattGPUError
 from .faults import pause_point
 from .identity import COMPARED_COLUMNS, run_keys
-from .importers import SOURCES, PreparedImport
+from .parsed import PreparedImport
 from .paths import SEED_DIR
 from .schema import (
     BATCH_COLUMNS,
@@ -52,6 +52,7 @@ from .schema import (
     Column,
     names,
 )
+from .sources import SOURCES
 
 _NUMERIC_RUN_COLUMNS = {c.name for c in RUN_COLUMNS if c.is_numeric}
 SCHEMA_VERSION = "2"  # 2: runs.run_key (natural identity), runs_replaced, meta.data_version, batches.added_by

@@ -29,9 +29,10 @@ from datetime import datetime
 
 import numpy as np
 
-from ..importers import _Issues, server_itl_from_lists
-from .detect import VLLM_FORMAT, is_vllm_result
-from .results import BenchRun, Fields, plain
+from .bench_results import BenchRun, Fields, plain
+from .issues import Issues
+from .request_lists import server_itl_from_lists
+from .sniff import VLLM_FORMAT, is_vllm_result
 
 FORMAT = VLLM_FORMAT
 DESCRIPTION = "vLLM benchmark result JSON (vllm bench serve --save-result; benchmark_serving.py), with a power log"
@@ -41,7 +42,7 @@ _EPOCH = datetime(1970, 1, 1)  # wall-clock stamps without zone count as if they
 
 def read_runs(records: list, llm: str | None = None) -> list[BenchRun]:
     """One BenchRun per result object; raises ValidationError naming run (row) and field."""
-    issues = _Issues()
+    issues = Issues()
     runs = []
     for row, rec in enumerate(records, start=1):
         if not is_vllm_result(rec):

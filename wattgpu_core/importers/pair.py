@@ -25,11 +25,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import Issue, ValidationError
-from ..importers import SOURCES, ParsedFile, PreparedImport, _check_bytes, _empty_runs, _Issues, _reject, prepare
+from ..parsed import ParsedFile, PreparedImport, empty_runs
+from ..sources import SOURCES
+from ..store import IngestResult
 from . import guidellm, vllm_bench
-from .detect import detect_result
-from .powerlog import DEFAULT_MIN_SAMPLES, PowerLog, detect_power_log, parse_power_log, window_power
-from .results import BenchRun, load_json_records
+from .bench_results import BenchRun, load_json_records
+from .issues import Issues, reject
+from .powerlog import DEFAULT_MIN_SAMPLES, PowerLog, parse_power_log, window_power
+from .reading import check_bytes
+from .sniff import detect_power_log, detect_result
+from .validate import prepare, source_gpu_map
 
 RESULT_FORMATS = {vllm_bench.FORMAT: vllm_bench.DESCRIPTION, guidellm.FORMAT: guidellm.DESCRIPTION}
 POWER_AGREEMENT = 0.005  # a re-sent run whose power differs by more than this fraction is a conflict
@@ -46,26 +51,26 @@ class PairedImport:
 
 
 def read_result(file_name: str, data: bytes, llm: str | None = None) -> tuple[str, list[BenchRun]]:
-    text = _check_bytes(file_name, data)
+    text = check_bytes(file_name, data)
     records = load_json_records(text)
     fmt = detect_result(records)
     if fmt == vllm_bench.FORMAT:
         return fmt, vllm_bench.read_runs(records, llm)
     if fmt == guidellm.FORMAT:
         return fmt, guidellm.read_runs(records[0], llm)
-    raise _reject(f"{file_name} is not a benchmark result WattGPU pairs with a power log; expected one of: "
-                  + "; ".join(RESULT_FORMATS.values()))
+    raise reject(f"{file_name} is not a benchmark result WattGPU pairs with a power log; expected one of: "
+                 + "; ".join(RESULT_FORMATS.values()))
 
 
 def split_files(files: list[tuple[str, bytes]]) -> tuple[tuple[str, bytes], tuple[str, bytes]]:
     """Which of two uploaded files is the result and which the power log, told from their content."""
     if len(files) != 2:
-        raise _reject(f"upload exactly two files, the benchmark result and its power log ({len(files)} given)")
-    logs = [i for i, (name, data) in enumerate(files) if detect_power_log(_check_bytes(name, data))]
+        raise reject(f"upload exactly two files, the benchmark result and its power log ({len(files)} given)")
+    logs = [i for i, (name, data) in enumerate(files) if detect_power_log(check_bytes(name, data))]
     if len(logs) != 1:
         what = "neither" if not logs else "both"
-        raise _reject(f"{what} of {files[0][0]} and {files[1][0]} look{'s' if not logs else ''} like a power log; "
-                      "upload one result JSON and one power log (nvidia-smi CSV, DCGM scrapes or zeus log)")
+        raise reject(f"{what} of {files[0][0]} and {files[1][0]} look{'s' if not logs else ''} like a power log; "
+                     "upload one result JSON and one power log (nvidia-smi CSV, DCGM scrapes or zeus log)")
     return files[1 - logs[0]], files[logs[0]]
 
 
@@ -76,8 +81,8 @@ def parse_gpu_indices(text: str | None) -> list[int] | None:
     try:
         return [int(x) for x in text.replace(" ", "").split(",") if x]
     except ValueError:
-        raise _reject(f"GPU indices are whole numbers separated by commas, like 0 or 0,1; found {text!r}",
-                      column="gpu indices") from None
+        raise reject(f"GPU indices are whole numbers separated by commas, like 0 or 0,1; found {text!r}",
+                     column="gpu indices") from None
 
 
 def _to_log_clock(run: BenchRun, log: PowerLog, utc_offset_h: float) -> tuple[float, float]:
@@ -91,7 +96,7 @@ def pair_runs(runs: list[BenchRun], log: PowerLog, fmt: str, *, gpu: str | None 
               gpu_indices: list[int] | None = None, utc_offset_h: float | None = None,
               min_samples: int = DEFAULT_MIN_SAMPLES) -> tuple[ParsedFile, pd.DataFrame]:
     """Runs with their power from the log, as a ParsedFile (names not yet resolved), and the windows table."""
-    issues = _Issues()
+    issues = Issues()
     warnings = []
     if runs and runs[0].clock != log.clock:
         if utc_offset_h is None:
@@ -145,7 +150,7 @@ def pair_runs(runs: list[BenchRun], log: PowerLog, fmt: str, *, gpu: str | None 
                             "Window start": _stamp(wp.start_s, log.clock), "Window end": _stamp(wp.end_s, log.clock),
                             "Duration (s)": round(wp.end_s - wp.start_s, 1), "Run key": run.key})
     issues.raise_if_any()
-    defaults = {c: (math.nan if v.dtype.kind == "f" else None) for c, v in _empty_runs(0).items()}
+    defaults = {c: (math.nan if v.dtype.kind == "f" else None) for c, v in empty_runs(0).items()}
     base = pd.DataFrame([{**defaults, **{k: v for k, v in r.items() if k in defaults}, "_row": r["_row"]}
                          for r in records], columns=[*defaults, "_row"])
     names_map = {}
@@ -162,8 +167,6 @@ def validate_pair(store, result: tuple[str, bytes], power_log: tuple[str, bytes]
                   llm: str | None = None, gpu_indices: list[int] | None = None, utc_offset_h: float | None = None,
                   min_samples: int = DEFAULT_MIN_SAMPLES) -> PairedImport:
     """Read, pair and validate without writing; raises ValidationError naming run (row) and field."""
-    from ..ingest import source_gpu_map
-
     fmt, runs = read_result(result[0], result[1], llm)
     log = parse_power_log(power_log[0], power_log[1])
     parsed, windows = pair_runs(runs, log, fmt, gpu=gpu, gpu_indices=gpu_indices, utc_offset_h=utc_offset_h,
@@ -200,8 +203,6 @@ def _drop_stored(store, frame: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataF
 def ingest_pair(store, paired: PairedImport, added_by: str | None = None):
     """Write a validated pair (runs already stored were dropped by :func:`validate_pair`); ``added_by`` is recorded
     with the batch (default: the CLI user and host)."""
-    from ..store import IngestResult
-
     n_skipped = len(paired.already_stored)
     if paired.prepared.frame.empty:
         return IngestResult(None, 0, n_skipped, 0, paired.prepared.format,

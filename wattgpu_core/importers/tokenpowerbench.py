@@ -27,17 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .parsed import ParsedFile, empty_runs
+from ..parsed import ParsedFile, empty_runs
+from ..sources import SOURCES
 
 SOURCE_ID = "tokenpowerbench"
-SOURCE = {
-    "name": "TokenPowerBench results",
-    "url": "https://github.com/chenxuniu/TokenPowerBench @ ec00f52, results/",
-    "license": "MIT (stated in the repository README)",
-    "attribution": "TokenPowerBench (AAAI 2026), github.com/chenxuniu/TokenPowerBench",
-    "notes": "offline vLLM runs of Llama 3.1-8B / 3.2-3B / 3.2-1B base models, batch 128-512, outputs 32-2,000 "
-             "tokens, one busy GPU of four (power of the busy GPU only); GPU inferred as H100 NVL 94GB",
-}
+SOURCE = SOURCES[SOURCE_ID]
 FORMAT = "tokenpowerbench"
 H100_NVL_TOTAL_MIB = 95830.0  # nvidia-smi memory.total of a 94 GB H100 NVL
 GPU_BY_TOTAL_MIB = {H100_NVL_TOTAL_MIB: "NVIDIA H100 NVL"}
@@ -50,16 +44,6 @@ NAMES = {"power_w": "gpu0_power_watts", "llm_name_raw": "model", "llm_id": "mode
          "gpu_id": "gpu_memory_total_mb", "duration_s": "duration", "output_tokens": "total_output_tokens",
          "num_requests": "responses", "batch_size": "batch_size"}
 _REQUIRED = ("duration", "total_output_tokens", "responses", "gpu_avg_power", "batch_size", "engine")
-
-
-def is_tokenpowerbench(obj) -> bool:
-    """Whether a parsed JSON object looks like a TokenPowerBench result file ({model: [run with gpu0_power_watts,
-    gpu_avg_power, ...]})."""
-    if not isinstance(obj, dict) or not obj:
-        return False
-    runs = [r for v in obj.values() if isinstance(v, list) for r in v]
-    return bool(runs) and all(isinstance(r, dict) and "gpu0_power_watts" in r and "gpu_avg_power" in r
-                              for r in runs)
 
 
 def _llm_name(model: str) -> str:

@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from ..importers import _Issues, _reject
+from .issues import Issues, reject
 
 
 @dataclass(frozen=True)
@@ -41,17 +41,17 @@ def load_json_records(text: str) -> list:
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as line_exc:
-                    raise _reject(f"invalid JSON on line {n}, column {line_exc.colno}: {line_exc.msg}",
-                                  row=n) from None
+                    raise reject(f"invalid JSON on line {n}, column {line_exc.colno}: {line_exc.msg}",
+                                 row=n) from None
             return records
-        raise _reject(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise reject(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     return obj if isinstance(obj, list) else [obj]
 
 
 class Fields:
     """Typed reads from one JSON object of a result file; every problem goes to ``issues`` under (row, path)."""
 
-    def __init__(self, obj: dict, row: int, issues: _Issues, prefix: str = ""):
+    def __init__(self, obj: dict, row: int, issues: Issues, prefix: str = ""):
         self.obj, self.row, self.issues, self.prefix = obj, row, issues, prefix
 
     def get(self, path: str):

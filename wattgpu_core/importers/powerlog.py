@@ -31,10 +31,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import Issue, ValidationError
-from ..importers import _check_bytes, _Issues, _reject
-from .detect import DCGM_METRIC as _DCGM_METRIC
-from .detect import SMI_POWER_FIELDS as _SMI_POWER_FIELDS
-from .detect import detect_power_log
+from .issues import Issues, reject
+from .reading import check_bytes
+from .sniff import DCGM_METRIC as _DCGM_METRIC
+from .sniff import SMI_POWER_FIELDS as _SMI_POWER_FIELDS
+from .sniff import detect_power_log
 
 POWER_LOG_FORMATS = {
     "nvidia_smi": "nvidia-smi --query-gpu=timestamp,index,name,power.draw --format=csv -lms N",
@@ -92,7 +93,7 @@ class WindowPower:
 # Detection and parsing
 def parse_power_log(file_name: str, data: bytes) -> PowerLog:
     """Read a power log in any known format; raises ValidationError naming row and field."""
-    text = _check_bytes(file_name, data)
+    text = check_bytes(file_name, data)
     fmt = detect_power_log(text)
     if fmt == "zeus":
         return _parse_zeus(text)
@@ -100,8 +101,8 @@ def parse_power_log(file_name: str, data: bytes) -> PowerLog:
         return _parse_dcgm(text)
     if fmt == "nvidia_smi":
         return _parse_nvidia_smi(text)
-    raise _reject(f"{file_name or 'the power log'} is not a recognised power log; expected one of: "
-                  + "; ".join(POWER_LOG_FORMATS.values()))
+    raise reject(f"{file_name or 'the power log'} is not a recognised power log; expected one of: "
+                 + "; ".join(POWER_LOG_FORMATS.values()))
 
 
 def _number(text: str, unit: str = "") -> float | None:
@@ -125,13 +126,13 @@ def _parse_nvidia_smi(text: str) -> PowerLog:
                                                                                              strict=True)}
     power_field = next((f for f in _SMI_POWER_FIELDS if f in header), None)
     if power_field is None or "timestamp" not in header:
-        raise _reject("an nvidia-smi log needs the fields timestamp and power.draw "
-                      "(nvidia-smi --query-gpu=timestamp,index,name,power.draw --format=csv -lms 100)")
+        raise reject("an nvidia-smi log needs the fields timestamp and power.draw "
+                     "(nvidia-smi --query-gpu=timestamp,index,name,power.draw --format=csv -lms 100)")
     if units[power_field] not in ("", "W"):
-        raise _reject(f"power unit {units[power_field]!r}; expected W", column=header_raw[header.index(power_field)])
+        raise reject(f"power unit {units[power_field]!r}; expected W", column=header_raw[header.index(power_field)])
     pos = {h: i for i, h in enumerate(header)}
     ident = next((f for f in ("index", "uuid", "pci.bus_id", "name") if f in pos), None)
-    issues = _Issues()
+    issues = Issues()
     times, gpus, names_, powers, skipped = [], [], [], [], 0
     gpu_keys: dict[str, int] = {}
     row = 0
@@ -173,8 +174,8 @@ def _parse_nvidia_smi(text: str) -> PowerLog:
                    f"expected a timestamp like 2025/09/04 13:15:56.123, found {times[i][:40]!r}")
     issues.raise_if_any()
     if not powers:
-        raise _reject("the nvidia-smi log holds no power readings (all [N/A] or no data rows)",
-                      column=header_raw[pos[power_field]])
+        raise reject("the nvidia-smi log holds no power readings (all [N/A] or no data rows)",
+                     column=header_raw[pos[power_field]])
     samples = pd.DataFrame({"t_s": _local_seconds(stamps), "gpu_index": gpus, "gpu_name": names_,
                             "power_w": powers})
     return PowerLog("nvidia_smi", "local", samples, None, skipped)
@@ -189,7 +190,7 @@ def _parse_dcgm(text: str) -> PowerLog:
     stripped = text.lstrip("\ufeff \t\r\n")
     if stripped.startswith("{"):
         return _parse_prometheus_json(stripped)
-    issues = _Issues()
+    issues = Issues()
     rows = []
     for line_no, line in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
         s = line.strip()
@@ -223,11 +224,11 @@ def _parse_prometheus_json(text: str) -> PowerLog:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _reject(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise reject(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     result = (obj.get("data") or {}).get("result") if isinstance(obj, dict) else None
     if not isinstance(result, list):
-        raise _reject("a Prometheus answer needs data.result (a query_range matrix)", column="data.result")
-    issues = _Issues()
+        raise reject("a Prometheus answer needs data.result (a query_range matrix)", column="data.result")
+    issues = Issues()
     rows = []
     for s, series in enumerate(result, start=1):
         metric = series.get("metric", {}) if isinstance(series, dict) else {}
@@ -255,7 +256,7 @@ def _samples_log(fmt: str, rows: list[tuple]) -> PowerLog:
     skipped = int(samples["power_w"].isna().sum())
     samples = samples.dropna(subset=["power_w"]).reset_index(drop=True)
     if samples.empty:
-        raise _reject(f"the power log holds no {_DCGM_METRIC} readings", column=_DCGM_METRIC)
+        raise reject(f"the power log holds no {_DCGM_METRIC} readings", column=_DCGM_METRIC)
     return PowerLog(fmt, "utc", samples, None, skipped)
 
 
@@ -263,7 +264,7 @@ def _parse_zeus(text: str) -> PowerLog:
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip() for h in next(reader)]
     energy_cols = {i: int(h[3:-len("_energy")]) for i, h in enumerate(header) if h.startswith("gpu")}
-    issues = _Issues()
+    issues = Issues()
     rows = []
     for row, fields in enumerate((f for f in reader if any(x.strip() for x in f)), start=1):
         if len(fields) != len(header):
@@ -284,7 +285,7 @@ def _parse_zeus(text: str) -> PowerLog:
             rows.append((start, start + elapsed, gpu, energy, fields[1].strip()))
     issues.raise_if_any()
     if not rows:
-        raise _reject("the zeus log holds no measurement windows")
+        raise reject("the zeus log holds no measurement windows")
     windows = pd.DataFrame(rows, columns=["start_s", "end_s", "gpu_index", "energy_j", "window_name"])
     samples = pd.DataFrame({"t_s": windows["start_s"], "gpu_index": windows["gpu_index"], "gpu_name": None,
                             "power_w": windows["energy_j"] / (windows["end_s"] - windows["start_s"])})

@@ -21,9 +21,9 @@ import math
 
 import pandas as pd
 
-from ..importers import _Issues, _reject
-from .detect import GUIDELLM_FORMAT
-from .results import BenchRun, Fields, plain
+from .bench_results import BenchRun, Fields, plain
+from .issues import Issues, reject
+from .sniff import GUIDELLM_FORMAT
 
 FORMAT = GUIDELLM_FORMAT
 DESCRIPTION = "GuideLLM report JSON (benchmarks.json, one run per rate), with a power log"
@@ -34,8 +34,8 @@ def read_runs(report: dict, llm: str | None = None) -> list[BenchRun]:
     """One BenchRun per benchmark of the report; raises ValidationError naming benchmark (row) and field."""
     benchmarks = report["benchmarks"]
     if not benchmarks:
-        raise _reject("the GuideLLM report holds no benchmarks", column="benchmarks")
-    issues = _Issues()
+        raise reject("the GuideLLM report holds no benchmarks", column="benchmarks")
+    issues = Issues()
     top = Fields(report, 0, issues)
     version = top.text("metadata.guidellm_version")
     runs = []
