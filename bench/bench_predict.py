@@ -4,7 +4,7 @@ One batched call (what ``predict --input`` and the Compare page do) is timed aga
 same API measured in the same run: one ``planning.rank_gpus`` call per (LLM, scenario), i.e. a loop over LLMs.
 Model loading is timed separately.
 
-    python bench/bench_predict.py [--db PATH] [--repeats 5]
+    python bench/bench_predict.py [--db PATH] [--repeats 5] [--model-set paper|plus|default]
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model-set", default="paper", help="paper, plus or default (default: paper)")
     args = parser.parse_args()
 
     with Store.open(args.db, read_only=args.db is not None) as store:
         gpus, llms = store.gpus(), store.llms()
     start = time.perf_counter()
-    model_set = load_model_set("paper")
+    model_set = load_model_set(args.model_set)
     load_s = time.perf_counter() - start
 
     grid = pd.MultiIndex.from_product([llms["llm_id"], gpus["gpu_id"], SCENARIOS], names=["llm", "gpu", "scenario"])

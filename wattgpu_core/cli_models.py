@@ -35,7 +35,7 @@ def _progress_printer(enabled: bool):
 
 def _cmd_train(args) -> int:
     from .evaluation import records_for_json, run_evaluation
-    from .models import train
+    from .registry import get_model_set, train
     from .store import Store
 
     start = time.perf_counter()
@@ -61,7 +61,7 @@ def _cmd_train(args) -> int:
         else:  # keep the stored metrics this run does not recompute
             cv = _stored_cv_records(args.model_set, args.models_dir)
         meta = train(store, args.models_dir, args.model_set, cv_records=cv)
-        if args.model_set == "plus":
+        if get_model_set(args.model_set).gives_ttft:
             from .plus_ttft import MODEL_FILE, train_ttft
 
             ttft = train_ttft(store, args.models_dir)
@@ -107,16 +107,17 @@ def _stored_cv_records(name: str, models_dir: Path) -> list[dict]:
     needs the paper's too), or none when there is no readable metadata."""
     from .errors import ModelNotTrainedError
     from .models import read_metadata
+    from .registry import REFERENCE
 
     try:
         meta = read_metadata(name, models_dir)
     except ModelNotTrainedError:
         return []
     records = list(meta.get("cv_metrics") or [])
-    if name == "plus" and meta.get("default_for"):
+    if meta.get("default_for") and name != REFERENCE:
         try:
-            records += [r for r in read_metadata("paper", models_dir).get("cv_metrics") or []
-                        if r.get("model") != "WattGPU+"]
+            records += [r for r in read_metadata(REFERENCE, models_dir).get("cv_metrics") or []
+                        if r.get("model") != meta.get("label")]
         except ModelNotTrainedError:
             pass
     return records
@@ -124,8 +125,9 @@ def _stored_cv_records(name: str, models_dir: Path) -> list[dict]:
 
 def _cmd_evaluate(args) -> int:
     from .evaluation import evaluate_frame, format_tables, records_for_json
-    from .models import auxiliary_frame, get_model_set, training_frame
+    from .models import auxiliary_frame, training_frame
     from .planning import derivation_checks, energy_choice
+    from .registry import get_model_set
     from .store import Store
 
     progress = _progress_printer(not args.quiet)
@@ -137,7 +139,7 @@ def _cmd_evaluate(args) -> int:
         frame = training_frame(store, mode)
         aux = auxiliary_frame(store, mode) if any(m.uses_aux for m in sets) else None
         ttft_rows = None
-        if any(m.label == "WattGPU+" for m in sets) and not args.paper_compat:
+        if any(m.gives_ttft for m in sets) and not args.paper_compat:
             from .plus_ttft import ttft_frame
 
             ttft_rows = ttft_frame(store)
@@ -184,7 +186,8 @@ def _cmd_evaluate(args) -> int:
     if "WattGPU+" in labels and aux is not None and not args.paper_compat:
         from .loso import format_loso, leave_one_source_out, logo_quantiles_of
 
-        loso, _ = leave_one_source_out(frame, aux, quantiles=logo_quantiles_of(result), n_jobs=args.jobs)
+        plus = next(m for m in sets if m.label == "WattGPU+")
+        loso, _ = leave_one_source_out(plus, frame, aux, quantiles=logo_quantiles_of(result), n_jobs=args.jobs)
         if loso:
             print("\n" + format_loso(loso))
     ttft_records = []
@@ -226,12 +229,13 @@ def _cmd_predict(args) -> int:
 
 def _cmd_validate_external(args) -> int:
     from .external import external_validation, format_external, tensor_parallel_check
+    from .registry import get_model_set
     from .store import Store
 
     sets = tuple(args.model_set or ("plus", "paper"))
     with Store.open(args.db) as store:
         result = external_validation(store, sets)
-        tp = tensor_parallel_check(store) if "plus" in sets else None
+        tp = tensor_parallel_check(store) if any(get_model_set(s).reads_workload for s in sets) else None
     print(format_external(result))
     data = result.to_dict()
     if tp is not None and len(tp):

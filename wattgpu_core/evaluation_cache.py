@@ -21,7 +21,8 @@ import pandas as pd
 
 from .evaluation import EvaluationResult, run_evaluation
 
-_CODE_MODULES = ("features", "models", "evaluation", "physics", "plus", "plus_itl", "plus_power", "plus_ttft", "collectives",
+_CODE_MODULES = ("features", "model_set", "models", "baselines", "cv", "registry", "grouped_shap", "evaluation",
+                 "physics", "plus", "plus_itl", "plus_power", "plus_ttft", "collectives",
                  "gemm_profile", "loso", "catalog", "schema")
 FORMAT = "wattgpu-evaluation/1"
 
