@@ -30,6 +30,7 @@ from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from .baselines import BASELINE_SETS, LOAD_SCALE, ROOFLINE_BATCH, baseline_predictions
 from .cv import (
@@ -250,8 +251,6 @@ def evaluate_frame(*args, **kwargs) -> EvaluationResult:
 
     BLAS runs single-threaded meanwhile: the fits solve many small least-squares problems, for which BLAS threads
     only contend with the fold threads (measured: several times slower on a busy 2-core machine)."""
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=1, user_api="blas"):
         return _evaluate_frame(*args, **kwargs)
 

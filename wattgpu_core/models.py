@@ -20,6 +20,7 @@ preprocessing parameters, hyper-parameters, training-data hash, library versions
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import platform
@@ -38,6 +39,7 @@ from .features import add_features, join_specs, scenario_detail
 from .model_files import reading
 from .model_set import TARGET_COLUMNS, TARGET_UNITS, TARGETS, FramePrepared, ModelSet
 from .paths import MODELS_DIR
+from .plus_itl import serving_stack
 
 __all__ = ["TARGETS", "TARGET_UNITS", "TARGET_COLUMNS", "FramePrepared", "ModelSet", "PaperModelSet", "FittedModel",
            "Preprocessor", "training_frame", "auxiliary_frame", "target_rows", "read_metadata", "model_paths"]
@@ -106,8 +108,6 @@ def add_workload_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` plus ``serving_stack`` ("vLLM 0.14": framework and major.minor version) and
     ``max_output_tokens`` (256 for Watt Counts runs, whose prompts were generated with max_tokens=256; the mean
     output elsewhere); a new frame."""
-    from .plus_itl import serving_stack
-
     out = frame.copy()
     fw = out["framework"] if "framework" in out else pd.Series(None, index=out.index, dtype=object)
     ver = out["framework_version"] if "framework_version" in out else pd.Series(None, index=out.index, dtype=object)
@@ -360,7 +360,7 @@ PAPER_TARGET_TRANSFORMS = MappingProxyType({"power": "fraction_of_tdp", "itl": "
 
 def _boost(target: str, x: np.ndarray, y: np.ndarray, w: np.ndarray, n_threads: int, seed: int):
     """An XGBoost booster with the paper's hyper-parameters (all others at XGBoost 3.0.4 defaults)."""
-    import xgboost as xgb
+    import xgboost as xgb  # lazy: loading xgboost's native library costs ~0.5 s; only fitting and loading need it
 
     hp = PAPER_PARAMS[target]
     params = {"objective": "reg:squarederror", "max_depth": hp["max_depth"], "lambda": hp["reg_lambda"],
@@ -380,9 +380,7 @@ def _boosting_rounds(booster, dtrain, rounds: int, *, direct: bool = True) -> No
     (``XGBoosterUpdateOneIter``) without that check (the names never change here). Falls back to
     ``Booster.update`` if this XGBoost lacks the entry point; a test checks both give identical boosters.
     """
-    import ctypes
-
-    from xgboost import core
+    from xgboost import core  # lazy: as above
 
     lib = getattr(core, "_LIB", None)
     if not direct or lib is None or not hasattr(lib, "XGBoosterUpdateOneIter"):
@@ -472,7 +470,7 @@ class PaperModelSet(ModelSet):
 
     def load(self, folder: Path) -> tuple[dict[str, FittedModel], dict]:
         """The fitted models and metadata in ``folder`` (XGBoost JSON + metadata JSON)."""
-        import xgboost as xgb
+        import xgboost as xgb  # lazy: loading xgboost's native library costs ~0.5 s; only loading models needs it
 
         models_dir = Path(folder)
         meta = read_metadata(self.name, models_dir)
@@ -570,7 +568,7 @@ def model_paths(name: str, models_dir: Path = MODELS_DIR) -> dict[str, Path]:
 
 
 def library_versions() -> dict[str, str]:
-    import scipy
+    import scipy  # lazy: scipy, sklearn and xgboost take seconds to import; only metadata needs their versions
     import sklearn
     import xgboost
 
