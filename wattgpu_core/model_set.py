@@ -4,8 +4,8 @@ A *model set* is a named family of one model per target ("power": mean power in 
 s). :class:`ModelSet` is the one interface the evaluation, the prediction API and the explanations use:
 
 * ``fit(target, rows)`` returns a fitted model whose ``predict(rows)`` gives values in the target's unit;
-* ``train(store, folder)`` fits every target on the store's data and ``save``\\ s the files; ``load(folder)``
-  reads them back ({target: fitted model}, metadata);
+* ``train(store, folder)`` fits every target on the store's data and writes the files with ``save(fitted, meta,
+  folder)``; ``load(folder)`` reads them back ({target: fitted model}, metadata);
 * ``predict(fitted, target, rows)`` and ``explain(fitted, target, rows, background)`` (a ``shap.Explanation``);
 * what callers need to know without testing a name: ``label``, ``description``, ``targets``, ``uses_aux``,
   ``interval_level`` (prediction intervals), ``reads_workload`` (batch, rate, tokens, GPUs and serving stack are
@@ -72,9 +72,14 @@ class ModelSet:
         return np.asarray(fitted[target].predict(rows), dtype=float)
 
     def train(self, store, folder: Path, *, cv_records: list[dict] | None = None, seed: int = 0) -> dict:
-        """Fit every target on the store's data, write the files into ``folder`` (a staging folder: the registry
-        swaps it in atomically) and return the metadata."""
+        """Fit every target on the store's data, :meth:`save` the files into ``folder`` (a staging folder: the
+        registry swaps it in atomically) and return the metadata."""
         raise NotImplementedError(f"{self.label} has no files to train")
+
+    def save(self, fitted, meta, folder: Path) -> None:
+        """Write the fitted models ({target: model}) and their metadata into ``folder`` (what :meth:`load` reads;
+        e.g. to keep a retrained set's metadata in step without patching JSON by hand)."""
+        raise NotImplementedError(f"{self.label} has no files to save")
 
     def load(self, folder: Path) -> tuple[dict, dict]:
         """({target: fitted model}, metadata) from the files in ``folder``."""

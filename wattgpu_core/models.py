@@ -425,12 +425,9 @@ class PaperModelSet(ModelSet):
         model_set, name = self, self.name
         frame = training_frame(store, "catalog")
         fitted = fit_model_set(model_set, frame, n_threads=1, seed=seed)
-        models_dir = Path(folder)
-        models_dir.mkdir(parents=True, exist_ok=True)
-        paths = model_paths(name, models_dir)
+        paths = model_paths(name, Path(folder))
         targets = {}
         for t, model in fitted.items():
-            model.booster.save_model(str(paths[t]))
             rows = target_rows(frame, t, model_set.features(t))
             targets[t] = {
                 "file": paths[t].name,
@@ -465,8 +462,18 @@ class PaperModelSet(ModelSet):
             "seed": seed,
             "cv_metrics": cv_records or [],
         }
-        paths["meta"].write_text(json.dumps(meta, indent=2, sort_keys=False, allow_nan=False) + "\n")
+        self.save(fitted, meta, folder)
         return meta
+
+    def save(self, fitted: Mapping[str, FittedModel], meta: Mapping, folder: Path) -> None:
+        """Write ``fitted`` (XGBoost's own JSON, one file per target as ``meta`` names it) and ``meta`` into
+        ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for t, model in fitted.items():
+            model.booster.save_model(str(folder / meta["targets"][t]["file"]))
+        model_paths(self.name, folder)["meta"].write_text(json.dumps(meta, indent=2, sort_keys=False,
+                                                                     allow_nan=False) + "\n")
 
     def load(self, folder: Path) -> tuple[dict[str, FittedModel], dict]:
         """The fitted models and metadata in ``folder`` (XGBoost JSON + metadata JSON)."""

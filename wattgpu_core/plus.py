@@ -94,6 +94,15 @@ class PlusModelSet(ModelSet):
         """:func:`train_plus` into ``folder``."""
         return train_plus(store, folder, records=cv_records, seed=seed)
 
+    def save(self, fitted: Mapping, meta: Mapping, folder: Path) -> None:
+        """Write ``fitted`` (plain JSON, one file per target as ``meta`` names it) and ``meta`` into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for t, model in fitted.items():
+            (folder / meta["targets"][t]["file"]).write_text(json.dumps(model.to_dict(), indent=1, allow_nan=False)
+                                                             + "\n")
+        model_paths(NAME, folder)["meta"].write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+
     def load(self, folder: Path) -> tuple[dict, dict]:
         """:func:`load_plus` from ``folder``."""
         return load_plus(folder)
@@ -190,14 +199,11 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
     model_set = PlusModelSet()
     frame = training_frame(store, "catalog")
     aux = auxiliary_frame(store, "catalog")
-    models_dir = Path(models_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    paths = model_paths(NAME, models_dir)
-    targets = {}
+    paths = model_paths(NAME, Path(models_dir))
+    targets, fitted = {}, {}
     for t in model_set.targets:
         rows = target_rows(frame, t, model_set.features(t))
-        model = model_set.fit(t, rows, aux=aux, seed=seed, n_threads=1)
-        paths[t].write_text(json.dumps(model.to_dict(), indent=1, allow_nan=False) + "\n")
+        model = fitted[t] = model_set.fit(t, rows, aux=aux, seed=seed, n_threads=1)
         targets[t] = {"file": paths[t].name, "unit": TARGET_UNITS[t], "kind": model.to_dict().get("kind", type(
             model).__name__), "inputs": list(model_set.features(t)), "n_rows": int(len(rows)),
             "itl_definitions": sorted(rows["itl_definition"].dropna().unique().tolist()) if t == "itl" else None}
@@ -245,7 +251,7 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
         "loso_metrics": loso,
         "default_for": default_choice(records) if records else None,
     }
-    paths["meta"].write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+    model_set.save(fitted, meta, models_dir)
     return meta
 
 
