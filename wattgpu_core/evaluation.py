@@ -32,31 +32,22 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from .baselines import BASELINE_SETS, LOAD_SCALE, ROOFLINE_BATCH, baseline_predictions
-from .cv import (
-    CV_FOLDS,
-    STRATEGIES,
-    Progress,
-    aux_allowed,
-    llm_weights_key,
-    mdape_pct,
-    nested_logo_intervals,
-    out_of_fold,
-    pearson_r,
-    split_groups,
-    splits,
-)
+from .baselines import BASELINE_SETS
+from .baselines import LOAD_SCALE as LOAD_SCALE
+from .baselines import ROOFLINE_BATCH as ROOFLINE_BATCH
+from .baselines import baseline_predictions as baseline_predictions
+from .cv import CV_FOLDS as CV_FOLDS
+from .cv import STRATEGIES, Progress, mdape_pct, nested_logo_intervals, out_of_fold, pearson_r
 from .cv import apply_intervals as apply_intervals
+from .cv import aux_allowed as aux_allowed
 from .cv import interval_quantiles as interval_quantiles
+from .cv import llm_weights_key as llm_weights_key
+from .cv import split_groups as split_groups
+from .cv import splits as splits
 from .features import SCENARIO_POOL
 from .model_set import TARGET_COLUMNS, ModelSet
 from .models import auxiliary_frame, target_rows, training_frame
 from .registry import get_model_set
-
-__all__ = ["CV_FOLDS", "STRATEGIES", "LOAD_SCALE", "ROOFLINE_BATCH", "EvaluationResult", "aux_allowed",
-           "apply_intervals", "baseline_predictions", "evaluate_frame", "format_tables", "interval_quantiles",
-           "llm_weights_key", "mdape_pct", "metrics", "nested_logo_intervals", "out_of_fold", "pearson_r",
-           "run_evaluation", "split_groups", "splits"]
 
 SCENARIOS = ("offline", "server")
 # The baselines scored per target (registered model sets: formulas, nothing learned), in table order.

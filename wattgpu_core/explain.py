@@ -32,16 +32,14 @@ import pandas as pd
 from . import planning
 from .errors import WattGPUError
 from .features import add_features, join_specs, scenario_detail
-from .grouped_shap import GROUP_NAMES, PLUS_GROUPS, InputGroup, plus_shapley, shapley_from_coalitions
+from .grouped_shap import GROUP_NAMES, PLUS_GROUPS, plus_shapley
+from .grouped_shap import InputGroup as InputGroup
+from .grouped_shap import shapley_from_coalitions as shapley_from_coalitions
 from .models import training_frame
 from .plus_itl import ARCH_ORDER, REQUIRED_INPUTS
 from .plus_power import POWER_REQUIRED
 from .registry import get_model_set, parts, workload_models
 from .safety import md
-
-__all__ = ["GROUP_NAMES", "PLUS_GROUPS", "InputGroup", "plus_shapley", "shapley_from_coalitions", "ExplainView",
-           "GroupExplanation", "TargetExplanation", "explain_request", "explain_view", "global_importance",
-           "plus_global_importance"]
 
 # feature -> (name, unit shown with values)
 FEATURES: dict[str, tuple[str, str]] = {

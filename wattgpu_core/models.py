@@ -41,8 +41,6 @@ from .model_set import TARGET_COLUMNS, TARGET_UNITS, TARGETS, FramePrepared, Mod
 from .paths import MODELS_DIR
 from .plus_itl import serving_stack
 
-__all__ = ["TARGETS", "TARGET_UNITS", "TARGET_COLUMNS", "FramePrepared", "ModelSet", "PaperModelSet", "FittedModel",
-           "Preprocessor", "training_frame", "auxiliary_frame", "target_rows", "read_metadata", "model_paths"]
 MODES = ("catalog", "paper")  # GPU inputs: our catalog's specs, or the paper's own gpu_features values
 WATTCOUNTS_SOURCES = ("wattcounts_upload", "wattcounts")  # the original subset format wins over the copy
 WATTCOUNTS_MAX_TOKENS = 256.0  # Watt Counts' SamplingParams max_tokens
