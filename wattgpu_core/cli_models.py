@@ -46,6 +46,8 @@ def _progress_printer(enabled: bool):
 
 def _cmd_train(args) -> int:
     start = time.perf_counter()
+    model_set, reference = get_model_set(args.model_set), get_model_set(REFERENCE)
+    beside = model_set.name != reference.name  # evaluated beside the reference: the comparison decides the default
     with Store.open(args.db, read_only=False) as store:
         cv = []
         if args.records:
@@ -54,19 +56,18 @@ def _cmd_train(args) -> int:
                                                                                     .read_text())
                   if r.get("mode", "all-gpus") == "all-gpus"]
             labels = {r["model"] for r in cv}
-            if args.model_set != "paper" and not {"XGB", "WattGPU+"} <= labels:
+            if beside and not {reference.label, model_set.label} <= labels:
                 raise WattGPUError(f"{args.records} must hold the all-GPU records of both model sets (evaluate "
                                  "without --paper-compat)")
         elif not args.no_cv:
-            # WattGPU+ is evaluated beside the paper's models: the comparison decides where it is the default.
-            sets = ["paper", args.model_set] if args.model_set != "paper" else ["paper"]
+            sets = [reference, model_set] if beside else [reference]
             result = run_evaluation(store, paper_compat=False, model_sets=sets, baselines=False,
-                                    intervals=args.model_set != "paper", n_jobs=args.jobs)
+                                    intervals=model_set.gives_intervals, n_jobs=args.jobs)
             cv = [{k: v for k, v in r.items() if k not in ("mode",)} for r in records_for_json(result)]
         else:  # keep the stored metrics this run does not recompute
             cv = _stored_cv_records(args.model_set, args.models_dir)
         meta = train(store, args.models_dir, args.model_set, cv_records=cv)
-        if get_model_set(args.model_set).gives_ttft:
+        if model_set.gives_ttft:
             ttft = train_ttft(store, args.models_dir)
             print(f"wrote {Path(args.models_dir) / MODEL_FILE} (ttft, {ttft.n_rows} rows; MdAPE " + ", ".join(
                 f"{k.split('_')[1]} {v:.1f}%" for k, v in ttft.metrics.items()) + ")")
@@ -151,7 +152,8 @@ def _cmd_evaluate(args) -> int:
                   f"{r['mdape_pct']:6.1f}%  GPU τ {r['gpu_tau']:5.2f}  top-1 {r['top1_pct']:4.0f}%  top-3 "
                   f"{r['top3_pct']:4.0f}%  extra {r['extra_energy_pct']:5.1f}%")
     labels = {m.label for m in sets}
-    if {"XGB", "WattGPU+"} <= labels:
+    plus = next((m for m in sets if m.reads_workload), None)  # WattGPU+: its own checks follow the tables
+    if plus is not None and get_model_set(REFERENCE).label in labels:
         print("\nDefault model per target and scenario (WattGPU+ where its MdAPE is lower on LOGO and on at least "
               "two of CV / LOGO / LOLO):")
         for target, scens in default_choice(list(result.records)).items():
@@ -159,7 +161,7 @@ def _cmd_evaluate(args) -> int:
                 m = d["mdape_pct"]
                 print(f"  {target:<5} {scen:<7} {d['default']:<5}  " + "  ".join(
                     f"{k} {m[k]['WattGPU+']:.1f}% vs {m[k]['XGB']:.1f}%" for k in ("CV", "LOGO", "LOLO")))
-    if "WattGPU+" in labels and aux is not None and not args.paper_compat:
+    if plus is not None and aux is not None and not args.paper_compat:
         moe = moe_evaluation(frame, aux, n_jobs=args.jobs)
         if len(moe):
             print("\nWattGPU+ on Watt Counts' MoE LLMs (outside the paper's data; LOGO: GPU held out, LOLO: MoE LLM "
@@ -168,8 +170,7 @@ def _cmd_evaluate(args) -> int:
                 print(f"  {r['target']:<5} {r['scenario']:<7} {r['strategy']:<4} MdAPE {r['mdape_pct']:5.1f}%  "
                       f"r {r['pearson_r']:.3f}  n={r['n_rows']} ({r['n_llms']} LLMs)")
     loso = []
-    if "WattGPU+" in labels and aux is not None and not args.paper_compat:
-        plus = next(m for m in sets if m.label == "WattGPU+")
+    if plus is not None and aux is not None and not args.paper_compat:
         loso, _ = leave_one_source_out(plus, frame, aux, quantiles=logo_quantiles_of(result), n_jobs=args.jobs)
         if loso:
             print("\n" + format_loso(loso))

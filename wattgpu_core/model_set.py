@@ -9,7 +9,7 @@ s). :class:`ModelSet` is the one interface the evaluation, the prediction API an
 * ``predict(fitted, target, rows)`` and ``explain(fitted, target, rows, background)`` (a ``shap.Explanation``);
 * what callers need to know without testing a name: ``label``, ``description``, ``targets``, ``uses_aux``,
   ``interval_level`` (prediction intervals), ``reads_workload`` (batch, rate, tokens, GPUs and serving stack are
-  inputs: a physical breakdown and grouped explanations), ``gives_ttft``, ``has_files``.
+  inputs: a physical breakdown and grouped explanations), ``gives_ttft``, ``has_files``, ``gives_intervals``.
 
 The model sets themselves live in :mod:`~wattgpu_core.models` (the paper's), :mod:`~wattgpu_core.plus` (WattGPU+)
 and :mod:`~wattgpu_core.baselines`; :mod:`~wattgpu_core.registry` registers them, in one place. This module imports
@@ -54,6 +54,11 @@ class ModelSet:
     reads_workload: bool = False
     gives_ttft: bool = False  # trains a time-to-first-token model beside its own files
     has_files: bool = True  # False: nothing to train or load (a formula)
+
+    @property
+    def gives_intervals(self) -> bool:
+        """Whether predictions carry intervals (``interval_level``)."""
+        return self.interval_level is not None
 
     def features(self, target: str) -> tuple[str, ...]:
         """Columns the model reads (rows missing any of them are not trained on)."""
