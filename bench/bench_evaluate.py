@@ -4,7 +4,7 @@ The full evaluation is ``evaluation.run_evaluation``: both targets (power, ITL),
 grouped CV, leave-one-GPU-out, leave-one-LLM-out) and the baselines, in each mode asked for. The reference runs
 the same protocol in this process with one sklearn Pipeline (ColumnTransformer + XGBRegressor, default settings)
 re-fitted per fold, folds in order, and the metrics computed the plain way (pandas groupby loops with scipy's
-``pearsonr`` / ``kendalltau``: ``evaluation.reference_metrics``). Both are timed in the same run, alternately, after one warm-up; the script
+``pearsonr`` / ``kendalltau``: ``tests/reference_models.py``). Both are timed in the same run, alternately, after one warm-up; the script
 prints each wall time, the ratio, and how far the two sets of out-of-fold predictions and metrics differ.
 
     python bench/bench_evaluate.py [--db PATH] [--modes all-gpus paper-compat] [--repeats 3]
@@ -28,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wattgpu_core.evaluation import ReferencePaperModelSet, reference_metrics, run_evaluation  # noqa: E402
+from tests.reference_models import ReferencePaperModelSet, reference_metrics  # noqa: E402
+from wattgpu_core.evaluation import run_evaluation  # noqa: E402
 from wattgpu_core.models import PaperModelSet, target_rows, training_frame  # noqa: E402
 from wattgpu_core.store import Store  # noqa: E402
 

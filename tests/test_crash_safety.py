@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from wattgpu_core.errors import ModelNotTrainedError
-from wattgpu_core.models import load_fitted
 from wattgpu_core.paths import FIXTURES_DIR, MODELS_DIR, ROOT
+from wattgpu_core.registry import load_fitted
 from wattgpu_core.store import Store
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from reference_models import ReferencePaperModelSet, reference_metrics
 from scipy.stats import kendalltau, pearsonr
 
 from wattgpu_core import evaluation as E
@@ -136,7 +137,7 @@ def test_all_gpu_mode_counts_every_gpu(frames):
 def test_fast_out_of_fold_matches_the_sklearn_reference(frames, target):
     rows = {target: target_rows(_subset(frames["paper"]), target, PaperModelSet().features(target))}
     fast = E.out_of_fold(PaperModelSet(), rows, ["LOGO"], n_jobs=2)
-    ref = E.out_of_fold(E.ReferencePaperModelSet(), rows, ["LOGO"], n_jobs=1)
+    ref = E.out_of_fold(ReferencePaperModelSet(), rows, ["LOGO"], n_jobs=1)
     (fp, ff), (rp, rf) = fast[(target, "LOGO")], ref[(target, "LOGO")]
     np.testing.assert_array_equal(ff, rf)
     rel = np.abs(fp - rp) / np.abs(rp)
@@ -190,7 +191,7 @@ def test_fast_metrics_equal_the_straightforward_ones(frames):
     for (model, target, _), pred in result.predictions.items():
         for scenario in ("offline", "server"):
             part = pred[pred["counted"] & (pred["scenario"] == scenario)]
-            ours, ref = E.metrics(part), E.reference_metrics(part)
+            ours, ref = E.metrics(part), reference_metrics(part)
             for key, value in ref.items():
                 if isinstance(value, float) and math.isnan(value):
                     assert math.isnan(ours[key]), (model, target, key)

@@ -289,3 +289,75 @@ def test_explain_page_switches_model_set_and_llm(store_path, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     assert not at.main.button, "the prompt goes once computed"
     assert any("Mean |SHAP| over 3 offline training configurations" in c.value for c in at.caption)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# shap.Explanation objects
+def test_paper_explanations_are_shap_explanations_that_add_up(trained):
+    import shap
+
+    fitted, frame, gpus, llms = trained
+    out = explain.explain_request(LLAMA, "l4", SERVER, gpus, llms, fitted)
+    row = explain.request_frame(LLAMA, "l4", SERVER, gpus, llms)
+    for target, e in out.items():
+        ex = e.explanation
+        assert isinstance(ex, shap.Explanation)
+        assert list(ex.feature_names) == list(e.shap.index) == fitted[target].feature_names
+        assert float(ex.base_values) + float(np.sum(ex.values)) == pytest.approx(
+            fitted[target].predict_raw(row)[0], rel=1e-5)
+        np.testing.assert_array_equal(np.asarray(ex.values), e.shap.to_numpy())
+    many = fitted["power"].explain(frame.head(50))  # rows x features, ready for shap.plots.beeswarm
+    assert isinstance(many, shap.Explanation) and many.values.shape == (50, len(fitted["power"].feature_names))
+    imp = explain.global_importance(fitted, frame, max_rows=100)["itl"].explanation
+    assert isinstance(imp, shap.Explanation) and imp.values.shape[0] == 100
+
+
+def test_plus_explanations_are_shap_explanations_over_the_groups(plus_setup):
+    import shap
+
+    model_set, gpus, llms, background = plus_setup
+    out = explain.explain_plus_request(LLAMA, "l4", SERVER, gpus, llms, model_set, background)
+    for e in out.targets.values():
+        ex = e.explanation
+        assert isinstance(ex, shap.Explanation)
+        assert list(ex.feature_names) == [g.name for g in explain.PLUS_GROUPS]
+        by_key = pd.Series(np.asarray(ex.values, dtype=float), index=[g.key for g in explain.PLUS_GROUPS])
+        pd.testing.assert_series_equal(by_key[e.shap.index], e.shap, check_names=False)
+        assert (by_key.drop(e.shap.index) == 0.0).all()
+        assert float(ex.base_values) == e.base_value
+        assert ex.data[[g.key for g in explain.PLUS_GROUPS].index("bandwidth")] == e.values["bandwidth"]
+
+
+def test_plus_grouped_shapley_values_agree_with_shaps_exact_explainer(plus_setup):
+    """WattGPU+'s own enumeration against shap's ExactExplainer on a small case: 4 background configurations, each
+    group one "feature" whose value says which row its columns come from (the explained row or a background row),
+    so shap's interventional masking over the background is exactly the grouped coalition value."""
+    import shap
+
+    from wattgpu_core.grouped_shap import _column
+    from wattgpu_core.registry import get_model_set
+
+    model_set, gpus, llms, background = plus_setup
+    _, x = explain.model_rows(pd.DataFrame([{"llm": LLAMA, "gpu": "l4", **SERVER}]), gpus, llms, model_set)
+    bg = background.rows["server"].head(4).reset_index(drop=True)
+    groups = explain.PLUS_GROUPS
+    models = explain.plus_models(model_set)
+    source = pd.concat([bg, x[bg.columns]], ignore_index=True)  # rows 0..3: background, row 4: the request
+    cols = {c: _column(source, c) for c in source.columns}  # text columns as object arrays, numbers as floats
+    for target in ("power", "itl"):
+        def f(z, target=target):
+            z = np.asarray(z, dtype=int)
+            data = {}
+            for j, g in enumerate(groups):
+                for c in g.columns:
+                    if c in cols:
+                        data[c] = cols[c][z[:, j]]
+            frame = pd.DataFrame({c: pd.Series(v, dtype=object) if v.dtype == object else v for c, v in data.items()})
+            pred = np.asarray(models[target].predict(frame), dtype=float)
+            return np.log(pred) if target == "itl" else pred
+
+        masker = shap.maskers.Independent(np.repeat(np.arange(4)[:, None], len(groups), axis=1), max_samples=4)
+        exact = shap.explainers.ExactExplainer(f, masker)(np.full((1, len(groups)), 4))
+        ours = get_model_set("plus").explain(models, target, x, bg)
+        np.testing.assert_allclose(ours.values[0], exact.values[0], rtol=1e-7, atol=1e-9)
+        assert float(ours.base_values[0]) == pytest.approx(float(exact.base_values[0]), rel=1e-9)

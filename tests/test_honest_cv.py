@@ -109,7 +109,7 @@ def test_leave_one_source_out_never_shows_the_source(data, monkeypatch):
         return _Constant()
 
     monkeypatch.setattr(plus.PlusModelSet, "fit", spy_fit)
-    records, preds = loso.leave_one_source_out(frame, aux, n_jobs=1)
+    records, preds = loso.leave_one_source_out(plus.PlusModelSet(), frame, aux, n_jobs=1)
     held = loso.held_out_sources(aux)
     assert {"mlenergy_v2", "argonne", "tokenpowerbench"} <= set(held)
     assert "wattcounts" not in held

@@ -18,8 +18,8 @@ import pytest
 from wattgpu_core import dashboard
 from wattgpu_core.errors import WattGPUError
 from wattgpu_core.ingest import ingest_bytes
-from wattgpu_core.models import train
 from wattgpu_core.paths import FIXTURES_DIR, MODELS_DIR
+from wattgpu_core.registry import train
 from wattgpu_core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
+from reference_models import reference_pipeline
 
 from wattgpu_core import evaluation as E
 from wattgpu_core import models as M
+from wattgpu_core import registry as R
 from wattgpu_core.paths import MODELS_DIR
 from wattgpu_core.store import Store
 
@@ -55,7 +57,7 @@ def test_preprocessor_equals_sklearn_column_transformer(frame, target):
     train.loc[train.index[rng.choice(len(train), 40, replace=False)], cat] = np.nan
     test.loc[test.index[:3], cat] = "never-seen"
     test.loc[test.index[3:6], cat] = np.nan
-    ref = E.reference_pipeline(target).named_steps["pre"].fit(train)
+    ref = reference_pipeline(target).named_steps["pre"].fit(train)
     ours = M.Preprocessor.fit(train, spec)
     np.testing.assert_allclose(ours.transform(test), ref.transform(test), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(ours.transform(train), ref.transform(train), rtol=1e-12, atol=1e-12)
@@ -93,7 +95,7 @@ def test_model_files_are_json_only_and_load(frame):
                      "plus_itl.json", "plus_power.json", "plus_ttft.json"]  # evaluation.json: the shipped evaluation
     for name in files:
         json.loads((MODELS_DIR / name).read_text())  # plain JSON, nothing executable
-    fitted, _ = M.load_fitted("paper", MODELS_DIR)
+    fitted, _ = R.load_fitted("paper", MODELS_DIR)
     power = fitted["power"].predict(frame)
     itl = fitted["itl"].predict(frame)
     assert np.isfinite(power).all() and np.isfinite(itl).all()
@@ -102,7 +104,7 @@ def test_model_files_are_json_only_and_load(frame):
 
 
 def test_training_is_deterministic_and_reproduces_the_committed_files(seed_store, tmp_path):
-    meta = M.train(seed_store, tmp_path, "paper")
+    meta = R.train(seed_store, tmp_path, "paper")
     for t in ("power", "itl"):
         assert (tmp_path / meta["targets"][t]["file"]).read_bytes() == (MODELS_DIR / f"paper_{t}.json").read_bytes()
     committed = M.read_metadata("paper", MODELS_DIR)
@@ -112,7 +114,7 @@ def test_training_is_deterministic_and_reproduces_the_committed_files(seed_store
 
 def test_missing_model_files_raise_a_clear_error(tmp_path):
     with pytest.raises(M.ModelNotTrainedError, match="wattgpu_core train"):
-        M.load_fitted("paper", tmp_path)
+        R.load_fitted("paper", tmp_path)
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ class _ScenarioMeanSet(M.ModelSet):
 
 
 def test_other_model_sets_run_through_the_same_protocol(frame, monkeypatch):
-    monkeypatch.setitem(M.MODEL_SETS, "scenario-mean", _ScenarioMeanSet)
+    monkeypatch.setitem(R.MODEL_SETS, "scenario-mean", _ScenarioMeanSet)
     sub = frame[frame["llm_id"].isin(sorted(frame["llm_id"].unique())[:6])].reset_index(drop=True)
     result = E.evaluate_frame(sub, False, ["paper", "scenario-mean"], strategies=("CV", "LOGO"), baselines=False)
     models = {r["model"] for r in result.records}
@@ -147,7 +149,7 @@ def test_other_model_sets_run_through_the_same_protocol(frame, monkeypatch):
     assert mean_rec["n_rows"] == xgb_rec["n_rows"] and mean_rec["mdape_pct"] > xgb_rec["mdape_pct"]
     assert ("MEAN", "itl", "CV") in result.predictions
     with pytest.raises(M.WattGPUError, match="unknown model set"):
-        M.get_model_set("nope")
+        R.get_model_set("nope")
 
 
 def test_uploaded_original_subset_replaces_the_copy_for_its_pairs(store):

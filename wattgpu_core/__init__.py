@@ -7,9 +7,10 @@ from .errors import ConflictError, ModelNotTrainedError, StoreBusyError, Unknown
 from .evaluation import run_evaluation
 from .ingest import ingest_bytes, ingest_path, validate_bytes
 from .model_files import atomic_model_set
-from .models import get_model_set, register_model_set, train
+from .model_set import ModelSet
 from .planning import load_model_set, predict, predict_csv, rank_gpus
-from .plus import PlusModelSet  # registers the WattGPU+ model set
+from .plus import PlusModelSet
+from .registry import get_model_set, load_fitted, register_model_set, train
 from .safety import csv_bytes, md, write_csv
 from .store import IngestResult, Store
 
@@ -17,6 +18,7 @@ __all__ = [
     "ConflictError",
     "IngestResult",
     "ModelNotTrainedError",
+    "ModelSet",
     "PlusModelSet",
     "Store",
     "StoreBusyError",
@@ -28,6 +30,7 @@ __all__ = [
     "get_model_set",
     "ingest_bytes",
     "ingest_path",
+    "load_fitted",
     "load_model_set",
     "md",
     "predict",

@@ -14,7 +14,18 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import ModelNotTrainedError, WattGPUError
+from .evaluation import evaluate_frame, format_tables, records_for_json, run_evaluation
+from .external import external_validation, format_external, tensor_parallel_check
+from .loso import format_loso, leave_one_source_out, logo_quantiles_of
+from .models import auxiliary_frame, read_metadata, training_frame
 from .paths import MODELS_DIR
+from .planning import derivation_checks, energy_choice, load_model_set, predict_csv
+from .plus import default_choice, moe_evaluation
+from .plus_ttft import MODEL_FILE, train_ttft, ttft_evaluation, ttft_frame
+from .registry import REFERENCE, get_model_set, train
+from .shipped import MANIFEST, ship, ship_seed
+from .store import Store
 
 DEFAULT_EVALUATED = ("paper", "plus")  # evaluate prints WattGPU+ beside the paper's models
 
@@ -34,11 +45,9 @@ def _progress_printer(enabled: bool):
 
 
 def _cmd_train(args) -> int:
-    from .evaluation import records_for_json, run_evaluation
-    from .models import train
-    from .store import Store
-
     start = time.perf_counter()
+    model_set, reference = get_model_set(args.model_set), get_model_set(REFERENCE)
+    beside = model_set.name != reference.name  # evaluated beside the reference: the comparison decides the default
     with Store.open(args.db, read_only=False) as store:
         cv = []
         if args.records:
@@ -47,23 +56,18 @@ def _cmd_train(args) -> int:
                                                                                     .read_text())
                   if r.get("mode", "all-gpus") == "all-gpus"]
             labels = {r["model"] for r in cv}
-            if args.model_set != "paper" and not {"XGB", "WattGPU+"} <= labels:
-                from .errors import WattGPUError
-
+            if beside and not {reference.label, model_set.label} <= labels:
                 raise WattGPUError(f"{args.records} must hold the all-GPU records of both model sets (evaluate "
                                  "without --paper-compat)")
         elif not args.no_cv:
-            # WattGPU+ is evaluated beside the paper's models: the comparison decides where it is the default.
-            sets = ["paper", args.model_set] if args.model_set != "paper" else ["paper"]
+            sets = [reference, model_set] if beside else [reference]
             result = run_evaluation(store, paper_compat=False, model_sets=sets, baselines=False,
-                                    intervals=args.model_set != "paper", n_jobs=args.jobs)
+                                    intervals=model_set.gives_intervals, n_jobs=args.jobs)
             cv = [{k: v for k, v in r.items() if k not in ("mode",)} for r in records_for_json(result)]
         else:  # keep the stored metrics this run does not recompute
             cv = _stored_cv_records(args.model_set, args.models_dir)
         meta = train(store, args.models_dir, args.model_set, cv_records=cv)
-        if args.model_set == "plus":
-            from .plus_ttft import MODEL_FILE, train_ttft
-
+        if model_set.gives_ttft:
             ttft = train_ttft(store, args.models_dir)
             print(f"wrote {Path(args.models_dir) / MODEL_FILE} (ttft, {ttft.n_rows} rows; MdAPE " + ", ".join(
                 f"{k.split('_')[1]} {v:.1f}%" for k, v in ttft.metrics.items()) + ")")
@@ -86,9 +90,6 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_ship_evaluation(args) -> int:
-    from .shipped import MANIFEST, ship, ship_seed
-    from .store import Store
-
     start = time.perf_counter()
     progress = _progress_printer(True)
     if getattr(args, "db", None) is not None and getattr(args, "from_db", False):
@@ -105,29 +106,22 @@ def _cmd_ship_evaluation(args) -> int:
 def _stored_cv_records(name: str, models_dir: Path) -> list[dict]:
     """The CV / LOGO / LOLO records in the set's current metadata (all records for WattGPU+, whose default choice
     needs the paper's too), or none when there is no readable metadata."""
-    from .errors import ModelNotTrainedError
-    from .models import read_metadata
 
     try:
         meta = read_metadata(name, models_dir)
     except ModelNotTrainedError:
         return []
     records = list(meta.get("cv_metrics") or [])
-    if name == "plus" and meta.get("default_for"):
+    if meta.get("default_for") and name != REFERENCE:
         try:
-            records += [r for r in read_metadata("paper", models_dir).get("cv_metrics") or []
-                        if r.get("model") != "WattGPU+"]
+            records += [r for r in read_metadata(REFERENCE, models_dir).get("cv_metrics") or []
+                        if r.get("model") != meta.get("label")]
         except ModelNotTrainedError:
             pass
     return records
 
 
 def _cmd_evaluate(args) -> int:
-    from .evaluation import evaluate_frame, format_tables, records_for_json
-    from .models import auxiliary_frame, get_model_set, training_frame
-    from .planning import derivation_checks, energy_choice
-    from .store import Store
-
     progress = _progress_printer(not args.quiet)
     sets = [get_model_set(m) for m in (args.model_set or DEFAULT_EVALUATED)]
     mode = "paper" if args.paper_compat else "catalog"
@@ -137,9 +131,7 @@ def _cmd_evaluate(args) -> int:
         frame = training_frame(store, mode)
         aux = auxiliary_frame(store, mode) if any(m.uses_aux for m in sets) else None
         ttft_rows = None
-        if any(m.label == "WattGPU+" for m in sets) and not args.paper_compat:
-            from .plus_ttft import ttft_frame
-
+        if any(m.gives_ttft for m in sets) and not args.paper_compat:
             ttft_rows = ttft_frame(store)
     result = evaluate_frame(frame, args.paper_compat, sets, aux=aux, n_jobs=args.jobs, progress=progress)
     print(format_tables(result))
@@ -160,9 +152,8 @@ def _cmd_evaluate(args) -> int:
                   f"{r['mdape_pct']:6.1f}%  GPU τ {r['gpu_tau']:5.2f}  top-1 {r['top1_pct']:4.0f}%  top-3 "
                   f"{r['top3_pct']:4.0f}%  extra {r['extra_energy_pct']:5.1f}%")
     labels = {m.label for m in sets}
-    if {"XGB", "WattGPU+"} <= labels:
-        from .plus import default_choice
-
+    plus = next((m for m in sets if m.reads_workload), None)  # WattGPU+: its own checks follow the tables
+    if plus is not None and get_model_set(REFERENCE).label in labels:
         print("\nDefault model per target and scenario (WattGPU+ where its MdAPE is lower on LOGO and on at least "
               "two of CV / LOGO / LOLO):")
         for target, scens in default_choice(list(result.records)).items():
@@ -170,9 +161,7 @@ def _cmd_evaluate(args) -> int:
                 m = d["mdape_pct"]
                 print(f"  {target:<5} {scen:<7} {d['default']:<5}  " + "  ".join(
                     f"{k} {m[k]['WattGPU+']:.1f}% vs {m[k]['XGB']:.1f}%" for k in ("CV", "LOGO", "LOLO")))
-    if "WattGPU+" in labels and aux is not None and not args.paper_compat:
-        from .plus import moe_evaluation
-
+    if plus is not None and aux is not None and not args.paper_compat:
         moe = moe_evaluation(frame, aux, n_jobs=args.jobs)
         if len(moe):
             print("\nWattGPU+ on Watt Counts' MoE LLMs (outside the paper's data; LOGO: GPU held out, LOLO: MoE LLM "
@@ -181,16 +170,12 @@ def _cmd_evaluate(args) -> int:
                 print(f"  {r['target']:<5} {r['scenario']:<7} {r['strategy']:<4} MdAPE {r['mdape_pct']:5.1f}%  "
                       f"r {r['pearson_r']:.3f}  n={r['n_rows']} ({r['n_llms']} LLMs)")
     loso = []
-    if "WattGPU+" in labels and aux is not None and not args.paper_compat:
-        from .loso import format_loso, leave_one_source_out, logo_quantiles_of
-
-        loso, _ = leave_one_source_out(frame, aux, quantiles=logo_quantiles_of(result), n_jobs=args.jobs)
+    if plus is not None and aux is not None and not args.paper_compat:
+        loso, _ = leave_one_source_out(plus, frame, aux, quantiles=logo_quantiles_of(result), n_jobs=args.jobs)
         if loso:
             print("\n" + format_loso(loso))
     ttft_records = []
     if ttft_rows is not None and len(ttft_rows):
-        from .plus_ttft import ttft_evaluation
-
         ttft_records, _ = ttft_evaluation(ttft_rows)
         print(f"\nWattGPU+ time to first token ({len(ttft_rows)} runs with a measured TTFT; every fold refitted):")
         for r in ttft_records:
@@ -208,9 +193,6 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .planning import load_model_set, predict_csv
-    from .store import Store
-
     model_set = load_model_set(args.model_set, args.models_dir)
     with Store.open(args.db) as store:
         gpus, llms = store.gpus(), store.llms()
@@ -225,13 +207,10 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_validate_external(args) -> int:
-    from .external import external_validation, format_external, tensor_parallel_check
-    from .store import Store
-
     sets = tuple(args.model_set or ("plus", "paper"))
     with Store.open(args.db) as store:
         result = external_validation(store, sets)
-        tp = tensor_parallel_check(store) if "plus" in sets else None
+        tp = tensor_parallel_check(store) if any(get_model_set(s).reads_workload for s in sets) else None
     print(format_external(result))
     data = result.to_dict()
     if tp is not None and len(tp):

@@ -1273,8 +1273,9 @@ def retrain_after_upload(store, batch_id: str, progress=None) -> MetricsChange:
     The paper's XGB learns only from Watt Counts runs of dense LLMs; WattGPU+ also learns from every other run (its
     serving stack's calibration, per-LLM corrections and per-GPU power levels), so uploads move it."""
     from .evaluation import evaluate_frame
-    from .models import auxiliary_frame, train, training_frame
+    from .models import auxiliary_frame, training_frame
     from .paths import MODELS_DIR
+    from .registry import train
 
     def step(lo, hi):
         return (lambda f, m: progress(lo + (hi - lo) * f, m)) if progress else None

@@ -8,52 +8,51 @@ GPU with the lowest true value per LLM and scenario is the predicted lowest / am
 Baselines: TDP, load-scaled TDP (power) and roofline ITL, computed on all rows.
 
 Model sets that learn from more than the paper's rows (``uses_aux``: WattGPU+) get the auxiliary rows filtered per
-fold (:func:`aux_allowed`: no fold sees its test group), and every metric is computed on the paper's rows. Model sets
-with prediction intervals (``interval_level``) have their LOGO coverage measured by nesting
-(:func:`nested_logo_intervals`).
+fold (:func:`~wattgpu_core.cv.aux_allowed`: no fold sees its test group), and every metric is computed on the paper's
+rows. Model sets with prediction intervals (``interval_level``) have their LOGO coverage measured by nesting
+(:func:`~wattgpu_core.cv.nested_logo_intervals`). The splits, out-of-fold fitting and intervals live in
+:mod:`~wattgpu_core.cv` (model sets use them too); they are re-exported here.
 
 ``paper_compat=True`` uses the paper's own GPU feature values and reproduces its duplicate-TDP quirk: the GPU whose
 TDP repeats an earlier GPU's (H100 NVL, 400 W like the A100) is left out of every power metric. Without it, our
 catalog's specs are used and every GPU counts. Folds run in a thread pool (XGBoost releases the GIL), one thread
-per fit; :class:`ReferencePaperModelSet` (one sklearn Pipeline per fold) and :func:`reference_metrics` (groupby
-loops with scipy) are the straightforward versions the benchmark times and the tests compare against.
+per fit. The straightforward versions the benchmark times and the tests compare against (one sklearn Pipeline per
+fold; metrics by groupby loops with scipy) are in ``tests/reference_models.py``.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
+from .baselines import BASELINE_SETS
+from .baselines import LOAD_SCALE as LOAD_SCALE
+from .baselines import ROOFLINE_BATCH as ROOFLINE_BATCH
+from .baselines import baseline_predictions as baseline_predictions
+from .cv import CV_FOLDS as CV_FOLDS
+from .cv import STRATEGIES, Progress, mdape_pct, nested_logo_intervals, out_of_fold, pearson_r
+from .cv import apply_intervals as apply_intervals
+from .cv import aux_allowed as aux_allowed
+from .cv import interval_quantiles as interval_quantiles
+from .cv import llm_weights_key as llm_weights_key
+from .cv import split_groups as split_groups
+from .cv import splits as splits
 from .features import SCENARIO_POOL
-from .models import (
-    PAPER_FEATURES,
-    PAPER_PARAMS,
-    PAPER_TARGET_TRANSFORMS,
-    TARGET_COLUMNS,
-    ModelSet,
-    auxiliary_frame,
-    decode_target,
-    encode_target,
-    get_model_set,
-    target_rows,
-    training_frame,
-)
+from .model_set import TARGET_COLUMNS, ModelSet
+from .models import auxiliary_frame, target_rows, training_frame
+from .registry import get_model_set
 
-STRATEGIES = ("CV", "LOGO", "LOLO")
-CV_FOLDS = 5
 SCENARIOS = ("offline", "server")
-LOAD_SCALE = MappingProxyType({"offline": 0.9, "server_low": 0.2, "server_high": 0.6})
-ROOFLINE_BATCH = MappingProxyType({"offline": 256.0, "server_low": 1.0, "server_high": 1.0})
-BASELINES = MappingProxyType({"power": ("TDP", "LS-TDP"), "itl": ("Roofline",)})
+# The baselines scored per target (registered model sets: formulas, nothing learned), in table order.
+BASELINES = MappingProxyType({t: tuple(f().label for f in BASELINE_SETS.values() if t in f().targets)
+                              for t in ("power", "itl")})
 ITL_DEFINITION_LABELS = MappingProxyType({
     "offline_duration_per_token": "duration / output tokens (1/throughput)",
     "server_e2e_per_token": "mean end-to-end latency per output token, TTFT included",
@@ -82,51 +81,9 @@ PAPER_RESULTS: Mapping[tuple[str, str, str, str], tuple[float, float, float, flo
     ("itl", "Roofline", "server", "-"): (29.6, 0.991, 0.88, 0.91),
 })
 
-Progress = Callable[[float, str], None]
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Splits
-def split_groups(frame: pd.DataFrame, strategy: str) -> np.ndarray:
-    """The group label of each row for ``strategy``: "llm|gpu" (CV), the GPU (LOGO) or the LLM (LOLO)."""
-    if strategy == "CV":
-        gpu = frame["gpu_label"] if "gpu_label" in frame.columns else frame["gpu_id"]
-        return (frame["llm_id"].astype(str) + "|" + gpu.astype(str)).to_numpy()
-    if strategy == "LOGO":
-        return frame["gpu_id"].astype(str).to_numpy()
-    if strategy == "LOLO":
-        return frame["llm_id"].astype(str).to_numpy()
-    raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-
-
-def splits(frame: pd.DataFrame, strategy: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train positions, test positions) per fold; a group is never on both sides."""
-    from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
-
-    groups = split_groups(frame, strategy)
-    splitter = GroupKFold(n_splits=CV_FOLDS) if strategy == "CV" else LeaveOneGroupOut()
-    return [(tr, te) for tr, te in splitter.split(np.zeros(len(frame)), groups=groups)]
-
 
 # --------------------------------------------------------------------------------------------------------------
 # Metrics
-def mdape_pct(y_true, y_pred) -> float:
-    """Median absolute percentage error (%) over rows with |y| > 1e-9."""
-    y, p = np.asarray(y_true, float), np.asarray(y_pred, float)
-    ok = np.abs(y) > 1e-9
-    if not ok.any():
-        return math.nan
-    return float(np.median(np.abs(p[ok] - y[ok]) / np.abs(y[ok])) * 100.0)
-
-
-def pearson_r(y_true, y_pred) -> float:
-    """Pearson correlation; NaN when either side is constant or there are fewer than 2 rows."""
-    y, p = np.asarray(y_true, float), np.asarray(y_pred, float)
-    if len(y) < 2 or np.ptp(y) == 0 or np.ptp(p) == 0:
-        return math.nan
-    return float(np.corrcoef(y, p)[0, 1])
-
-
 @dataclass(frozen=True)
 class _Averaged:
     """y_true and y_pred averaged over repeats per (LLM, scenario_detail, GPU), with integer codes per cell."""
@@ -202,285 +159,12 @@ def metrics(frame: pd.DataFrame) -> dict:
             "n_rows": int(len(frame))}
 
 
-def reference_metrics(frame: pd.DataFrame) -> dict:
-    """:func:`metrics` computed the straightforward way (pandas groupby loops, scipy's ``pearsonr`` and
-    ``kendalltau``); the benchmark's reference uses it, and a test checks that both give the same numbers."""
-    from scipy.stats import kendalltau, pearsonr
-
-    y, p = frame["y_true"].to_numpy(float), frame["y_pred"].to_numpy(float)
-    avg = frame.groupby(["llm_id", "scenario_detail", "gpu_id"])[["y_true", "y_pred"]].mean().reset_index()
-
-    def mean_tau(by):
-        taus = []
-        for _, g in avg.groupby(by):
-            if len(g) < 2 or g["y_true"].nunique() < 2 or g["y_pred"].nunique() < 2:
-                continue
-            taus.append(kendalltau(g["y_true"], g["y_pred"]).statistic)
-        return float(np.mean(taus)) if taus else math.nan
-
-    def top(k):
-        hits = []
-        for _, g in avg.groupby(["llm_id", "scenario_detail"]):
-            if len(g) < 2:
-                continue
-            best = g.loc[g["y_true"].idxmin(), "gpu_id"]
-            hits.append(best in set(g.sort_values("y_pred", kind="stable")["gpu_id"].head(k)))
-        return 100.0 * float(np.mean(hits)) if hits else math.nan
-
-    constant = len(y) < 2 or np.ptp(y) == 0 or np.ptp(p) == 0
-    return {"mdape_pct": mdape_pct(y, p), "pearson_r": math.nan if constant else float(pearsonr(y, p)[0]),
-            "gpu_tau": mean_tau(["llm_id", "scenario_detail"]), "llm_tau": mean_tau(["gpu_id", "scenario_detail"]),
-            "top1_pct": top(1), "top3_pct": top(3), "n_rows": int(len(frame))}
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Baselines
-def baseline_predictions(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """TDP (W), load-scaled TDP (W: 0.9 / 0.2 / 0.6 x TDP) or roofline ITL (s: 2N/BW/B, B = 256 offline, 1 server)."""
-    scen = frame["scenario_detail"]
-    if name == "TDP":
-        return frame["tdp_w"].to_numpy(float)
-    if name == "LS-TDP":
-        return frame["tdp_w"].to_numpy(float) * scen.map(LOAD_SCALE).to_numpy(float)
-    if name == "Roofline":
-        return frame["bandwidth_latency_s"].to_numpy(float) / scen.map(ROOFLINE_BATCH).to_numpy(float)
-    raise ValueError(name)
-
-
 def quirk_excluded_gpus(frame: pd.DataFrame) -> tuple[str, ...]:
     """GPUs the paper's ``set_index(gpu)[TDP].drop_duplicates()`` loses: a TDP value already seen, in row order."""
     first = frame.drop_duplicates("gpu_id")[["gpu_id", "tdp_w"]]
     return tuple(first.loc[first["tdp_w"].duplicated(), "gpu_id"].tolist())
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The sklearn reference (the straightforward implementation of the same protocol)
-@dataclass(frozen=True)
-class _PipelineModel:
-    target: str
-    pipeline: object
-    spec_columns: tuple[str, ...]
-    target_transform: str
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        raw = self.pipeline.predict(frame[list(self.spec_columns)])
-        return decode_target(self.target_transform, raw, frame)
-
-
-def reference_pipeline(target: str):
-    """The paper's model as one sklearn Pipeline: ColumnTransformer preprocessing + XGBRegressor (defaults)."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder, StandardScaler
-    from xgboost import XGBRegressor
-
-    spec = PAPER_FEATURES[target]
-    numeric = Pipeline([("imputer", SimpleImputer(strategy="mean")), ("scaler", StandardScaler())])
-    categorical = Pipeline([("imputer", SimpleImputer(strategy="most_frequent")),
-                            ("encoder", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1))])
-    pre = ColumnTransformer([("num", numeric, list(spec.numeric)), ("cat", categorical, list(spec.categorical))])
-    return Pipeline([("pre", pre), ("model", XGBRegressor(**PAPER_PARAMS[target]))])
-
-
-class ReferencePaperModelSet(ModelSet):
-    """The paper's models refitted per fold as plain sklearn Pipelines with default settings (the benchmark's
-    reference; the fast :class:`~wattgpu_core.models.PaperModelSet` must give the same predictions)."""
-
-    name = "paper-reference"
-    label = "XGB"
-
-    def features(self, target: str) -> tuple[str, ...]:
-        return PAPER_FEATURES[target].columns
-
-    def fit(self, target: str, train: pd.DataFrame, *, n_threads: int = 1, seed: int = 0) -> _PipelineModel:
-        spec = PAPER_FEATURES[target]
-        transform = PAPER_TARGET_TRANSFORMS[target]
-        pipe = reference_pipeline(target)
-        x = train[list(spec.columns)].copy()
-        for c in spec.categorical:
-            x[c] = x[c].astype(object)
-        pipe.fit(x, encode_target(transform, train))
-        return _PipelineModel(target, pipe, spec.columns, transform)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Out-of-fold predictions
-@dataclass(frozen=True)
-class _Job:
-    target: str
-    strategy: str
-    fold: int
-    train: np.ndarray
-    test: np.ndarray
-
-
-_VARIANT_SUFFIX = re.compile(r"(-(instruct|it|chat|hf|base))+$", re.IGNORECASE)
-
-
-def llm_weights_key(llm_id) -> str:
-    """The LLM with its base / instruction-tuned variant and the "Meta-" prefix dropped, lower case: variants
-    share their architecture, so an unseen-LLM split holds them out together ("meta-llama/Llama-3.1-8B" and
-    "meta-llama/Meta-Llama-3.1-8B-Instruct" give the same key)."""
-    org, _, name = str(llm_id).rpartition("/")
-    name = _VARIANT_SUFFIX.sub("", re.sub(r"^meta-", "", name, flags=re.IGNORECASE))
-    return f"{org}/{name}".lower()
-
-
-def aux_allowed(aux: pd.DataFrame, rows: pd.DataFrame, test: np.ndarray, strategy: str) -> np.ndarray:
-    """Positions of the auxiliary rows a fold may learn from: every row, of every source, outside the fold's test
-    groups (the test (LLM, GPU) pairs in CV, the held-out GPU in LOGO, the held-out LLM in LOLO, with its base
-    and instruction-tuned variants)."""
-    held_out = np.unique(split_groups(rows.iloc[test], strategy))
-    keep = ~np.isin(split_groups(aux, strategy), held_out)
-    if strategy == "LOLO":
-        keys = {llm_weights_key(g) for g in held_out}
-        keep &= ~aux["llm_id"].map(llm_weights_key).isin(keys).to_numpy()
-    return np.flatnonzero(keep)
-
-
-def out_of_fold(
-    model_set: ModelSet,
-    rows_by_target: Mapping[str, pd.DataFrame],
-    strategies: Iterable[str] = STRATEGIES,
-    *,
-    aux_by_target: Mapping[str, pd.DataFrame] | None = None,
-    n_jobs: int | None = None,
-    progress: Progress | None = None,
-    progress_span: tuple[float, float] = (0.0, 1.0),
-) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
-    """Out-of-fold predictions of ``model_set`` for every target and strategy: {(target, strategy): (pred, fold)}.
-
-    Each fold's model is fitted on that fold's training rows only (preprocessing included), plus, for model sets
-    with ``uses_aux``, the auxiliary rows outside the fold's test groups (:func:`aux_allowed`). Folds run in a pool
-    of ``n_jobs`` threads (default: CPU count), each fit single-threaded; ``n_jobs=1`` runs them in order here.
-    """
-    aux_by_target = aux_by_target if model_set.uses_aux and aux_by_target else {}
-    jobs = []
-    for target, rows in rows_by_target.items():
-        for strategy in strategies:
-            for i, (tr, te) in enumerate(splits(rows, strategy)):
-                jobs.append(_Job(target, strategy, i, tr, te))
-    jobs.sort(key=lambda j: -len(j.train) * (2 if j.target == "power" else 1))  # largest first: better balance
-    out = {(t, s): (np.full(len(r), np.nan), np.full(len(r), -1)) for t, r in rows_by_target.items()
-           for s in strategies}
-    lo, hi = progress_span
-
-    prepared = {t: model_set.prepare(t, rows, aux_by_target.get(t)) for t, rows in rows_by_target.items()}
-
-    def run(job: _Job):
-        aux = aux_by_target.get(job.target)
-        kwargs = {} if aux is None else {"aux_rows": aux_allowed(aux, rows_by_target[job.target], job.test,
-                                                                  job.strategy)}
-        return job, prepared[job.target].fit_predict(job.train, job.test, n_threads=1, **kwargs)
-
-    def collect(job: _Job, pred: np.ndarray, done: int) -> None:
-        values, folds = out[(job.target, job.strategy)]
-        values[job.test] = pred
-        folds[job.test] = job.fold
-        if progress:
-            progress(lo + (hi - lo) * done / len(jobs),
-                     f"{model_set.label} {job.target} {job.strategy} fold {job.fold + 1}")
-
-    n_jobs = n_jobs or os.cpu_count() or 1
-    if n_jobs == 1:
-        for done, job in enumerate(jobs, 1):
-            collect(*run(job), done)
-    else:
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            futures = [pool.submit(run, job) for job in jobs]
-            for done, fut in enumerate(as_completed(futures), 1):
-                collect(*fut.result(), done)
-    return out
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Prediction intervals
-def interval_quantiles(y_true, y_pred, pools, level: float) -> dict[str, tuple[float, float]]:
-    """Per scenario pool, the (lower, upper) quantiles of ln(y / prediction) that bound a central ``level`` share
-    of the residuals (split-conformal, with the finite-sample correction); intervals are
-    [prediction x exp(lower), prediction x exp(upper)]."""
-    r = np.log(np.asarray(y_true, float) / np.asarray(y_pred, float))
-    pools = np.asarray(pools, dtype=object)
-    out = {}
-    for pool in sorted(set(pools[np.isfinite(r)])):
-        v = np.sort(r[(pools == pool) & np.isfinite(r)])
-        n = len(v)
-        alpha = (1.0 - level) / 2.0
-        k_lo = max(int(np.floor(alpha * (n + 1))) - 1, 0)
-        k_hi = min(int(np.ceil((1.0 - alpha) * (n + 1))) - 1, n - 1)
-        out[str(pool)] = (float(v[k_lo]), float(v[k_hi]))
-    return out
-
-
-def apply_intervals(y_pred, pools, quantiles: Mapping[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper) bounds of the intervals for predictions ``y_pred`` in scenario pools ``pools``."""
-    y_pred = np.asarray(y_pred, float)
-    pools = np.asarray(pools, dtype=object)
-    q_lo = np.array([quantiles.get(str(p), (np.nan, np.nan))[0] for p in pools], dtype=float)
-    q_hi = np.array([quantiles.get(str(p), (np.nan, np.nan))[1] for p in pools], dtype=float)
-    return y_pred * np.exp(q_lo), y_pred * np.exp(q_hi)
-
-
-def nested_logo_intervals(
-    model_set: ModelSet,
-    rows_by_target: Mapping[str, pd.DataFrame],
-    logo_pred: Mapping[str, np.ndarray],
-    *,
-    level: float,
-    aux_by_target: Mapping[str, pd.DataFrame] | None = None,
-    n_jobs: int | None = None,
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Honest intervals for the leave-one-GPU-out predictions: {target: (lower, upper)} per row.
-
-    For each held-out GPU g, the interval quantiles come from a leave-one-GPU-out run on the other GPUs only
-    (every inner model trained without g and without its own held-out GPU; auxiliary rows of both removed), so g's
-    coverage is measured with intervals that never saw g, exactly as a GPU outside the training data is served.
-    """
-    aux_by_target = aux_by_target if model_set.uses_aux and aux_by_target else {}
-    jobs = []
-    for target, rows in rows_by_target.items():
-        gpu = rows["gpu_id"].astype(str).to_numpy()
-        for g in np.unique(gpu):
-            for h in np.unique(gpu[gpu != g]):
-                jobs.append((target, g, h, np.flatnonzero((gpu != g) & (gpu != h)), np.flatnonzero(gpu == h)))
-    prepared = {t: model_set.prepare(t, rows, aux_by_target.get(t)) for t, rows in rows_by_target.items()}
-    inner: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
-
-    def run(job):
-        target, g, h, train, test = job
-        aux = aux_by_target.get(target)
-        kwargs = {}
-        if aux is not None:
-            kwargs["aux_rows"] = np.flatnonzero(~aux["gpu_id"].astype(str).isin([g, h]).to_numpy())
-        return job, prepared[target].fit_predict(train, test, n_threads=1, **kwargs)
-
-    n_jobs = n_jobs or os.cpu_count() or 1
-    if n_jobs == 1:
-        results = [run(j) for j in jobs]
-    else:
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            results = list(pool.map(run, jobs))
-    for (target, g, _, _, test), pred in results:
-        inner.setdefault((target, g), []).append((test, pred))
-    out = {}
-    for target, rows in rows_by_target.items():
-        y = rows[TARGET_COLUMNS[target]].to_numpy(float)
-        pools = rows["scenario_detail"].map(SCENARIO_POOL).to_numpy(dtype=object)
-        gpu = rows["gpu_id"].astype(str).to_numpy()
-        lo, hi = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
-        for g in np.unique(gpu):
-            parts = inner.get((target, g), [])
-            if not parts:
-                continue
-            idx = np.concatenate([t for t, _ in parts])
-            pred = np.concatenate([p for _, p in parts])
-            q = interval_quantiles(y[idx], pred, pools[idx], level)
-            mine = gpu == g
-            lo[mine], hi[mine] = apply_intervals(logo_pred[target][mine], pools[mine], q)
-        out[target] = (lo, hi)
-    return out
-
 
 def interval_metrics(pred_frame: pd.DataFrame) -> dict:
     """Coverage (%) of the intervals and their median width (% of the prediction) on counted rows."""
@@ -558,8 +242,6 @@ def evaluate_frame(*args, **kwargs) -> EvaluationResult:
 
     BLAS runs single-threaded meanwhile: the fits solve many small least-squares problems, for which BLAS threads
     only contend with the fold threads (measured: several times slower on a busy 2-core machine)."""
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=1, user_api="blas"):
         return _evaluate_frame(*args, **kwargs)
 
@@ -613,14 +295,16 @@ def _evaluate_frame(
             predictions[(model_set.label, target, strategy)] = pf
             records += _records_for(pf, target, model_set.label, strategy, mode, metrics_fn,
                                     level if with_intervals else None)
-    if baselines:
+    if baselines:  # formulas, nothing learned: scored on every row
         for target in targets:
-            rows = target_rows(frame, target, ("tdp_w", "bandwidth_latency_s", "scenario_detail"))
-            for name in BASELINES[target]:
-                pf = _prediction_frame(rows, target, baseline_predictions(rows, name), np.full(len(rows), -1),
-                                       excluded)
-                predictions[(name, target, "-")] = pf
-                records += _records_for(pf, target, name, "-", mode, metrics_fn)
+            for baseline in (f() for f in BASELINE_SETS.values()):
+                if target not in baseline.targets:
+                    continue
+                rows = target_rows(frame, target, baseline.features(target))
+                pred = baseline.predict({target: baseline.fit(target, rows)}, target, rows)
+                pf = _prediction_frame(rows, target, pred, np.full(len(rows), -1), excluded)
+                predictions[(baseline.label, target, "-")] = pf
+                records += _records_for(pf, target, baseline.label, "-", mode, metrics_fn)
     itl_rows = frame[frame["itl_s"].notna()]
     defs = {s: tuple(sorted(itl_rows.loc[itl_rows["scenario_detail"].map(SCENARIO_POOL) == s, "itl_definition"]
                             .dropna().unique().tolist())) for s in SCENARIOS}

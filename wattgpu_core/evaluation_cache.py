@@ -20,8 +20,10 @@ from pathlib import Path
 import pandas as pd
 
 from .evaluation import EvaluationResult, run_evaluation
+from .models import library_versions
 
-_CODE_MODULES = ("features", "models", "evaluation", "physics", "plus", "plus_itl", "plus_power", "plus_ttft", "collectives",
+_CODE_MODULES = ("features", "model_set", "models", "baselines", "cv", "registry", "grouped_shap", "evaluation",
+                 "physics", "plus", "plus_itl", "plus_power", "plus_ttft", "collectives",
                  "gemm_profile", "loso", "catalog", "schema")
 FORMAT = "wattgpu-evaluation/1"
 
@@ -35,8 +37,6 @@ def cache_folder(store) -> Path:
 
 def code_version() -> str:
     """Hash of the source of the modules an evaluation runs, plus the library versions."""
-    from .models import library_versions
-
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256(json.dumps(library_versions(), sort_keys=True).encode())
     for name in _CODE_MODULES:

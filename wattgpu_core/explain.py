@@ -1,6 +1,10 @@
 """Explanations: SHAP values of one prediction and global feature importance, for both model sets.
 
-The paper's XGBoost models: exact TreeSHAP from XGBoost (``pred_contribs``) in the model's own output space, power
+Every explanation is a ``shap.Explanation`` (the ``explanation`` of :class:`TargetExplanation` and
+:class:`GroupExplanation`), computed by the model set's own ``explain`` (:mod:`~wattgpu_core.registry`), so it can
+be passed to shap's plots in a notebook; the classes here add what the app shows (display units, labels, readings).
+
+The paper's XGBoost models: exact TreeSHAP (``shap.TreeExplainer``) in the model's own output space, power
 as a fraction of the GPU's TDP and ITL as ln(seconds), over the individual features; base value + SHAP values
 equals the model output exactly. :class:`TargetExplanation` turns them into display units (W, and multiplicative
 factors on ITL in ms) and into a plain-language reading of the top drivers.
@@ -25,7 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from . import planning
+from .errors import WattGPUError
 from .features import add_features, join_specs, scenario_detail
+from .grouped_shap import GROUP_NAMES, PLUS_GROUPS, plus_shapley
+from .grouped_shap import InputGroup as InputGroup
+from .grouped_shap import shapley_from_coalitions as shapley_from_coalitions
+from .models import training_frame
+from .plus_itl import ARCH_ORDER, REQUIRED_INPUTS
+from .plus_power import POWER_REQUIRED
+from .registry import get_model_set, parts, workload_models
 from .safety import md
 
 # feature -> (name, unit shown with values)
@@ -90,11 +103,8 @@ def shap_values(model, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
     Columns follow ``model.preprocessor``'s order (numeric, then categorical); base + row sum = ``predict_raw``.
     """
-    import xgboost as xgb
-
-    x = model.preprocessor.transform(frame)
-    contribs = np.asarray(model.booster.predict(xgb.DMatrix(x), pred_contribs=True), dtype=float)
-    return contribs[:, -1], contribs[:, :-1]
+    explanation = model.explain(frame)
+    return np.asarray(explanation.base_values, dtype=float), np.asarray(explanation.values, dtype=float)
 
 
 def model_features(model) -> list[str]:
@@ -151,6 +161,7 @@ class TargetExplanation(_ShownValue):
     shap: pd.Series  # per feature column, model output space
     values: pd.Series  # feature values in their own units
     tdp_w: float
+    explanation: object = None  # the shap.Explanation (one row) the fields above are read from
 
     @property
     def raw_output(self) -> float:
@@ -197,15 +208,17 @@ class TargetExplanation(_ShownValue):
 
 def explain_request(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFrame, llms: pd.DataFrame,
                     fitted: dict) -> dict[str, TargetExplanation]:
-    """SHAP explanation of each target's prediction for one (LLM, GPU, workload)."""
+    """SHAP explanation of each target's prediction for one (LLM, GPU, workload) by the paper's XGB models
+    ``fitted`` (TreeSHAP: :meth:`~wattgpu_core.models.FittedModel.explain`)."""
     frame = request_frame(llm_id, gpu_id, request, gpus, llms)
     out = {}
     for target, model in fitted.items():
-        base, shap = shap_values(model, frame)
-        features = model_features(model)
+        explanation = model.explain(frame)[0]
+        features = list(explanation.feature_names)
         out[target] = TargetExplanation(
-            target=target, base_value=float(base[0]), shap=pd.Series(shap[0], index=features),
-            values=frame.iloc[0][features], tdp_w=float(frame["tdp_w"].iloc[0]),
+            target=target, base_value=float(explanation.base_values),
+            shap=pd.Series(np.asarray(explanation.values, dtype=float), index=features),
+            values=frame.iloc[0][features], tdp_w=float(frame["tdp_w"].iloc[0]), explanation=explanation,
         )
     return out
 
@@ -219,6 +232,19 @@ class GlobalImportance:
     shap: pd.DataFrame  # rows x features, model output space
     values: pd.DataFrame  # rows x features, feature values (categories as codes' labels)
     axis_title: str
+
+    @property
+    def explanation(self):
+        """The SHAP matrix as a ``shap.Explanation`` (values, data = the feature values, feature_names), e.g. for
+        ``shap.plots.beeswarm``."""
+        return _matrix_explanation(self.shap, self.values)
+
+
+def _matrix_explanation(shap_frame: pd.DataFrame, values: pd.DataFrame):
+    import shap  # lazy: shap takes seconds to import and only explanations need it
+
+    return shap.Explanation(values=shap_frame.to_numpy(float), data=values[list(shap_frame.columns)].to_numpy(),
+                            feature_names=list(shap_frame.columns))
 
 
 def global_importance(fitted: dict, frame: pd.DataFrame, max_rows: int = 2000, seed: int = 0) -> dict:
@@ -247,37 +273,6 @@ def global_importance(fitted: dict, frame: pd.DataFrame, max_rows: int = 2000, s
 
 # ----------------------------------------------------------------------------------------------------------------
 # WattGPU+: exact interventional Shapley values over groups of inputs
-@dataclass(frozen=True)
-class InputGroup:
-    """Inputs that move together in an explanation: a name, the model-row columns it sets, and a description."""
-
-    key: str
-    name: str
-    columns: tuple[str, ...]
-    help: str = ""
-
-
-PLUS_GROUPS: tuple[InputGroup, ...] = (
-    InputGroup("bandwidth", "Memory bandwidth", ("memory_bandwidth_gb_s",), "the GPU's datasheet memory bandwidth"),
-    InputGroup("tflops", "Tensor TFLOPS", ("fp16_tensor_dense_tflops",), "dense FP16 tensor throughput"),
-    InputGroup("tdp", "TDP", ("tdp_w",), "the GPU's board power limit"),
-    InputGroup("memory", "GPU memory", ("memory_size_gb",), "memory size: KV-cache room and vLLM's default batch"),
-    InputGroup("gpu_arch", "GPU architecture", ("architecture", "memory_type", "gpu_id"),
-               "generation, memory type and, for GPUs in the training data, their measured power levels"),
-    InputGroup("llm_size", "LLM size", ("total_params_b", "active_params_b", "num_experts", "experts_per_token"),
-               "total and active parameters (experts for MoE)"),
-    InputGroup("llm_shape", "LLM shape", ("num_layers", "hidden_size", "num_attention_heads", "num_key_value_heads",
-                                          "head_dim"), "layers, hidden size and heads: KV-cache bytes and attention"),
-    InputGroup("llm_correction", "Per-LLM correction", ("llm_id",),
-               "a factor on ITL fitted to this LLM's own runs (none for an LLM outside the training data)"),
-    InputGroup("batch", "Batch size", ("batch_size", "num_requests"), "sequences run at once (offline)"),
-    InputGroup("rate", "Request rate", ("request_rate_qps", "scenario", "scenario_detail"), "requests per second"),
-    InputGroup("input_tokens", "Input tokens", ("input_tokens",), "prompt length per request"),
-    InputGroup("output_tokens", "Output tokens", ("output_tokens", "max_output_tokens"), "generated per request"),
-    InputGroup("serving", "Serving set-up", ("serving_stack", "framework", "framework_version", "num_gpus",
-                                             "tensor_parallel", "server_submit_s"), "serving stack and GPU count"),
-)
-GROUP_NAMES: dict[str, str] = {g.key: g.name for g in PLUS_GROUPS}
 BACKGROUND_SIZE = 16  # training configurations per scenario behind the base value (2^k x 16 rows per explanation)
 GLOBAL_BACKGROUND_SIZE = 8  # a smaller background for global importance (many rows explained)
 _ITL_PARTS = {  # breakdown column -> label
@@ -289,21 +284,14 @@ _ITL_PARTS = {  # breakdown column -> label
 
 
 def plus_models(model_set) -> dict:
-    """{target: WattGPU+ model} of a loaded model set ("plus", or "default" holding WattGPU+); {} when none."""
-    kind = getattr(model_set, "kind", "paper")
-    if kind == "plus":
-        return dict(model_set.models)
-    if kind == "default" and "plus" in getattr(model_set, "parts", {}):
-        return dict(model_set.parts["plus"].models)
-    return {}
+    """{target: WattGPU+ model} of a loaded model set (the part that reads the workload); {} when none."""
+    return workload_models(model_set)
 
 
 def model_rows(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame, model_set) -> tuple[pd.DataFrame,
                                                                                                        pd.DataFrame]:
     """(:func:`~wattgpu_core.planning.predict`'s output, the model rows behind it) for ``requests``: names resolved,
     the workload filled with the same defaults, rows built by planning's own feature code."""
-    from . import planning
-
     out = planning.predict(requests, gpus, llms, model_set)
     req = requests.reset_index(drop=True)
 
@@ -350,10 +338,6 @@ def plus_background(frame: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
                     size: int = BACKGROUND_SIZE, seed: int = 0) -> Background:
     """The :class:`Background` of WattGPU+ explanations from the training runs ``frame``
     (:func:`~wattgpu_core.models.training_frame`), as rows built by planning's feature code."""
-    from . import planning
-    from .plus_itl import REQUIRED_INPUTS
-    from .plus_power import POWER_REQUIRED
-
     need = [c for c in dict.fromkeys((*REQUIRED_INPUTS, *POWER_REQUIRED)) if c in frame.columns and c != "memory_type"]
     runs = frame[frame[need].notna().all(axis=1).to_numpy()]
     cfg = (runs.groupby(["llm_id", "gpu_id", "scenario_detail"], sort=True, observed=True)
@@ -381,81 +365,6 @@ def plus_background(frame: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
         population[pool] = part
         sample[pool] = part.sample(min(size, len(part)), random_state=seed).reset_index(drop=True)
     return Background(sample, population, size, seed)
-
-
-def _same(a: np.ndarray, b) -> np.ndarray:
-    """Element-wise equality with missing == missing (None and NaN alike)."""
-    a_missing = pd.isna(a)
-    if b is None or (not isinstance(b, str) and pd.isna(b)):
-        return a_missing
-    with np.errstate(invalid="ignore"):
-        eq = np.asarray(a == b, dtype=bool) if a.dtype != object else np.array([v == b for v in a], dtype=bool)
-    return eq & ~a_missing
-
-
-def _column(frame: pd.DataFrame, column: str) -> np.ndarray:
-    values = frame[column].to_numpy()
-    if values.dtype.kind in "OUS" or str(frame[column].dtype) in ("str", "string"):
-        return np.asarray([None if (not isinstance(v, str) and pd.isna(v)) else v for v in values], dtype=object)
-    return values
-
-
-def shapley_from_coalitions(v: np.ndarray, k: int) -> np.ndarray:
-    """Exact Shapley values from the values ``v`` of all 2^k coalitions (index = bit mask of the players in it;
-    trailing axes are carried along): phi_i = sum over S without i of |S|! (k-|S|-1)! / k! (v(S+i) - v(S))."""
-    masks = np.arange(1 << k)
-    size = np.zeros(1 << k, dtype=int)
-    for i in range(k):
-        size += (masks >> i) & 1
-    weight = np.array([math.factorial(s) * math.factorial(k - s - 1) / math.factorial(k) for s in range(k)])
-    phi = np.empty((k, *v.shape[1:]))
-    for i in range(k):
-        without = masks[((masks >> i) & 1) == 0]
-        phi[i] = np.tensordot(weight[size[without]], v[without | (1 << i)] - v[without], axes=1)
-    return phi
-
-
-def plus_shapley(models: dict, x: pd.DataFrame, background: pd.DataFrame,
-                 groups: tuple[InputGroup, ...] = PLUS_GROUPS) -> dict:
-    """Exact interventional Shapley values of each WattGPU+ target for the one model row ``x``.
-
-    The value of a coalition S of ``groups`` is the mean over the ``background`` rows of the prediction for the
-    row with the columns of the groups in S taken from ``x`` and the rest from the background row (ln seconds for
-    ITL, W for power). Groups whose columns equal ``x``'s in every background row cannot change anything (Shapley
-    value exactly 0) and are left out of the enumeration. Only the groups' columns are passed to the models: the
-    full coalition reproduces ``x``'s prediction only if the models read no other column (callers check it).
-
-    Returns {target: {"base": v(empty set), "shap": Series over the varying groups' keys, "full": v(all)}} and
-    ``"fixed"``: the keys of the groups left out.
-    """
-    m = len(background)
-    active, fixed = [], []
-    for g in groups:
-        cols = [c for c in g.columns if c in x.columns and c in background.columns]
-        differs = any(not _same(_column(background, c), _column(x, c)[0]).all() for c in cols)
-        (active if differs else fixed).append(g)
-    k = len(active)
-    inside = ((np.arange(1 << k)[:, None] >> np.arange(k)) & 1).astype(bool)  # coalition x group
-    of_group = {c: i for i, g in enumerate(active) for c in g.columns}
-    data = {}
-    for c in dict.fromkeys(c for g in groups for c in g.columns):
-        if c not in background.columns:
-            continue
-        tiled = np.tile(_column(background, c), 1 << k)
-        i = of_group.get(c)
-        data[c] = tiled if i is None or c not in x.columns else np.where(np.repeat(inside[:, i], m),
-                                                                         _column(x, c)[0], tiled)
-    # text columns stay object arrays (pandas would convert them to its string type and the models straight back)
-    mixed = pd.DataFrame({c: pd.Series(v, dtype=object) if v.dtype == object else v for c, v in data.items()})
-    out = {"fixed": tuple(g.key for g in fixed)}
-    for target, model in models.items():
-        pred = np.asarray(model.predict(mixed), dtype=float)
-        space = np.log(pred) if target == "itl" else pred
-        v = space.reshape(1 << k, m).mean(axis=1)
-        phi = shapley_from_coalitions(v, k)
-        out[target] = {"base": float(v[0]), "full": float(v[-1]),
-                       "shap": pd.Series(phi, index=[g.key for g in active], dtype=float)}
-    return out
 
 
 def _bytes_text(gb: float) -> str:
@@ -514,6 +423,7 @@ class GroupExplanation(_ShownValue):
     background_text: str = ""  # what the base value averages over
     fixed: tuple[str, ...] = ()  # groups equal to every background row (contribution exactly 0)
     model_label: str = "WattGPU+"
+    explanation: object = None  # the shap.Explanation (one row, every group) the fields above are read from
 
     @property
     def raw_output(self) -> float:
@@ -680,11 +590,10 @@ def explain_plus_request(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataF
     ln ITL against ``background`` (the same scenario's configurations), and the physics of the prediction.
 
     Raises WattGPUError when WattGPU+ cannot predict it (specs missing)."""
-    from .errors import WattGPUError
-
-    models = plus_models(model_set)
-    if not models:
+    name, part = next(((n, p) for n, p in parts(model_set).items() if get_model_set(n).reads_workload), (None, None))
+    if part is None:
         raise WattGPUError(f"the model set {getattr(model_set, 'label', model_set)!r} has no WattGPU+ models")
+    model_set_spec, models = get_model_set(name), dict(part.models)
     # only this GPU's and LLM's catalog rows: joining the whole catalogs for one row costs more than explaining it
     one_gpu, one_llm = gpus[gpus["gpu_id"] == gpu_id], llms[llms["llm_id"] == llm_id]
     out, rows = model_rows(pd.DataFrame([{"llm": llm_id, "gpu": gpu_id, **request}]),
@@ -694,18 +603,21 @@ def explain_plus_request(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataF
         raise WattGPUError(f"WattGPU+ cannot predict {llm_id} on {gpu_id}: {out['notes'].iloc[0] or 'specs missing'}")
     pool = _pool(rows["scenario_detail"].iloc[0])
     values = pd.Series(group_values(rows.iloc[0], models))
-    shap = plus_shapley(models, rows, background.rows[pool])
+    keys = [g.key for g in PLUS_GROUPS]
     targets = {}
     for t in ("power", "itl"):
-        full = shap[t]["full"]
+        explanation = model_set_spec.explain(models, t, rows, background.rows[pool])[0]
+        explanation.data = np.asarray([values.get(k, "") for k in keys], dtype=object)
+        phi = pd.Series(np.asarray(explanation.values, dtype=float), index=keys)
+        base = float(explanation.base_values)
         expected = math.log(ref[t]) if t == "itl" else ref[t]
-        if not math.isclose(full, expected, rel_tol=1e-9, abs_tol=1e-9):
-            raise RuntimeError(f"explanation of {t} does not reproduce the prediction ({full} != {expected}): a "
-                               "column the model reads is in no group of PLUS_GROUPS")
-        phi = shap[t]["shap"]
-        # groups this target's model never reads (the per-LLM correction, for power): exactly 0, not shown
-        targets[t] = GroupExplanation(t, shap[t]["base"], phi[phi != 0.0], values, background.describe(pool),
-                                      shap["fixed"] + tuple(phi.index[phi == 0.0]))
+        if not math.isclose(base + phi.sum(), expected, rel_tol=1e-9, abs_tol=1e-9):
+            raise RuntimeError(f"explanation of {t} does not reproduce the prediction ({base + phi.sum()} != "
+                               f"{expected}): a column the model reads is in no group of PLUS_GROUPS")
+        # groups that equal every background row, or that this target's model never reads (the per-LLM correction,
+        # for power): exactly 0, not shown
+        targets[t] = GroupExplanation(t, base, phi[phi != 0.0], values, background.describe(pool),
+                                      tuple(phi.index[phi == 0.0]), explanation=explanation)
     physics = PlusPhysics(models["itl"].breakdown(rows).iloc[0], models["power"].breakdown(rows).iloc[0],
                           pool == "offline")
     return PlusExplanation(targets, physics, out.iloc[0])
@@ -732,14 +644,17 @@ class GroupImportance:
     n_rows: int
     n_background: int
 
+    @property
+    def explanation(self):
+        """The Shapley values (rows x groups) as a ``shap.Explanation``, e.g. for ``shap.plots.beeswarm``."""
+        return _matrix_explanation(self.shap, self.values)
+
 
 def plus_global_importance(model_set, background: Background, pool: str, n_rows: int = 100, seed: int = 0,
                            background_size: int = GLOBAL_BACKGROUND_SIZE, progress=None) -> dict:
     """{target: :class:`GroupImportance`}: mean |Shapley value| per group of WattGPU+ over ``n_rows`` training
     configurations of scenario pool ``pool`` (a seeded sample), each against ``background_size`` rows of the
     background. ``progress(fraction, message)`` is called after each row."""
-    from .plus_itl import ARCH_ORDER
-
     models = plus_models(model_set)
     population = background.population[pool]
     rows = population.sample(min(n_rows, len(population)), random_state=seed + 1).reset_index(drop=True)
@@ -793,8 +708,6 @@ class ExplainView:
 
 def explanation_background(store, model_set) -> Background | None:
     """The training configurations WattGPU+ explanations start from; None for a model set without WattGPU+."""
-    from .models import training_frame
-
     if not plus_models(model_set):
         return None
     return plus_background(training_frame(store, "catalog"), store.gpus(), store.llms(), model_set)
@@ -804,32 +717,29 @@ def explain_view(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFrame, ll
                  background: Background | None = None) -> ExplainView:
     """Explain the model set's prediction for one request: WattGPU+ (grouped exact Shapley values and physics) for
     the targets and scenarios where the set uses it, the paper's XGB (TreeSHAP) elsewhere."""
-    from .errors import WattGPUError
-
     if gpu_id not in set(gpus["gpu_id"]):
         raise WattGPUError(f"unknown GPU {gpu_id!r}; pick one from the list")
     pool = "offline" if request.get("scenario", "offline") == "offline" else "server"
-    kind = getattr(model_set, "kind", "paper")
-    uses = {t: (model_set.uses(t, pool) if kind != "paper" else "paper") for t in ("power", "itl")}
+    uses = {t: model_set.uses(t, pool) for t in ("power", "itl")}
+    grouped = {t: get_model_set(name).reads_workload for t, name in uses.items()}
     targets, physics, methods, baselines, notes = {}, None, [], [], ""
-    if "plus" in uses.values():
+    if any(grouped.values()):
         if background is None:
             raise WattGPUError("WattGPU+ explanations need the training runs (explanation_background)")
         plus = explain_plus_request(llm_id, gpu_id, request, gpus, llms, model_set, background)
-        targets.update({t: e for t, e in plus.targets.items() if uses[t] == "plus"})
+        targets.update({t: e for t, e in plus.targets.items() if grouped[t]})
         physics = plus.physics
         notes = str(plus.prediction.get("notes") or "")
         methods.append("WattGPU+: exact Shapley values over groups of inputs, each group switched from the "
                        "training configurations' values to this request's (interventional SHAP)")
         baselines.append(f"WattGPU+'s average is its mean prediction over {background.describe(pool)}; for ITL the "
                          "geometric mean, as its contributions multiply")
-    if "paper" in uses.values():
-        paper_set = model_set.parts["paper"] if kind == "default" else model_set
-        paper = explain_request(llm_id, gpu_id, request, gpus, llms, dict(paper_set.models))
-        targets.update({t: e for t, e in paper.items() if uses[t] == "paper"})
+    tree = sorted({uses[t] for t, g in grouped.items() if not g})
+    for name in tree:
+        paper = explain_request(llm_id, gpu_id, request, gpus, llms, dict(parts(model_set)[name].models))
+        targets.update({t: e for t, e in paper.items() if uses[t] == name})
         methods.append("the paper's XGB: TreeSHAP over its features (batch size and token counts are not among "
                        "them)")
         baselines.append("XGB's average is its mean output over its training runs")
-    used = set(uses.values())
-    label = "WattGPU+" if used == {"plus"} else ("Paper XGB" if used == {"paper"} else "WattGPU+ / Paper XGB")
+    label = "WattGPU+" if not tree else ("Paper XGB" if not any(grouped.values()) else "WattGPU+ / Paper XGB")
     return ExplainView(label, targets, physics, "; ".join(methods) + ".", "; ".join(baselines) + ".", pool, notes)

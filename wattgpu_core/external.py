@@ -25,8 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .evaluation import mdape_pct
-from .models import WATTCOUNTS_SOURCES, auxiliary_frame, get_model_set, target_rows, training_frame
+from .cv import mdape_pct
+from .models import WATTCOUNTS_SOURCES, auxiliary_frame, target_rows, training_frame
+from .physics import link_gb_s
+from .plus_itl import time_per_output_token_s
+from .registry import get_model_set
 
 SOURCE = "mlenergy_v2"
 UNSEEN_GPU, SEEN_GPU = "h100-sxm5-80gb", "a100-sxm4-40gb"
@@ -147,8 +150,6 @@ def tensor_parallel_check(store, *, seed: int = 0) -> pd.DataFrame:
     ML.ENERGY's single-GPU runs (which calibrate its stack, vLLM 0.5), predict ML.ENERGY's tensor-parallel runs (2 to
     16 GPUs; never trained on). One row per quantity (time per output token, power per GPU) and tensor-parallel
     degree, plus "all": MdAPE (%), median ln(measured / predicted), runs."""
-    from .plus_itl import time_per_output_token_s
-
     frame = training_frame(store, "catalog")
     aux = auxiliary_frame(store, "catalog")
     ml = aux[aux["source_id"].eq(SOURCE)]
@@ -164,8 +165,6 @@ def tensor_parallel_check(store, *, seed: int = 0) -> pd.DataFrame:
     multi["num_requests"] = np.nan
     multi["max_output_tokens"] = multi["output_tokens"]
     multi["tensor_parallel"] = multi["num_gpus"]
-    from .physics import link_gb_s
-
     table = store.gpus().drop_duplicates("gpu_id").set_index("gpu_id")
     multi["link_gb_s"] = link_gb_s(multi["gpu_id"].map(table["interconnect"]).to_numpy(dtype=object))
     measured = {"time per output token": time_per_output_token_s(multi), "power per GPU": multi["power_w"].to_numpy(

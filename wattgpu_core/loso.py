@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
+from .cv import apply_intervals, interval_quantiles, mdape_pct, pearson_r
+from .model_set import ModelSet
 from .models import target_rows
 from .plus_itl import scenario_pool, time_per_output_token_s
 
@@ -37,15 +39,12 @@ def _truth(target: str, rows: pd.DataFrame) -> np.ndarray:
     return rows["power_w"].to_numpy(float) if target == "power" else time_per_output_token_s(rows)
 
 
-def leave_one_source_out(frame: pd.DataFrame, aux: pd.DataFrame, *,
+def leave_one_source_out(model_set: ModelSet, frame: pd.DataFrame, aux: pd.DataFrame, *,
                          quantiles: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
                          level: float = 0.8, n_jobs: int | None = None) -> tuple[list[dict], pd.DataFrame]:
-    """(records, predictions) of WattGPU+ on each held-out source (see the module docstring). ``quantiles``:
-    {target: {scenario pool: (lower, upper) ln quantiles}} for the interval coverage (none: no coverage)."""
-    from .evaluation import apply_intervals, mdape_pct, pearson_r
-    from .plus import PlusModelSet
-
-    model_set = PlusModelSet()
+    """(records, predictions) of ``model_set`` (WattGPU+: it learns from the auxiliary runs) on each held-out source
+    (see the module docstring). ``quantiles``: {target: {scenario pool: (lower, upper) ln quantiles}} for the
+    interval coverage (none: no coverage)."""
     jobs = []
     for source in held_out_sources(aux):
         train_aux = aux[aux["source_id"] != source]
@@ -82,7 +81,7 @@ def leave_one_source_out(frame: pd.DataFrame, aux: pd.DataFrame, *,
                 continue
             inside = (lo[m] <= y[m]) & (y[m] <= hi[m])
             records.append({
-                "target": target, "model": LABEL, "scenario": scen, "strategy": "LOSO", "source_id": source,
+                "target": target, "model": model_set.label, "scenario": scen, "strategy": "LOSO", "source_id": source,
                 "mdape_pct": mdape_pct(y[m], pred[m]), "pearson_r": pearson_r(y[m], pred[m]), "n_rows": int(m.sum()),
                 "stacks": ";".join(sorted(set(test.loc[m, "serving_stack"].astype(str)))),
                 "interval_level": level if q else None,
@@ -95,8 +94,6 @@ def leave_one_source_out(frame: pd.DataFrame, aux: pd.DataFrame, *,
 def logo_quantiles_of(result, level: float = 0.8) -> dict:
     """{target: {pool: (lower, upper)}}: the interval quantiles of WattGPU+'s leave-one-GPU-out residuals in an
     :class:`~wattgpu_core.evaluation.EvaluationResult` (what the trained model's intervals are made of)."""
-    from .evaluation import interval_quantiles
-
     out = {}
     for target in ("power", "itl"):
         pf = result.predictions.get((LABEL, target, "LOGO"))

@@ -2,8 +2,9 @@
 
 A *model set* is a named family of one model per target ("power": mean power in W; "itl": inter-token latency in
 s). Its ``fit(target, train_rows)`` returns a fitted model whose ``predict(rows)`` gives values in those units.
-The evaluation harness and the prediction API only use that interface, so later model sets are evaluated by the
-same protocol and reported side by side; :data:`MODEL_SETS` is the registry.
+The evaluation harness and the prediction API only use that interface (:class:`~wattgpu_core.model_set.ModelSet`), so
+later model sets are evaluated by the same protocol and reported side by side; :mod:`~wattgpu_core.registry` is the
+registry.
 
 The paper's set (``"paper"``, shown as ``XGB``) is WattGPU's: power is learned as power/TDP, ITL as ln ITL, each
 with the paper's features and hyper-parameters, after the paper's preprocessing (mean imputer + standard scaler on
@@ -19,12 +20,14 @@ preprocessing parameters, hyper-parameters, training-data hash, library versions
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 
@@ -33,11 +36,11 @@ import pandas as pd
 
 from .errors import ModelNotTrainedError, WattGPUError
 from .features import add_features, join_specs, scenario_detail
+from .model_files import reading
+from .model_set import TARGET_COLUMNS, TARGET_UNITS, TARGETS, FramePrepared, ModelSet
 from .paths import MODELS_DIR
+from .plus_itl import serving_stack
 
-TARGETS = ("power", "itl")
-TARGET_UNITS = {"power": "W", "itl": "s"}
-TARGET_COLUMNS = {"power": "power_w", "itl": "itl_s"}
 MODES = ("catalog", "paper")  # GPU inputs: our catalog's specs, or the paper's own gpu_features values
 WATTCOUNTS_SOURCES = ("wattcounts_upload", "wattcounts")  # the original subset format wins over the copy
 WATTCOUNTS_MAX_TOKENS = 256.0  # Watt Counts' SamplingParams max_tokens
@@ -103,8 +106,6 @@ def add_workload_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` plus ``serving_stack`` ("vLLM 0.14": framework and major.minor version) and
     ``max_output_tokens`` (256 for Watt Counts runs, whose prompts were generated with max_tokens=256; the mean
     output elsewhere); a new frame."""
-    from .plus_itl import serving_stack
-
     out = frame.copy()
     fw = out["framework"] if "framework" in out else pd.Series(None, index=out.index, dtype=object)
     ver = out["framework_version"] if "framework_version" in out else pd.Series(None, index=out.index, dtype=object)
@@ -296,6 +297,29 @@ class FittedModel:
         """Predictions in the target's unit (W or s), one per row of ``frame`` (spec columns and features)."""
         return decode_target(self.target_transform, self.predict_raw(frame), frame)
 
+    @property
+    def feature_names(self) -> list[str]:
+        """The model's inputs in matrix order (numeric, then categorical)."""
+        return [*self.preprocessor.numeric, *self.preprocessor.categorical]
+
+    @cached_property
+    def tree_explainer(self):
+        """shap's ``TreeExplainer`` of the booster (exact TreeSHAP in the model's output space), built once per
+        fitted model (parsing the trees takes a fraction of a second)."""
+        import shap  # lazy: shap takes seconds to import and only explanations need it
+
+        return shap.TreeExplainer(self.booster)
+
+    def explain(self, frame: pd.DataFrame):
+        """A ``shap.Explanation`` of ``frame``'s rows in the model's output space (power / TDP, or ln ITL): values
+        (rows x features), base_values, data (the model's input matrix), display_data (the features' own values)
+        and feature_names; base value + row sum = :meth:`predict_raw`."""
+        x = self.preprocessor.transform(frame)
+        explanation = self.tree_explainer(x)
+        explanation.feature_names = self.feature_names
+        explanation.display_data = frame[self.feature_names].to_numpy(dtype=object)
+        return explanation
+
 
 def _collapse_duplicates(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Identical feature rows as one row: (unique rows in lexicographic order, mean target, count as weight)."""
@@ -304,57 +328,6 @@ def _collapse_duplicates(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
     counts = np.bincount(inverse, minlength=len(uniq)).astype(float)
     means = np.bincount(inverse, weights=y, minlength=len(uniq)) / counts
     return uniq, means, counts
-
-
-class ModelSet:
-    """A named family of one model per target, evaluated and used through ``fit`` and ``predict`` only.
-
-    ``prepare(target, rows)`` lets a model set precompute what every fold shares (the evaluation calls
-    ``prepare(...).fit_predict(train_positions, test_positions)`` once per fold); the default just slices the frame
-    and calls ``fit`` and ``predict``.
-    """
-
-    name: str = "base"
-    label: str = "base"  # the name the tables print
-    targets: tuple[str, ...] = TARGETS
-    description: str = ""
-    # A model set that learns from more than the paper's rows sets this: ``fit`` then takes ``aux=`` (the rows of
-    # :func:`auxiliary_frame`, which the evaluation filters per fold so that no fold sees its test group).
-    uses_aux: bool = False
-    # A model set that gives prediction intervals sets their central coverage (e.g. 0.8); the evaluation then
-    # measures their coverage on held-out GPUs (nested leave-one-GPU-out).
-    interval_level: float | None = None
-
-    def features(self, target: str) -> tuple[str, ...]:
-        """Columns the model reads (rows missing any of them are not trained on)."""
-        raise NotImplementedError
-
-    def fit(self, target: str, train: pd.DataFrame, *, n_threads: int = 1, seed: int = 0):
-        """A fitted model (anything with ``predict(rows) -> values in the target's unit``); model sets with
-        ``uses_aux`` also take ``aux=``."""
-        raise NotImplementedError
-
-    def prepare(self, target: str, rows: pd.DataFrame, aux: pd.DataFrame | None = None):
-        return FramePrepared(self, target, rows, aux)
-
-
-@dataclass(frozen=True)
-class FramePrepared:
-    """Folds by slicing the frame: fit on the training rows (and the allowed auxiliary rows), predict the test
-    rows."""
-
-    model_set: ModelSet
-    target: str
-    rows: pd.DataFrame
-    aux: pd.DataFrame | None = None
-
-    def fit_predict(self, train: np.ndarray, test: np.ndarray, *, n_threads: int = 1,
-                    aux_rows: np.ndarray | None = None) -> np.ndarray:
-        kwargs = {}
-        if self.model_set.uses_aux:
-            kwargs["aux"] = None if self.aux is None or aux_rows is None else self.aux.iloc[aux_rows]
-        model = self.model_set.fit(self.target, self.rows.iloc[train], n_threads=n_threads, **kwargs)
-        return np.asarray(model.predict(self.rows.iloc[test]), dtype=float)
 
 
 PAPER_FEATURES: Mapping[str, FeatureSpec] = MappingProxyType({
@@ -385,7 +358,7 @@ PAPER_TARGET_TRANSFORMS = MappingProxyType({"power": "fraction_of_tdp", "itl": "
 
 def _boost(target: str, x: np.ndarray, y: np.ndarray, w: np.ndarray, n_threads: int, seed: int):
     """An XGBoost booster with the paper's hyper-parameters (all others at XGBoost 3.0.4 defaults)."""
-    import xgboost as xgb
+    import xgboost as xgb  # lazy: loading xgboost's native library costs ~0.5 s; only fitting and loading need it
 
     hp = PAPER_PARAMS[target]
     params = {"objective": "reg:squarederror", "max_depth": hp["max_depth"], "lambda": hp["reg_lambda"],
@@ -405,9 +378,7 @@ def _boosting_rounds(booster, dtrain, rounds: int, *, direct: bool = True) -> No
     (``XGBoosterUpdateOneIter``) without that check (the names never change here). Falls back to
     ``Booster.update`` if this XGBoost lacks the entry point; a test checks both give identical boosters.
     """
-    import ctypes
-
-    from xgboost import core
+    from xgboost import core  # lazy: as above
 
     lib = getattr(core, "_LIB", None)
     if not direct or lib is None or not hasattr(lib, "XGBoosterUpdateOneIter"):
@@ -425,6 +396,7 @@ class PaperModelSet(ModelSet):
     name = "paper"
     label = "XGB"
     description = "WattGPU paper: XGBoost on power/TDP and ln ITL, paper features (Watt Counts workload only)"
+    interval_key = "paper_ln_quantiles"
 
     def features(self, target: str) -> tuple[str, ...]:
         return PAPER_FEATURES[target].columns
@@ -443,6 +415,86 @@ class PaperModelSet(ModelSet):
         if rows[list(spec.columns)].isna().to_numpy().any():
             return FramePrepared(self, target, rows)  # imputation needed: take the general path
         return _PaperPrepared.build(target, rows)
+
+    def train(self, store, folder: Path, *, cv_records: list[dict] | None = None, seed: int = 0) -> dict:
+        """Fit both targets on the store's Watt Counts runs (catalog specs), write ``<set>_<target>.json``
+        (XGBoost's own JSON) and ``<set>.meta.json`` into ``folder`` and return the metadata. Deterministic: the same
+        data give byte-identical files (single-threaded boosting, fixed seed)."""
+        model_set, name = self, self.name
+        frame = training_frame(store, "catalog")
+        fitted = fit_model_set(model_set, frame, n_threads=1, seed=seed)
+        paths = model_paths(name, Path(folder))
+        targets = {}
+        for t, model in fitted.items():
+            rows = target_rows(frame, t, model_set.features(t))
+            targets[t] = {
+                "file": paths[t].name,
+                "unit": TARGET_UNITS[t],
+                "target_transform": model.target_transform,
+                "features": list(model_set.features(t)),
+                "paper_feature_names": [PAPER_FEATURE_NAMES.get(c, c) for c in model_set.features(t)],
+                "preprocessor": model.preprocessor.to_dict(),
+                "hyper_parameters": dict(model.params),
+                "n_rows": int(len(rows)),
+                "itl_definitions": sorted(rows["itl_definition"].dropna().unique().tolist()) if t == "itl" else None,
+            }
+        hash_cols = sorted({c for t in model_set.targets for c in model_set.features(t)}
+                           | {"llm_id", "gpu_id", "power_w", "itl_s", "tdp_w"})
+        meta = {
+            "model_set": name,
+            "label": model_set.label,
+            "description": model_set.description,
+            "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "targets": targets,
+            "training_data": {
+                "source_ids": sorted(frame["source_id"].unique().tolist()),
+                "mode": "catalog",
+                "n_rows": int(len(frame)),
+                "sha256": training_data_hash(frame, hash_cols),
+                "hash_columns": hash_cols,
+                "gpu_ids": sorted(frame["gpu_id"].unique().tolist()),
+                "llm_ids": sorted(frame["llm_id"].unique().tolist()),
+                **output_token_defaults(frame),
+            },
+            "library_versions": library_versions(),
+            "seed": seed,
+            "cv_metrics": cv_records or [],
+        }
+        self.save(fitted, meta, folder)
+        return meta
+
+    def save(self, fitted: Mapping[str, FittedModel], meta: Mapping, folder: Path) -> None:
+        """Write ``fitted`` (XGBoost's own JSON, one file per target as ``meta`` names it) and ``meta`` into
+        ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for t, model in fitted.items():
+            model.booster.save_model(str(folder / meta["targets"][t]["file"]))
+        model_paths(self.name, folder)["meta"].write_text(json.dumps(meta, indent=2, sort_keys=False,
+                                                                     allow_nan=False) + "\n")
+
+    def load(self, folder: Path) -> tuple[dict[str, FittedModel], dict]:
+        """The fitted models and metadata in ``folder`` (XGBoost JSON + metadata JSON)."""
+        import xgboost as xgb  # lazy: loading xgboost's native library costs ~0.5 s; only loading models needs it
+
+        models_dir = Path(folder)
+        meta = read_metadata(self.name, models_dir)
+        fitted = {}
+        for t, info in meta["targets"].items():
+            path = Path(models_dir) / info["file"]
+            if not path.is_file():
+                raise ModelNotTrainedError(f"model file {path} is missing; run `python -m wattgpu_core train`")
+            booster = xgb.Booster()
+            booster.load_model(str(path))
+            booster.set_param({"nthread": 1})
+            fitted[t] = FittedModel(t, Preprocessor.from_dict(info["preprocessor"]), booster, info["target_transform"],
+                                    MappingProxyType(dict(info["hyper_parameters"])))
+        return fitted, meta
+
+    def explain(self, fitted, target: str, rows: pd.DataFrame, background: pd.DataFrame | None = None):
+        """TreeSHAP of ``fitted[target]`` on ``rows`` as a ``shap.Explanation`` (:meth:`FittedModel.explain`;
+        ``background`` is not needed: TreeSHAP follows the trees' own training cover)."""
+        return fitted[target].explain(rows)
 
 
 @dataclass(frozen=True)
@@ -511,28 +563,6 @@ class _PaperPrepared:
         return raw * self.scale_w[test]
 
 
-MODEL_SETS: dict[str, Callable[[], ModelSet]] = {"paper": PaperModelSet}
-
-
-def register_model_set(name: str, factory: Callable[[], ModelSet]) -> None:
-    """Add a model set to the registry (a later issue's own models register here)."""
-    MODEL_SETS[name] = factory
-
-
-_BUILTIN_MODULES = {"plus": "wattgpu_core.plus"}  # model sets that register themselves when imported
-
-
-def get_model_set(name: str) -> ModelSet:
-    if name not in MODEL_SETS and name in _BUILTIN_MODULES:
-        import importlib
-
-        importlib.import_module(_BUILTIN_MODULES[name])
-    try:
-        return MODEL_SETS[name]()
-    except KeyError:
-        raise WattGPUError(f"unknown model set {name!r}; known: {', '.join(sorted(MODEL_SETS))}") from None
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Files
 def model_paths(name: str, models_dir: Path = MODELS_DIR) -> dict[str, Path]:
@@ -543,7 +573,7 @@ def model_paths(name: str, models_dir: Path = MODELS_DIR) -> dict[str, Path]:
 
 
 def library_versions() -> dict[str, str]:
-    import scipy
+    import scipy  # lazy: scipy, sklearn and xgboost take seconds to import; only metadata needs their versions
     import sklearn
     import xgboost
 
@@ -566,79 +596,13 @@ def fit_model_set(model_set: ModelSet, frame: pd.DataFrame, *, n_threads: int = 
             for t in model_set.targets}
 
 
-def train(store, models_dir: Path = MODELS_DIR, name: str = "paper", *, cv_records: list[dict] | None = None,
-          seed: int = 0) -> dict:
-    """Fit ``name`` on the store's Watt Counts runs (catalog specs) and write its model files; returns the metadata.
-
-    Deterministic: the same data give byte-identical model files (single-threaded boosting, fixed seed).
-    ``cv_records`` (the evaluation records of CV, LOGO and LOLO) are stored in the metadata when given. The files
-    are written to a staging folder and replace the set's files together (``model_files.atomic_model_set``).
-    """
-    from .model_files import atomic_model_set
-
-    with atomic_model_set(models_dir, name) as staging:
-        return _train_into(store, staging, name, cv_records=cv_records, seed=seed)
-
-
-def _train_into(store, models_dir: Path, name: str, *, cv_records: list[dict] | None, seed: int) -> dict:
-    if name == "plus":
-        from .plus import train_plus
-
-        return train_plus(store, models_dir, records=cv_records, seed=seed)
-    model_set = get_model_set(name)
-    frame = training_frame(store, "catalog")
-    fitted = fit_model_set(model_set, frame, n_threads=1, seed=seed)
-    models_dir = Path(models_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    paths = model_paths(name, models_dir)
-    targets = {}
-    for t, model in fitted.items():
-        model.booster.save_model(str(paths[t]))
-        rows = target_rows(frame, t, model_set.features(t))
-        targets[t] = {
-            "file": paths[t].name,
-            "unit": TARGET_UNITS[t],
-            "target_transform": model.target_transform,
-            "features": list(model_set.features(t)),
-            "paper_feature_names": [PAPER_FEATURE_NAMES.get(c, c) for c in model_set.features(t)],
-            "preprocessor": model.preprocessor.to_dict(),
-            "hyper_parameters": dict(model.params),
-            "n_rows": int(len(rows)),
-            "itl_definitions": sorted(rows["itl_definition"].dropna().unique().tolist()) if t == "itl" else None,
-        }
-    hash_cols = sorted({c for t in model_set.targets for c in model_set.features(t)}
-                       | {"llm_id", "gpu_id", "power_w", "itl_s", "tdp_w"})
-    meta = {
-        "model_set": name,
-        "label": model_set.label,
-        "description": model_set.description,
-        "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "targets": targets,
-        "training_data": {
-            "source_ids": sorted(frame["source_id"].unique().tolist()),
-            "mode": "catalog",
-            "n_rows": int(len(frame)),
-            "sha256": training_data_hash(frame, hash_cols),
-            "hash_columns": hash_cols,
-            "gpu_ids": sorted(frame["gpu_id"].unique().tolist()),
-            "llm_ids": sorted(frame["llm_id"].unique().tolist()),
-            **output_token_defaults(frame),
-        },
-        "library_versions": library_versions(),
-        "seed": seed,
-        "cv_metrics": cv_records or [],
-    }
-    paths["meta"].write_text(json.dumps(meta, indent=2, sort_keys=False, allow_nan=False) + "\n")
-    return meta
-
-
 def _retrain_hint(name: str) -> str:
     return f"retrain with `python -m wattgpu_core train --model-set {name}`"
 
 
 def read_metadata(name: str = "paper", models_dir: Path = MODELS_DIR) -> dict:
-    from .model_files import reading
-
+    """The metadata JSON of model set ``name`` in ``models_dir`` (:class:`ModelNotTrainedError` when it is missing or
+    unreadable)."""
     path = model_paths(name, models_dir)["meta"]
     with reading(models_dir):
         if not path.is_file():
@@ -652,41 +616,3 @@ def read_metadata(name: str = "paper", models_dir: Path = MODELS_DIR) -> dict:
     if not isinstance(meta, dict) or not isinstance(meta.get("targets"), dict):
         raise ModelNotTrainedError(f"the model metadata {path} is not a WattGPU model set; {_retrain_hint(name)}")
     return meta
-
-
-def load_fitted(name: str = "paper", models_dir: Path = MODELS_DIR) -> tuple[dict[str, FittedModel], dict]:
-    """The fitted models of ``name`` from ``models_dir`` and their metadata (XGBoost JSON + metadata JSON).
-
-    Missing, truncated or corrupt files raise :class:`ModelNotTrainedError` (a message, never a traceback)."""
-    from .model_files import reading
-
-    with reading(models_dir):
-        try:
-            return _load_fitted(name, models_dir)
-        except ModelNotTrainedError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any parse failure of a model file means: retrain
-            raise ModelNotTrainedError(f"the model files of {name!r} in {models_dir} are unreadable "
-                                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}); "
-                                       f"{_retrain_hint(name)}") from exc
-
-
-def _load_fitted(name: str, models_dir: Path) -> tuple[dict[str, FittedModel], dict]:
-    import xgboost as xgb
-
-    meta = read_metadata(name, models_dir)
-    if meta.get("format", "").startswith("wattgpu+"):
-        from .plus import load_plus
-
-        return load_plus(models_dir)
-    fitted = {}
-    for t, info in meta["targets"].items():
-        path = Path(models_dir) / info["file"]
-        if not path.is_file():
-            raise ModelNotTrainedError(f"model file {path} is missing; run `python -m wattgpu_core train`")
-        booster = xgb.Booster()
-        booster.load_model(str(path))
-        booster.set_param({"nthread": 1})
-        fitted[t] = FittedModel(t, Preprocessor.from_dict(info["preprocessor"]), booster, info["target_transform"],
-                                MappingProxyType(dict(info["hyper_parameters"])))
-    return fitted, meta

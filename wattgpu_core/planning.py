@@ -31,9 +31,12 @@ from .catalog import GpuResolver, LlmResolver
 from .errors import Issue, ModelNotTrainedError, UnknownNameError, ValidationError
 from .evaluation import ITL_DEFINITION_LABELS, LOAD_SCALE, ROOFLINE_BATCH, mdape_pct, metrics
 from .features import SCENARIO_POOL, add_features, join_specs, scenario_detail
-from .models import WATTCOUNTS_MAX_TOKENS, load_fitted, training_frame
+from .models import WATTCOUNTS_MAX_TOKENS, training_frame
 from .paths import MODELS_DIR
 from .plus_itl import DEFAULT_STACK
+from .registry import get_model_set, load_fitted, uses_workload_model, workload_models, workload_part
+from .registry import parts as model_parts
+from .registry import uses as registry_uses
 
 __all__ = [
     "LoadedModelSet",
@@ -107,14 +110,13 @@ class LoadedModelSet:
         from .plus import calibrated_stacks
 
         meta = self.metadata if (self.metadata.get("serving") or not self.parts) else \
-            self.parts.get("plus", self).metadata
+            (workload_part(self) or self).metadata
         return calibrated_stacks(meta) if meta.get("serving") else [self.default_stack]
 
-    def uses(self, target: str, pool: str) -> str:
-        """The model set ("plus" or "paper") that predicts ``target`` in scenario pool ``pool``."""
-        if self.kind == "default":
-            return self.choice.get(target, {}).get(pool, "paper")
-        return self.kind
+    def uses(self, target: str, pool):
+        """The model set ("plus" or "paper") that predicts ``target`` in scenario pool ``pool`` (an array of names
+        for an array of pools)."""
+        return registry_uses(self, target, pool)
 
 
 def _loaded(name: str, fitted: Mapping, meta: Mapping, kind: str) -> LoadedModelSet:
@@ -161,7 +163,7 @@ def load_model_set(name: str = DEFAULT_MODEL_SET, models_dir: Path = MODELS_DIR)
     from .plus_ttft import load_ttft
 
     fitted, meta = load_fitted(name, models_dir)
-    loaded = _loaded(name, fitted, meta, "plus" if meta.get("format", "").startswith("wattgpu+") else "paper")
+    loaded = _loaded(name, fitted, meta, name)
     return replace(loaded, ttft=load_ttft(models_dir))
 
 
@@ -421,7 +423,7 @@ def _deployment_outputs(out: pd.DataFrame, feats: pd.DataFrame, deploy: pd.DataF
     from .physics import DecodeWorkload
 
     n = len(out)
-    itl_model = model_set.models.get("itl") if model_set.kind != "paper" else None
+    itl_model = workload_models(model_set).get("itl")
     server = pool != "offline"
     if itl_model is not None and hasattr(itl_model, "breakdown"):
         parts = itl_model.breakdown(feats)
@@ -554,7 +556,7 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
     stack_in = out["serving_stack"].astype(object).where(out["serving_stack"].notna(), None).to_numpy(dtype=object) \
         if "serving_stack" in out else np.full(n, None, dtype=object)
     known_stacks = set((model_set.metadata.get("serving") or {}).get("calibrated_stacks") or []) \
-        if model_set.kind != "paper" else set()
+        if workload_part(model_set) is not None else set()
     stack_known = np.asarray([s is None or s in known_stacks for s in stack_in], dtype=bool)
     stacks = np.asarray([s if (s is not None and ok) else model_set.default_stack
                          for s, ok in zip(stack_in, stack_known, strict=True)], dtype=object)
@@ -615,9 +617,8 @@ def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.nd
            "itl_s_lo": nan.copy(), "itl_s_hi": nan.copy(), "power_model": np.full(n, "", dtype=object),
            "itl_model": np.full(n, "", dtype=object), "out_of_range": np.full(n, "", dtype=object),
            "max_throughput_tok_s": np.full(n, np.inf)}
-    sets = {"paper": model_set.parts.get("paper"), "plus": model_set.parts.get("plus")} \
-        if model_set.kind == "default" else {model_set.kind: model_set}
-    plus = sets.get("plus")
+    sets = model_parts(model_set)
+    plus = workload_part(model_set)
     if plus is not None:
         from .plus import interval_bounds, out_of_range
 
@@ -628,7 +629,7 @@ def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.nd
         for name, loaded in sets.items():
             if loaded is None:
                 continue
-            rows = np.asarray([model_set.uses(target, p) == name for p in pool], dtype=bool)
+            rows = model_set.uses(target, pool) == name
             if not rows.any():
                 continue
             part = feats[rows]
@@ -636,7 +637,7 @@ def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.nd
             res[col][rows] = pred
             res[f"{target}_model"][rows] = loaded.label
             meta = plus.metadata if plus is not None else {}
-            quantiles = (meta.get("intervals") or {}).get("ln_quantiles" if name == "plus" else "paper_ln_quantiles")
+            quantiles = (meta.get("intervals") or {}).get(get_model_set(name).interval_key)
             if quantiles and target in quantiles:
                 lo, hi = interval_bounds({"intervals": {"ln_quantiles": quantiles}}, target, pred,
                                          part["scenario_detail"])
@@ -668,14 +669,14 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
     vendor = gpus.drop_duplicates("gpu_id").set_index("gpu_id")["vendor"] if "vendor" in gpus.columns else None
     non_nvidia = (pd.Series(out["gpu_id"]).map(vendor).fillna("NVIDIA").str.upper() != "NVIDIA").to_numpy() \
         if vendor is not None else np.zeros(n, bool)
-    paper_only = model_set.kind == "paper"
-    plus_power = np.asarray([model_set.uses("power", p) == "plus" for p in pool], dtype=bool)
-    plus_itl = np.asarray([model_set.uses("itl", p) == "plus" for p in pool], dtype=bool)
+    paper_only = workload_part(model_set) is None
+    plus_power = uses_workload_model(model_set, "power", pool)
+    plus_itl = uses_workload_model(model_set, "itl", pool)
     any_paper = ~plus_power | ~plus_itl
     missing_inputs = _missing_inputs(feats, model_set.parts.get("paper", model_set)) if not paper_only else \
         _missing_inputs(feats, model_set)
     missing_inputs = np.where(any_paper, missing_inputs, "")
-    plus_missing = _missing_plus_inputs(feats) if model_set.kind != "paper" else np.full(n, "", dtype=object)
+    plus_missing = _missing_plus_inputs(feats) if not paper_only else np.full(n, "", dtype=object)
     plus_missing = np.where(plus_power | plus_itl, plus_missing, "")
     default_batch = default_max_num_seqs(out["gpu_id"], feats["memory_size_gb"])
     batch = values["batch_size"]

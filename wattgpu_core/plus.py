@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -27,16 +28,17 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
+from .cv import apply_intervals, interval_quantiles, mdape_pct, out_of_fold, pearson_r
 from .errors import ModelNotTrainedError
+from .grouped_shap import PLUS_GROUPS, grouped_explanations
+from .loso import leave_one_source_out
+from .model_set import TARGET_COLUMNS, TARGET_UNITS, ModelSet
 from .models import (
-    TARGET_UNITS,
-    ModelSet,
     PaperModelSet,
     auxiliary_frame,
     library_versions,
     model_paths,
     output_token_defaults,
-    register_model_set,
     target_rows,
     training_data_hash,
     training_frame,
@@ -73,6 +75,9 @@ class PlusModelSet(ModelSet):
                    "intervals")
     uses_aux = True
     interval_level = INTERVAL_LEVEL
+    interval_key = "ln_quantiles"
+    reads_workload = True
+    gives_ttft = True
 
     def features(self, target: str) -> tuple[str, ...]:
         """Columns every training row must have (the models' other inputs fall back to Watt Counts defaults)."""
@@ -85,8 +90,30 @@ class PlusModelSet(ModelSet):
         cls = PlusItlModel if target == "itl" else PlusPowerModel
         return cls.fit(train, aux=aux, seed=seed, n_threads=n_threads)
 
+    def train(self, store, folder: Path, *, cv_records: list[dict] | None = None, seed: int = 0) -> dict:
+        """:func:`train_plus` into ``folder``."""
+        return train_plus(store, folder, records=cv_records, seed=seed)
 
-register_model_set(NAME, PlusModelSet)
+    def save(self, fitted: Mapping, meta: Mapping, folder: Path) -> None:
+        """Write ``fitted`` (plain JSON, one file per target as ``meta`` names it) and ``meta`` into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for t, model in fitted.items():
+            (folder / meta["targets"][t]["file"]).write_text(json.dumps(model.to_dict(), indent=1, allow_nan=False)
+                                                             + "\n")
+        model_paths(NAME, folder)["meta"].write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+
+    def load(self, folder: Path) -> tuple[dict, dict]:
+        """:func:`load_plus` from ``folder``."""
+        return load_plus(folder)
+
+    def explain(self, fitted, target: str, rows: pd.DataFrame, background: pd.DataFrame | None = None):
+        """Exact interventional Shapley values of ``fitted[target]`` on the model rows ``rows`` over the input groups
+        (:data:`~wattgpu_core.grouped_shap.PLUS_GROUPS`) against ``background`` (model rows of training
+        configurations of the same scenario), as a ``shap.Explanation``: W for power, ln s for ITL."""
+        if background is None:
+            raise ValueError("WattGPU+ explanations need a background of training configurations")
+        return grouped_explanations({target: fitted[target]}, rows, background, PLUS_GROUPS)[target]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -103,20 +130,25 @@ def training_ranges(frame: pd.DataFrame) -> dict:
 def out_of_range(frame: pd.DataFrame, ranges: Mapping) -> np.ndarray:
     """Per row, the specs outside the training range, comma-separated ("" when none; unknown values count as
     outside)."""
-    notes = [[] for _ in range(len(frame))]
+    notes = np.full(len(frame), "", dtype=object)
     for c, bounds in ranges.items():
         if not bounds or c not in frame:
             continue
         v = pd.to_numeric(frame[c], errors="coerce").to_numpy(float)
         lo, hi = bounds
-        for i in np.flatnonzero(~(v >= lo * (1 - 1e-9)) | ~(v <= hi * (1 + 1e-9))):
-            name, unit = RANGE_LABELS.get(c, c), _RANGE_UNITS.get(c, "")
-            if not np.isfinite(v[i]):
-                notes[i].append(f"{name} unknown (training range {lo:,.4g}–{hi:,.4g}{unit})")
-                continue
-            where = "above" if v[i] > hi else "below"
-            notes[i].append(f"{name} ({v[i]:,.4g}{unit}) {where} the training range {lo:,.4g}–{hi:,.4g}{unit}")
-    return np.asarray(["; ".join(n) for n in notes], dtype=object)
+        outside = ~(v >= lo * (1 - 1e-9)) | ~(v <= hi * (1 + 1e-9))
+        if not outside.any():
+            continue
+        name, unit = RANGE_LABELS.get(c, c), _RANGE_UNITS.get(c, "")
+        span = f"{lo:,.4g}–{hi:,.4g}{unit}"
+        # one text per distinct value (a catalog has few), then one lookup per row
+        values, inverse = np.unique(v[outside], return_inverse=True)
+        texts = np.asarray([f"{name} unknown (training range {span})" if not np.isfinite(x) else
+                            f"{name} ({x:,.4g}{unit}) {'above' if x > hi else 'below'} the training range {span}"
+                            for x in values], dtype=object)
+        idx = np.flatnonzero(outside)
+        notes[idx] = np.where(notes[idx] == "", texts[inverse.ravel()], notes[idx] + "; " + texts[inverse.ravel()])
+    return notes
 
 
 def default_choice(records: list[dict], challenger: str = LABEL, reference: str = "XGB") -> dict:
@@ -142,14 +174,12 @@ def logo_quantiles(model_set: ModelSet, frame: pd.DataFrame, aux: pd.DataFrame |
                    n_jobs: int | None = None) -> dict:
     """{target: {scenario pool: [lower, upper]}}: the interval quantiles of ``model_set``'s leave-one-GPU-out ln
     residuals on ``frame`` (auxiliary rows filtered per fold)."""
-    from .evaluation import interval_quantiles, out_of_fold
-
     rows = {t: target_rows(frame, t, model_set.features(t)) for t in model_set.targets}
     oof = out_of_fold(model_set, rows, ("LOGO",), aux_by_target={t: aux for t in rows} if aux is not None else None,
                       n_jobs=n_jobs)
     out = {}
     for t, r in rows.items():
-        q = interval_quantiles(r[{"power": "power_w", "itl": "itl_s"}[t]], oof[(t, "LOGO")][0],
+        q = interval_quantiles(r[TARGET_COLUMNS[t]], oof[(t, "LOGO")][0],
                                scenario_pool(r["scenario_detail"]), INTERVAL_LEVEL)
         out[t] = {k: list(v) for k, v in q.items()}
     return out
@@ -169,14 +199,11 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
     model_set = PlusModelSet()
     frame = training_frame(store, "catalog")
     aux = auxiliary_frame(store, "catalog")
-    models_dir = Path(models_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    paths = model_paths(NAME, models_dir)
-    targets = {}
+    paths = model_paths(NAME, Path(models_dir))
+    targets, fitted = {}, {}
     for t in model_set.targets:
         rows = target_rows(frame, t, model_set.features(t))
-        model = model_set.fit(t, rows, aux=aux, seed=seed, n_threads=1)
-        paths[t].write_text(json.dumps(model.to_dict(), indent=1, allow_nan=False) + "\n")
+        model = fitted[t] = model_set.fit(t, rows, aux=aux, seed=seed, n_threads=1)
         targets[t] = {"file": paths[t].name, "unit": TARGET_UNITS[t], "kind": model.to_dict().get("kind", type(
             model).__name__), "inputs": list(model_set.features(t)), "n_rows": int(len(rows)),
             "itl_definitions": sorted(rows["itl_definition"].dropna().unique().tolist()) if t == "itl" else None}
@@ -187,9 +214,7 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
     stacks = sorted({DEFAULT_STACK, *aux["serving_stack"].dropna().unique().tolist()})
     loso = [r for r in (records or []) if r.get("strategy") == "LOSO"]
     if records is not None and not loso:  # records of a run without LOSO: measure it here
-        from .loso import leave_one_source_out
-
-        loso, _ = leave_one_source_out(frame, aux, n_jobs=n_jobs)
+        loso, _ = leave_one_source_out(model_set, frame, aux, n_jobs=n_jobs)
     loso = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in loso]
     meta = {
         "model_set": NAME,
@@ -226,7 +251,7 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
         "loso_metrics": loso,
         "default_for": default_choice(records) if records else None,
     }
-    paths["meta"].write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+    model_set.save(fitted, meta, models_dir)
     return meta
 
 
@@ -259,8 +284,6 @@ def calibrated_stacks(meta: Mapping) -> list[str]:
 
 def interval_bounds(meta: Mapping, target: str, pred: np.ndarray, scenario_detail) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper) of the stored 80% intervals around predictions ``pred``."""
-    from .evaluation import apply_intervals
-
     q = {k: tuple(v) for k, v in meta["intervals"]["ln_quantiles"].get(target, {}).items()}
     return apply_intervals(pred, scenario_pool(scenario_detail), q)
 
@@ -272,10 +295,6 @@ def moe_evaluation(frame: pd.DataFrame, aux: pd.DataFrame, *, n_jobs: int | None
     the dense and MoE runs alike and predicts that GPU's MoE runs; ``LOLO`` leaves one MoE LLM out of the training
     runs and predicts it (physics only: active parameters and the experts a batch touches). One row per target,
     scenario and split: MdAPE (%), Pearson r, runs."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .evaluation import mdape_pct, pearson_r
-
     model_set = PlusModelSet()
     moe = aux[aux["source_id"].isin(("wattcounts", "wattcounts_upload"))
               & (aux["total_params_b"] != aux["active_params_b"])].reset_index(drop=True)
@@ -303,7 +322,7 @@ def moe_evaluation(frame: pd.DataFrame, aux: pd.DataFrame, *, n_jobs: int | None
             parts = [(t, p) for tg, s, t, p in results if tg == target and s == strategy]
             test = pd.concat([t for t, _ in parts], ignore_index=True)
             pred = np.concatenate([p for _, p in parts])
-            y = test[{"power": "power_w", "itl": "itl_s"}[target]].to_numpy(float)
+            y = test[TARGET_COLUMNS[target]].to_numpy(float)
             pool_ = scenario_pool(test["scenario_detail"])
             for scen in ("offline", "server"):
                 m = pool_ == scen

@@ -30,7 +30,8 @@ def _write_figure(fig, path: Path) -> Path:
 
 def trained_model_sets() -> tuple[str, ...]:
     """Registered model sets whose files are in models/ (the paper's set first)."""
-    from .models import MODEL_SETS, model_paths
+    from .models import model_paths
+    from .registry import MODEL_SETS
 
     names = [n for n in MODEL_SETS if model_paths(n)["meta"].is_file()]
     return tuple(sorted(names, key=lambda n: (n != "paper", n)))
