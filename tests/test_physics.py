@@ -78,6 +78,33 @@ def test_vllm_batch_by_hand():
     assert ph.server_busy_fraction(0.33, 5.0) == pytest.approx(1 - np.exp(-1.65))
 
 
+def test_vllm_default_batch_by_gpu_id():
+    # A100s and A800s (its export variant) keep 256 even with 80 GB; other GPUs with >= 70 GiB get 1024
+    got = ph.vllm_max_num_seqs(["h100-nvl-94gb", "h200-sxm-141gb", "a100-sxm4-40gb", "a100-sxm4-80gb",
+                                "a800-sxm4-80gb", "l4", "b200"], [94, 141, 40, 80, 80, 24, 180])
+    assert got.tolist() == [1024, 1024, 256, 256, 256, 256, 1024]
+
+
+def test_server_busy_fraction_in_a_measurement_window_by_hand():
+    busy = 1 - np.exp(-0.017 * 2.0)  # 0.033428
+    s_eff = 300 + 1 / 0.017  # 358.82 s of arrivals on average (the last gap overshoots 300 s by 1/lambda)
+    expected = (s_eff * busy + 2.0) / (s_eff + 2.0)  # the last request drains inside the window: 0.038786
+    assert ph.server_busy_fraction(0.017, 2.0, ph.WATTCOUNTS_SUBMIT_S) == pytest.approx(expected)
+    assert expected == pytest.approx(0.038786, abs=1e-6)
+    assert ph.server_busy_fraction(0.017, 2.0) == pytest.approx(busy)  # steady state by default
+    assert ph.server_busy_fraction(0.0, 2.0, 300.0) == 0.0
+    rates = np.geomspace(1e-3, 100, 60)
+    for submit in (300.0, np.inf):
+        duty = ph.server_busy_fraction(rates, 1.5, submit)
+        assert np.all(np.diff(duty) >= 0) and duty[-1] <= 1.0 and duty[-1] > 0.99
+
+
+def test_serving_stack_names():
+    got = ph.serving_stack(["vLLM", " vLLM ", "TensorRT-LLM", None, "", "SGLang"],
+                           ["0.14.1", "0.6", None, "0.14", None, "main"])
+    assert got.tolist() == ["vLLM 0.14", "vLLM 0.6", "TensorRT-LLM", None, None, "SGLang main"]
+
+
 def _rows(**over) -> pd.DataFrame:
     base = {"llm_id": "x", "gpu_id": "g", "scenario_detail": "offline", "memory_bandwidth_gb_s": 1000.0,
             "fp16_tensor_dense_tflops": 100.0, "memory_size_gb": 40.0, "tdp_w": 300.0, "architecture": "Ampere",

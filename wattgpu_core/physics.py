@@ -21,6 +21,7 @@ memory sizes (an "80 GB" H100 has 80 x 2^30 bytes), as the catalogs state them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -37,6 +38,10 @@ VLLM_RESERVED_GB = 1.0
 WATTCOUNTS_MAX_OUTPUT_TOKENS = 256.0
 WATTCOUNTS_OFFLINE_REQUESTS = 1000.0
 WATTCOUNTS_MAX_MODEL_LEN = 1024.0
+WATTCOUNTS_SUBMIT_S = 300.0  # seconds of Poisson arrivals in one Watt Counts server run
+WATTCOUNTS_RATE_QPS = MappingProxyType({"server_low": 0.017, "server_high": 0.33})  # the paper's two server loads
+# Serving stack = framework and major.minor version ("vLLM 0.14"); the stack the models are trained on.
+DEFAULT_STACK = "vLLM 0.14"
 NVLINK_GB_S = 450.0  # per-direction NVLink bandwidth used for tensor-parallel all-reduce when none is given
 
 
@@ -205,14 +210,6 @@ def compute_time_s(flops, tflops) -> np.ndarray:
     return _f(flops) / (_f(tflops) * 1e12)
 
 
-def roofline_step_time_s(memory_s, compute_s, *, memory_efficiency=1.0, compute_efficiency=1.0,
-                         overhead_s=0.0, per_sequence_s=0.0, batch=1.0, comm_s=0.0) -> np.ndarray:
-    """One decode step: max(memory time / efficiency, compute time / efficiency) + communication + fixed overhead
-    + per-sequence overhead x batch. With the default arguments, the plain roofline max(memory, compute)."""
-    core = np.maximum(_f(memory_s) / _f(memory_efficiency), _f(compute_s) / _f(compute_efficiency))
-    return core + _f(comm_s) + _f(overhead_s) + _f(per_sequence_s) * _f(batch)
-
-
 def power_limited_tflops(tdp_w, tflops_per_w, static_power_w=0.0, min_share: float = 0.2) -> np.ndarray:
     """Tensor throughput a GPU sustains at its power limit: (TDP - static power) x TFLOPS per watt. The dynamic
     budget is kept at >= ``min_share`` of TDP. Low-TDP boards (L4, T4, H100 NVL) cannot run their tensor cores at
@@ -264,9 +261,23 @@ def is_memory_bound(memory_s, compute_s) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------------
 # vLLM batch
 def vllm_default_max_num_seqs(memory_size_gb, is_a100) -> np.ndarray:
-    """vLLM's default ``max_num_seqs``: 1024 on GPUs with >= 70 GiB that are not A100s, else 256."""
+    """vLLM's default ``max_num_seqs``: 1024 on GPUs with >= 70 GiB that are not A100s (A800s, their export
+    variant, count as A100s), else 256."""
     big = (_f(memory_size_gb) >= VLLM_LARGE_GPU_GIB) & ~np.asarray(is_a100, dtype=bool)
     return np.where(big, VLLM_MAX_NUM_SEQS_LARGE, VLLM_MAX_NUM_SEQS_SMALL)
+
+
+_ARCH_A100 = ("a100", "a800")
+
+
+def is_a100_class(gpu_id) -> np.ndarray:
+    """Whether each catalog GPU id names an A100 or an A800 (vLLM's default batch treats them alike)."""
+    return per_unique(lambda g: any(a in str(g).lower() for a in _ARCH_A100), gpu_id, dtype=bool)
+
+
+def vllm_max_num_seqs(gpu_id, memory_size_gb) -> np.ndarray:
+    """vLLM's default ``max_num_seqs`` of each GPU, by catalog id and memory (:func:`vllm_default_max_num_seqs`)."""
+    return vllm_default_max_num_seqs(memory_size_gb, is_a100_class(gpu_id))
 
 
 def vllm_memory_utilisation(memory_size_gb) -> np.ndarray:
@@ -318,14 +329,43 @@ def server_batch_seen(request_rate_qps, latency_s, batch_cap=np.inf) -> np.ndarr
     return np.minimum(1.0 + server_concurrency(request_rate_qps, latency_s), _f(batch_cap))
 
 
-def server_busy_fraction(request_rate_qps, latency_s) -> np.ndarray:
-    """Share of time at least one request is in service: 1 - exp(-lambda x latency) (M/G/infinity)."""
-    return 1.0 - np.exp(-np.maximum(server_concurrency(request_rate_qps, latency_s), 0.0))
+def server_busy_fraction(request_rate_qps, latency_s, submit_s=np.inf) -> np.ndarray:
+    """Share of a measurement window during which at least one request is in service.
+
+    Poisson arrivals at rate lambda, requests of T seconds: in steady state (``submit_s`` infinite, the default)
+    the GPU is busy 1 - exp(-lambda T) of the time (M/G/infinity). A benchmark that submits for ``submit_s``
+    seconds (Watt Counts: :data:`WATTCOUNTS_SUBMIT_S`) also has the last inter-arrival gap (1/lambda on average)
+    and the drain of the final request (T) inside its window: busy time = (S + 1/lambda)(1 - exp(-lambda T)) + T
+    over a window of S + 1/lambda + T. Non-decreasing in lambda and T; 0 at lambda = 0.
+    """
+    lam, t = _f(request_rate_qps), _f(latency_s)
+    s = np.broadcast_to(_f(submit_s), np.broadcast(lam, t).shape)
+    busy = -np.expm1(-np.maximum(lam * t, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s_eff = s + 1.0 / lam
+        windowed = (s_eff * busy + t) / (s_eff + t)
+    out = np.where(np.isfinite(s), windowed, busy)
+    return np.clip(np.where(lam > 0, out, 0.0), 0.0, 1.0)
+
+
+def serving_stack(framework, framework_version) -> np.ndarray:
+    """"vLLM 0.14" from framework "vLLM" and version "0.14.1" (major.minor of a numeric version); the framework
+    alone when no version; None when no framework is known (callers that need a stack take :data:`DEFAULT_STACK`,
+    the one the models are trained on)."""
+    def one(fw, ver):
+        fw = fw.strip() if isinstance(fw, str) and fw.strip() else None
+        ver = ver.strip() if isinstance(ver, str) and ver.strip() else None
+        if fw is None:
+            return None
+        if ver is not None and ver[:1].isdigit():
+            ver = ".".join(ver.split(".")[:2])
+        return f"{fw} {ver}" if ver else fw
+
+    return per_unique(one, framework, framework_version, dtype=object)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # A whole workload, row by row
-_ARCH_A100 = ("a100", "a800")
 
 
 @dataclass(frozen=True)
@@ -408,12 +448,11 @@ class DecodeWorkload:
         active = np.where(np.isfinite(active), active, total)
         mem_gb = _f(frame["memory_size_gb"])
         ids = frame["gpu_id"] if "gpu_id" in frame else [""] * n
-        is_a100 = per_unique(lambda g: any(a in str(g).lower() for a in _ARCH_A100), ids, dtype=bool)
         inp = np.nan_to_num(col("input_tokens"), nan=0.0)
         out = np.fmax(col("output_tokens"), 1.0)
         max_out = np.fmax(col("max_output_tokens"), out)
         max_seqs = col("batch_size")
-        max_seqs = np.where(np.isfinite(max_seqs), max_seqs, vllm_default_max_num_seqs(mem_gb, is_a100))
+        max_seqs = np.where(np.isfinite(max_seqs), max_seqs, vllm_max_num_seqs(ids, mem_gb))
         bpp = np.nan_to_num(col("weight_bytes_per_param"), nan=BYTES_16BIT)
         fp16 = _f(frame["fp16_tensor_dense_tflops"])
         rate = col("compute_tflops")
@@ -468,6 +507,13 @@ class DecodeWorkload:
             "comm_bytes": allreduce_bytes_per_step(batch, self.hidden, self.layers, tp),
             "comm_s": tp_comm_time_s(batch, self.hidden, self.layers, tp, self.link_gb_s) if self.multi_gpu else 0.0,
         }
+
+    def roofline_times_s(self, batch) -> tuple[np.ndarray, np.ndarray]:
+        """(memory time, compute time) of one decode step at ``batch`` sequences on the plain roofline: weight and
+        KV-cache bytes at the datasheet bandwidth, matmul and attention FLOPs at the precision's tensor rate."""
+        parts = self.step_parts(batch)
+        return (memory_time_s(parts["weight_bytes"] + parts["kv_bytes"], self.bandwidth_gb_s),
+                compute_time_s(parts["gemm_flops"] + parts["attention_flops"], self.tflops))
 
     def step_time_s(self, batch, p: StepParameters) -> np.ndarray:
         parts = self.step_parts(batch)
@@ -524,9 +570,7 @@ def decode_physics(frame, params: StepParameters = StepParameters()):
 
     w = DecodeWorkload.of(frame)
     r = w.evaluate(params)
-    parts = w.step_parts(r["batch"])
-    mem_s = memory_time_s(parts["weight_bytes"] + parts["kv_bytes"], w.bandwidth_gb_s)
-    comp_s = compute_time_s(parts["gemm_flops"] + parts["attention_flops"], w.tflops)
+    mem_s, comp_s = w.roofline_times_s(r["batch"])
     return pd.DataFrame({
         "phys_head_dim": w.head_dim, "phys_kv_bytes_per_token": w.kv_bytes_token,
         "phys_kv_capacity_tokens": w.kv_capacity_tokens, "phys_max_num_seqs": w.max_num_seqs,

@@ -33,7 +33,8 @@ from .evaluation import ITL_DEFINITION_LABELS, LOAD_SCALE, ROOFLINE_BATCH, mdape
 from .features import SCENARIO_POOL, add_features, join_specs, scenario_detail
 from .models import WATTCOUNTS_MAX_TOKENS, load_fitted, training_frame
 from .paths import MODELS_DIR
-from .plus_itl import DEFAULT_STACK
+from .physics import DEFAULT_STACK, WATTCOUNTS_OFFLINE_REQUESTS, WATTCOUNTS_RATE_QPS
+from .physics import vllm_max_num_seqs as default_max_num_seqs  # vLLM's default batch (explain.py uses it too)
 
 __all__ = [
     "LoadedModelSet",
@@ -54,11 +55,8 @@ OPTIONAL_COLUMNS = ("batch_size", "request_rate_qps", "input_tokens", "output_to
                     "tensor_parallel", "max_concurrency")
 TEXT_COLUMNS = ("serving_stack", "precision")
 # Watt Counts' fixed workload (paper-spec §1): the paper model predicts for exactly this.
-DEFAULT_REQUEST_RATE_QPS = MappingProxyType({"server_low": 0.017, "server_high": 0.33})
-WATTCOUNTS_OFFLINE_REQUESTS = 1000
-VLLM_MAX_NUM_SEQS_SMALL, VLLM_MAX_NUM_SEQS_LARGE = 256, 1024
+DEFAULT_REQUEST_RATE_QPS = WATTCOUNTS_RATE_QPS
 DEFAULT_MODEL_SET = "default"  # WattGPU+ where it measured better than the paper's models, the paper's elsewhere
-MODEL_SET_CHOICES = ("default", "plus", "paper")
 PREDICTION_COLUMNS = ("llm_id", "gpu_id", "scenario_detail", "power_w", "itl_s", "itl_definition",
                       "energy_per_token_j", "throughput_tok_s", "gpu_seen", "llm_seen", "fits_in_memory", "notes",
                       "power_w_lo", "power_w_hi", "itl_s_lo", "itl_s_hi", "energy_per_token_j_lo",
@@ -185,13 +183,6 @@ def derive_throughput_energy(power_w, itl_s, scenario, request_rate_qps, output_
         throughput = np.where(offline, 1.0 / itl, served)
         energy = np.where(offline, power * itl, power / served)
     return throughput, energy
-
-
-def default_max_num_seqs(gpu_id, memory_size_gb):
-    """vLLM's default max_num_seqs (paper-spec §1): 1024 on GPUs with >= 70 GB that are not A100s, else 256."""
-    gpu = pd.Series(np.asarray(gpu_id, dtype=object)).astype(str).str.lower()
-    big = (np.asarray(memory_size_gb, dtype=float) >= 70) & ~gpu.str.contains("a100").to_numpy()
-    return np.where(big, VLLM_MAX_NUM_SEQS_LARGE, VLLM_MAX_NUM_SEQS_SMALL).astype(float)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -373,7 +364,7 @@ def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.Dat
     if mla.any():
         feats["head_dim"] = hd
     mem_gb = feats["memory_size_gb"].to_numpy(float)
-    is_a100 = gid.astype(str).str.contains("a100|a800").to_numpy()
+    is_a100 = ph.is_a100_class(gid)
     seqs = feats["batch_size"].to_numpy(float)
     seqs = np.where(np.isfinite(seqs), seqs, ph.vllm_default_max_num_seqs(mem_gb, is_a100))
 
@@ -677,7 +668,7 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
     missing_inputs = np.where(any_paper, missing_inputs, "")
     plus_missing = _missing_plus_inputs(feats) if model_set.kind != "paper" else np.full(n, "", dtype=object)
     plus_missing = np.where(plus_power | plus_itl, plus_missing, "")
-    default_batch = default_max_num_seqs(out["gpu_id"], feats["memory_size_gb"])
+    default_batch = default_max_num_seqs(out["gpu_id"], feats["memory_size_gb"].to_numpy(float))
     batch = values["batch_size"]
     rate = values["request_rate_qps"]
     odd_batch = (detail == "offline") & np.isfinite(batch) & (batch != default_batch)
