@@ -253,11 +253,6 @@ def smooth_max(a, b, p=np.inf) -> np.ndarray:
     return hi * (1.0 + lo_share**p) ** (1.0 / p)
 
 
-def is_memory_bound(memory_s, compute_s) -> np.ndarray:
-    """True where the step is memory-bound (memory time >= compute time)."""
-    return _f(memory_s) >= _f(compute_s)
-
-
 # --------------------------------------------------------------------------------------------------------------
 # vLLM batch
 def vllm_default_max_num_seqs(memory_size_gb, is_a100) -> np.ndarray:
@@ -468,7 +463,7 @@ class DecodeWorkload:
         n_req = np.where(offline, n_req, np.nan)
         steps = np.where(np.isfinite(n_req), offline_decode_steps(n_req, out, max_out, cap), np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
-            off_batch = np.where(np.isfinite(n_req), n_req * out / steps, cap)
+            off_batch = np.where(np.isfinite(n_req), offline_effective_batch(n_req, out, max_out, cap), cap)
         layers, heads = _f(frame["num_layers"]), _f(frame["num_attention_heads"])
         return cls(
             offline=offline, bandwidth_gb_s=_f(frame["memory_bandwidth_gb_s"]),
@@ -559,26 +554,6 @@ class DecodeWorkload:
         return {"batch": batch, "step_s": t, "prefill_s": prefill, "itl_s": itl, "latency_s": latency,
                 "busy_fraction": np.where(self.offline, 1.0, server_busy_fraction(rate, latency)),
                 "concurrency": np.where(self.offline, batch, server_concurrency(rate, latency))}
-
-
-def decode_physics(frame, params: StepParameters = StepParameters()):
-    """The physics of each row of ``frame`` (see :class:`DecodeWorkload`) as a DataFrame of ``phys_*`` columns:
-    head dim, KV bytes per token, KV capacity (tokens), max_num_seqs, mean context, batch, memory and compute time
-    of one step (plain roofline), whether it is memory-bound, step time, ITL, latency, busy fraction, concurrency
-    under ``params`` (default: the plain roofline)."""
-    import pandas as pd
-
-    w = DecodeWorkload.of(frame)
-    r = w.evaluate(params)
-    mem_s, comp_s = w.roofline_times_s(r["batch"])
-    return pd.DataFrame({
-        "phys_head_dim": w.head_dim, "phys_kv_bytes_per_token": w.kv_bytes_token,
-        "phys_kv_capacity_tokens": w.kv_capacity_tokens, "phys_max_num_seqs": w.max_num_seqs,
-        "phys_context_tokens": w.context_tokens, "phys_batch": r["batch"], "phys_memory_s": mem_s,
-        "phys_compute_s": comp_s, "phys_memory_bound": is_memory_bound(mem_s, comp_s), "phys_step_s": r["step_s"],
-        "phys_itl_s": r["itl_s"], "phys_latency_s": r["latency_s"], "phys_busy_fraction": r["busy_fraction"],
-        "phys_concurrency": r["concurrency"],
-    }, index=frame.index)
 
 
 # --------------------------------------------------------------------------------------------------------------
