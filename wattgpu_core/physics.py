@@ -739,21 +739,22 @@ def link_gb_s(interconnect) -> np.ndarray:
     unknown."""
     import re
 
-    out = []
-    for text in np.asarray(interconnect, dtype=object).ravel():
-        value = NVLINK_GB_S
-        if isinstance(text, str):
-            per_dir = re.search(r"([\d.]+)\s*GB/s per direction", text)
-            bidir = re.search(r"([\d.]+)\s*GB/s", text)
-            pcie = re.match(r"\s*PCIe\s*(\d)", text)
-            if per_dir:
-                value = float(per_dir.group(1))
-            elif text.lstrip().startswith("NVLink") and bidir:
-                value = float(bidir.group(1)) / 2.0
-            elif pcie:
-                value = PCIE_GB_S.get(pcie.group(1), NVLINK_GB_S)
-        out.append(value)
-    return np.asarray(out, dtype=float).reshape(np.shape(interconnect))
+    def one(text) -> float:
+        if not isinstance(text, str):
+            return NVLINK_GB_S
+        per_dir = re.search(r"([\d.]+)\s*GB/s per direction", text)
+        bidir = re.search(r"([\d.]+)\s*GB/s", text)
+        pcie = re.match(r"\s*PCIe\s*(\d)", text)
+        if per_dir:
+            return float(per_dir.group(1))
+        if text.lstrip().startswith("NVLink") and bidir:
+            return float(bidir.group(1)) / 2.0
+        if pcie:
+            return PCIE_GB_S.get(pcie.group(1), NVLINK_GB_S)
+        return NVLINK_GB_S
+
+    flat = np.asarray(interconnect, dtype=object).ravel()
+    return per_unique(one, flat).reshape(np.shape(interconnect))  # a few distinct texts over many rows
 
 
 def allreduce_time_s(message_bytes, tensor_parallel, link_gb_s_=NVLINK_GB_S) -> np.ndarray:

@@ -282,7 +282,7 @@ def _precisions(given, id_precision, llm_ids, llms: pd.DataFrame) -> np.ndarray:
     names, else the LLM's native precision."""
     from .catalog import native_precisions
 
-    native = native_precisions(llms)
+    native = native_precisions(llms).to_dict()
     return np.asarray([g if g is not None else idp if idp is not None else
                        (native.get(lid, "bf16") if lid is not None else None)
                        for g, idp, lid in zip(given, id_precision, llm_ids, strict=True)], dtype=object)
@@ -623,15 +623,18 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
     closed = feats["closed_loop"].to_numpy(bool)
     supported = deploy["precision_supported"].to_numpy(bool)
     quantised = supported & ~deploy["precision"].isin(["bf16", "fp16"]).to_numpy()
-    quant_texts = np.asarray([f"weak: {p} weights from physics only ({path}; weight bytes per parameter and the "
-                              f"compute path); no measured {p} runs in the training data"
-                              for p, path in zip(deploy["precision"], deploy["precision_path"], strict=True)],
-                             dtype=object)
-    fit_texts = np.asarray([f"does not fit in GPU memory: needs {nd:,.1f} GB, has {av:,.1f} GB (margin {mg:+,.1f} GB; "
-                            f"weights at {p}, KV cache of one sequence, activations and runtime, vLLM's "
-                            f"gpu_memory_utilization)" for nd, av, mg, p in zip(
-                                deploy["memory_needed_gb"], deploy["memory_available_gb"], deploy["memory_margin_gb"],
-                                deploy["precision"], strict=True)], dtype=object)
+    quant_texts = np.full(n, "", dtype=object)  # written only where the note applies (per-row text is slow)
+    for i in np.flatnonzero(quantised):
+        p, path = deploy["precision"].iat[i], deploy["precision_path"].iat[i]
+        quant_texts[i] = (f"weak: {p} weights from physics only ({path}; weight bytes per parameter and the compute "
+                          f"path); no measured {p} runs in the training data")
+    fit_texts = np.full(n, "", dtype=object)
+    for i in np.flatnonzero(~out["fits_in_memory"].to_numpy()):
+        nd, av, mg, p = (deploy[c].iat[i] for c in ("memory_needed_gb", "memory_available_gb", "memory_margin_gb",
+                                                    "precision"))
+        fit_texts[i] = (f"does not fit in GPU memory: needs {nd:,.1f} GB, has {av:,.1f} GB (margin {mg:+,.1f} GB; "
+                        f"weights at {p}, KV cache of one sequence, activations and runtime, vLLM's "
+                        f"gpu_memory_utilization)")
     server_label = ITL_DEFINITION_LABELS.get(model_set.itl_definitions.get("server", ""), "")
     e2e_server = (pool == "server") & (model_set.itl_definitions.get("server") == "server_e2e_per_token")
     hybrid = np.asarray(["mamba" in a or "ssm" in a or "hybrid" in a for a in arch_class], dtype=bool)

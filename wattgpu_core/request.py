@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import Issue, ValidationError
-from .physics import normalise_precision
+from .physics import normalise_precision, per_unique
 
 __all__ = ["Deployment", "PredictionRequest", "REQUEST_COLUMNS", "SCENARIOS", "Workload", "as_request_frame",
            "request_frame", "validate_frame"]
@@ -178,9 +178,10 @@ def _numeric_column(frame: pd.DataFrame, column: str, issues: list[Issue]) -> np
 
 
 def _text_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A text column stripped, None where blank or missing (once per distinct value)."""
     if column not in frame.columns:
         return np.full(len(frame), None, dtype=object)
-    return np.asarray([_text(v) for v in frame[column].astype(object)], dtype=object)
+    return per_unique(_text, frame[column].to_numpy(dtype=object), dtype=object)
 
 
 def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -193,13 +194,12 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
                                            f"optionally {', '.join(OPTIONAL_COLUMNS + TEXT_COLUMNS)}")
                                for c in missing])
     frame = frame.reset_index(drop=True)
-    n = len(frame)
     issues: list[Issue] = []
     out = {}
     for c in ("llm", "gpu"):
         out[c] = frame[c].astype(object).where(frame[c].notna(), None).to_numpy(dtype=object)
-    scen = frame["scenario"].astype(object).where(frame["scenario"].notna(), None).map(
-        lambda s: str(s).strip().lower() if s is not None else None).to_numpy(dtype=object)
+    scen = per_unique(lambda s: str(s).strip().lower() if s is not None and s == s else None,
+                      frame["scenario"].to_numpy(dtype=object), dtype=object)
     out["scenario"] = scen
     numbers = {c: _numeric_column(frame, c, issues) for c in (*WORKLOAD_NUMBERS, "num_gpus", "tensor_parallel")}
     ngpu, tp = numbers.pop("num_gpus"), numbers["tensor_parallel"]
@@ -210,19 +210,19 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
     numbers["tensor_parallel"] = np.where(np.isfinite(ngpu), ngpu, tp)
     out.update(numbers)
     precision = _text_column(frame, "precision")
-    for i, p in enumerate(precision):
-        if p is not None:
-            try:
-                precision[i] = normalise_precision(p)
-            except ValueError as exc:
-                issues.append(Issue(i + 1, "precision", str(exc)))
+    for p in pd.unique(precision[pd.notna(precision)]):
+        rows = np.flatnonzero(precision == p)
+        try:
+            precision[rows] = normalise_precision(p)
+        except ValueError as exc:
+            issues += [Issue(int(i) + 1, "precision", str(exc)) for i in rows[:20]]
     out["precision"] = precision
     out["serving_stack"] = _text_column(frame, "serving_stack")
     issues += _scenario_issues(scen, numbers["request_rate_qps"], numbers["max_concurrency"])
     if issues:
         raise ValidationError(issues)
-    blank_llm = np.asarray([_text(v) is None for v in out["llm"]], dtype=bool) if n else np.zeros(0, bool)
-    blank_gpu = np.asarray([_text(v) is None for v in out["gpu"]], dtype=bool) if n else np.zeros(0, bool)
+    blank_llm = per_unique(lambda v: _text(v) is None, out["llm"], dtype=bool)
+    blank_gpu = per_unique(lambda v: _text(v) is None, out["gpu"], dtype=bool)
     if blank_llm.any() or blank_gpu.any():
         issues = [Issue(int(i) + 1, "llm", "LLM name is missing") for i in np.flatnonzero(blank_llm)[:20]]
         issues += [Issue(int(i) + 1, "gpu", "GPU name is missing") for i in np.flatnonzero(blank_gpu)[:20]]
