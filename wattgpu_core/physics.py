@@ -65,11 +65,14 @@ def gemm_rate_share(tokens, half_tokens: float = GEMM_HALF_TOKENS) -> np.ndarray
     return n / (n + half_tokens)
 
 
-def prefill_time_s(flops, tflops, tokens_in_step) -> np.ndarray:
-    """Seconds of prefill work ``flops`` on a GPU of ``tflops`` (datasheet dense FP16) when ``tokens_in_step``
-    prompt tokens share each step: the Vidur-fitted GEMM rate, plateau x peak x n / (n + half)."""
-    rate = _f(tflops) * 1e12 * GEMM_PLATEAU_EFFICIENCY * np.maximum(gemm_rate_share(tokens_in_step), 1e-3)
-    return _f(flops) / rate
+def gemm_efficiency(tokens_in_step) -> np.ndarray:
+    """Share of the datasheet tensor rate the matrix multiplies reach when ``tokens_in_step`` tokens share a step,
+    as Vidur's measured GEMM times give it (no free parameter): plateau x n / (n + half), at least 0.1% of the
+    plateau. The compute efficiency of a prefill where nothing else is calibrated
+    (:meth:`DecodeWorkload.prefill_time_s`)."""
+    return GEMM_PLATEAU_EFFICIENCY * np.maximum(gemm_rate_share(tokens_in_step), 1e-3)
+
+
 def per_unique(fn, *columns, dtype=float) -> np.ndarray:
     """``fn`` applied once per distinct tuple of values across ``columns`` (same length) and spread back to every
     row: the same result as ``[fn(*vals) for vals in zip(*columns)]``, fast when values repeat (explanations
@@ -522,7 +525,10 @@ class DecodeWorkload:
 
     def prefill_time_s(self, p: StepParameters) -> np.ndarray:
         """Seconds to prefill one prompt: its tensor work (at the achieved or power-limited rate, the lower) plus the
-        tensor-parallel all-reduces of its tokens."""
+        tensor-parallel all-reduces of its tokens. The one prefill time of WattGPU+; its users differ only in the
+        compute efficiency they pass: the ITL model its calibrated one, the TTFT model one fitted on measured TTFTs
+        (with its fixed overhead outside), the power model the Vidur GEMM rate of :func:`gemm_efficiency` (it has no
+        TTFT measurements and must not depend on the separately fitted TTFT model)."""
         rate = np.minimum(self.tflops * _f(p.compute_efficiency), _f(p.power_tflops) * self.compute_scale) * 1e12
         comm = tp_comm_time_s(self.input_tokens, self.hidden, self.layers, self.tensor_parallel, self.link_gb_s) \
             if self.multi_gpu else 0.0

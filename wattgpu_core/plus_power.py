@@ -76,8 +76,9 @@ from .physics import (
     WATTCOUNTS_RATE_QPS,
     WATTCOUNTS_SUBMIT_S,
     DecodeWorkload,
+    StepParameters,
+    gemm_efficiency,
     per_unique,
-    prefill_time_s,
     server_batch_seen,
     server_busy_fraction,
     serving_stack,
@@ -205,7 +206,7 @@ def physical_frame(rows: pd.DataFrame, timing: Timing = Timing()) -> pd.DataFram
     u_off = t_gpu / (t_gpu + timing.server_t0_s + timing.offline_h1_s * b_off + comm_s(b_off))
     # Prefill (Vidur-fitted GEMM rate): offline, the running batch's prompts share steps up to vLLM's token budget
     pf_tokens = np.where(offline, np.minimum(inp * b_off, VLLM_MAX_BATCHED_TOKENS), inp)
-    t_pf = prefill_time_s(w.prefill_flops, w.tflops, pf_tokens)
+    t_pf = w.prefill_time_s(StepParameters(compute_efficiency=gemm_efficiency(pf_tokens)))
     # Server: decode at batch 1, request time, duty (the Watt Counts window), batch a request sees
     t_mem1, _ = w.roofline_times_s(1.0)
     t_step1 = timing.server_t0_s + timing.server_k * t_mem1 + comm_s(1.0)
