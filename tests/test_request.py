@@ -80,14 +80,9 @@ def test_a_table_is_checked_with_the_same_rules_row_and_column_named():
     assert same == PredictionRequest("a", "b", Workload("offline"), Deployment(tensor_parallel=2.0))
 
 
-@pytest.fixture(scope="module")
-def catalogs(seed_db_path):
+def test_predict_takes_requests_a_table_or_a_mapping_alike(seed_db_path):
     with Store.open(seed_db_path, read_only=True) as store:
-        return store.gpus(), store.llms()
-
-
-def test_predict_takes_requests_a_table_or_a_mapping_alike(catalogs):
-    gpus, llms = catalogs
+        gpus, llms = store.gpus(), store.llms()
     model_set = P.load_model_set("plus")
     reqs = [P.PredictionRequest("meta-llama/Llama-3.1-8B-Instruct", "l4", P.Workload("offline")),
             P.PredictionRequest("Qwen/Qwen3-30B-A3B-FP8", "h100-sxm5-80gb",
