@@ -623,18 +623,18 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
     closed = feats["closed_loop"].to_numpy(bool)
     supported = deploy["precision_supported"].to_numpy(bool)
     quantised = supported & ~deploy["precision"].isin(["bf16", "fp16"]).to_numpy()
-    quant_texts = np.full(n, "", dtype=object)  # written only where the note applies (per-row text is slow)
+    prec, path = deploy["precision"].to_numpy(dtype=object), deploy["precision_path"].to_numpy(dtype=object)
+    quant_texts = np.full(n, "", dtype=object)  # written only where the note applies
     for i in np.flatnonzero(quantised):
-        p, path = deploy["precision"].iat[i], deploy["precision_path"].iat[i]
-        quant_texts[i] = (f"weak: {p} weights from physics only ({path}; weight bytes per parameter and the compute "
-                          f"path); no measured {p} runs in the training data")
+        quant_texts[i] = (f"weak: {prec[i]} weights from physics only ({path[i]}; weight bytes per parameter and the "
+                          f"compute path); no measured {prec[i]} runs in the training data")
     fit_texts = np.full(n, "", dtype=object)
+    need, avail, margin = (deploy[c].to_numpy(float) for c in ("memory_needed_gb", "memory_available_gb",
+                                                               "memory_margin_gb"))
     for i in np.flatnonzero(~out["fits_in_memory"].to_numpy()):
-        nd, av, mg, p = (deploy[c].iat[i] for c in ("memory_needed_gb", "memory_available_gb", "memory_margin_gb",
-                                                    "precision"))
-        fit_texts[i] = (f"does not fit in GPU memory: needs {nd:,.1f} GB, has {av:,.1f} GB (margin {mg:+,.1f} GB; "
-                        f"weights at {p}, KV cache of one sequence, activations and runtime, vLLM's "
-                        f"gpu_memory_utilization)")
+        fit_texts[i] = (f"does not fit in GPU memory: needs {need[i]:,.1f} GB, has {avail[i]:,.1f} GB (margin "
+                        f"{margin[i]:+,.1f} GB; weights at {prec[i]}, KV cache of one sequence, activations and "
+                        f"runtime, vLLM's gpu_memory_utilization)")
     server_label = ITL_DEFINITION_LABELS.get(model_set.itl_definitions.get("server", ""), "")
     e2e_server = (pool == "server") & (model_set.itl_definitions.get("server") == "server_e2e_per_token")
     hybrid = np.asarray(["mamba" in a or "ssm" in a or "hybrid" in a for a in arch_class], dtype=bool)
