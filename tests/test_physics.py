@@ -53,7 +53,6 @@ def test_step_time_by_hand():
     assert t == pytest.approx(0.02)
     assert ph.power_limited_tflops(72.0, 0.3, 12.0) == pytest.approx(18.0)
     assert ph.power_limited_tflops(72.0, 0.3, 70.0) == pytest.approx(0.3 * 0.2 * 72.0)  # at least 20% of TDP
-    assert ph.is_memory_bound(0.02, 0.01) and not ph.is_memory_bound(0.01, 0.02)
 
 
 def test_vllm_batch_by_hand():
@@ -76,6 +75,33 @@ def test_vllm_batch_by_hand():
     assert ph.server_batch_seen(0.33, 5.0) == pytest.approx(2.65)
     assert ph.server_batch_seen(10.0, 5.0, 16) == 16
     assert ph.server_busy_fraction(0.33, 5.0) == pytest.approx(1 - np.exp(-1.65))
+
+
+def test_vllm_default_batch_by_gpu_id():
+    # A100s and A800s (its export variant) keep 256 even with 80 GB; other GPUs with >= 70 GiB get 1024
+    got = ph.vllm_max_num_seqs(["h100-nvl-94gb", "h200-sxm-141gb", "a100-sxm4-40gb", "a100-sxm4-80gb",
+                                "a800-sxm4-80gb", "l4", "b200"], [94, 141, 40, 80, 80, 24, 180])
+    assert got.tolist() == [1024, 1024, 256, 256, 256, 256, 1024]
+
+
+def test_server_busy_fraction_in_a_measurement_window_by_hand():
+    busy = 1 - np.exp(-0.017 * 2.0)  # 0.033428
+    s_eff = 300 + 1 / 0.017  # 358.82 s of arrivals on average (the last gap overshoots 300 s by 1/lambda)
+    expected = (s_eff * busy + 2.0) / (s_eff + 2.0)  # the last request drains inside the window: 0.038786
+    assert ph.server_busy_fraction(0.017, 2.0, ph.WATTCOUNTS_SUBMIT_S) == pytest.approx(expected)
+    assert expected == pytest.approx(0.038786, abs=1e-6)
+    assert ph.server_busy_fraction(0.017, 2.0) == pytest.approx(busy)  # steady state by default
+    assert ph.server_busy_fraction(0.0, 2.0, 300.0) == 0.0
+    rates = np.geomspace(1e-3, 100, 60)
+    for submit in (300.0, np.inf):
+        duty = ph.server_busy_fraction(rates, 1.5, submit)
+        assert np.all(np.diff(duty) >= 0) and duty[-1] <= 1.0 and duty[-1] > 0.99
+
+
+def test_serving_stack_names():
+    got = ph.serving_stack(["vLLM", " vLLM ", "TensorRT-LLM", None, "", "SGLang"],
+                           ["0.14.1", "0.6", None, "0.14", None, "main"])
+    assert got.tolist() == ["vLLM 0.14", "vLLM 0.6", "TensorRT-LLM", None, None, "SGLang main"]
 
 
 def _rows(**over) -> pd.DataFrame:
@@ -109,12 +135,10 @@ def test_workload_itl_by_hand():
     assert s["batch"][0] == pytest.approx(1.0)
     assert s["itl_s"][0] == pytest.approx((max(prefill, step1) + 199 * step1) / 200)
     assert s["busy_fraction"][0] == pytest.approx(1e-9 * s["latency_s"][0], rel=1e-6)
-    table = ph.decode_physics(_rows())
-    assert {"phys_batch", "phys_step_s", "phys_itl_s", "phys_kv_capacity_tokens", "phys_busy_fraction"} <= set(
-        table.columns)
-    assert table["phys_itl_s"].iloc[0] == pytest.approx(r["itl_s"][0])
-    assert bool(table["phys_memory_bound"].iloc[0]) == (mem + 64 * ctx * 131072 / 1e12 >= comp
-                                                       + 64 * 4 * 32 * 32 * 128 * ctx / 100e12)
+    w = ph.DecodeWorkload.of(_rows())
+    mem_s, comp_s = w.roofline_times_s(64.0)  # the plain roofline of one step at the batch
+    assert mem_s[0] == pytest.approx(mem + 64 * ctx * 131072 / 1e12)
+    assert comp_s[0] == pytest.approx(comp + 64 * 4 * 32 * 32 * 128 * ctx / 100e12)
 
 
 CAL = ItlCalibration(memory_efficiency=0.8, compute_efficiency=0.6, overhead_s=1.3e-3, per_sequence_s=1.7e-5,

@@ -17,7 +17,8 @@ from wattgpu_core import models as M
 from wattgpu_core import planning as P
 from wattgpu_core import plus
 from wattgpu_core.paths import MODELS_DIR
-from wattgpu_core.plus_itl import PlusItlModel, serving_stack
+from wattgpu_core.physics import serving_stack
+from wattgpu_core.plus_itl import PlusItlModel
 from wattgpu_core.store import Store
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from wattgpu_core import features as F
 from wattgpu_core import models as M
+from wattgpu_core import physics
 from wattgpu_core import plus_power as P
 from wattgpu_core.store import Store
 
@@ -20,49 +21,6 @@ LLAMA8B_KV_BYTES = 2 * 8 * 128 * 2 * 32  # K and V x 8 KV heads x head dim 128 x
 
 # ----------------------------------------------------------------------------------------------------------------
 # Physics, by hand
-def test_default_max_num_seqs():
-    got = P.default_max_num_seqs([94, 141, 40, 80, 24, 180], ["h100-nvl-94gb", "h200-sxm-141gb", "a100-sxm4-40gb",
-                                                                "a100-sxm4-80gb", "l4", "b200"])
-    assert got.tolist() == [1024, 1024, 256, 256, 256, 1024]
-
-
-def test_kv_capacity_and_offline_batch():
-    # Llama-3.1-8B (16 GB of weights) on a 24 GB GPU: 0.9 x 24 GiB - (16 + 2) GB, over 131072 bytes per token
-    tokens = P.kv_capacity_tokens(24.0, 16.0, LLAMA8B_KV_BYTES)
-    assert tokens == pytest.approx((0.9 * 24 * 2**30 - 18e9) / 131072)  # 39618.1
-    assert tokens == pytest.approx(39618.1, abs=0.01)
-    # below 20 GB Watt Counts used gpu_memory_utilization 0.8; a model that does not fit leaves 0
-    assert P.kv_capacity_tokens(16.0, 2.0, 1000.0) == pytest.approx((0.8 * 16 * 2**30 - 4e9) / 1000)
-    assert P.kv_capacity_tokens(16.0, 30.0, 1000.0) == 0.0
-    # batch = min(1000 requests, 256 max_num_seqs, 39618.1 / 200 tokens = 198.09), at least 1
-    assert P.offline_batch(1000, 256, tokens, 200) == pytest.approx(198.0905, abs=1e-4)
-    assert P.offline_batch(58, 256, tokens, 200) == 58
-    assert P.offline_batch(1000, 256, 0.0, 200) == 1.0
-
-
-def test_weights_read_dense_and_moe():
-    assert P.weights_read_gb(8.0, 8.0, 256) == pytest.approx(16.0)
-    # 16 B total, 2 B active: a token touches 1/8 of the expert weights: 2 x (2 + 14 x (1 - 7/8)) = 7.5 GB
-    assert P.weights_read_gb(16.0, 2.0, 1) == pytest.approx(7.5)
-    # two tokens: 1 - (7/8)^2 = 15/64 of them
-    assert P.weights_read_gb(16.0, 2.0, 2) == pytest.approx(2 * (2 + 14 * 15 / 64))
-    assert P.weights_read_gb(16.0, 2.0, 10_000) == pytest.approx(32.0)
-
-
-def test_server_busy_fraction_by_hand():
-    busy = 1 - math.exp(-0.017 * 2.0)  # 0.033428
-    s_eff = 300 + 1 / 0.017  # 358.82 s of arrivals on average (the last gap overshoots 300 s by 1/lambda)
-    expected = (s_eff * busy + 2.0) / (s_eff + 2.0)  # the last request drains inside the window: 0.038786
-    assert P.server_busy_fraction(0.017, 2.0) == pytest.approx(expected)
-    assert expected == pytest.approx(0.038786, abs=1e-6)
-    assert P.server_busy_fraction(0.017, 2.0, math.inf) == pytest.approx(busy)  # steady state
-    assert P.server_busy_fraction(0.0, 2.0) == 0.0
-    rates = np.geomspace(1e-3, 100, 60)
-    for submit in (300.0, math.inf):
-        duty = P.server_busy_fraction(rates, 1.5, submit)
-        assert np.all(np.diff(duty) >= 0) and duty[-1] <= 1.0 and duty[-1] > 0.99
-
-
 def test_memory_family():
     got = P.memory_family(["HBM3e", "HBM3", "HBM2e", "HBM2", "GDDR6", "GDDR6X", "GDDR7", None, "LPDDR5"])
     assert got.tolist() == ["HBM3", "HBM3", "HBM2", "HBM2", "GDDR", "GDDR", "GDDR", "other", "other"]
@@ -90,26 +48,48 @@ def test_physical_frame_by_hand():
     rows = pd.DataFrame([{**row, "scenario": "server", "request_rate_qps": 0.33},
                          {**row, "scenario": "offline", "num_requests": 1000.0}])
     ph = P.physical_frame(rows, timing)
-    ctx = 15 + 200 / 2  # tokens held per sequence on average
-    t_mem1 = (16e9 + ctx * LLAMA8B_KV_BYTES) / 1e12  # 0.016015 s
+    ctx = 15 + 200 / 2 + 8  # tokens held per sequence on average (half a 16-token block of rounding)
+    attention = 4 * 32 * 32 * 128 * ctx  # attention FLOPs per sequence and step
+    t_mem1 = (16e9 + ctx * LLAMA8B_KV_BYTES) / 1e12  # 0.016016 s
     t_step1 = 1e-3 + t_mem1
-    t_req = 200 * t_step1 + 2 * 8e9 * 15 / 100e12  # decode + prefill
+    flops_pf = 2 * 8e9 * 15 + 2 * 32 * 32 * 128 * 15**2  # prefill: matmuls + causal attention
+    t_pf = flops_pf / (100e12 * 0.81 * 15 / (15 + 186))  # at the Vidur-fitted GEMM rate for 15 tokens
+    t_req = 200 * t_step1 + t_pf  # decode + prefill
     assert ph["u"].iloc[0] == pytest.approx(t_mem1 / t_step1)  # 0.9412
     assert ph["t_req_s"].iloc[0] == pytest.approx(t_req)
-    assert ph["duty"].iloc[0] == pytest.approx(P.server_busy_fraction(0.33, t_req))
-    assert ph["log_batch"].iloc[0] == pytest.approx(math.log(0.33 * t_req))  # concurrency 1.12
-    # offline on an 80 GB GPU with id "x": max_num_seqs 1024, KV room (0.9 x 80 GiB - 18 GB) / 131072 / 115
-    b = min(1000, (0.9 * 80 * 2**30 - 18e9) / LLAMA8B_KV_BYTES / ctx)
-    assert ph["b_off"].iloc[1] == pytest.approx(b)  # 1000 requests
+    assert ph["duty"].iloc[0] == pytest.approx(physics.server_busy_fraction(0.33, t_req, 300.0))
+    assert ph["log_batch"].iloc[0] == pytest.approx(math.log(1 + 0.33 * t_req))  # the batch a request sees: 2.06
+    # offline on an 80 GB GPU with id "x": max_num_seqs 1024, KV room (0.9 x 80 GiB - 17 GB) / 131072 / 123 =
+    # 3738 sequences: all 1000 requests run at once, and the run lasts the longest output (200 steps)
+    assert ph["b_off"].iloc[1] == pytest.approx(1000 * 200 / 200)
+    b = 1000.0
     t_mem = (16e9 + b * ctx * LLAMA8B_KV_BYTES) / 1e12
-    t_cmp = 2 * 8e9 * b / 100e12
+    t_cmp = (2 * 8e9 + attention) * b / 100e12
     t_gpu = 0.5 * (t_mem + t_cmp)
     assert ph["u"].iloc[1] == pytest.approx(t_gpu / (t_gpu + 1e-3 + 1e-5 * b))
     assert ph["ci"].iloc[1] == pytest.approx(t_cmp / (t_mem + t_cmp))
     assert ph["duty"].iloc[1] == 1.0
-    # tensor parallel: each of 2 GPUs streams half the weights
+    # with a batch cap of 256, the requests come in waves: 1000 x 200 / 256 steps + half an output of drain
+    capped = P.physical_frame(rows.assign(batch_size=256.0), timing)
+    assert capped["b_off"].iloc[1] == pytest.approx(1000 * 200 / (1000 * 200 / 256 + 100))
+    # tensor parallel: each of 2 GPUs streams half the weights and half the KV cache
     tp = P.physical_frame(rows.assign(num_gpus=2), timing)
     assert tp["t_mem1_s"].iloc[0] == pytest.approx(t_mem1 / 2)
+
+
+def test_power_and_itl_share_one_decode_workload(rows):
+    """Both halves of WattGPU+ see the same batch, bytes and KV cache for a row (issue 9: one physics)."""
+    from wattgpu_core.physics import DecodeWorkload
+
+    part = rows.iloc[::50]
+    w = P.decode_workload(part)
+    itl = DecodeWorkload.of(part.assign(tensor_parallel=part["num_gpus"].fillna(1.0)))
+    off = w.offline
+    assert off.any() and (~off).any()
+    np.testing.assert_allclose(w.offline_batch[off], itl.offline_batch[off])
+    np.testing.assert_allclose(w.kv_capacity_tokens, itl.kv_capacity_tokens)
+    ph = P.physical_frame(part)
+    np.testing.assert_allclose(ph["b_off"].to_numpy()[off], itl.offline_batch[off])
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from .features import add_features, join_specs, scenario_detail
 from .model_files import reading
 from .model_set import TARGET_COLUMNS, TARGET_UNITS, TARGETS, FramePrepared, ModelSet
 from .paths import MODELS_DIR
-from .plus_itl import serving_stack
+from .physics import serving_stack
 
 MODES = ("catalog", "paper")  # GPU inputs: our catalog's specs, or the paper's own gpu_features values
 WATTCOUNTS_SOURCES = ("wattcounts_upload", "wattcounts")  # the original subset format wins over the copy

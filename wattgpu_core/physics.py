@@ -21,6 +21,7 @@ memory sizes (an "80 GB" H100 has 80 x 2^30 bytes), as the catalogs state them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -37,6 +38,10 @@ VLLM_RESERVED_GB = 1.0
 WATTCOUNTS_MAX_OUTPUT_TOKENS = 256.0
 WATTCOUNTS_OFFLINE_REQUESTS = 1000.0
 WATTCOUNTS_MAX_MODEL_LEN = 1024.0
+WATTCOUNTS_SUBMIT_S = 300.0  # seconds of Poisson arrivals in one Watt Counts server run
+WATTCOUNTS_RATE_QPS = MappingProxyType({"server_low": 0.017, "server_high": 0.33})  # the paper's two server loads
+# Serving stack = framework and major.minor version ("vLLM 0.14"); the stack the models are trained on.
+DEFAULT_STACK = "vLLM 0.14"
 NVLINK_GB_S = 450.0  # per-direction NVLink bandwidth used for tensor-parallel all-reduce when none is given
 
 
@@ -60,11 +65,14 @@ def gemm_rate_share(tokens, half_tokens: float = GEMM_HALF_TOKENS) -> np.ndarray
     return n / (n + half_tokens)
 
 
-def prefill_time_s(flops, tflops, tokens_in_step) -> np.ndarray:
-    """Seconds of prefill work ``flops`` on a GPU of ``tflops`` (datasheet dense FP16) when ``tokens_in_step``
-    prompt tokens share each step: the Vidur-fitted GEMM rate, plateau x peak x n / (n + half)."""
-    rate = _f(tflops) * 1e12 * GEMM_PLATEAU_EFFICIENCY * np.maximum(gemm_rate_share(tokens_in_step), 1e-3)
-    return _f(flops) / rate
+def gemm_efficiency(tokens_in_step) -> np.ndarray:
+    """Share of the datasheet tensor rate the matrix multiplies reach when ``tokens_in_step`` tokens share a step,
+    as Vidur's measured GEMM times give it (no free parameter): plateau x n / (n + half), at least 0.1% of the
+    plateau. The compute efficiency of a prefill where nothing else is calibrated
+    (:meth:`DecodeWorkload.prefill_time_s`)."""
+    return GEMM_PLATEAU_EFFICIENCY * np.maximum(gemm_rate_share(tokens_in_step), 1e-3)
+
+
 def per_unique(fn, *columns, dtype=float) -> np.ndarray:
     """``fn`` applied once per distinct tuple of values across ``columns`` (same length) and spread back to every
     row: the same result as ``[fn(*vals) for vals in zip(*columns)]``, fast when values repeat (explanations
@@ -205,14 +213,6 @@ def compute_time_s(flops, tflops) -> np.ndarray:
     return _f(flops) / (_f(tflops) * 1e12)
 
 
-def roofline_step_time_s(memory_s, compute_s, *, memory_efficiency=1.0, compute_efficiency=1.0,
-                         overhead_s=0.0, per_sequence_s=0.0, batch=1.0, comm_s=0.0) -> np.ndarray:
-    """One decode step: max(memory time / efficiency, compute time / efficiency) + communication + fixed overhead
-    + per-sequence overhead x batch. With the default arguments, the plain roofline max(memory, compute)."""
-    core = np.maximum(_f(memory_s) / _f(memory_efficiency), _f(compute_s) / _f(compute_efficiency))
-    return core + _f(comm_s) + _f(overhead_s) + _f(per_sequence_s) * _f(batch)
-
-
 def power_limited_tflops(tdp_w, tflops_per_w, static_power_w=0.0, min_share: float = 0.2) -> np.ndarray:
     """Tensor throughput a GPU sustains at its power limit: (TDP - static power) x TFLOPS per watt. The dynamic
     budget is kept at >= ``min_share`` of TDP. Low-TDP boards (L4, T4, H100 NVL) cannot run their tensor cores at
@@ -256,17 +256,26 @@ def smooth_max(a, b, p=np.inf) -> np.ndarray:
     return hi * (1.0 + lo_share**p) ** (1.0 / p)
 
 
-def is_memory_bound(memory_s, compute_s) -> np.ndarray:
-    """True where the step is memory-bound (memory time >= compute time)."""
-    return _f(memory_s) >= _f(compute_s)
-
-
 # --------------------------------------------------------------------------------------------------------------
 # vLLM batch
 def vllm_default_max_num_seqs(memory_size_gb, is_a100) -> np.ndarray:
-    """vLLM's default ``max_num_seqs``: 1024 on GPUs with >= 70 GiB that are not A100s, else 256."""
+    """vLLM's default ``max_num_seqs``: 1024 on GPUs with >= 70 GiB that are not A100s (A800s, their export
+    variant, count as A100s), else 256."""
     big = (_f(memory_size_gb) >= VLLM_LARGE_GPU_GIB) & ~np.asarray(is_a100, dtype=bool)
     return np.where(big, VLLM_MAX_NUM_SEQS_LARGE, VLLM_MAX_NUM_SEQS_SMALL)
+
+
+_ARCH_A100 = ("a100", "a800")
+
+
+def is_a100_class(gpu_id) -> np.ndarray:
+    """Whether each catalog GPU id names an A100 or an A800 (vLLM's default batch treats them alike)."""
+    return per_unique(lambda g: any(a in str(g).lower() for a in _ARCH_A100), gpu_id, dtype=bool)
+
+
+def vllm_max_num_seqs(gpu_id, memory_size_gb) -> np.ndarray:
+    """vLLM's default ``max_num_seqs`` of each GPU, by catalog id and memory (:func:`vllm_default_max_num_seqs`)."""
+    return vllm_default_max_num_seqs(memory_size_gb, is_a100_class(gpu_id))
 
 
 def vllm_memory_utilisation(memory_size_gb) -> np.ndarray:
@@ -318,14 +327,43 @@ def server_batch_seen(request_rate_qps, latency_s, batch_cap=np.inf) -> np.ndarr
     return np.minimum(1.0 + server_concurrency(request_rate_qps, latency_s), _f(batch_cap))
 
 
-def server_busy_fraction(request_rate_qps, latency_s) -> np.ndarray:
-    """Share of time at least one request is in service: 1 - exp(-lambda x latency) (M/G/infinity)."""
-    return 1.0 - np.exp(-np.maximum(server_concurrency(request_rate_qps, latency_s), 0.0))
+def server_busy_fraction(request_rate_qps, latency_s, submit_s=np.inf) -> np.ndarray:
+    """Share of a measurement window during which at least one request is in service.
+
+    Poisson arrivals at rate lambda, requests of T seconds: in steady state (``submit_s`` infinite, the default)
+    the GPU is busy 1 - exp(-lambda T) of the time (M/G/infinity). A benchmark that submits for ``submit_s``
+    seconds (Watt Counts: :data:`WATTCOUNTS_SUBMIT_S`) also has the last inter-arrival gap (1/lambda on average)
+    and the drain of the final request (T) inside its window: busy time = (S + 1/lambda)(1 - exp(-lambda T)) + T
+    over a window of S + 1/lambda + T. Non-decreasing in lambda and T; 0 at lambda = 0.
+    """
+    lam, t = _f(request_rate_qps), _f(latency_s)
+    s = np.broadcast_to(_f(submit_s), np.broadcast(lam, t).shape)
+    busy = -np.expm1(-np.maximum(lam * t, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s_eff = s + 1.0 / lam
+        windowed = (s_eff * busy + t) / (s_eff + t)
+    out = np.where(np.isfinite(s), windowed, busy)
+    return np.clip(np.where(lam > 0, out, 0.0), 0.0, 1.0)
+
+
+def serving_stack(framework, framework_version) -> np.ndarray:
+    """"vLLM 0.14" from framework "vLLM" and version "0.14.1" (major.minor of a numeric version); the framework
+    alone when no version; None when no framework is known (callers that need a stack take :data:`DEFAULT_STACK`,
+    the one the models are trained on)."""
+    def one(fw, ver):
+        fw = fw.strip() if isinstance(fw, str) and fw.strip() else None
+        ver = ver.strip() if isinstance(ver, str) and ver.strip() else None
+        if fw is None:
+            return None
+        if ver is not None and ver[:1].isdigit():
+            ver = ".".join(ver.split(".")[:2])
+        return f"{fw} {ver}" if ver else fw
+
+    return per_unique(one, framework, framework_version, dtype=object)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # A whole workload, row by row
-_ARCH_A100 = ("a100", "a800")
 
 
 @dataclass(frozen=True)
@@ -408,12 +446,11 @@ class DecodeWorkload:
         active = np.where(np.isfinite(active), active, total)
         mem_gb = _f(frame["memory_size_gb"])
         ids = frame["gpu_id"] if "gpu_id" in frame else [""] * n
-        is_a100 = per_unique(lambda g: any(a in str(g).lower() for a in _ARCH_A100), ids, dtype=bool)
         inp = np.nan_to_num(col("input_tokens"), nan=0.0)
         out = np.fmax(col("output_tokens"), 1.0)
         max_out = np.fmax(col("max_output_tokens"), out)
         max_seqs = col("batch_size")
-        max_seqs = np.where(np.isfinite(max_seqs), max_seqs, vllm_default_max_num_seqs(mem_gb, is_a100))
+        max_seqs = np.where(np.isfinite(max_seqs), max_seqs, vllm_max_num_seqs(ids, mem_gb))
         bpp = np.nan_to_num(col("weight_bytes_per_param"), nan=BYTES_16BIT)
         fp16 = _f(frame["fp16_tensor_dense_tflops"])
         rate = col("compute_tflops")
@@ -429,7 +466,7 @@ class DecodeWorkload:
         n_req = np.where(offline, n_req, np.nan)
         steps = np.where(np.isfinite(n_req), offline_decode_steps(n_req, out, max_out, cap), np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
-            off_batch = np.where(np.isfinite(n_req), n_req * out / steps, cap)
+            off_batch = np.where(np.isfinite(n_req), offline_effective_batch(n_req, out, max_out, cap), cap)
         layers, heads = _f(frame["num_layers"]), _f(frame["num_attention_heads"])
         return cls(
             offline=offline, bandwidth_gb_s=_f(frame["memory_bandwidth_gb_s"]),
@@ -469,6 +506,13 @@ class DecodeWorkload:
             "comm_s": tp_comm_time_s(batch, self.hidden, self.layers, tp, self.link_gb_s) if self.multi_gpu else 0.0,
         }
 
+    def roofline_times_s(self, batch) -> tuple[np.ndarray, np.ndarray]:
+        """(memory time, compute time) of one decode step at ``batch`` sequences on the plain roofline: weight and
+        KV-cache bytes at the datasheet bandwidth, matmul and attention FLOPs at the precision's tensor rate."""
+        parts = self.step_parts(batch)
+        return (memory_time_s(parts["weight_bytes"] + parts["kv_bytes"], self.bandwidth_gb_s),
+                compute_time_s(parts["gemm_flops"] + parts["attention_flops"], self.tflops))
+
     def step_time_s(self, batch, p: StepParameters) -> np.ndarray:
         parts = self.step_parts(batch)
         parts.pop("comm_bytes")  # the time is the measured all-reduce model's (comm_s)
@@ -481,7 +525,10 @@ class DecodeWorkload:
 
     def prefill_time_s(self, p: StepParameters) -> np.ndarray:
         """Seconds to prefill one prompt: its tensor work (at the achieved or power-limited rate, the lower) plus the
-        tensor-parallel all-reduces of its tokens."""
+        tensor-parallel all-reduces of its tokens. The one prefill time of WattGPU+; its users differ only in the
+        compute efficiency they pass: the ITL model its calibrated one, the TTFT model one fitted on measured TTFTs
+        (with its fixed overhead outside), the power model the Vidur GEMM rate of :func:`gemm_efficiency` (it has no
+        TTFT measurements and must not depend on the separately fitted TTFT model)."""
         rate = np.minimum(self.tflops * _f(p.compute_efficiency), _f(p.power_tflops) * self.compute_scale) * 1e12
         comm = tp_comm_time_s(self.input_tokens, self.hidden, self.layers, self.tensor_parallel, self.link_gb_s) \
             if self.multi_gpu else 0.0
@@ -513,28 +560,6 @@ class DecodeWorkload:
         return {"batch": batch, "step_s": t, "prefill_s": prefill, "itl_s": itl, "latency_s": latency,
                 "busy_fraction": np.where(self.offline, 1.0, server_busy_fraction(rate, latency)),
                 "concurrency": np.where(self.offline, batch, server_concurrency(rate, latency))}
-
-
-def decode_physics(frame, params: StepParameters = StepParameters()):
-    """The physics of each row of ``frame`` (see :class:`DecodeWorkload`) as a DataFrame of ``phys_*`` columns:
-    head dim, KV bytes per token, KV capacity (tokens), max_num_seqs, mean context, batch, memory and compute time
-    of one step (plain roofline), whether it is memory-bound, step time, ITL, latency, busy fraction, concurrency
-    under ``params`` (default: the plain roofline)."""
-    import pandas as pd
-
-    w = DecodeWorkload.of(frame)
-    r = w.evaluate(params)
-    parts = w.step_parts(r["batch"])
-    mem_s = memory_time_s(parts["weight_bytes"] + parts["kv_bytes"], w.bandwidth_gb_s)
-    comp_s = compute_time_s(parts["gemm_flops"] + parts["attention_flops"], w.tflops)
-    return pd.DataFrame({
-        "phys_head_dim": w.head_dim, "phys_kv_bytes_per_token": w.kv_bytes_token,
-        "phys_kv_capacity_tokens": w.kv_capacity_tokens, "phys_max_num_seqs": w.max_num_seqs,
-        "phys_context_tokens": w.context_tokens, "phys_batch": r["batch"], "phys_memory_s": mem_s,
-        "phys_compute_s": comp_s, "phys_memory_bound": is_memory_bound(mem_s, comp_s), "phys_step_s": r["step_s"],
-        "phys_itl_s": r["itl_s"], "phys_latency_s": r["latency_s"], "phys_busy_fraction": r["busy_fraction"],
-        "phys_concurrency": r["concurrency"],
-    }, index=frame.index)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -720,21 +745,22 @@ def link_gb_s(interconnect) -> np.ndarray:
     unknown."""
     import re
 
-    out = []
-    for text in np.asarray(interconnect, dtype=object).ravel():
-        value = NVLINK_GB_S
-        if isinstance(text, str):
-            per_dir = re.search(r"([\d.]+)\s*GB/s per direction", text)
-            bidir = re.search(r"([\d.]+)\s*GB/s", text)
-            pcie = re.match(r"\s*PCIe\s*(\d)", text)
-            if per_dir:
-                value = float(per_dir.group(1))
-            elif text.lstrip().startswith("NVLink") and bidir:
-                value = float(bidir.group(1)) / 2.0
-            elif pcie:
-                value = PCIE_GB_S.get(pcie.group(1), NVLINK_GB_S)
-        out.append(value)
-    return np.asarray(out, dtype=float).reshape(np.shape(interconnect))
+    def one(text) -> float:
+        if not isinstance(text, str):
+            return NVLINK_GB_S
+        per_dir = re.search(r"([\d.]+)\s*GB/s per direction", text)
+        bidir = re.search(r"([\d.]+)\s*GB/s", text)
+        pcie = re.match(r"\s*PCIe\s*(\d)", text)
+        if per_dir:
+            return float(per_dir.group(1))
+        if text.lstrip().startswith("NVLink") and bidir:
+            return float(bidir.group(1)) / 2.0
+        if pcie:
+            return PCIE_GB_S.get(pcie.group(1), NVLINK_GB_S)
+        return NVLINK_GB_S
+
+    flat = np.asarray(interconnect, dtype=object).ravel()
+    return per_unique(one, flat).reshape(np.shape(interconnect))  # a few distinct texts over many rows
 
 
 def allreduce_time_s(message_bytes, tensor_parallel, link_gb_s_=NVLINK_GB_S) -> np.ndarray:

@@ -33,13 +33,18 @@ from .evaluation import ITL_DEFINITION_LABELS, LOAD_SCALE, ROOFLINE_BATCH, mdape
 from .features import SCENARIO_POOL, add_features, join_specs, scenario_detail
 from .models import WATTCOUNTS_MAX_TOKENS, training_frame
 from .paths import MODELS_DIR
-from .plus_itl import DEFAULT_STACK
+from .physics import DEFAULT_STACK, WATTCOUNTS_OFFLINE_REQUESTS, WATTCOUNTS_RATE_QPS
+from .physics import vllm_max_num_seqs as default_max_num_seqs  # vLLM's default batch (explain.py uses it too)
 from .registry import get_model_set, load_fitted, uses_workload_model, workload_models, workload_part
 from .registry import parts as model_parts
 from .registry import uses as registry_uses
+from .request import Deployment, PredictionRequest, Workload, as_request_frame
 
 __all__ = [
+    "Deployment",
     "LoadedModelSet",
+    "PredictionRequest",
+    "Workload",
     "derivation_check",
     "derivation_checks",
     "energy_choice",
@@ -51,17 +56,9 @@ __all__ = [
     "training_frame",
 ]
 
-SCENARIO_INPUTS = ("offline", "server", "server_low", "server_high")
-REQUIRED_COLUMNS = ("llm", "gpu", "scenario")
-OPTIONAL_COLUMNS = ("batch_size", "request_rate_qps", "input_tokens", "output_tokens", "num_requests", "num_gpus",
-                    "tensor_parallel", "max_concurrency")
-TEXT_COLUMNS = ("serving_stack", "precision")
 # Watt Counts' fixed workload (paper-spec §1): the paper model predicts for exactly this.
-DEFAULT_REQUEST_RATE_QPS = MappingProxyType({"server_low": 0.017, "server_high": 0.33})
-WATTCOUNTS_OFFLINE_REQUESTS = 1000
-VLLM_MAX_NUM_SEQS_SMALL, VLLM_MAX_NUM_SEQS_LARGE = 256, 1024
+DEFAULT_REQUEST_RATE_QPS = WATTCOUNTS_RATE_QPS
 DEFAULT_MODEL_SET = "default"  # WattGPU+ where it measured better than the paper's models, the paper's elsewhere
-MODEL_SET_CHOICES = ("default", "plus", "paper")
 PREDICTION_COLUMNS = ("llm_id", "gpu_id", "scenario_detail", "power_w", "itl_s", "itl_definition",
                       "energy_per_token_j", "throughput_tok_s", "gpu_seen", "llm_seen", "fits_in_memory", "notes",
                       "power_w_lo", "power_w_hi", "itl_s_lo", "itl_s_hi", "energy_per_token_j_lo",
@@ -189,28 +186,8 @@ def derive_throughput_energy(power_w, itl_s, scenario, request_rate_qps, output_
     return throughput, energy
 
 
-def default_max_num_seqs(gpu_id, memory_size_gb):
-    """vLLM's default max_num_seqs (paper-spec §1): 1024 on GPUs with >= 70 GB that are not A100s, else 256."""
-    gpu = pd.Series(np.asarray(gpu_id, dtype=object)).astype(str).str.lower()
-    big = (np.asarray(memory_size_gb, dtype=float) >= 70) & ~gpu.str.contains("a100").to_numpy()
-    return np.where(big, VLLM_MAX_NUM_SEQS_LARGE, VLLM_MAX_NUM_SEQS_SMALL).astype(float)
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Prediction
-def _numeric_column(frame: pd.DataFrame, column: str, issues: list[Issue]) -> np.ndarray:
-    if column not in frame.columns:
-        return np.full(len(frame), np.nan)
-    raw = frame[column]
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-    bad = raw.notna().to_numpy() & np.isnan(values)
-    bad |= np.isfinite(values) & (values <= 0)
-    bad |= np.isinf(values)
-    for i in np.flatnonzero(bad)[:20]:
-        issues.append(Issue(int(i) + 1, column, f"{column} must be a positive number, found {raw.iloc[i]!r}"))
-    return values
-
-
 def _resolve(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(LLM ids, GPU ids, precision named by a quantised checkpoint id or None) per request."""
@@ -224,15 +201,9 @@ def _resolve(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame
     llm_ids = np.asarray([found[n][0] if isinstance(n, str) else None for n in names_in], dtype=object)
     id_precision = np.asarray([found[n][1] if isinstance(n, str) else None for n in names_in], dtype=object)
     gpu_ids, gpu_unknown = GpuResolver(gpus).resolve_many(requests["gpu"].to_numpy(dtype=object))
-    blank_llm = pd.isna(requests["llm"]).to_numpy()
-    blank_gpu = pd.isna(requests["gpu"]).to_numpy()
     if llm_unknown or gpu_unknown:
         kinds = " and ".join(k for k, u in (("LLM", llm_unknown), ("GPU", gpu_unknown)) if u)
         raise UnknownNameError(kinds, [*llm_unknown, *gpu_unknown], {**llm_unknown, **gpu_unknown})
-    if blank_llm.any() or blank_gpu.any():
-        issues = [Issue(int(i) + 1, "llm", "LLM name is missing") for i in np.flatnonzero(blank_llm)[:20]]
-        issues += [Issue(int(i) + 1, "gpu", "GPU name is missing") for i in np.flatnonzero(blank_gpu)[:20]]
-        raise ValidationError(issues, int(blank_llm.sum() + blank_gpu.sum()))
     return llm_ids, gpu_ids, id_precision
 
 
@@ -308,35 +279,15 @@ def workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set
     return feats
 
 
-def _deployment_inputs(out: pd.DataFrame, values: dict, llm_ids, id_precision, llms: pd.DataFrame,
-                       issues: list[Issue]) -> None:
-    """Validate and fill the deployment of each request in ``values``: ``num_gpus`` (from num_gpus or
-    tensor_parallel; both given must agree) and ``precision`` (canonical name: the request's, else the one a
-    quantised checkpoint id names, else the LLM's native precision)."""
+def _precisions(given, id_precision, llm_ids, llms: pd.DataFrame) -> np.ndarray:
+    """Each request's weight precision (canonical name): the request's, else the one a quantised checkpoint id
+    names, else the LLM's native precision."""
     from .catalog import native_precisions
-    from .physics import normalise_precision
 
-    ngpu, tp = values["num_gpus"], values.pop("tensor_parallel")
-    clash = np.isfinite(ngpu) & np.isfinite(tp) & (ngpu != tp)
-    for i in np.flatnonzero(clash)[:20]:
-        issues.append(Issue(int(i) + 1, "tensor_parallel", f"tensor_parallel {tp[i]:g} and num_gpus {ngpu[i]:g} "
-                                                           "differ; give one of them (GPUs per replica)"))
-    values["num_gpus"] = np.where(np.isfinite(ngpu), ngpu, tp)
-    native = native_precisions(llms)
-    given = out["precision"].to_numpy(dtype=object) if "precision" in out else np.full(len(out), None, dtype=object)
-    chosen = []
-    for i, (g, idp, lid) in enumerate(zip(given, id_precision, llm_ids, strict=True)):
-        if isinstance(g, str) and g.strip():
-            try:
-                chosen.append(normalise_precision(g))
-            except ValueError as exc:
-                issues.append(Issue(i + 1, "precision", str(exc)))
-                chosen.append(None)
-        elif idp is not None:
-            chosen.append(idp)
-        else:
-            chosen.append(native.get(lid, "bf16") if lid is not None else None)
-    values["precision"] = np.asarray(chosen, dtype=object)
+    native = native_precisions(llms).to_dict()
+    return np.asarray([g if g is not None else idp if idp is not None else
+                       (native.get(lid, "bf16") if lid is not None else None)
+                       for g, idp, lid in zip(given, id_precision, llm_ids, strict=True)], dtype=object)
 
 
 def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.DataFrame:
@@ -375,7 +326,7 @@ def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.Dat
     if mla.any():
         feats["head_dim"] = hd
     mem_gb = feats["memory_size_gb"].to_numpy(float)
-    is_a100 = gid.astype(str).str.contains("a100|a800").to_numpy()
+    is_a100 = ph.is_a100_class(gid)
     seqs = feats["batch_size"].to_numpy(float)
     seqs = np.where(np.isfinite(seqs), seqs, ph.vllm_default_max_num_seqs(mem_gb, is_a100))
 
@@ -477,11 +428,13 @@ def _deployment_outputs(out: pd.DataFrame, feats: pd.DataFrame, deploy: pd.DataF
     deploy["memory_margin_gb"] = out["memory_margin_gb"].to_numpy(float)
 
 
-def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
+def predict(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
             model_set: LoadedModelSet | str = DEFAULT_MODEL_SET) -> pd.DataFrame:
     """Predictions for each request.
 
-    Columns: llm, gpu, scenario (offline, server, or the paper's server_low / server_high); optional batch_size
+    ``requests``: :class:`~wattgpu_core.request.PredictionRequest` objects (one or a sequence; validated when
+    built), a table of requests or one mapping of its columns (validated here with the same rules,
+    :func:`~wattgpu_core.request.validate_frame`). Table columns: llm, gpu, scenario (offline, server, or the paper's server_low / server_high); optional batch_size
     (the maximum running batch, vLLM's max_num_seqs; default: vLLM's), request_rate_qps (server), input_tokens and
     output_tokens (per request; default: the Watt Counts prompts and the LLM's mean output), num_requests
     (offline; default 1000), num_gpus or tensor_parallel (GPUs per replica, tensor parallel; default 1),
@@ -509,34 +462,16 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
     """
     if isinstance(model_set, str):
         model_set = load_model_set(model_set)
-    missing = [c for c in REQUIRED_COLUMNS if c not in requests.columns]
-    if missing:
-        raise ValidationError([Issue(0, c, f"column {c} is missing; expected columns llm, gpu, scenario and "
-                                           f"optionally {', '.join(OPTIONAL_COLUMNS + TEXT_COLUMNS)}")
-                               for c in missing])
-    out = requests.reset_index(drop=True).copy()
-    n = len(out)
-    llm_ids, gpu_ids, id_precision = _resolve(out, gpus, llms)
-
-    issues: list[Issue] = []
-    scen = out["scenario"].astype(object).where(out["scenario"].notna(), None).map(
-        lambda s: str(s).strip().lower() if s is not None else None).to_numpy(dtype=object)
-    bad = ~np.isin(scen, SCENARIO_INPUTS)
-    for i in np.flatnonzero(bad)[:20]:
-        issues.append(Issue(int(i) + 1, "scenario",
-                            f"scenario must be one of {', '.join(SCENARIO_INPUTS)}, found {out['scenario'][i]!r}"))
-    values = {c: _numeric_column(out, c, issues) for c in OPTIONAL_COLUMNS}
-    _deployment_inputs(out, values, llm_ids, id_precision, llms, issues)
+    out, typed = as_request_frame(requests)  # validated once, here at the edge (or when the requests were built)
+    llm_ids, gpu_ids, id_precision = _resolve(typed, gpus, llms)
+    scen = typed["scenario"].to_numpy(dtype=object)
+    values = {c: typed[c].to_numpy(float) for c in ("batch_size", "request_rate_qps", "input_tokens",
+                                                      "output_tokens", "num_requests")}
+    values["num_gpus"] = typed["tensor_parallel"].to_numpy(float)
+    values["precision"] = _precisions(typed["precision"].to_numpy(dtype=object), id_precision, llm_ids, llms)
     rate = values["request_rate_qps"]
-    concurrency = values.pop("max_concurrency")
+    concurrency = typed["max_concurrency"].to_numpy(float)
     closed = (scen == "server") & np.isnan(rate) & np.isfinite(concurrency)
-    no_rate = (scen == "server") & np.isnan(rate) & ~closed
-    for i in np.flatnonzero(no_rate)[:20]:
-        issues.append(Issue(int(i) + 1, "request_rate_qps", "scenario 'server' needs request_rate_qps (requests/s) "
-                                                          "or max_concurrency (requests kept in flight); or use "
-                                                          "server_low / server_high"))
-    if issues:
-        raise ValidationError(issues)
     # A server at a fixed concurrency C (closed loop, as serving benchmarks run it): in steady state C requests are
     # always in flight, i.e. a full running batch of C (fewer if memory holds fewer) that never drains.
     scen = np.where(closed, "offline", scen).astype(object)
@@ -553,8 +488,7 @@ def predict(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame,
     values["output_given"] = np.isfinite(values["output_tokens"])
     out_tokens = np.where(np.isnan(values["output_tokens"]), default_out, values["output_tokens"])
     values["output_tokens"] = out_tokens
-    stack_in = out["serving_stack"].astype(object).where(out["serving_stack"].notna(), None).to_numpy(dtype=object) \
-        if "serving_stack" in out else np.full(n, None, dtype=object)
+    stack_in = typed["serving_stack"].to_numpy(dtype=object)
     known_stacks = set((model_set.metadata.get("serving") or {}).get("calibrated_stacks") or []) \
         if workload_part(model_set) is not None else set()
     stack_known = np.asarray([s is None or s in known_stacks for s in stack_in], dtype=bool)
@@ -678,7 +612,7 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
     missing_inputs = np.where(any_paper, missing_inputs, "")
     plus_missing = _missing_plus_inputs(feats) if not paper_only else np.full(n, "", dtype=object)
     plus_missing = np.where(plus_power | plus_itl, plus_missing, "")
-    default_batch = default_max_num_seqs(out["gpu_id"], feats["memory_size_gb"])
+    default_batch = default_max_num_seqs(out["gpu_id"], feats["memory_size_gb"].to_numpy(float))
     batch = values["batch_size"]
     rate = values["request_rate_qps"]
     odd_batch = (detail == "offline") & np.isfinite(batch) & (batch != default_batch)
@@ -690,15 +624,18 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
     closed = feats["closed_loop"].to_numpy(bool)
     supported = deploy["precision_supported"].to_numpy(bool)
     quantised = supported & ~deploy["precision"].isin(["bf16", "fp16"]).to_numpy()
-    quant_texts = np.asarray([f"weak: {p} weights from physics only ({path}; weight bytes per parameter and the "
-                              f"compute path); no measured {p} runs in the training data"
-                              for p, path in zip(deploy["precision"], deploy["precision_path"], strict=True)],
-                             dtype=object)
-    fit_texts = np.asarray([f"does not fit in GPU memory: needs {nd:,.1f} GB, has {av:,.1f} GB (margin {mg:+,.1f} GB; "
-                            f"weights at {p}, KV cache of one sequence, activations and runtime, vLLM's "
-                            f"gpu_memory_utilization)" for nd, av, mg, p in zip(
-                                deploy["memory_needed_gb"], deploy["memory_available_gb"], deploy["memory_margin_gb"],
-                                deploy["precision"], strict=True)], dtype=object)
+    prec, path = deploy["precision"].to_numpy(dtype=object), deploy["precision_path"].to_numpy(dtype=object)
+    quant_texts = np.full(n, "", dtype=object)  # written only where the note applies
+    for i in np.flatnonzero(quantised):
+        quant_texts[i] = (f"weak: {prec[i]} weights from physics only ({path[i]}; weight bytes per parameter and the "
+                          f"compute path); no measured {prec[i]} runs in the training data")
+    fit_texts = np.full(n, "", dtype=object)
+    need, avail, margin = (deploy[c].to_numpy(float) for c in ("memory_needed_gb", "memory_available_gb",
+                                                               "memory_margin_gb"))
+    for i in np.flatnonzero(~out["fits_in_memory"].to_numpy()):
+        fit_texts[i] = (f"does not fit in GPU memory: needs {need[i]:,.1f} GB, has {avail[i]:,.1f} GB (margin "
+                        f"{margin[i]:+,.1f} GB; weights at {prec[i]}, KV cache of one sequence, activations and "
+                        f"runtime, vLLM's gpu_memory_utilization)")
     server_label = ITL_DEFINITION_LABELS.get(model_set.itl_definitions.get("server", ""), "")
     e2e_server = (pool == "server") & (model_set.itl_definitions.get("server") == "server_e2e_per_token")
     hybrid = np.asarray(["mamba" in a or "ssm" in a or "hybrid" in a for a in arch_class], dtype=bool)

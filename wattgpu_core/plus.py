@@ -44,7 +44,8 @@ from .models import (
     training_frame,
 )
 from .paths import MODELS_DIR
-from .plus_itl import DEFAULT_STACK, ITL_INPUTS, REQUIRED_INPUTS, PlusItlModel, scenario_pool
+from .physics import DEFAULT_STACK
+from .plus_itl import ITL_INPUTS, REQUIRED_INPUTS, PlusItlModel, scenario_pool
 from .plus_power import POWER_INPUTS, POWER_REQUIRED, PlusPowerModel
 
 FORMAT = "wattgpu+/1"

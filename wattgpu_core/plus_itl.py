@@ -37,9 +37,16 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from .physics import GEMM_ROOFLINE_P, DecodeWorkload, StepParameters, per_unique, power_limited_tflops, smooth_max
+from .physics import (
+    DEFAULT_STACK,
+    GEMM_ROOFLINE_P,
+    DecodeWorkload,
+    StepParameters,
+    per_unique,
+    power_limited_tflops,
+    smooth_max,
+)
 
-DEFAULT_STACK = "vLLM 0.14"
 # Compute-capability family of each GPU architecture (the catalog's ``architecture`` names).
 ARCH_FAMILY = MappingProxyType({
     "Volta": "sm7x", "Turing": "sm7x", "Ampere": "sm8x", "Ada Lovelace": "sm8x", "Hopper": "sm9x",
@@ -273,23 +280,6 @@ class StackCalibration:
 STACK_MIN_RUNS_FOR_OVERHEADS = 8  # fewer runs: the factor only
 _STACK_LOWER = (np.log(1e-7), np.log(1e-9), np.log(0.2))
 _STACK_UPPER = (np.log(1.0), np.log(1e-2), np.log(5.0))
-
-
-def serving_stack(framework, framework_version) -> np.ndarray:
-    """"vLLM 0.14" from framework "vLLM" and version "0.14.1" (major.minor); the framework alone when no version;
-    None when neither is known."""
-    out = []
-    for fw, ver in zip(np.asarray(framework, dtype=object), np.asarray(framework_version, dtype=object),
-                       strict=True):
-        fw = fw if isinstance(fw, str) and fw.strip() else None
-        ver = ver if isinstance(ver, str) and ver.strip() else None
-        if fw is None:
-            out.append(None)
-            continue
-        if ver is not None and ver[:1].isdigit():
-            ver = ".".join(ver.split(".")[:2])
-        out.append(f"{fw} {ver}" if ver else fw)
-    return np.asarray(out, dtype=object)
 
 
 def is_moe(frame: pd.DataFrame) -> np.ndarray:

@@ -44,13 +44,15 @@ Predictions are bounded, ``B <= P <= TDP`` with ``0.02 TDP <= B <= 0.9 TDP``, an
 rate (duty and concurrency rise with lambda, ``g`` is monotone in concurrency). They are not claimed monotone in
 the offline batch: the Watt Counts batches are 58 to 1024 sequences, smaller ones are extrapolation.
 
-Workloads are continuous: offline batch = min(requests, vLLM ``max_num_seqs`` (256, or 1024 on GPUs with >= 70 GB
-that are not A100s; ``batch_size`` overrides it), sequences that fit in the KV cache); server rate
-``request_rate_qps``; ``input_tokens`` and ``output_tokens``; ``num_gpus`` splits weights, KV cache and FLOPs
-(tensor parallel); MoE models stream their active parameters plus the share of expert weights a batch touches.
-The paper's scenarios are particular workloads: offline = 1000 requests at the default batch, server_low / high =
-lambda 0.017 / 0.33 with the Watt Counts window (column ``server_submit_s``: seconds of arrivals, default 300;
-``inf`` gives the steady state).
+Workloads are continuous, and every physical quantity of a decode or prefill step is the shared physics of
+:mod:`~wattgpu_core.physics` (:func:`decode_workload`: the same :class:`~wattgpu_core.physics.DecodeWorkload` the ITL
+model uses): the offline effective batch (vLLM's ``max_num_seqs``, or ``batch_size``; the sequences the KV cache
+holds; the drain at the end of the run), the weight and KV-cache bytes and the FLOPs of a step (MoE: the shared
+weights plus the experts a batch touches), the server's busy fraction and the batch a request sees, the prefill
+time, the tensor-parallel all-reduces; server rate ``request_rate_qps``; ``input_tokens`` and ``output_tokens``;
+``num_gpus`` (tensor parallel). The paper's scenarios are particular workloads: offline = 1000 requests at the
+default batch, server_low / high = lambda 0.017 / 0.33 with the Watt Counts window (column ``server_submit_s``:
+seconds of arrivals, default 300; ``inf`` gives the steady state).
 
 Serving stacks (framework and major.minor version, e.g. "vLLM 0.14"; column ``serving_stack`` where given): the
 core model is fitted on one stack (vLLM 0.14 when present, else the most common one in ``train``). ``aux`` rows of that stack (Watt Counts MoE runs) add to the per-GPU levels and to the booster, not to
@@ -67,11 +69,20 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from .features import kv_cache_bytes_per_token
-from .physics import NVLINK_GB_S, VLLM_MAX_BATCHED_TOKENS, per_unique, tp_comm_time_s
-from .physics import head_dim as physics_head_dim
-from .physics import prefill_flops as physics_prefill_flops
-from .physics import prefill_time_s as physics_prefill_time_s
+from .physics import (
+    DEFAULT_STACK,
+    VLLM_MAX_BATCHED_TOKENS,
+    WATTCOUNTS_OFFLINE_REQUESTS,
+    WATTCOUNTS_RATE_QPS,
+    WATTCOUNTS_SUBMIT_S,
+    DecodeWorkload,
+    StepParameters,
+    gemm_efficiency,
+    per_unique,
+    server_batch_seen,
+    server_busy_fraction,
+    serving_stack,
+)
 
 __all__ = [
     "POWER_INPUTS",
@@ -80,28 +91,16 @@ __all__ = [
     "PlusPowerModel",
     "PowerConfig",
     "Timing",
-    "default_max_num_seqs",
-    "kv_capacity_tokens",
-    "offline_batch",
-    "weights_read_gb",
-    "server_busy_fraction",
+    "decode_workload",
     "fit_group_latent",
     "predict_group_latent",
-    "stack_of",
     "join_gpu_extras",
     "memory_family",
     "physical_frame",
     "busy_share",
 ]
 
-GIB = 2.0**30
-VLLM_MAX_NUM_SEQS_SMALL, VLLM_MAX_NUM_SEQS_LARGE = 256, 1024
-WATTCOUNTS_OFFLINE_REQUESTS = 1000.0
-WATTCOUNTS_SUBMIT_S = 300.0
-WATTCOUNTS_RATE_QPS = {"server_low": 0.017, "server_high": 0.33}
 DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS = 15.0, 180.0  # Watt Counts means (SQuAD prompts, <= 256 tokens)
-ACTIVATION_RESERVE_GB = 2.0  # memory vLLM keeps outside the KV cache besides the weights (activations, graphs)
-DEFAULT_STACK = "vLLM 0.14"  # serving stack = framework and major.minor version (as models.serving_stack)
 B_BOUNDS = (0.02, 0.9)  # serving-idle power as a fraction of TDP
 # Levels used only when the training rows cannot tell (no server runs / no busy offline runs): about the Watt
 # Counts GPUs' averages.
@@ -122,64 +121,7 @@ GPU_EXTRA_COLUMNS = ("architecture",)  # GPU catalog columns beyond the paper fe
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Physics: pure functions of specs and workload
-def default_max_num_seqs(memory_size_gb, gpu_id):
-    """vLLM's default ``max_num_seqs``: 1024 on GPUs with >= 70 GB that are not A100/A800s, else 256."""
-    mem = np.asarray(memory_size_gb, dtype=float)
-    gid = pd.Series(np.asarray(gpu_id, dtype=object)).astype(str).str.lower()
-    a100 = (gid.str.contains("a100") | gid.str.contains("a800")).to_numpy()
-    return np.where((mem >= 70) & ~a100, VLLM_MAX_NUM_SEQS_LARGE, VLLM_MAX_NUM_SEQS_SMALL).astype(float)
-
-
-def kv_capacity_tokens(memory_size_gb, weights_gb, kv_bytes_per_token, reserve_gb: float = ACTIVATION_RESERVE_GB):
-    """Tokens the KV cache holds: (``gpu_memory_utilization`` x memory - weights - reserve) / KV bytes per token.
-
-    ``gpu_memory_utilization`` is Watt Counts' 0.9 (0.8 below 20 GB); memory sizes are binary GB, weights and the
-    reserve decimal GB. Never negative.
-    """
-    mem = np.asarray(memory_size_gb, dtype=float)
-    util = np.where(mem < 20, 0.8, 0.9)
-    free = util * mem * GIB - (np.asarray(weights_gb, dtype=float) + reserve_gb) * 1e9
-    return np.maximum(free, 0.0) / np.asarray(kv_bytes_per_token, dtype=float)
-
-
-def offline_batch(num_requests, max_num_seqs, kv_tokens, tokens_per_seq):
-    """Effective offline batch: min(requests, max_num_seqs, KV tokens / tokens per sequence), at least 1."""
-    cap = np.asarray(kv_tokens, dtype=float) / np.maximum(np.asarray(tokens_per_seq, dtype=float), 1.0)
-    b = np.minimum(np.minimum(np.asarray(num_requests, dtype=float), np.asarray(max_num_seqs, dtype=float)), cap)
-    return np.maximum(b, 1.0)
-
-
-def weights_read_gb(total_params_b, active_params_b, batch, bytes_per_param: float = 2.0):
-    """GB of weights one decode step streams: the active parameters plus the expected share of the other (expert)
-    parameters that a batch of ``batch`` tokens touches, ``1 - (1 - active/total)^batch``. Dense: 2 N."""
-    n = np.asarray(total_params_b, dtype=float)
-    a = np.minimum(np.asarray(active_params_b, dtype=float), n)
-    frac = np.divide(a, n, out=np.ones_like(n), where=n > 0)
-    touched = 1.0 - (1.0 - frac) ** np.maximum(np.asarray(batch, dtype=float), 1.0)
-    return bytes_per_param * (a + (n - a) * touched)
-
-
-def server_busy_fraction(rate_qps, request_s, submit_s=WATTCOUNTS_SUBMIT_S):
-    """Share of a server measurement window during which at least one request is in service.
-
-    Poisson arrivals at ``rate_qps`` (lambda), requests of ``request_s`` (T) seconds: in steady state the GPU is
-    busy a share ``1 - exp(-lambda T)`` of the time. Watt Counts submits for ``submit_s`` seconds; the last
-    inter-arrival gap (1/lambda on average) and the drain of the final request (T) are inside the window, so
-    busy time = (S + 1/lambda)(1 - exp(-lambda T)) + T over a window of S + 1/lambda + T. ``submit_s = inf`` gives
-    the steady state. Non-decreasing in lambda and T; 0 at lambda = 0.
-    """
-    lam = np.asarray(rate_qps, dtype=float)
-    t = np.asarray(request_s, dtype=float)
-    s = np.broadcast_to(np.asarray(submit_s, dtype=float), np.broadcast(lam, t).shape)
-    busy = -np.expm1(-lam * t)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s_eff = s + 1.0 / lam
-        windowed = (s_eff * busy + t) / (s_eff + t)
-    out = np.where(np.isfinite(s), windowed, busy)
-    return np.clip(np.where(lam > 0, out, 0.0), 0.0, 1.0)
-
-
+# Physics: the shared decode step (physics.py) seen through this model's step-time constants
 def memory_family(memory_type):
     """Memory technology family: HBM3 (HBM3, HBM3e, HBM4), HBM2 (HBM2, HBM2e, older HBM), GDDR, or other."""
     m = pd.Series(np.asarray(memory_type, dtype=object)).fillna("").astype(str).str.upper().str.replace(" ", "")
@@ -223,66 +165,64 @@ def _rate_qps(rows: pd.DataFrame) -> np.ndarray:
     return lam
 
 
+def decode_workload(rows: pd.DataFrame) -> DecodeWorkload:
+    """The rows as the shared decode physics (:class:`~wattgpu_core.physics.DecodeWorkload`) sees them, with the
+    power model's defaults where a column is absent or NaN: Watt Counts' mean prompt and output, 1000 requests
+    offline (a closed loop keeps its steady state), the rate of the paper's server_low / server_high label, tensor
+    parallel = ``num_gpus``."""
+    offline = _offline_mask(rows)
+    closed = rows["closed_loop"].fillna(False).to_numpy(bool) if "closed_loop" in rows.columns \
+        else np.zeros(len(rows), bool)
+    requests = np.where(offline & ~closed, _num(rows, "num_requests", WATTCOUNTS_OFFLINE_REQUESTS), np.nan)
+    tp = _num(rows, "tensor_parallel", np.nan)
+    frame = rows.assign(
+        scenario_detail=np.where(offline, "offline", "server").astype(object),
+        request_rate_qps=np.where(offline, 0.0, _rate_qps(rows)),
+        input_tokens=_num(rows, "input_tokens", DEFAULT_INPUT_TOKENS),
+        output_tokens=_num(rows, "output_tokens", DEFAULT_OUTPUT_TOKENS),
+        num_requests=requests,
+        tensor_parallel=np.where(np.isfinite(tp), tp, np.maximum(_num(rows, "num_gpus", 1.0), 1.0)))
+    return DecodeWorkload.of(frame)
+
+
 def physical_frame(rows: pd.DataFrame, timing: Timing = Timing()) -> pd.DataFrame:
     """Physical quantities per row (same index): duty, in-step GPU busy share ``u``, compute-bound share ``ci``,
-    ln batch or concurrency, request time and step times (s), effective offline batch."""
-    ngpu = np.maximum(_num(rows, "num_gpus", 1.0), 1.0)
-    n = rows["total_params_b"].to_numpy(dtype=float)
-    act = _num(rows, "active_params_b", np.nan)
-    act = np.where(np.isfinite(act) & (act > 0), np.minimum(act, n), n)
-    bw = rows["memory_bandwidth_gb_s"].to_numpy(dtype=float) * 1e9
-    flops = rows["fp16_tensor_dense_tflops"].to_numpy(dtype=float) * 1e12
-    # Deployment (issue 10): quantised weights read fewer bytes, a native low-precision path computes faster, and
-    # tensor parallel adds the all-reduces (GPU mostly idle meanwhile, like host time). Absent: 16-bit, one GPU.
-    bpp = _num(rows, "weight_bytes_per_param", 2.0)
-    flops = np.where(np.isfinite(_num(rows, "compute_tflops", np.nan)), _num(rows, "compute_tflops", np.nan) * 1e12,
-                     flops)
+    ln batch or concurrency, request time and step times (s), effective offline batch.
 
-    def comm(tokens):
-        return tp_comm_time_s(tokens, rows["hidden_size"].to_numpy(float), rows["num_layers"].to_numpy(float), ngpu,
-                              _num(rows, "link_gb_s", NVLINK_GB_S))
+    Bytes, FLOPs, KV cache, batches, prefill and the busy fraction are the shared physics of one decode step
+    (:mod:`~wattgpu_core.physics`, the same the ITL model uses); only the step-time constants (:class:`Timing`) are
+    this model's own."""
+    w = decode_workload(rows)
+    offline = w.offline
+    out, inp = w.output_tokens, w.input_tokens
 
-    mem = rows["memory_size_gb"].to_numpy(dtype=float)
-    kvb = kv_cache_bytes_per_token(*(rows[c].to_numpy(dtype=float) for c in (
-        "num_key_value_heads", "hidden_size", "num_attention_heads", "num_layers"))) / ngpu
-    kvb = np.where(np.isfinite(_num(rows, "kv_bytes_per_token", np.nan)), _num(rows, "kv_bytes_per_token", np.nan)
-                   / ngpu, kvb)  # MLA latent (issue 10), where predict gives it
-    inp = _num(rows, "input_tokens", DEFAULT_INPUT_TOKENS)
-    out = _num(rows, "output_tokens", DEFAULT_OUTPUT_TOKENS)
-    offline = _offline_mask(rows)
-    ctx = inp + out / 2.0  # mean tokens held per running sequence
-    # Offline: effective batch and one decode step at that batch
-    max_seqs = default_max_num_seqs(mem, rows["gpu_id"].to_numpy())
-    max_seqs = np.where(np.isfinite(_num(rows, "batch_size", np.nan)), _num(rows, "batch_size", np.nan), max_seqs)
-    requests = _num(rows, "num_requests", WATTCOUNTS_OFFLINE_REQUESTS)
-    kv_tokens = kv_capacity_tokens(mem, bpp * n / ngpu, kvb)
-    b_off = offline_batch(requests, max_seqs, kv_tokens, ctx)
-    t_mem = (weights_read_gb(n, act, b_off, bpp) / ngpu * 1e9 + b_off * ctx * kvb) / bw
-    t_cmp = 2.0 * act * 1e9 * b_off / ngpu / flops
+    def comm_s(batch):  # tensor-parallel all-reduces of one decode step
+        return w.step_parts(batch)["comm_s"]
+
+    # Offline: the effective batch (vLLM's cap, the KV cache, the drain) and one decode step at that batch
+    b_off = w.offline_batch
+    t_mem, t_cmp = w.roofline_times_s(b_off)
     t_gpu = timing.offline_a * (t_mem + t_cmp)
-    u_off = t_gpu / (t_gpu + timing.server_t0_s + timing.offline_h1_s * b_off + comm(b_off))
-    # Server: decode at batch 1, request time, duty, concurrency (Little's law, at least 1)
-    t_mem1 = (weights_read_gb(n, act, 1.0, bpp) / ngpu * 1e9 + ctx * kvb) / bw
-    t_step1 = timing.server_t0_s + timing.server_k * t_mem1 + comm(1.0)
+    u_off = t_gpu / (t_gpu + timing.server_t0_s + timing.offline_h1_s * b_off + comm_s(b_off))
+    # Prefill (Vidur-fitted GEMM rate): offline, the running batch's prompts share steps up to vLLM's token budget
+    pf_tokens = np.where(offline, np.minimum(inp * b_off, VLLM_MAX_BATCHED_TOKENS), inp)
+    t_pf = w.prefill_time_s(StepParameters(compute_efficiency=gemm_efficiency(pf_tokens)))
+    # Server: decode at batch 1, request time, duty (the Watt Counts window), batch a request sees
+    t_mem1, _ = w.roofline_times_s(1.0)
+    t_step1 = timing.server_t0_s + timing.server_k * t_mem1 + comm_s(1.0)
     u_dec = timing.server_k * t_mem1 / t_step1
-    t_req = out * t_step1 + 2.0 * act * 1e9 * inp / ngpu / flops
-    lam = np.where(offline, 0.0, _rate_qps(rows))
-    duty = np.where(offline, 1.0, server_busy_fraction(lam, t_req, _num(rows, "server_submit_s", WATTCOUNTS_SUBMIT_S)))
-    concurrency = np.maximum(lam * t_req, 1.0)
+    t_req = out * t_step1 + t_pf
+    lam = w.request_rate_qps
+    duty = np.where(offline, 1.0, server_busy_fraction(lam, t_req, _num(rows, "server_submit_s",
+                                                                        WATTCOUNTS_SUBMIT_S)))
+    batch_seen = server_batch_seen(lam, t_req, w.batch_cap)
     # Prefill: compute-bound work (drawing near the power limit) in the share of busy GPU time it takes. Offline:
     # one prefill per request against the run's decode steps; server: lambda x prefill seconds per second of busy
     # time. Decode at the server's mean batch grows more compute-bound with the rate (``ci_batch``).
-    pf_flops = physics_prefill_flops(act, inp, rows["num_layers"].to_numpy(float), rows["num_attention_heads"]
-                                     .to_numpy(float), physics_head_dim(rows["hidden_size"],
-                                                                        rows["num_attention_heads"],
-                                                                        _num(rows, "head_dim", np.nan)), ngpu)
-    pf_tokens = np.where(offline, np.minimum(inp * b_off, VLLM_MAX_BATCHED_TOKENS), inp)
-    t_pf = physics_prefill_time_s(pf_flops, flops / 1e12, pf_tokens)
     off_decode = out * (t_mem + t_cmp) / b_off
     prefill_share = np.where(offline, t_pf / np.maximum(t_pf + off_decode, 1e-12),
                              np.clip(lam * t_pf / np.maximum(duty, 1e-9), 0.0, 1.0))
-    t_mem_b = (weights_read_gb(n, act, concurrency) / ngpu * 1e9 + concurrency * ctx * kvb) / bw
-    t_cmp_b = 2.0 * act * 1e9 * concurrency / ngpu / flops
+    t_mem_b, t_cmp_b = w.roofline_times_s(batch_seen)
     return pd.DataFrame({
         "prefill_share": prefill_share,
         "ci_batch": np.where(offline, 0.0, t_cmp_b / (t_mem_b + t_cmp_b)),
@@ -290,8 +230,8 @@ def physical_frame(rows: pd.DataFrame, timing: Timing = Timing()) -> pd.DataFram
         "duty": duty,
         "u": np.where(offline, u_off, u_dec),
         "ci": np.where(offline, t_cmp / (t_mem + t_cmp), 0.0),
-        "log_batch": np.log(np.where(offline, b_off, concurrency)),
-        "active_share": act / n,
+        "log_batch": np.log(np.where(offline, b_off, batch_seen)),
+        "active_share": w.active_b / w.total_b,
         "b_off": b_off,
         "t_req_s": t_req,
         "t_step1_s": t_step1,
@@ -632,25 +572,13 @@ def _usable(rows: pd.DataFrame | None) -> pd.DataFrame:
     return rows[ok]
 
 
-def stack_of(framework, framework_version) -> np.ndarray:
-    """Serving stack "vLLM 0.14" from framework "vLLM" and version "0.14.1" (major.minor); a missing framework is
-    the default stack's, a missing version gives the framework alone."""
-    def one(fw, ver):
-        fw = fw.strip() if isinstance(fw, str) and fw.strip() else None
-        ver = ver.strip() if isinstance(ver, str) and ver.strip() else None
-        if fw is None:
-            return DEFAULT_STACK
-        return fw if ver is None else f"{fw} {'.'.join(ver.split('.')[:2])}"
-
-    return per_unique(one, framework, framework_version, dtype=object)
-
-
 def _stack_key(rows: pd.DataFrame) -> np.ndarray:
     """Each row's serving stack: its ``serving_stack`` column where given, else from framework and version."""
     none = np.full(len(rows), None, dtype=object)
     fw = rows["framework"].to_numpy(dtype=object) if "framework" in rows.columns else none
     ver = rows["framework_version"].to_numpy(dtype=object) if "framework_version" in rows.columns else none
-    key = stack_of(fw, ver)
+    key = serving_stack(fw, ver)
+    key = np.where(pd.isna(key), DEFAULT_STACK, key)  # no framework named: the stack the models are trained on
     if "serving_stack" in rows.columns:
         given = rows["serving_stack"].to_numpy(dtype=object)
         ok = per_unique(lambda s: isinstance(s, str) and bool(s.strip()), given, dtype=bool)
