@@ -77,7 +77,7 @@ def plus_setup(seed_db_path):
     from wattgpu_core.planning import load_model_set
     from wattgpu_core.store import Store
 
-    model_set = load_model_set("default")
+    model_set = load_model_set("plus")  # WattGPU+ alone: the default set may predict a target with the paper's XGB
     with Store.open(seed_db_path, read_only=True) as store:
         gpus, llms = store.gpus(), store.llms()
         background = explain.explanation_background(store, model_set)

@@ -154,3 +154,31 @@ def test_save_writes_back_what_load_read(name, tmp_path):
     assert (tmp_path / f"{name}.meta.json").read_bytes() == (MODELS_DIR / f"{name}.meta.json").read_bytes()
     again, _ = registry.load_fitted(name, tmp_path)
     assert set(again) == set(fitted)
+
+
+def test_a_composite_predicts_what_its_chosen_set_does_not_model_with_the_workload_model(seed_db_path):
+    """The default set picks a model per target and scenario; a row the pick does not model (the paper's XGB knows
+    dense, 16-bit, single-GPU runs only) goes to WattGPU+, and the row's ``*_model`` and notes say so."""
+    from wattgpu_core.planning import predict
+    from wattgpu_core.store import Store
+
+    ms = load_model_set("default")
+    paper, plus_label = registry.parts(ms)["paper"].label, registry.parts(ms)["plus"].label
+    with Store.open(seed_db_path, read_only=True) as store:
+        gpus, llms = store.gpus(), store.llms()
+    dense, moe = "meta-llama/Llama-3.1-8B-Instruct", "openai/gpt-oss-20b"
+    requests = pd.DataFrame([
+        {"llm": dense, "gpu": "h100-sxm5-80gb", "scenario": "offline"},
+        {"llm": dense, "gpu": "h100-sxm5-80gb", "scenario": "offline", "precision": "fp8"},
+        {"llm": dense, "gpu": "h100-sxm5-80gb", "scenario": "offline", "num_gpus": 2},
+        {"llm": moe, "gpu": "h100-sxm5-80gb", "scenario": "offline"},
+    ])
+    out = predict(requests, gpus, llms, ms)
+    for target in ("power", "itl"):
+        chosen = registry.parts(ms)[ms.uses(target, "offline")].label
+        assert out.loc[0, f"{target}_model"] == chosen
+        assert out.loc[1:, f"{target}_model"].tolist() == [plus_label] * 3
+    assert not out["notes"].str.contains("MoE not supported").any()
+    assert "MoE: modelled by active parameters" in out.loc[3, "notes"]
+    # a row the paper's set does model stays with the pick, whichever it is
+    assert {paper, plus_label} >= set(out["power_model"])

@@ -721,6 +721,12 @@ def explain_view(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFrame, ll
         raise WattGPUError(f"unknown GPU {gpu_id!r}; pick one from the list")
     pool = "offline" if request.get("scenario", "offline") == "offline" else "server"
     uses = {t: model_set.uses(t, pool) for t in ("power", "itl")}
+    by_label = {p.label: n for n, p in parts(model_set).items() if p is not None}
+    if len(by_label) > 1:  # a composite: the set behind each target is the one this request's prediction used
+        one_gpu, one_llm = gpus[gpus["gpu_id"] == gpu_id], llms[llms["llm_id"] == llm_id]
+        made = planning.predict(pd.DataFrame([{"llm": llm_id, "gpu": gpu_id, **request}]), one_gpu,
+                                one_llm if len(one_llm) else llms, model_set).iloc[0]
+        uses = {t: by_label.get(made[f"{t}_model"], name) for t, name in uses.items()}
     grouped = {t: get_model_set(name).reads_workload for t, name in uses.items()}
     targets, physics, methods, baselines, notes = {}, None, [], [], ""
     if any(grouped.values()):

@@ -90,6 +90,11 @@ class ModelSet:
         """({target: fitted model}, metadata) from the files in ``folder``."""
         raise NotImplementedError(f"{self.label} has no files to load")
 
+    def covers(self, rows: pd.DataFrame) -> np.ndarray:
+        """Per row of a prediction's feature frame, whether this set models what the row asks for (a composite
+        predicts the other rows with its workload-reading part: see ``registry.uses``)."""
+        return np.ones(len(rows), dtype=bool)
+
     def explain(self, fitted, target: str, rows: pd.DataFrame, background: pd.DataFrame | None = None):
         """A ``shap.Explanation`` of ``fitted[target]``'s predictions for ``rows`` (``background``: the rows a
         model-agnostic explanation averages over)."""

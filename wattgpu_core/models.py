@@ -401,6 +401,18 @@ class PaperModelSet(ModelSet):
     def features(self, target: str) -> tuple[str, ...]:
         return PAPER_FEATURES[target].columns
 
+    def covers(self, rows: pd.DataFrame) -> np.ndarray:
+        """The paper's models learnt dense LLMs in 16-bit weights on one GPU (Watt Counts): a MoE LLM, a quantised
+        checkpoint or a tensor-parallel replica is outside what they model."""
+        n = len(rows)
+
+        def col(name, fill):
+            return rows[name].to_numpy(dtype=float, na_value=fill) if name in rows else np.full(n, fill)
+
+        moe = rows["is_moe"].fillna(False).to_numpy(dtype=bool) if "is_moe" in rows else np.zeros(n, bool)
+        sixteen_bit = np.abs(col("weight_bytes_per_param", 2.0) - 2.0) < 0.05
+        return ~moe & (col("tensor_parallel", 1.0) <= 1) & sixteen_bit
+
     def fit(self, target: str, train: pd.DataFrame, *, n_threads: int = 1, seed: int = 0, aux=None) -> FittedModel:
         """The paper's model fitted on ``train`` (``aux`` is ignored: the paper learns from its rows only)."""
         spec = PAPER_FEATURES[target]

@@ -110,10 +110,10 @@ class LoadedModelSet:
             (workload_part(self) or self).metadata
         return calibrated_stacks(meta) if meta.get("serving") else [self.default_stack]
 
-    def uses(self, target: str, pool):
+    def uses(self, target: str, pool, rows=None):
         """The model set ("plus" or "paper") that predicts ``target`` in scenario pool ``pool`` (an array of names
-        for an array of pools)."""
-        return registry_uses(self, target, pool)
+        for an array of pools; with ``rows``, the feature frame, per row: see ``registry.uses``)."""
+        return registry_uses(self, target, pool, rows)
 
 
 def _loaded(name: str, fitted: Mapping, meta: Mapping, kind: str) -> LoadedModelSet:
@@ -560,10 +560,11 @@ def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.nd
         res["max_throughput_tok_s"] = np.where(pool == "offline", np.inf,
                                                plus.models["itl"].max_throughput_tok_s(feats))
     for target, col in (("power", "power_w"), ("itl", "itl_s")):
+        names = model_set.uses(target, pool, feats)
         for name, loaded in sets.items():
             if loaded is None:
                 continue
-            rows = model_set.uses(target, pool) == name
+            rows = names == name
             if not rows.any():
                 continue
             part = feats[rows]
@@ -604,8 +605,8 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
     non_nvidia = (pd.Series(out["gpu_id"]).map(vendor).fillna("NVIDIA").str.upper() != "NVIDIA").to_numpy() \
         if vendor is not None else np.zeros(n, bool)
     paper_only = workload_part(model_set) is None
-    plus_power = uses_workload_model(model_set, "power", pool)
-    plus_itl = uses_workload_model(model_set, "itl", pool)
+    plus_power = uses_workload_model(model_set, "power", pool, feats)
+    plus_itl = uses_workload_model(model_set, "itl", pool, feats)
     any_paper = ~plus_power | ~plus_itl
     missing_inputs = _missing_inputs(feats, model_set.parts.get("paper", model_set)) if not paper_only else \
         _missing_inputs(feats, model_set)

@@ -98,22 +98,31 @@ def workload_models(loaded) -> dict:
     return dict(part.models) if part is not None else {}
 
 
-def uses(loaded, target: str, pools):
+def uses(loaded, target: str, pools, rows=None):
     """The registered name of the set that predicts ``target`` in scenario pool(s) ``pools`` ("offline" /
-    "server"): one name for one pool, an array of names for an array of pools."""
+    "server"): one name for one pool, an array of names for an array of pools. With ``rows`` (the prediction's
+    feature frame, one row per pool), a row the chosen set does not model (:meth:`ModelSet.covers`, e.g. a MoE LLM
+    or a quantised, tensor-parallel replica for the paper's XGB) goes to the composite's workload-reading part."""
     if not loaded.parts:
         return loaded.kind if np.ndim(pools) == 0 else np.full(len(pools), loaded.kind, dtype=object)
     choice = loaded.choice.get(target, {})
     if np.ndim(pools) == 0:
-        return choice.get(pools, REFERENCE)
+        if rows is None:
+            return choice.get(pools, REFERENCE)
+        pools = np.full(len(rows), pools, dtype=object)
     pools = np.asarray(pools, dtype=object)
     out = np.full(len(pools), REFERENCE, dtype=object)
     for pool, name in choice.items():
         out[pools == pool] = name
+    fallback = next((n for n, p in parts(loaded).items() if p is not None and get_model_set(n).reads_workload), None)
+    if rows is not None and fallback is not None:
+        for name in set(out.tolist()) - {fallback}:
+            chosen = out == name
+            out[chosen & ~get_model_set(name).covers(rows)] = fallback
     return out
 
 
-def uses_workload_model(loaded, target: str, pools) -> np.ndarray:
+def uses_workload_model(loaded, target: str, pools, rows=None) -> np.ndarray:
     """Per pool in ``pools``, whether ``target`` is predicted by a set that reads the workload (WattGPU+)."""
-    names = np.asarray(uses(loaded, target, np.asarray(pools, dtype=object)), dtype=object)
+    names = np.asarray(uses(loaded, target, np.asarray(pools, dtype=object), rows), dtype=object)
     return np.isin(names, [n for n in set(names.tolist()) if get_model_set(n).reads_workload])
