@@ -26,11 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from wattgpu_core.evaluation import ReferencePaperModelSet, reference_metrics, run_evaluation  # noqa: E402
-from wattgpu_core.models import PaperModelSet, target_rows, training_frame  # noqa: E402
-from wattgpu_core.store import Store  # noqa: E402
+from wattgpu_core.evaluation import ReferencePaperModelSet, reference_metrics, run_evaluation
+from wattgpu_core.models import PaperModelSet, target_rows, training_frame
+from wattgpu_core.store import Store
 
 MODES = {"all-gpus": False, "paper-compat": True}
 

@@ -17,10 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from wattgpu_core.planning import load_model_set, predict, rank_gpus  # noqa: E402
-from wattgpu_core.store import Store  # noqa: E402
+from wattgpu_core.planning import load_model_set, predict, rank_gpus
+from wattgpu_core.store import Store
 
 SCENARIOS = ("offline", "server_low", "server_high")
 
