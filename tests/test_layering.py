@@ -203,17 +203,21 @@ def violations(rule: Rule, deps: list[Import]) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Cycles
-def cycles(deps: list[Import], scope: str = CORE) -> list[list[Import]]:
-    """One import cycle (its edges in order) for every strongly connected group of modules within ``scope``,
-    counting every import that runs (module level and in-function, not ``if TYPE_CHECKING:``)."""
+def cycle_groups(deps: list[Import], scope: str = CORE) -> list[tuple[list[str], list[Import]]]:
+    """Every strongly connected group of modules within ``scope`` (each imports each other, maybe through others),
+    with one import cycle through it (its edges in order), counting every import that runs (module level and
+    in-function, not ``if TYPE_CHECKING:``)."""
     graph: dict[str, dict[str, Import]] = {}
     for imp in deps:
         if imp.type_checking or not (_within(imp.module, [scope]) and _within(imp.target, [scope])):
             continue
         graph.setdefault(imp.module, {}).setdefault(imp.target, imp)
         graph.setdefault(imp.target, {})
-    groups = _strongly_connected(graph)
-    return [_one_cycle(graph, group) for group in groups if len(group) > 1]
+    return [(group, _one_cycle(graph, group)) for group in _strongly_connected(graph) if len(group) > 1]
+
+
+def cycles(deps: list[Import], scope: str = CORE) -> list[list[Import]]:
+    return [cycle for _, cycle in cycle_groups(deps, scope)]
 
 
 def _strongly_connected(graph: dict[str, dict[str, Import]]) -> list[list[str]]:
@@ -320,10 +324,12 @@ def test_layer_rule(rule, deps):
 
 
 def test_no_import_cycle_in_the_core(deps):
-    found = cycles(deps)
+    found = cycle_groups(deps)
     if found:
         pytest.fail(f"{len(found)} group(s) of {CORE} modules import each other (in-function imports count); "
-                    "one cycle of each:\n" + "\n".join(describe(c) for c in found), pytrace=False)
+                    "each group and one cycle through it:\n"
+                    + "\n".join(f"[{', '.join(group)}]\n  {describe(cycle)}" for group, cycle in found),
+                    pytrace=False)
 
 
 def test_every_in_function_import_says_why(sources):
