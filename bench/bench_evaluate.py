@@ -26,12 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.reference_models import ReferencePaperModelSet, reference_metrics  # noqa: E402
-from wattgpu_core.evaluation import run_evaluation  # noqa: E402
-from wattgpu_core.models import PaperModelSet, target_rows, training_frame  # noqa: E402
-from wattgpu_core.store import Store  # noqa: E402
+from wattgpu_core.evaluation import run_evaluation
+from wattgpu_core.models import PaperModelSet, target_rows, training_frame
+from wattgpu_core.store import Store
+from wattgpu_core.testing.reference_models import ReferencePaperModelSet, reference_metrics
 
 MODES = {"all-gpus": False, "paper-compat": True}
 

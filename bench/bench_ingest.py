@@ -29,11 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from wattgpu_core.ingest import ingest_bytes, validate_bytes  # noqa: E402
-from wattgpu_core.schema import CANONICAL_COLUMNS, RUN_COLUMNS, names  # noqa: E402
-from wattgpu_core.store import Store, _cast_frame, compute_run_ids, read_seed_table  # noqa: E402
+from wattgpu_core.ingest import ingest_bytes, validate_bytes
+from wattgpu_core.schema import CANONICAL_COLUMNS, RUN_COLUMNS, names
+from wattgpu_core.store import Store, _cast_frame, compute_run_ids, read_seed_table
 
 
 def make_canonical_csv(n_rows: int, seed: int = 0) -> bytes:

@@ -19,12 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from wattgpu_core import dashboard as db  # noqa: E402
-from wattgpu_core import shipped  # noqa: E402
-from wattgpu_core.evaluation import run_evaluation  # noqa: E402
-from wattgpu_core.store import Store  # noqa: E402
+from wattgpu_core import dashboard as db
+from wattgpu_core import shipped
+from wattgpu_core.evaluation import run_evaluation
+from wattgpu_core.store import Store
 
 CASES = [("meta-llama/Llama-3.1-8B-Instruct", "h200-sxm-141gb", db.Workload("offline", 64, 1.0, 512, 256)),
          ("meta-llama/Llama-3.1-8B-Instruct", "l40s", db.Workload("server", 64, 2.0, 512, 256)),

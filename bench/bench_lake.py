@@ -27,21 +27,19 @@ import multiprocessing
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench_ingest import make_canonical_csv
+
+from wattgpu_core.backend import resolve
+from wattgpu_core.errors import WattGPUError
+from wattgpu_core.ingest import ingest_bytes, validate_bytes
+from wattgpu_core.store import Store, compute_run_ids
+from wattgpu_core.testing.postgres import throwaway_cluster
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
-
-from bench_ingest import make_canonical_csv  # noqa: E402
-from postgres_support import throwaway_cluster  # noqa: E402
-
-from wattgpu_core.backend import resolve  # noqa: E402
-from wattgpu_core.errors import WattGPUError  # noqa: E402
-from wattgpu_core.ingest import ingest_bytes, validate_bytes  # noqa: E402
-from wattgpu_core.store import Store, compute_run_ids  # noqa: E402
 
 
 def fresh_stores(cluster, seed_db: Path, work: Path, tag: str) -> dict:
@@ -72,8 +70,9 @@ def bench_ingest(cluster, seed_db: Path, work: Path, rows: int, repeats: int) ->
 
 
 def bench_pages(cluster, seed_db: Path, work: Path) -> dict:
-    from browser_support import launch_browser, running_app, wait_idle
     from playwright.sync_api import sync_playwright
+
+    from wattgpu_core.testing.browser import launch_browser, running_app, wait_idle
 
     stores = fresh_stores(cluster, seed_db, work, "pages")
     out: dict[str, dict[str, float]] = {}

@@ -29,13 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from wattgpu_core.store import Store
+from wattgpu_core.testing.browser import CHROMIUM, CHROMIUM_ARGS, running_app
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from browser_support import CHROMIUM, CHROMIUM_ARGS, running_app  # noqa: E402
-
-from wattgpu_core.store import Store  # noqa: E402
 
 LLMS = ["Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-3B-Instruct", "Qwen/Qwen2.5-14B-Instruct", "google/gemma-2-9b-it",
         "meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct"]
@@ -141,8 +138,7 @@ async def upload_session(browser, url: str, path: Path, n_rows: int, report: dic
 
 async def cli_writer(db: Path, path: Path, delay_s: float, report: dict) -> None:
     await asyncio.sleep(delay_s)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("WATTGPU_DB", None)
+    env = {k: v for k, v in os.environ.items() if k != "WATTGPU_DB"}
     for args in (["ingest", str(path)], ["stats", "--json"]):
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "wattgpu_core", *args, "--db", str(db),
                                                     cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

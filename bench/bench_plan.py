@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from wattgpu_core import deploy  # noqa: E402
-from wattgpu_core.deploy import Costs, Traffic, plan_deployments  # noqa: E402
-from wattgpu_core.planning import load_model_set, rank_gpus  # noqa: E402
-from wattgpu_core.planning_data import load_planning_defaults  # noqa: E402
-from wattgpu_core.store import Store  # noqa: E402
+from wattgpu_core import deploy
+from wattgpu_core.deploy import Costs, Traffic, plan_deployments
+from wattgpu_core.planning import load_model_set, rank_gpus
+from wattgpu_core.planning_data import load_planning_defaults
+from wattgpu_core.store import Store
 
 
 def main() -> int:

@@ -18,11 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from wattgpu_core.evaluation import run_evaluation  # noqa: E402
-from wattgpu_core.planning import load_model_set, predict  # noqa: E402
-from wattgpu_core.store import Store  # noqa: E402
+from wattgpu_core.evaluation import run_evaluation
+from wattgpu_core.planning import load_model_set, predict
+from wattgpu_core.store import Store
 
 SCENARIOS = ("offline", "server_low", "server_high")
 

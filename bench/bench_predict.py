@@ -20,11 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from wattgpu_core.planning import load_model_set, predict, rank_gpus  # noqa: E402
-from wattgpu_core.plus import _RANGE_UNITS, RANGE_LABELS, out_of_range  # noqa: E402
-from wattgpu_core.store import Store  # noqa: E402
+from wattgpu_core.planning import load_model_set, predict, rank_gpus
+from wattgpu_core.plus import _RANGE_UNITS, RANGE_LABELS, out_of_range
+from wattgpu_core.store import Store
 
 SCENARIOS = ("offline", "server_low", "server_high")
 

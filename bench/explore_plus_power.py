@@ -12,20 +12,16 @@ from the catalog. Every fold fits ``PlusPowerModel`` on its training rows only a
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from wattgpu_core import evaluation as ev  # noqa: E402
-from wattgpu_core import models  # noqa: E402
-from wattgpu_core.plus_power import PlusPowerModel, PowerConfig, join_gpu_extras  # noqa: E402
-from wattgpu_core.store import Store  # noqa: E402
+from wattgpu_core import evaluation as ev
+from wattgpu_core import models
+from wattgpu_core.plus_power import PlusPowerModel, PowerConfig, join_gpu_extras
+from wattgpu_core.store import Store
 
 POOL = {"offline": "offline", "server_low": "server", "server_high": "server"}
 

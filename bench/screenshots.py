@@ -16,14 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from playwright.sync_api import sync_playwright
+
+from wattgpu_core.store import Store
+from wattgpu_core.testing.browser import PAGES, choose_in_selectbox, exceptions_on, launch_browser, running_app
+from wattgpu_core.testing.browser import wait_idle as idle
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from browser_support import PAGES, choose_in_selectbox, exceptions_on, launch_browser, running_app  # noqa: E402
-from browser_support import wait_idle as idle  # noqa: E402
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from wattgpu_core.store import Store  # noqa: E402
 
 DOCS = ROOT / "docs" / "screenshots"
 MAX_BYTES = 300_000

@@ -40,7 +40,7 @@ def store(store_path):
 def pg_cluster():
     """A throwaway PostgreSQL cluster for the whole session (the DuckLake catalog); stopped and deleted at the end.
     Skipped, with the reason, only where no PostgreSQL binary is installed."""
-    from postgres_support import NO_POSTGRES, find_bin_dir, throwaway_cluster
+    from wattgpu_core.testing.postgres import NO_POSTGRES, find_bin_dir, throwaway_cluster
 
     if find_bin_dir() is None:
         pytest.skip(NO_POSTGRES)

@@ -126,6 +126,7 @@ class FakeServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.proc.stdout.close()
 
 
 if __name__ == "__main__":

@@ -295,7 +295,7 @@ def test_cli_ingest_pair_then_again_then_mismatched(store_path):
     from wattgpu_core.paths import ROOT
 
     def cli(*args):
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = dict(os.environ)
         env.pop("WATTGPU_DB", None)
         return subprocess.run([sys.executable, "-m", "wattgpu_core", *args, "--db", str(store_path)],
                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)

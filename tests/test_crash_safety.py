@@ -27,7 +27,7 @@ CANONICAL_HEADER = "llm,gpu,scenario,power_w,itl_s,iteration,source_id,license,a
 
 
 def _env(**extra) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), **extra)
+    env = dict(os.environ, **extra)
     env.pop("WATTGPU_DB", None)
     return env
 

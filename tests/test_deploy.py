@@ -180,7 +180,7 @@ def test_unknown_names_and_bad_traffic_are_rejected(catalogs, models, defaults):
 # ---------------------------------------------------------------------------------------------------------------
 # The command and the exports
 def cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ)
     return subprocess.run([sys.executable, "-m", "wattgpu_core", *args], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=300)
 

@@ -13,10 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
-from browser_support import CHROMIUM, PAGES, ROOT, choose_in_selectbox, exceptions_on, launch_browser, running_app
-from browser_support import wait_idle as idle
 
 from wattgpu_core.importers import canonical_template
+from wattgpu_core.testing.browser import (
+    CHROMIUM,
+    PAGES,
+    ROOT,
+    choose_in_selectbox,
+    exceptions_on,
+    launch_browser,
+    running_app,
+)
+from wattgpu_core.testing.browser import wait_idle as idle
 
 pytestmark = [
     pytest.mark.e2e,

@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from reference_models import ReferencePaperModelSet, reference_metrics
 from scipy.stats import kendalltau, pearsonr
 
 from wattgpu_core import evaluation as E
 from wattgpu_core.models import PaperModelSet, target_rows, training_frame
 from wattgpu_core.store import Store
+from wattgpu_core.testing.reference_models import ReferencePaperModelSet, reference_metrics
 
 
 @pytest.fixture(scope="module")

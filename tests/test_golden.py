@@ -16,7 +16,6 @@ the file in its own commit whose message says what changed and why:
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,12 +23,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script (--regen) from anywhere
-    sys.path.insert(0, str(ROOT))
-
-from wattgpu_core import planning as P  # noqa: E402
-from wattgpu_core.store import Store  # noqa: E402
+from wattgpu_core import planning as P
+from wattgpu_core.store import Store
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "predictions.csv"
 MODEL_SETS = ("paper", "plus")

@@ -76,7 +76,7 @@ def test_predict_output_neutralises_formula_cells(store, store_path, tmp_path):
     pd.DataFrame({"llm": ["Qwen/Qwen2.5-7B-Instruct"] * 2, "gpu": [name, "NVIDIA L4"],
                   "scenario": ["offline", "offline"]}).to_csv(requests, index=False)
     out = tmp_path / "out.csv"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ)
     done = subprocess.run([sys.executable, "-m", "wattgpu_core", "predict", "--input", str(requests), "--output",
                            str(out), "--db", str(store_path)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)

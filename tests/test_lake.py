@@ -77,8 +77,9 @@ def test_every_command_gives_the_same_results_on_both_backends(lake, store_path,
 
 
 def test_four_writers_and_two_apps_share_one_lake(lake, tmp_path, monkeypatch):
-    from browser_support import launch_browser, running_app, wait_idle
     from playwright.sync_api import sync_playwright
+
+    from wattgpu_core.testing.browser import launch_browser, running_app, wait_idle
 
     files = {}
     for name in ("a", "b", "c"):

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
-from reference_models import reference_pipeline
 
 from wattgpu_core import evaluation as E
 from wattgpu_core import models as M
 from wattgpu_core import registry as R
 from wattgpu_core.paths import MODELS_DIR
 from wattgpu_core.store import Store
+from wattgpu_core.testing.reference_models import reference_pipeline
 
 
 @pytest.fixture(scope="module")

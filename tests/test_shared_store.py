@@ -21,7 +21,7 @@ HEADER = "llm,gpu,scenario,power_w,itl_s,iteration,source_id,license,attribution
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ)
     env.pop("WATTGPU_DB", None)
     return subprocess.run([sys.executable, "-m", "wattgpu_core", *args], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=300)
@@ -64,8 +64,9 @@ def test_concurrent_cli_writers_and_readers_all_succeed(store_path, tmp_path):
 @pytest.mark.e2e
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing")
 def test_cli_ingest_and_stats_while_the_app_is_open(store_path, tmp_path):
-    from browser_support import exceptions_on, launch_browser, running_app, wait_idle
     from playwright.sync_api import sync_playwright
+
+    from wattgpu_core.testing.browser import exceptions_on, launch_browser, running_app, wait_idle
 
     with running_app(store_path, tmp_path / "streamlit.log") as (url, _), sync_playwright() as p:
         browser = launch_browser(p)

@@ -146,6 +146,7 @@ def test_a_store_held_by_another_process_for_too_long_gives_a_clear_error(store_
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+        holder.stdout.close()
     with Store.open(store_path) as store:  # free again once the other process is gone
         assert store.stats()["runs"] == 5548
 

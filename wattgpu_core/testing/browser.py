@@ -1,4 +1,4 @@
-"""Helpers for driving the real app in headless Chromium (used by the e2e test and bench/screenshots.py).
+"""Helpers for driving the real app in headless Chromium (used by the e2e tests and bench/screenshots.py).
 
 ``running_app`` starts ``streamlit run app.py`` on a free port against a given store file and yields its URL and
 the moment its health endpoint answered; ``wait_idle`` waits until the page's script run has finished.
@@ -17,7 +17,8 @@ from pathlib import Path
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-ROOT = Path(__file__).resolve().parent.parent
+from ..paths import ROOT  # the checkout: app.py lies beside the package
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
