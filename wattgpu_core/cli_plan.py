@@ -12,7 +12,12 @@ import json
 import math
 from pathlib import Path
 
-from .errors import Issue, ValidationError
+from .catalog import GpuResolver
+from .deploy import Costs, Traffic, plan_deployments
+from .errors import Issue, UnknownNameError, ValidationError
+from .plan_view import plan_text_table, safe_csv
+from .planning_data import load_planning_defaults
+from .store import Store
 
 SHOWN = 20  # options printed; the files hold all of them
 
@@ -44,12 +49,6 @@ def _records(frame) -> list[dict]:
 
 
 def _cmd_plan(args) -> int:
-    from .catalog import GpuResolver
-    from .deploy import Costs, Traffic, plan_deployments
-    from .errors import UnknownNameError
-    from .plan_view import plan_text_table, safe_csv
-    from .planning_data import load_planning_defaults
-    from .store import Store
 
     traffic = Traffic(args.rate_qps, args.input_tokens, args.output_tokens, args.ttft_slo_s, args.itl_slo_s)
     with Store.open(args.db) as store:

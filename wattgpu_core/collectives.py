@@ -45,7 +45,7 @@ def fit_allreduce(profiles: pd.DataFrame | None = None) -> dict:
     """Fit latency (s) and bandwidth efficiency (x the per-direction link bandwidth) of the ring all-reduce model
     (robust least squares on ln time). Returns {"latency_s", "bandwidth_efficiency", "mdape_pct", "by_group":
     [{node, num_workers, mdape_pct, median_error_pct, n}]}."""
-    from scipy.optimize import least_squares
+    from scipy.optimize import least_squares  # lazy: scipy loads only when a model is fitted, not when the app predicts
 
     d = allreduce_profiles() if profiles is None else profiles
     n = d["num_workers"].to_numpy(float)

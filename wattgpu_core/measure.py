@@ -101,7 +101,7 @@ class NvmlPowerSource:
 
     def __init__(self, gpu_indices: list[int] | None = None):
         try:
-            import pynvml
+            import pynvml  # lazy: optional: nvidia-ml-py is installed only with the measure extra
         except ImportError:
             raise MeasureError("measure reads GPU power through NVML: install nvidia-ml-py "
                                "(pip install -r requirements-measure.txt)") from None

@@ -587,7 +587,7 @@ def model_paths(name: str, models_dir: Path = MODELS_DIR) -> dict[str, Path]:
 def library_versions() -> dict[str, str]:
     import scipy  # lazy: scipy, sklearn and xgboost take seconds to import; only metadata needs their versions
     import sklearn
-    import xgboost
+    import xgboost  # lazy: xgboost loads only when a model is fitted or read, not for physics-only use
 
     return {"python": platform.python_version(), "xgboost": xgboost.__version__, "numpy": np.__version__,
             "pandas": pd.__version__, "scikit-learn": sklearn.__version__, "scipy": scipy.__version__}

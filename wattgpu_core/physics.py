@@ -20,10 +20,12 @@ memory sizes (an "80 GB" H100 has 80 x 2^30 bytes), as the catalogs state them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
+import pandas as pd
 
 BYTES_16BIT = 2.0
 GIB = 2.0**30
@@ -77,7 +79,6 @@ def per_unique(fn, *columns, dtype=float) -> np.ndarray:
     """``fn`` applied once per distinct tuple of values across ``columns`` (same length) and spread back to every
     row: the same result as ``[fn(*vals) for vals in zip(*columns)]``, fast when values repeat (explanations
     predict thousands of rows that share a few GPUs, LLMs and stacks)."""
-    import pandas as pd
 
     keys = pd.Series(list(zip(*(np.asarray(c, dtype=object) for c in columns), strict=True)), dtype=object) \
         if len(columns) > 1 else pd.Series(np.asarray(columns[0], dtype=object), dtype=object)
@@ -701,7 +702,6 @@ def precision_path(precision, architecture) -> PrecisionPath:
 def precision_paths(precisions, architectures):
     """:func:`precision_path` for each (precision, architecture) pair, as a DataFrame (supported, native, compute,
     path, reason)."""
-    import pandas as pd
 
     cache: dict = {}
     rows = []
@@ -743,7 +743,6 @@ def link_gb_s(interconnect) -> np.ndarray:
     """Per-direction GPU-to-GPU bandwidth (GB/s) from the catalog's ``interconnect`` text: the "N GB/s per
     direction" it states, else half the bidirectional figure, else the PCIe generation's x16 rate; NVLINK_GB_S when
     unknown."""
-    import re
 
     def one(text) -> float:
         if not isinstance(text, str):
@@ -830,7 +829,6 @@ class MemoryFit:
     fits_batch: np.ndarray
 
     def to_frame(self):
-        import pandas as pd
 
         return pd.DataFrame({k: np.atleast_1d(getattr(self, k)) for k in self.__dataclass_fields__})
 

@@ -20,25 +20,31 @@ largest batch) and energy per token = power x GPUs / throughput (idle gaps inclu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 
-from .catalog import GpuResolver, LlmResolver
+from . import physics as ph
+from .catalog import GpuResolver, LlmResolver, native_precisions, resolve_llm_precision
 from .errors import Issue, ModelNotTrainedError, UnknownNameError, ValidationError
 from .evaluation import ITL_DEFINITION_LABELS, LOAD_SCALE, ROOFLINE_BATCH, mdape_pct, metrics
 from .features import SCENARIO_POOL, add_features, join_specs, scenario_detail
-from .models import WATTCOUNTS_MAX_TOKENS, training_frame
+from .models import WATTCOUNTS_MAX_TOKENS, join_extra_specs, training_frame
 from .paths import MODELS_DIR
-from .physics import DEFAULT_STACK, WATTCOUNTS_OFFLINE_REQUESTS, WATTCOUNTS_RATE_QPS
+from .physics import DEFAULT_STACK, WATTCOUNTS_OFFLINE_REQUESTS, WATTCOUNTS_RATE_QPS, DecodeWorkload
 from .physics import vllm_max_num_seqs as default_max_num_seqs  # vLLM's default batch (explain.py uses it too)
+from .plus import calibrated_stacks, interval_bounds, out_of_range
+from .plus_itl import REQUIRED_INPUTS
+from .plus_power import POWER_REQUIRED
+from .plus_ttft import load_ttft
 from .registry import get_model_set, load_fitted, uses_workload_model, workload_models, workload_part
 from .registry import parts as model_parts
 from .registry import uses as registry_uses
 from .request import Deployment, PredictionRequest, Workload, as_request_frame
+from .safety import write_csv
 
 __all__ = [
     "Deployment",
@@ -104,7 +110,6 @@ class LoadedModelSet:
     @property
     def calibrated_stacks(self) -> list[str]:
         """Serving stacks a prediction may name (the default first); others are predicted as the default stack."""
-        from .plus import calibrated_stacks
 
         meta = self.metadata if (self.metadata.get("serving") or not self.parts) else \
             (workload_part(self) or self).metadata
@@ -155,9 +160,7 @@ def load_model_set(name: str = DEFAULT_MODEL_SET, models_dir: Path = MODELS_DIR)
             itl_definitions=plus.itl_definitions, kind="default",
             choice=MappingProxyType({t: MappingProxyType(c) for t, c in choice.items()}),
             parts=MappingProxyType({"plus": plus, "paper": paper}), ttft=plus.ttft)
-    from dataclasses import replace
 
-    from .plus_ttft import load_ttft
 
     fitted, meta = load_fitted(name, models_dir)
     loaded = _loaded(name, fitted, meta, name)
@@ -191,7 +194,6 @@ def derive_throughput_energy(power_w, itl_s, scenario, request_rate_qps, output_
 def _resolve(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(LLM ids, GPU ids, precision named by a quantised checkpoint id or None) per request."""
-    from .catalog import resolve_llm_precision
 
     resolver = LlmResolver(llms)
     names_in = requests["llm"].to_numpy(dtype=object)
@@ -248,7 +250,6 @@ def _notes(parts: list[tuple[np.ndarray, object]], n: int) -> np.ndarray:
 def workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set: LoadedModelSet,
                     stacks: np.ndarray) -> pd.DataFrame:
     """The request rows as the models read them: specs joined, paper features, workload columns with defaults."""
-    from .models import join_extra_specs
 
     feats = add_features(join_specs(pd.DataFrame({"llm_id": llm_ids, "gpu_id": gpu_ids}), gpus, llms))
     feats = join_extra_specs(feats, gpus, llms)
@@ -282,7 +283,6 @@ def workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set
 def _precisions(given, id_precision, llm_ids, llms: pd.DataFrame) -> np.ndarray:
     """Each request's weight precision (canonical name): the request's, else the one a quantised checkpoint id
     names, else the LLM's native precision."""
-    from .catalog import native_precisions
 
     native = native_precisions(llms).to_dict()
     return np.asarray([g if g is not None else idp if idp is not None else
@@ -297,7 +297,6 @@ def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.Dat
     row per request: precision, precision_path, precision_supported, precision_reason, weights_gb, overhead_gb,
     memory_available_gb, memory_total_gb, kv_capacity_tokens, max_batch, fits, kv_bytes_per_token,
     context_tokens."""
-    from . import physics as ph
 
     n = len(feats)
     table = gpus.drop_duplicates("gpu_id").set_index("gpu_id")
@@ -371,7 +370,6 @@ def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.Dat
 def _deployment_outputs(out: pd.DataFrame, feats: pd.DataFrame, deploy: pd.DataFrame, model_set: LoadedModelSet,
                         preds: dict, pool, rate, out_tokens, tp, unsupported) -> None:
     """Add the deployment columns (:data:`DEPLOYMENT_COLUMNS`) to ``out`` (in place)."""
-    from .physics import DecodeWorkload
 
     n = len(out)
     itl_model = workload_models(model_set).get("itl")
@@ -554,7 +552,6 @@ def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.nd
     sets = model_parts(model_set)
     plus = workload_part(model_set)
     if plus is not None:
-        from .plus import interval_bounds, out_of_range
 
         res["out_of_range"] = out_of_range(feats, plus.metadata.get("ranges") or {})
         res["max_throughput_tok_s"] = np.where(pool == "offline", np.inf,
@@ -582,8 +579,6 @@ def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.nd
 
 def _missing_plus_inputs(feats: pd.DataFrame) -> np.ndarray:
     """Per row, the specs WattGPU+ needs that the catalogs lack (it does not impute them), comma-separated."""
-    from .plus_itl import REQUIRED_INPUTS
-    from .plus_power import POWER_REQUIRED
 
     cols = [c for c in dict.fromkeys((*REQUIRED_INPUTS, *POWER_REQUIRED)) if c in feats.columns]
     miss = feats[cols].isna().to_numpy()
@@ -718,7 +713,6 @@ def predict_csv(input_path: Path | str, output_path: Path | str, gpus: pd.DataFr
     requests = pd.read_csv(path, dtype={"llm": str, "gpu": str, "scenario": str}, keep_default_na=False,
                            na_values=[""])
     out = predict(requests, gpus, llms, model_set)
-    from .safety import write_csv
 
     write_csv(out, output_path)
     return out

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -218,7 +218,7 @@ def _grouped_jacobian(residuals, design: _Design, lower: np.ndarray, upper: np.n
 def fit_calibration(frame: pd.DataFrame, y_log: np.ndarray) -> ItlCalibration:
     """Fit the calibrated roofline to ``frame`` (usable rows) and its ln ITL (robust least squares, ridge on the
     architecture effects)."""
-    from scipy.optimize import least_squares
+    from scipy.optimize import least_squares  # lazy: scipy loads only when a model is fitted, not when the app predicts
 
     design = _Design.of(frame)
     na, nf = len(design.archs), len(design.fams)
@@ -253,7 +253,6 @@ def physics_itl_s(frame: pd.DataFrame, calibration: ItlCalibration, extra_overhe
                   extra_per_sequence_s=0.0) -> np.ndarray:
     """ITL (s) of each row from the calibrated roofline alone (no per-LLM correction), with optional extra host
     overheads per step and per sequence (a serving stack's calibration)."""
-    from dataclasses import replace
 
     work = DecodeWorkload.of(frame)
     p = calibration.step_parameters(frame)
@@ -357,8 +356,8 @@ class PlusItlModel:
     def _with_stacks(self, others: pd.DataFrame | None) -> PlusItlModel:
         """This model plus a :class:`StackCalibration` for each other serving stack in ``others``, fitted (robust
         least squares on ln time per output token) on that stack's runs only."""
-        from dataclasses import replace
 
+        # lazy: scipy loads only when a model is fitted, not when the app predicts
         from scipy.optimize import least_squares
 
         if others is None or others.empty:
@@ -445,7 +444,6 @@ class PlusItlModel:
         ("memory", "compute" or "power": what bounds the matrix multiplies), ``physics_itl_s`` (before corrections)
         and ``correction_factor``.
         """
-        from dataclasses import replace
 
         work = DecodeWorkload.of(rows)
         h, c, k = self._stack_parts(rows)
@@ -492,7 +490,6 @@ class PlusItlModel:
         most a server can deliver before queues grow without bound."""
         if len(rows) == 0:
             return np.zeros(0)
-        from dataclasses import replace
 
         work = DecodeWorkload.of(rows)
         h, c, k = self._stack_parts(rows)

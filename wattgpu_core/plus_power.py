@@ -437,7 +437,7 @@ class PlusPowerModel:
         return np.column_stack([np.asarray(cols[c], dtype=float) for c in self.config.features])
 
     def _fit_booster(self, core, ph, seed, n_threads) -> None:
-        import xgboost as xgb
+        import xgboost as xgb  # lazy: xgboost loads only when a model is fitted or read, not for physics-only use
 
         b, d, f = self._levels(core, ph)
         tdp = core["tdp_w"].to_numpy(float)
@@ -525,7 +525,7 @@ class PlusPowerModel:
     @property
     def booster(self):
         if self._booster is None:
-            import xgboost as xgb
+            import xgboost as xgb  # lazy: xgboost loads only when a model is fitted or read, not for physics-only use
 
             booster = xgb.Booster()
             booster.load_model(bytearray(self.booster_json.encode()))
@@ -603,7 +603,7 @@ def _fit_timing(core: pd.DataFrame) -> Timing:
     """The :class:`Timing` constants by non-negative least squares on relative error from the training rows' ITL:
     server rows (ITL = step time at batch 1) give ``server_t0_s`` and ``server_k``; offline rows (ITL x batch =
     step time) then give ``offline_a`` and ``offline_h1_s``. Defaults where fewer than 20 rows."""
-    from scipy.optimize import nnls
+    from scipy.optimize import nnls  # lazy: scipy loads only when a model is fitted, not when the app predicts
 
     default = Timing()
     itl = _num(core, "itl_s", np.nan)

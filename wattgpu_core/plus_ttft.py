@@ -39,6 +39,10 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
+from .catalog import LlmResolver
+from .evaluation import interval_quantiles, mdape_pct, pearson_r, splits
+from .features import join_specs
+from .models import join_extra_specs
 from .paths import MANUAL_DIR, MODELS_DIR, RAW_DIR
 from .physics import VLLM_PROFILE_TOKENS, DecodeWorkload, StepParameters
 
@@ -58,7 +62,6 @@ def argonne_ttft_runs(gpus: pd.DataFrame, llms: pd.DataFrame, path: Path = ARGON
     output_tokens, batch_size (requests submitted together), num_gpus, ttft_s, source_id "argonne". GPU names map
     through ``source_gpu_map.csv`` (its stated assumptions); rows of GPUs it does not map (AMD, SambaNova) are
     dropped."""
-    from .catalog import LlmResolver
 
     raw = pd.read_csv(path, skip_blank_lines=True)
     raw.columns = [c.strip() for c in raw.columns]
@@ -83,8 +86,6 @@ def argonne_ttft_runs(gpus: pd.DataFrame, llms: pd.DataFrame, path: Path = ARGON
 def ttft_frame(store) -> pd.DataFrame:
     """Every run with a measured TTFT, joined to the catalog specs: the store's runs with ``ttft_s`` (on a server:
     the rate and the batch they report) and Argonne's TTFT table."""
-    from .features import join_specs
-    from .models import join_extra_specs
 
     gpus, llms = store.gpus(), store.llms()
     runs = store.runs()
@@ -125,6 +126,7 @@ class PlusTtftModel:
     @classmethod
     def fit(cls, rows: pd.DataFrame) -> PlusTtftModel:
         """Fit efficiency and overhead on ``rows`` (robust least squares on ln TTFT)."""
+        # lazy: scipy loads only when a model is fitted, not when the app predicts
         from scipy.optimize import least_squares
 
         y = np.log(rows["ttft_s"].to_numpy(float))
@@ -247,7 +249,6 @@ def ttft_evaluation(frame: pd.DataFrame) -> tuple[list[dict], dict[str, np.ndarr
     fitted on the other rows only. Returns records (target "ttft", model "WattGPU+", scenario "burst" for the
     closed batches / "server", strategy, mdape_pct, pearson_r, n_rows, and for LOGO the coverage of the 80%
     intervals with quantiles calibrated without the held-out GPU) and the out-of-fold predictions per strategy."""
-    from .evaluation import interval_quantiles, mdape_pct, pearson_r, splits
 
     y = frame["ttft_s"].to_numpy(float)
     records, oof = [], {}
@@ -288,7 +289,6 @@ def ttft_evaluation(frame: pd.DataFrame) -> tuple[list[dict], dict[str, np.ndarr
 def train_ttft(store, models_dir: Path = MODELS_DIR) -> PlusTtftModel:
     """Fit the TTFT model on every TTFT run, with LOGO interval quantiles and the CV / LOGO / LOLO MdAPE, and write
     ``models/plus_ttft.json`` (atomically)."""
-    from .evaluation import interval_quantiles
 
     frame = ttft_frame(store)
     records, oof = ttft_evaluation(frame)

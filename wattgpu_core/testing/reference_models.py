@@ -23,7 +23,7 @@ from wattgpu_core.models import PAPER_FEATURES, PAPER_PARAMS, PAPER_TARGET_TRANS
 def reference_metrics(frame: pd.DataFrame) -> dict:
     """:func:`metrics` computed the straightforward way (pandas groupby loops, scipy's ``pearsonr`` and
     ``kendalltau``); the benchmark's reference uses it, and a test checks that both give the same numbers."""
-    from scipy.stats import kendalltau, pearsonr
+    from scipy.stats import kendalltau, pearsonr  # lazy: scipy only for the reference run
 
     y, p = frame["y_true"].to_numpy(float), frame["y_pred"].to_numpy(float)
     avg = frame.groupby(["llm_id", "scenario_detail", "gpu_id"])[["y_true", "y_pred"]].mean().reset_index()
@@ -65,11 +65,11 @@ class _PipelineModel:
 
 def reference_pipeline(target: str):
     """The paper's model as one sklearn Pipeline: ColumnTransformer preprocessing + XGBRegressor (defaults)."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder, StandardScaler
-    from xgboost import XGBRegressor
+    from sklearn.compose import ColumnTransformer  # lazy: sklearn only for the reference run
+    from sklearn.impute import SimpleImputer  # lazy: sklearn only for the reference run
+    from sklearn.pipeline import Pipeline  # lazy: sklearn only for the reference run
+    from sklearn.preprocessing import OrdinalEncoder, StandardScaler  # lazy: sklearn only for the reference run
+    from xgboost import XGBRegressor  # lazy: xgboost only for the reference run
 
     spec = PAPER_FEATURES[target]
     numeric = Pipeline([("imputer", SimpleImputer(strategy="mean")), ("scaler", StandardScaler())])
