@@ -584,20 +584,26 @@ class PlusExplanation:
     prediction: pd.Series  # planning.predict's row (power_w, itl_s, energy, throughput, notes, ...)
 
 
+def _one_request_rows(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFrame, llms: pd.DataFrame, model_set):
+    """:func:`model_rows` of one request, joining only this GPU's and LLM's catalog rows (joining the whole
+    catalogs for one row costs more than explaining it)."""
+    one_gpu, one_llm = gpus[gpus["gpu_id"] == gpu_id], llms[llms["llm_id"] == llm_id]
+    return model_rows(pd.DataFrame([{"llm": llm_id, "gpu": gpu_id, **request}]),
+                      one_gpu if len(one_gpu) else gpus, one_llm if len(one_llm) else llms, model_set)
+
+
 def explain_plus_request(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFrame, llms: pd.DataFrame,
-                         model_set, background: Background) -> PlusExplanation:
+                         model_set, background: Background, made=None) -> PlusExplanation:
     """WattGPU+'s prediction for one (LLM, GPU, workload), explained: grouped Shapley values of power (W) and
     ln ITL against ``background`` (the same scenario's configurations), and the physics of the prediction.
+    ``made``: this request's :func:`model_rows`, when the caller has them already.
 
     Raises WattGPUError when WattGPU+ cannot predict it (specs missing)."""
     name, part = next(((n, p) for n, p in parts(model_set).items() if get_model_set(n).reads_workload), (None, None))
     if part is None:
         raise WattGPUError(f"the model set {getattr(model_set, 'label', model_set)!r} has no WattGPU+ models")
     model_set_spec, models = get_model_set(name), dict(part.models)
-    # only this GPU's and LLM's catalog rows: joining the whole catalogs for one row costs more than explaining it
-    one_gpu, one_llm = gpus[gpus["gpu_id"] == gpu_id], llms[llms["llm_id"] == llm_id]
-    out, rows = model_rows(pd.DataFrame([{"llm": llm_id, "gpu": gpu_id, **request}]),
-                           one_gpu if len(one_gpu) else gpus, one_llm if len(one_llm) else llms, model_set)
+    out, rows = made if made is not None else _one_request_rows(llm_id, gpu_id, request, gpus, llms, model_set)
     ref = {t: float(models[t].predict(rows)[0]) for t in models}
     if not all(np.isfinite(v) and v > 0 for v in ref.values()):
         raise WattGPUError(f"WattGPU+ cannot predict {llm_id} on {gpu_id}: {out['notes'].iloc[0] or 'specs missing'}")
@@ -722,17 +728,16 @@ def explain_view(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFrame, ll
     pool = "offline" if request.get("scenario", "offline") == "offline" else "server"
     uses = {t: model_set.uses(t, pool) for t in ("power", "itl")}
     by_label = {p.label: n for n, p in parts(model_set).items() if p is not None}
+    made = None
     if len(by_label) > 1:  # a composite: the set behind each target is the one this request's prediction used
-        one_gpu, one_llm = gpus[gpus["gpu_id"] == gpu_id], llms[llms["llm_id"] == llm_id]
-        made = planning.predict(pd.DataFrame([{"llm": llm_id, "gpu": gpu_id, **request}]), one_gpu,
-                                one_llm if len(one_llm) else llms, model_set).iloc[0]
-        uses = {t: by_label.get(made[f"{t}_model"], name) for t, name in uses.items()}
+        made = _one_request_rows(llm_id, gpu_id, request, gpus, llms, model_set)
+        uses = {t: by_label.get(made[0][f"{t}_model"].iloc[0], name) for t, name in uses.items()}
     grouped = {t: get_model_set(name).reads_workload for t, name in uses.items()}
     targets, physics, methods, baselines, notes = {}, None, [], [], ""
     if any(grouped.values()):
         if background is None:
             raise WattGPUError("WattGPU+ explanations need the training runs (explanation_background)")
-        plus = explain_plus_request(llm_id, gpu_id, request, gpus, llms, model_set, background)
+        plus = explain_plus_request(llm_id, gpu_id, request, gpus, llms, model_set, background, made)
         targets.update({t: e for t, e in plus.targets.items() if grouped[t]})
         physics = plus.physics
         notes = str(plus.prediction.get("notes") or "")
