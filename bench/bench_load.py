@@ -99,7 +99,7 @@ async def browse_session(k: int, browser, url: str, rounds: int, report: dict) -
             await timed(page, times, "compare again", lambda: page.goto(f"{url}/compare?llm={own}"))
             report["errors"] += [f"session {k} round {r}: {e}" for e in await exceptions(page)]
         search = await page.evaluate("() => decodeURIComponent(location.search)")
-        from wattgpu_core.dashboard import PageState
+        from pages.view.url_state import PageState
 
         if own not in search and not (own == PageState().llm and "llm=" not in search):  # defaults stay out of URLs
             report["state_leaks"].append(f"session {k} shows {search!r}, expected {own}")

@@ -567,24 +567,27 @@ def fit_model_set(model_set: ModelSet, frame: pd.DataFrame, *, n_threads: int = 
 
 
 def train(store, models_dir: Path = MODELS_DIR, name: str = "paper", *, cv_records: list[dict] | None = None,
-          seed: int = 0) -> dict:
+          seed: int = 0, default_for: dict | None = None) -> dict:
     """Fit ``name`` on the store's Watt Counts runs (catalog specs) and write its model files; returns the metadata.
 
     Deterministic: the same data give byte-identical model files (single-threaded boosting, fixed seed).
     ``cv_records`` (the evaluation records of CV, LOGO and LOLO) are stored in the metadata when given. The files
     are written to a staging folder and replace the set's files together (``model_files.atomic_model_set``).
+    ``default_for`` (WattGPU+ only) gives its default choice per target and scenario instead of deciding it from
+    ``cv_records`` (retraining keeps the choice of the full evaluation, see ``retraining``).
     """
     from .model_files import atomic_model_set
 
     with atomic_model_set(models_dir, name) as staging:
-        return _train_into(store, staging, name, cv_records=cv_records, seed=seed)
+        return _train_into(store, staging, name, cv_records=cv_records, seed=seed, default_for=default_for)
 
 
-def _train_into(store, models_dir: Path, name: str, *, cv_records: list[dict] | None, seed: int) -> dict:
+def _train_into(store, models_dir: Path, name: str, *, cv_records: list[dict] | None, seed: int,
+                default_for: dict | None = None) -> dict:
     if name == "plus":
         from .plus import train_plus
 
-        return train_plus(store, models_dir, records=cv_records, seed=seed)
+        return train_plus(store, models_dir, records=cv_records, seed=seed, default_for=default_for)
     model_set = get_model_set(name)
     frame = training_frame(store, "catalog")
     fitted = fit_model_set(model_set, frame, n_threads=1, seed=seed)

@@ -162,10 +162,10 @@ def hash_columns(model_set: PlusModelSet) -> list[str]:
 
 
 def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | None = None, seed: int = 0,
-               n_jobs: int | None = None) -> dict:
+               n_jobs: int | None = None, default_for: dict | None = None) -> dict:
     """Fit WattGPU+ on the store (catalog specs; Watt Counts runs plus the auxiliary runs), write its files and
     return the metadata. ``records`` are the all-GPU evaluation records of both model sets (stored as the CV
-    metrics, and deciding the default per target and scenario)."""
+    metrics, and deciding the default per target and scenario unless ``default_for`` gives it)."""
     model_set = PlusModelSet()
     frame = training_frame(store, "catalog")
     aux = auxiliary_frame(store, "catalog")
@@ -224,7 +224,7 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
         "seed": seed,
         "cv_metrics": [r for r in (records or []) if r["model"] == LABEL and r["strategy"] != "LOSO"],
         "loso_metrics": loso,
-        "default_for": default_choice(records) if records else None,
+        "default_for": default_for if default_for is not None else (default_choice(records) if records else None),
     }
     paths["meta"].write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
     return meta
