@@ -2,7 +2,7 @@
 
 Times :func:`wattgpu_core.deploy.plan_deployments` (every NVIDIA catalog GPU x TP 1, 2, 4, 8 x six precisions, with
 the capacity search, fleet size and cost) against the current single-GPU Compare ranking
-(:func:`wattgpu_core.planning.rank_gpus`, one GPU per replica, server mode at the same rate and tokens), both
+(:func:`wattgpu_core.ranking.rank_gpus`, one GPU per replica, server mode at the same rate and tokens), both
 measured in the same run, interleaved, with the default model set. Prints the medians, their ratio and how many
 rows each predict() call held. The goal is under 300 ms for the plan.
 
@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from wattgpu_core import deploy  # noqa: E402
 from wattgpu_core.deploy import Costs, Traffic, plan_deployments  # noqa: E402
-from wattgpu_core.planning import load_model_set, rank_gpus  # noqa: E402
+from wattgpu_core.planning import load_model_set  # noqa: E402
 from wattgpu_core.planning_data import load_planning_defaults  # noqa: E402
+from wattgpu_core.ranking import rank_gpus  # noqa: E402
 from wattgpu_core.store import Store  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 """Benchmark: predicting every catalog GPU x every catalog LLM x 3 scenarios with ``planning.predict``.
 
 One batched call (what ``predict --input`` and the Compare page do) is timed against the straightforward use of the
-same API measured in the same run: one ``planning.rank_gpus`` call per (LLM, scenario), i.e. a loop over LLMs.
+same API measured in the same run: one ``ranking.rank_gpus`` call per (LLM, scenario), i.e. a loop over LLMs.
 Model loading is timed separately.
 
     python bench/bench_predict.py [--db PATH] [--repeats 5]
@@ -19,7 +19,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wattgpu_core.planning import load_model_set, predict, rank_gpus  # noqa: E402
+from wattgpu_core.planning import load_model_set, predict  # noqa: E402
+from wattgpu_core.ranking import rank_gpus  # noqa: E402
 from wattgpu_core.store import Store  # noqa: E402
 
 SCENARIOS = ("offline", "server_low", "server_high")

@@ -28,14 +28,15 @@ tp = r1.selectbox("GPUs per replica", labels.TP_CHOICES, key="cmp_tp", help="Ten
                   "this many GPUs; power is per GPU, throughput and energy per token are the replica's.")
 prec = r2.selectbox("Weight precision", ("", *labels.PRECISION_CHOICES), key="cmp_prec",
                     format_func=lambda p: p or "the LLM's own", help="A GPU that cannot run it is listed below.")
-workload = url_state.Workload(workload.scenario, workload.batch_size, workload.request_rate_qps, workload.input_tokens,
-                       workload.output_tokens, int(tp), prec)
+workload = url_state.Workload(workload.scenario, workload.batch_size, workload.request_rate_qps,
+                              workload.input_tokens, workload.output_tokens, int(tp), prec)
 
 options = catalog.filter_options(shared.gpus())
 ss = st.session_state  # the filters as set now (widgets below), else as the link carries them
-active = catalog.active_filters(state.replace(mem=float(ss.get("cmp_mem", state.mem)), gen=tuple(ss.get("cmp_gen", state.gen)),
-                                         form=tuple(ss.get("cmp_form", state.form)),
-                                         tdp=tuple(ss.get("cmp_tdp", state.tdp))), options)
+active = catalog.active_filters(state.replace(mem=float(ss.get("cmp_mem", state.mem)),
+                                              gen=tuple(ss.get("cmp_gen", state.gen)),
+                                              form=tuple(ss.get("cmp_form", state.form)),
+                                              tdp=tuple(ss.get("cmp_tdp", state.tdp))), options)
 if active:  # a shared link may carry filters: say so where the eye lands, and open the filter section
     st.markdown(f":orange-badge[:material/filter_alt: Filters active: {'; '.join(active)}]")
 with st.expander("Filter GPUs" + (f" ({len(active)} active)" if active else ""), icon=":material/filter_alt:",
@@ -77,7 +78,8 @@ if n_saturated:
 st.subheader(f"Best energy per token: {md(best['gpu_name'])}")
 cols = st.columns(4)
 for col, (column, title, help_) in zip(cols, (
-        ("energy_per_token_j", "Energy per token", None), ("itl_s", labels.latency_title(workload.scenario), labels.ITL_HELP),
+        ("energy_per_token_j", "Energy per token", None),
+        ("itl_s", labels.latency_title(workload.scenario), labels.ITL_HELP),
         ("power_w", "Mean GPU power", None), ("throughput_tok_s", "Throughput", None)), strict=True):
     col.metric(title, formats.INTERVAL_FORMATS[column](best[column]), help=help_)
     col.caption(formats.best_interval_text(best, column))
@@ -101,14 +103,16 @@ for note in comparison.notes:
 table = view_compare.display_table(comparison.ranked)
 st.dataframe(table, hide_index=True, placeholder="–", width="stretch", column_config={
     name: st.column_config.NumberColumn(format=fmt) for name, fmt in view_compare.number_formats(table).items()})
-st.download_button("Download the comparison (CSV)", view_compare.download_csv(comparison), file_name=view_compare.csv_name(comparison),
-                   mime="text/csv", icon=":material/download:")
+st.download_button("Download the comparison (CSV)", view_compare.download_csv(comparison),
+                   file_name=view_compare.csv_name(comparison), mime="text/csv", icon=":material/download:")
 
 if len(comparison.cannot_hold):
     n = len(comparison.cannot_hold)
     with st.expander(f"{formats.count(n, 'GPU')} cannot hold this model"):
-        st.dataframe(view_compare.display_other(comparison.cannot_hold), hide_index=True, placeholder="–", width="stretch")
+        st.dataframe(view_compare.display_other(comparison.cannot_hold), hide_index=True, placeholder="–",
+                     width="stretch")
 if len(comparison.lacking_specs):
     n = len(comparison.lacking_specs)
     with st.expander(f"{formats.count(n, 'NVIDIA GPU')} {'lacks' if n == 1 else 'lack'} specs the models need"):
-        st.dataframe(view_compare.display_other(comparison.lacking_specs), hide_index=True, placeholder="–", width="stretch")
+        st.dataframe(view_compare.display_other(comparison.lacking_specs), hide_index=True, placeholder="–",
+                     width="stretch")

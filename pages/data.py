@@ -44,8 +44,8 @@ with upload:
         st.markdown("Upload measurements in any supported format; the format is detected from the content. "
                     "Nothing is written until you confirm, and a file with any invalid value is rejected whole.")
         st.markdown(view_data.formats_markdown())
-        st.download_button("Download the canonical CSV template", view_data.template_csv(), file_name="wattgpu-template.csv",
-                           mime="text/csv", icon=":material/download:")
+        st.download_button("Download the canonical CSV template", view_data.template_csv(),
+                           file_name="wattgpu-template.csv", mime="text/csv", icon=":material/download:")
         file = st.file_uploader("Benchmark file", type=["csv", "tsv", "txt", "json"], key="data_upload")
         if file is not None:
             try:
@@ -53,10 +53,10 @@ with upload:
             except ValidationError as exc:
                 st.error(f"{md(file.name)} was rejected: {len(exc.issues)} problem(s) shown"
                          + (f" of {exc.total}" if exc.total > len(exc.issues) else "") + ". Fix them and upload again.")
-                st.dataframe(view_data.issues_table(exc), hide_index=True, placeholder="–", width="stretch", column_config={
-                    "Row": st.column_config.TextColumn(width="small"),
-                    "Column": st.column_config.TextColumn(width="small"),
-                    "Problem": st.column_config.TextColumn(width="large")})
+                st.dataframe(view_data.issues_table(exc), hide_index=True, placeholder="–", width="stretch",
+                             column_config={"Row": st.column_config.TextColumn(width="small"),
+                                            "Column": st.column_config.TextColumn(width="small"),
+                                            "Problem": st.column_config.TextColumn(width="large")})
                 st.stop()
             except Exception:  # a file no check foresaw: a message here, the details in the server log
                 log.exception("upload %r could not be read", file.name)
@@ -66,9 +66,11 @@ with upload:
             st.success(view_data.validation_summary(prepared))
             for warning in prepared.warnings:
                 st.warning(md(warning))
-            st.dataframe(view_data.preview_table(prepared, shared.gpus(), shared.llms()), hide_index=True, placeholder="–", width="stretch")
+            st.dataframe(view_data.preview_table(prepared, shared.gpus(), shared.llms()), hide_index=True,
+                         placeholder="–", width="stretch")
             on_conflict = st.radio(
-                "If a run in this file is already stored with different measured values", list(view_data.ON_CONFLICT_CHOICES),
+                "If a run in this file is already stored with different measured values",
+                list(view_data.ON_CONFLICT_CHOICES),
                 format_func=view_data.ON_CONFLICT_CHOICES.get, key="data_on_conflict", horizontal=True,
                 help="A run is the same run when its identifying columns match (source, LLM, GPU, workload, serving stack "
                      "and repeat; see the README). Re-sent runs whose values agree are never added twice.")

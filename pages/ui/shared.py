@@ -304,11 +304,12 @@ def stop_with(message: str) -> None:
 def _compare(path: str, data_version: str, model_name: str, llm_id: str, workload: view_state.Workload,
              state: view_state.PageState) -> view_compare.Comparison:
     candidates = catalog.apply_filters(_gpus(path, data_version), state)
-    return view_compare.compare_gpus(llm_id, workload, candidates, _llms(path, data_version), _model_set(model_name),
-                           _runs(path, data_version))
+    return view_compare.compare_gpus(llm_id, workload, candidates, _llms(path, data_version),
+                                     _model_set(model_name), _runs(path, data_version))
 
 
-def compare(llm_id: str, workload: view_state.Workload, state: view_state.PageState, model: str | None = None) -> view_compare.Comparison:
+def compare(llm_id: str, workload: view_state.Workload, state: view_state.PageState,
+            model: str | None = None) -> view_compare.Comparison:
     """The (cached) comparison for this LLM, workload and filters; errors the user can act on stop the page."""
     model = model or model_name()
     models(model)
@@ -323,8 +324,8 @@ def compare(llm_id: str, workload: view_state.Workload, state: view_state.PageSt
 # -- explanations ---------------------------------------------------------------------------------------------------
 @st.cache_data(max_entries=32, show_spinner=False)
 def _explain(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str, workload: view_state.Workload):
-    return view_explain.explain_prediction(llm_id, gpu_id, workload, _gpus(path, data_version), _llms(path, data_version),
-                                 _model_set(model_name))
+    return view_explain.explain_prediction(llm_id, gpu_id, workload, _gpus(path, data_version),
+                                           _llms(path, data_version), _model_set(model_name))
 
 
 def explain(llm_id: str, gpu_id: str, workload: view_state.Workload, model_name: str = "paper"):
@@ -367,9 +368,10 @@ def _explanation_background(path: str, data_version: str, model_name: str):
 
 
 @st.cache_data(max_entries=32, show_spinner="Explaining the prediction...")
-def _explain_view(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str, workload: view_state.Workload):
+def _explain_view(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str,
+                  workload: view_state.Workload):
     return view_explain.explain_view(llm_id, gpu_id, workload, _gpus(path, data_version), _llms(path, data_version),
-                           _model_set(model_name), _explanation_background(path, data_version, model_name))
+                                     _model_set(model_name), _explanation_background(path, data_version, model_name))
 
 
 def explain_view(llm_id: str, gpu_id: str, workload: view_state.Workload, model: str):
@@ -405,7 +407,7 @@ def plus_importance(model: str, pool: str, compute: bool = False):
     bar = st.progress(0.0, text="Explaining training configurations...")
     background = _explanation_background(store_path(), version(), model)
     result = core_explain.plus_global_importance(_model_set(model), background, pool,
-                                       progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
+                                                 progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
     bar.empty()
     return _plus_importance(*key, _computed=result)
 
@@ -436,9 +438,10 @@ def cross_validation(paper_compat: bool, rerun: bool = False):
         pass
     estimate = view_cv.evaluation_estimate(store(), paper_compat)
     bar = st.progress(0.0, text=f"Cross-validating the models on the current data, uploads included ({estimate})...")
-    result = view_cv.run_cross_validation(store(), paper_compat, model_sets=retraining.evaluated_model_sets(), refresh=rerun,
-                                     progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0),
-                                                                          text=f"{msg} ({estimate})"))
+    result = view_cv.run_cross_validation(store(), paper_compat, model_sets=retraining.evaluated_model_sets(),
+                                          refresh=rerun,
+                                          progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0),
+                                                                               text=f"{msg} ({estimate})"))
     bar.empty()
     return _cv_cache(*key, _computed=result)
 
@@ -470,9 +473,10 @@ def validate_upload(name: str, data: bytes):
 
 # -- single prediction ------------------------------------------------------------------------------------------------
 @st.cache_data(max_entries=64, show_spinner=False)
-def _predict_one(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str, workload: view_state.Workload):
+def _predict_one(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str,
+                 workload: view_state.Workload):
     return view_home.predict_one(llm_id, gpu_id, workload, _gpus(path, data_version), _llms(path, data_version),
-                          _model_set(model_name))
+                                 _model_set(model_name))
 
 
 def predict_one(llm_id: str, gpu_id: str, workload: view_state.Workload, model: str | None = None):
@@ -530,7 +534,8 @@ def evaluation_if_ready(paper_compat: bool = False):
         return _cv_cache(*key)
     except _NotComputed:
         pass
-    hit = ready_evaluation(store(), paper_compat, retraining.evaluated_model_sets(), retraining.active_models_dir(store()))
+    hit = ready_evaluation(store(), paper_compat, retraining.evaluated_model_sets(),
+                           retraining.active_models_dir(store()))
     return _cv_cache(*key, _computed=hit) if hit is not None else None
 
 

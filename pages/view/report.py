@@ -53,6 +53,19 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
 
+def write_comparison(store, name: str, model_set, out: Path, llm_id: str = EXAMPLE_LLM,
+                     workload: Workload | None = None) -> list[Path]:
+    """The example GPU comparison of model set ``name``: its Pareto figure (HTML) and ranked table (CSV, the
+    Compare page's download), ``compare_<name>_<llm>_<scenario>.html/.csv`` in ``out``."""
+    workload = workload or Workload()
+    gpus, llms = store.gpus(), store.llms()
+    comparison = compare_gpus(llm_id, workload, gpus, llms, model_set, runs=store.runs())
+    stem = f"compare_{name}_{_slug(llm_id)}_{workload.scenario}"
+    csv = out / f"{stem}.csv"
+    csv.write_bytes(download_csv(comparison))
+    return [_write_figure(figures.pareto_figure(comparison.ranked, comparison.measured), out / f"{stem}.html"), csv]
+
+
 def write_report(store, out_dir: Path | str, model_names: tuple[str, ...] | None = None,
                  progress: Callable[[float, str], None] | None = None) -> list[Path]:
     """Write every published table and figure to ``out_dir``; returns the files written."""
@@ -113,13 +126,7 @@ def write_report(store, out_dir: Path | str, model_names: tuple[str, ...] | None
                     written.append(_write_figure(figures.group_importance_bars(imp),
                                                  out / f"importance_{name}_{target}_{pool}.html"))
         if EXAMPLE_LLM in set(llms["llm_id"]):
-            comparison = compare_gpus(EXAMPLE_LLM, Workload(), gpus, llms, model_set, runs=store.runs())
-            stem = f"compare_{name}_{_slug(EXAMPLE_LLM)}_offline"
-            written.append(_write_figure(figures.pareto_figure(comparison.ranked, comparison.measured),
-                                         out / f"{stem}.html"))
-            csv = out / f"{stem}.csv"
-            csv.write_bytes(download_csv(comparison))
-            written.append(csv)
+            written += write_comparison(store, name, model_set, out)
     index += ["- Global importance: `importance_paper_<target>.html` (TreeSHAP), "
               "`importance_plus_<target>_<scenario>.html` (WattGPU+, exact Shapley values per input group)",
               f"- Example comparison ({EXAMPLE_LLM}, default offline workload): `compare_<model set>_*.html/.csv`"]
