@@ -6,9 +6,10 @@ Column names and the plain-text table are the core's (``plan_table``), which the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,8 @@ import pandas as pd
 from wattgpu_core.deploy import HEADROOM, TRAFFIC_PRESETS, Traffic
 from wattgpu_core.plan_table import LABELS, markdown_table, with_rank
 
-from .url_state import query_readers
+from .formats import num
+from .url_state import query_of, query_readers, split_list
 
 TABLE_COLUMNS = ("rank", "gpu_name", "tensor_parallel", "precision", "replicas", "gpus_total", "ttft_s", "itl_ms",
                  "energy_per_token_j", "usd_per_mtok", "gco2e_per_mtok", "fits", "meets_slo",
@@ -62,9 +64,6 @@ def option_key(row: Mapping) -> str:
 
 def breakdown(row: Mapping, traffic: Traffic, costs) -> pd.DataFrame:
     """The chosen option's memory, capacity, power and cost, one quantity per row (what, value, how)."""
-    def num(v, spec):
-        return "–" if v is None or not np.isfinite(float(v)) else format(float(v), spec)
-
     gpus = row["gpus_total"]
     energy_cost = (row["fleet_power_kw"] * costs.pue * costs.usd_per_kwh) if np.isfinite(row["fleet_power_kw"]) \
         else float("nan")
@@ -140,8 +139,7 @@ class PlanState:
         if get("region"):
             values["region"] = str(get("region"))
         for key in ("prec", "prices"):
-            raw = get(key)
-            values[key] = tuple(x for x in str(raw).split("|") if x) if raw else ()
+            values[key] = split_list(get(key))
         values["prices"] = tuple(p for p in values["prices"] if _price_item(p) is not None)
         return cls(**values)
 
@@ -149,20 +147,10 @@ class PlanState:
         return dict(item for item in map(_price_item, self.prices) if item is not None)
 
     def to_query(self) -> dict[str, str]:
-        default = PlanState()
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value == getattr(default, f.name):
-                continue
-            out[f.name] = "|".join(value) if f.name in ("prec", "prices") else (f"{value:g}" if isinstance(value, float)
-                                                                    else str(value))
-        return out
+        return query_of(self)
 
     def replace(self, **changes) -> PlanState:
-        data = asdict(self)
-        data.update(changes)
-        return PlanState(**data)
+        return dataclasses.replace(self, **changes)
 
 
 def _price_item(text: str) -> tuple[str, float] | None:

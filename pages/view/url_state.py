@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 from .labels import MODEL_CHOICES, PRECISION_CHOICES, SCENARIO_CHOICES
 
@@ -67,6 +68,31 @@ def query_readers(query: Mapping, default):
     return get, number
 
 
+def split_list(raw) -> tuple[str, ...]:
+    """A URL parameter "a|b" as ("a", "b"); missing or empty as ()."""
+    return tuple(x for x in str(raw).split("|") if x) if raw else ()
+
+
+def query_of(state) -> dict[str, str]:
+    """URL parameters of a frozen page-state dataclass: fields at their default left out (links stay short), tuples
+    of text joined by "|", number ranges by "-", floats as %g."""
+    default = type(state)()
+    out = {}
+    for f in fields(state):
+        value = getattr(state, f.name)
+        if value == getattr(default, f.name):
+            continue
+        if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+            out[f.name] = "|".join(value)
+        elif isinstance(value, tuple):
+            out[f.name] = "-".join(f"{v:g}" for v in value)
+        elif isinstance(value, float):
+            out[f.name] = f"{value:g}"
+        else:
+            out[f.name] = str(value)
+    return out
+
+
 @dataclass(frozen=True)
 class PageState:
     """Everything a comparison needs, as typed values; round-trips through URL query parameters."""
@@ -114,8 +140,7 @@ class PageState:
         if get("prec") in PRECISION_CHOICES:
             values["prec"] = get("prec")
         for key in ("gen", "form", "pick"):
-            raw = get(key)
-            values[key] = tuple(x for x in str(raw).split("|") if x) if raw else ()
+            values[key] = split_list(get(key))
         raw = get("tdp")
         try:
             lo, hi = (float(x) for x in str(raw).split("-", 1))
@@ -126,23 +151,7 @@ class PageState:
 
     def to_query(self) -> dict[str, str]:
         """URL parameters for this state (defaults left out, so links stay short)."""
-        default = PageState()
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value == getattr(default, f.name):
-                continue
-            if f.name in ("gen", "form", "pick"):
-                out[f.name] = "|".join(value)
-            elif f.name == "tdp":
-                out[f.name] = f"{value[0]:g}-{value[1]:g}"
-            elif isinstance(value, float):
-                out[f.name] = f"{value:g}"
-            else:
-                out[f.name] = str(value)
-        return out
+        return query_of(self)
 
     def replace(self, **changes) -> PageState:
-        data = asdict(self)
-        data.update(changes)
-        return PageState(**data)
+        return dataclasses.replace(self, **changes)
