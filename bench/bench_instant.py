@@ -21,16 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pages.view import explain as view_explain
-from pages.view import home as view_home
-from pages.view import url_state
-from wattgpu_core import explain as core_explain
-from wattgpu_core import (
-    retraining,
-    shipped,  # noqa: E402
-)
+from pages.view import explain as view_explain  # noqa: E402
+from pages.view import home as view_home  # noqa: E402
+from pages.view import url_state  # noqa: E402
+from wattgpu_core import explain as core_explain  # noqa: E402
+from wattgpu_core import retraining, shipped  # noqa: E402
 from wattgpu_core.evaluation import run_evaluation  # noqa: E402
-from wattgpu_core.planning import load_model_set
+from wattgpu_core.planning import load_model_set  # noqa: E402
 from wattgpu_core.store import Store  # noqa: E402
 
 CASES = [("meta-llama/Llama-3.1-8B-Instruct", "h200-sxm-141gb", url_state.Workload("offline", 64, 1.0, 512, 256)),
