@@ -5,7 +5,6 @@ import streamlit as st
 from pages.ui import shared
 from pages.view import catalog, figures, formats, labels, url_state
 from pages.view import compare as view_compare
-from pages.view import home as view_home
 from wattgpu_core.safety import md
 
 shared.sidebar()
@@ -83,7 +82,7 @@ for col, (column, title, help_) in zip(cols, (
         ("power_w", "Mean GPU power", None), ("throughput_tok_s", "Throughput", None)), strict=True):
     col.metric(title, formats.INTERVAL_FORMATS[column](best[column]), help=help_)
     col.caption(formats.best_interval_text(best, column))
-st.caption(view_home.stack_caption(str(best.get("serving_stack") or ""), models.label))
+st.caption(labels.stack_caption(str(best.get("serving_stack") or ""), models.label))
 
 st.plotly_chart(figures.pareto_figure(comparison.ranked, comparison.measured,
                                      x_title=labels.latency_axis_title(workload.scenario)), width="stretch")

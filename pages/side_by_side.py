@@ -4,8 +4,7 @@ ratios, how often the ranking holds under the model's own errors, and where the 
 import streamlit as st
 
 from pages.ui import shared
-from pages.view import catalog, figures
-from pages.view import home as view_home
+from pages.view import catalog, figures, labels
 from pages.view import side_by_side as view_sbs
 from wattgpu_core import side_by_side as sbs
 
@@ -56,7 +55,7 @@ if len(view.table) == 0:
 
 st.dataframe(view_sbs.side_by_side_table(view.table), hide_index=True, placeholder="–", width="stretch")
 st.plotly_chart(figures.side_by_side_figure(view.table), width="stretch")
-st.caption(view_home.stack_caption(str(view.table["serving_stack"].iloc[0] or ""), shared.models().label)
+st.caption(labels.stack_caption(str(view.table["serving_stack"].iloc[0] or ""), shared.models().label)
            + " Bars: predictions; whiskers: 80% intervals.")
 
 if len(view.table) >= 2:

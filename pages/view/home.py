@@ -87,16 +87,6 @@ def predict_one(llm_id: str, gpu_id: str, workload: Workload, gpus: pd.DataFrame
                             str(stack) if isinstance(stack, str) else "", bool(row.get("out_of_range", False)))
 
 
-def stack_caption(serving_stack: str, model_label: str) -> str:
-    """Which serving stack and model the numbers refer to (every prediction says it)."""
-    stack = serving_stack or "vLLM 0.14"
-    if stack != "vLLM 0.14":
-        return (f"Predicted by {model_label} for {stack}: the Watt Counts model (vLLM 0.14) with {stack}'s "
-                "calibration, learnt from that stack's measured runs; one GPU per model replica unless stated.")
-    return (f"Predicted by {model_label} for {stack}, one GPU per model replica unless stated, 16-bit weights, "
-            "as measured in Watt Counts.")
-
-
 @dataclass(frozen=True)
 class Accuracy:
     sentence: str

@@ -111,3 +111,13 @@ STRATEGY_LABELS = {"CV": "CV (unseen LLM-GPU pairs)", "LOGO": "LOGO (unseen GPU)
 
 
 SCENARIO_LABELS = {"offline": "Offline", "server": "Server"}
+
+
+def stack_caption(serving_stack: str, model_label: str) -> str:
+    """Which serving stack and model the numbers refer to (every prediction says it)."""
+    stack = serving_stack or "vLLM 0.14"
+    if stack != "vLLM 0.14":
+        return (f"Predicted by {model_label} for {stack}: the Watt Counts model (vLLM 0.14) with {stack}'s "
+                "calibration, learnt from that stack's measured runs; one GPU per model replica unless stated.")
+    return (f"Predicted by {model_label} for {stack}, one GPU per model replica unless stated, 16-bit weights, "
+            "as measured in Watt Counts.")
