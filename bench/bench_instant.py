@@ -1,12 +1,13 @@
 """Benchmark: how fast the app's slow views are now, each against a baseline measured in the same run.
 
 - Explanation of one WattGPU+ prediction (Explain page: grouped Shapley values over a 16-configuration background
-  and the physics breakdown), against one prediction of the same request (``dashboard.predict_one``).
+  and the physics breakdown), against one prediction of the same request (``pages.view.home.predict_one``).
 - Opening the Cross-validation page on the default data: loading the shipped evaluation (both modes) and the global
   importance, against computing WattGPU+'s evaluation (all GPUs: CV, LOGO, LOLO and the nested interval coverage),
   whose wall time is printed too (goal: <= 30 s).
 
-    python bench/bench_instant.py [--repeats 5] [--skip-plus-evaluation]
+    python -m bench.bench_instant [--repeats 5] [--skip-plus-evaluation]   (from the repository root: it imports
+    the view layer, pages.view, which is not part of the installed package)
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from wattgpu_core import dashboard as db
-from wattgpu_core import shipped
+from pages.view import explain as view_explain
+from pages.view import home as view_home
+from pages.view import url_state
+from wattgpu_core import explain as core_explain
+from wattgpu_core import retraining, shipped
 from wattgpu_core.evaluation import run_evaluation
+from wattgpu_core.planning import load_model_set
 from wattgpu_core.store import Store
 
-CASES = [("meta-llama/Llama-3.1-8B-Instruct", "h200-sxm-141gb", db.Workload("offline", 64, 1.0, 512, 256)),
-         ("meta-llama/Llama-3.1-8B-Instruct", "l40s", db.Workload("server", 64, 2.0, 512, 256)),
-         ("Qwen/Qwen2.5-14B-Instruct", "b200", db.Workload("offline", 256, 1.0, 14, 220)),
-         ("Qwen/Qwen2.5-7B-Instruct", "l4", db.Workload("server", 256, 0.33, 14, 220))]
+CASES = [("meta-llama/Llama-3.1-8B-Instruct", "h200-sxm-141gb", url_state.Workload("offline", 64, 1.0, 512, 256)),
+         ("meta-llama/Llama-3.1-8B-Instruct", "l40s", url_state.Workload("server", 64, 2.0, 512, 256)),
+         ("Qwen/Qwen2.5-14B-Instruct", "b200", url_state.Workload("offline", 256, 1.0, 14, 220)),
+         ("Qwen/Qwen2.5-7B-Instruct", "l4", url_state.Workload("server", 256, 0.33, 14, 220))]
 
 
 def main() -> int:
@@ -39,24 +44,24 @@ def main() -> int:
     Store.build(path).close()
     with Store.open(path) as store:
         gpus, llms = store.gpus(), store.llms()
-        model_set = db.load_model_set("default")
-        background = db.explanation_background(store, model_set)
-        db.explain_view(*CASES[0][:2], CASES[0][2], gpus, llms, model_set, background)  # warm-up
+        model_set = load_model_set("default")
+        background = core_explain.explanation_background(store, model_set)
+        view_explain.explain_view(*CASES[0][:2], CASES[0][2], gpus, llms, model_set, background)  # warm-up
         explain, predict = [], []
         for _ in range(args.repeats):
             for llm, gpu, workload in CASES:
                 start = time.perf_counter()
-                db.explain_view(llm, gpu, workload, gpus, llms, model_set, background)
+                view_explain.explain_view(llm, gpu, workload, gpus, llms, model_set, background)
                 explain.append(time.perf_counter() - start)
                 start = time.perf_counter()
-                db.predict_one(llm, gpu, workload, gpus, llms, model_set)
+                view_home.predict_one(llm, gpu, workload, gpus, llms, model_set)
                 predict.append(time.perf_counter() - start)
         e, p = statistics.median(explain), statistics.median(predict)
         print(f"explanation of one WattGPU+ prediction: median {e * 1000:.0f} ms (max {max(explain) * 1000:.0f} ms) "
               f"over {len(explain)}; one prediction {p * 1000:.0f} ms; ratio {e / p:.1f} "
               f"(load average {os.getloadavg()[0]:.2f}; goal < 300 ms)")
 
-        sets = db.evaluated_model_sets()
+        sets = retraining.evaluated_model_sets()
         start = time.perf_counter()
         current = shipped.is_current(store)
         loaded = [shipped.load_evaluation(store, compat, sets) for compat in (False, True)]

@@ -12,7 +12,8 @@ and a CLI process ingests another file into the same store. Reports:
 - page times (slowest page, median) and the app's resident memory (RSS, from /proc) before the sessions, at the
   end, and after the sessions closed.
 
-Usage: ``python bench/bench_load.py [--sessions 20] [--rounds 2] [--max-seconds 900]``. Writes
+Usage: ``python -m bench.bench_load [--sessions 20] [--rounds 2] [--max-seconds 900]`` from the repository root (it
+imports the view layer, ``pages.view``, which is not installed). Writes
 bench/out/load.json. Heavy (one Chromium page per session plus a retrain): run it when the machine is quiet.
 """
 
@@ -96,7 +97,7 @@ async def browse_session(k: int, browser, url: str, rounds: int, report: dict) -
             await timed(page, times, "compare again", lambda: page.goto(f"{url}/compare?llm={own}"))
             report["errors"] += [f"session {k} round {r}: {e}" for e in await exceptions(page)]
         search = await page.evaluate("() => decodeURIComponent(location.search)")
-        from wattgpu_core.dashboard import PageState
+        from pages.view.url_state import PageState
 
         if own not in search and not (own == PageState().llm and "llm=" not in search):  # defaults stay out of URLs
             report["state_leaks"].append(f"session {k} shows {search!r}, expected {own}")

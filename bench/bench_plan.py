@@ -2,7 +2,7 @@
 
 Times :func:`wattgpu_core.deploy.plan_deployments` (every NVIDIA catalog GPU x TP 1, 2, 4, 8 x six precisions, with
 the capacity search, fleet size and cost) against the current single-GPU Compare ranking
-(:func:`wattgpu_core.planning.rank_gpus`, one GPU per replica, server mode at the same rate and tokens), both
+(:func:`wattgpu_core.ranking.rank_gpus`, one GPU per replica, server mode at the same rate and tokens), both
 measured in the same run, interleaved, with the default model set. Prints the medians, their ratio and how many
 rows each predict() call held. The goal is under 300 ms for the plan.
 
@@ -18,8 +18,9 @@ from pathlib import Path
 
 from wattgpu_core import deploy
 from wattgpu_core.deploy import Costs, Traffic, plan_deployments
-from wattgpu_core.planning import load_model_set, rank_gpus
+from wattgpu_core.planning import load_model_set
 from wattgpu_core.planning_data import load_planning_defaults
+from wattgpu_core.ranking import rank_gpus
 from wattgpu_core.store import Store
 
 

@@ -1,7 +1,7 @@
 """Benchmark: predicting every catalog GPU x every catalog LLM x 3 scenarios with ``planning.predict``.
 
 One batched call (what ``predict --input`` and the Compare page do) is timed against the straightforward use of the
-same API measured in the same run: one ``planning.rank_gpus`` call per (LLM, scenario), i.e. a loop over LLMs.
+same API measured in the same run: one ``ranking.rank_gpus`` call per (LLM, scenario), i.e. a loop over LLMs.
 Model loading is timed separately. ``--parts`` times two steps of every WattGPU+ prediction on the same grid against
 their row-by-row versions (kept here as the reference): which model set predicts each row
 (``LoadedModelSet.uses``) and the out-of-range notes (``plus.out_of_range``).
@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from wattgpu_core.planning import load_model_set, predict, rank_gpus
+from wattgpu_core.planning import load_model_set, predict
 from wattgpu_core.plus import _RANGE_UNITS, RANGE_LABELS, out_of_range
+from wattgpu_core.ranking import rank_gpus
 from wattgpu_core.store import Store
 
 SCENARIOS = ("offline", "server_low", "server_high")

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from pages import _shared as shared
-from wattgpu_core import dashboard as db
-from wattgpu_core import figures
+from pages.ui import shared
+from pages.view import catalog, figures, formats, labels, url_state
+from pages.view import compare as view_compare
 from wattgpu_core.safety import md
 
 shared.sidebar()
@@ -23,18 +23,19 @@ with right:
 shared.seed("cmp_tp", state.tp)
 shared.seed("cmp_prec", state.prec)
 r1, r2, _ = st.columns([1, 1.5, 2.5])
-tp = r1.selectbox("GPUs per replica", db.TP_CHOICES, key="cmp_tp", help="Tensor parallel: the model is split over "
+tp = r1.selectbox("GPUs per replica", labels.TP_CHOICES, key="cmp_tp", help="Tensor parallel: the model is split over "
                   "this many GPUs; power is per GPU, throughput and energy per token are the replica's.")
-prec = r2.selectbox("Weight precision", ("", *db.PRECISION_CHOICES), key="cmp_prec",
+prec = r2.selectbox("Weight precision", ("", *labels.PRECISION_CHOICES), key="cmp_prec",
                     format_func=lambda p: p or "the LLM's own", help="A GPU that cannot run it is listed below.")
-workload = db.Workload(workload.scenario, workload.batch_size, workload.request_rate_qps, workload.input_tokens,
-                       workload.output_tokens, int(tp), prec)
+workload = url_state.Workload(workload.scenario, workload.batch_size, workload.request_rate_qps,
+                              workload.input_tokens, workload.output_tokens, int(tp), prec)
 
-options = db.filter_options(shared.gpus())
+options = catalog.filter_options(shared.gpus())
 ss = st.session_state  # the filters as set now (widgets below), else as the link carries them
-active = db.active_filters(state.replace(mem=float(ss.get("cmp_mem", state.mem)), gen=tuple(ss.get("cmp_gen", state.gen)),
-                                         form=tuple(ss.get("cmp_form", state.form)),
-                                         tdp=tuple(ss.get("cmp_tdp", state.tdp))), options)
+active = catalog.active_filters(state.replace(mem=float(ss.get("cmp_mem", state.mem)),
+                                              gen=tuple(ss.get("cmp_gen", state.gen)),
+                                              form=tuple(ss.get("cmp_form", state.form)),
+                                              tdp=tuple(ss.get("cmp_tdp", state.tdp))), options)
 if active:  # a shared link may carry filters: say so where the eye lands, and open the filter section
     st.markdown(f":orange-badge[:material/filter_alt: Filters active: {'; '.join(active)}]")
 with st.expander("Filter GPUs" + (f" ({len(active)} active)" if active else ""), icon=":material/filter_alt:",
@@ -57,7 +58,7 @@ state = state.replace(llm=llm_id, scenario=workload.scenario, batch=workload.bat
 shared.write_url(state, ("llm", "scenario", "batch", "qps", "inp", "out", "mem", "gen", "form", "tdp", "model", "tp",
                          "prec"))
 
-candidates = db.apply_filters(shared.gpus(), state)
+candidates = catalog.apply_filters(shared.gpus(), state)
 if candidates.empty:
     shared.stop_with("No GPU matches these filters; widen them to see a ranking.")
 comparison = shared.compare(llm_id, workload, state)
@@ -76,15 +77,16 @@ if n_saturated:
 st.subheader(f"Best energy per token: {md(best['gpu_name'])}")
 cols = st.columns(4)
 for col, (column, title, help_) in zip(cols, (
-        ("energy_per_token_j", "Energy per token", None), ("itl_s", db.latency_title(workload.scenario), db.ITL_HELP),
+        ("energy_per_token_j", "Energy per token", None),
+        ("itl_s", labels.latency_title(workload.scenario), labels.ITL_HELP),
         ("power_w", "Mean GPU power", None), ("throughput_tok_s", "Throughput", None)), strict=True):
-    col.metric(title, db.INTERVAL_FORMATS[column](best[column]), help=help_)
-    col.caption(db.best_interval_text(best, column))
-st.caption(db.stack_caption(str(best.get("serving_stack") or ""), models.label))
+    col.metric(title, formats.INTERVAL_FORMATS[column](best[column]), help=help_)
+    col.caption(formats.best_interval_text(best, column))
+st.caption(labels.stack_caption(str(best.get("serving_stack") or ""), models.label))
 
 st.plotly_chart(figures.pareto_figure(comparison.ranked, comparison.measured,
-                                     x_title=db.latency_axis_title(workload.scenario)), width="stretch")
-st.caption(db.pareto_caption(comparison))
+                                     x_title=labels.latency_axis_title(workload.scenario)), width="stretch")
+st.caption(view_compare.pareto_caption(comparison))
 if shared.model_name() != "paper":  # does the paper's XGB pick the same GPU? If not, say why and whom to believe
     other = shared.compare(llm_id, workload, state, model="paper")
     if len(other.ranked) and other.best["gpu_id"] != best["gpu_id"]:
@@ -97,17 +99,19 @@ if shared.model_name() != "paper":  # does the paper's XGB pick the same GPU? If
 
 for note in comparison.notes:
     st.caption(f"Note: {md(note)}.")
-table = db.display_table(comparison.ranked)
+table = view_compare.display_table(comparison.ranked)
 st.dataframe(table, hide_index=True, placeholder="–", width="stretch", column_config={
-    name: st.column_config.NumberColumn(format=fmt) for name, fmt in db.number_formats(table).items()})
-st.download_button("Download the comparison (CSV)", db.download_csv(comparison), file_name=db.csv_name(comparison),
-                   mime="text/csv", icon=":material/download:")
+    name: st.column_config.NumberColumn(format=fmt) for name, fmt in view_compare.number_formats(table).items()})
+st.download_button("Download the comparison (CSV)", view_compare.download_csv(comparison),
+                   file_name=view_compare.csv_name(comparison), mime="text/csv", icon=":material/download:")
 
 if len(comparison.cannot_hold):
     n = len(comparison.cannot_hold)
-    with st.expander(f"{db.count(n, 'GPU')} cannot hold this model"):
-        st.dataframe(db.display_other(comparison.cannot_hold), hide_index=True, placeholder="–", width="stretch")
+    with st.expander(f"{formats.count(n, 'GPU')} cannot hold this model"):
+        st.dataframe(view_compare.display_other(comparison.cannot_hold), hide_index=True, placeholder="–",
+                     width="stretch")
 if len(comparison.lacking_specs):
     n = len(comparison.lacking_specs)
-    with st.expander(f"{db.count(n, 'NVIDIA GPU')} {'lacks' if n == 1 else 'lack'} specs the models need"):
-        st.dataframe(db.display_other(comparison.lacking_specs), hide_index=True, placeholder="–", width="stretch")
+    with st.expander(f"{formats.count(n, 'NVIDIA GPU')} {'lacks' if n == 1 else 'lack'} specs the models need"):
+        st.dataframe(view_compare.display_other(comparison.lacking_specs), hide_index=True, placeholder="–",
+                     width="stretch")

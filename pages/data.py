@@ -4,9 +4,10 @@ import logging
 
 import streamlit as st
 
-from pages import _shared as shared
-from wattgpu_core import dashboard as db
-from wattgpu_core import figures
+from pages.ui import shared
+from pages.view import data as view_data
+from pages.view import figures
+from wattgpu_core import retraining
 from wattgpu_core.errors import ValidationError, WattGPUError
 from wattgpu_core.importers import pair
 from wattgpu_core.safety import md
@@ -22,15 +23,15 @@ with browse:
     query = st.text_input("Search", placeholder="part of a name, e.g. H100 or Llama", key="data_search")
     if table == "Runs":
         c1, c2 = st.columns(2)
-        sources = c1.multiselect("Source", db.source_options(shared.runs()), key="data_sources",
+        sources = c1.multiselect("Source", view_data.source_options(shared.runs()), key="data_sources",
                                  placeholder="All sources")
         scenario = c2.multiselect("Scenario", ["offline", "server"], key="data_scenarios",
                                   placeholder="Offline and server")
-        frame = db.browse_runs(shared.runs(), shared.gpus(), shared.llms(), query, sources, scenario)
+        frame = view_data.browse_runs(shared.runs(), shared.gpus(), shared.llms(), query, sources, scenario)
     elif table == "LLMs":
-        frame = db.browse_llms(shared.llms(), query)
+        frame = view_data.browse_llms(shared.llms(), query)
     else:
-        frame = db.browse_gpus(shared.gpus(), query)
+        frame = view_data.browse_gpus(shared.gpus(), query)
     st.caption(f"{len(frame):,} rows")
     st.dataframe(frame, hide_index=True, placeholder="–", width="stretch", height=420)
 
@@ -42,9 +43,9 @@ with upload:
     else:
         st.markdown("Upload measurements in any supported format; the format is detected from the content. "
                     "Nothing is written until you confirm, and a file with any invalid value is rejected whole.")
-        st.markdown(db.formats_markdown())
-        st.download_button("Download the canonical CSV template", db.template_csv(), file_name="wattgpu-template.csv",
-                           mime="text/csv", icon=":material/download:")
+        st.markdown(view_data.formats_markdown())
+        st.download_button("Download the canonical CSV template", view_data.template_csv(),
+                           file_name="wattgpu-template.csv", mime="text/csv", icon=":material/download:")
         file = st.file_uploader("Benchmark file", type=["csv", "tsv", "txt", "json"], key="data_upload")
         if file is not None:
             try:
@@ -52,23 +53,25 @@ with upload:
             except ValidationError as exc:
                 st.error(f"{md(file.name)} was rejected: {len(exc.issues)} problem(s) shown"
                          + (f" of {exc.total}" if exc.total > len(exc.issues) else "") + ". Fix them and upload again.")
-                st.dataframe(db.issues_table(exc), hide_index=True, placeholder="–", width="stretch", column_config={
-                    "Row": st.column_config.TextColumn(width="small"),
-                    "Column": st.column_config.TextColumn(width="small"),
-                    "Problem": st.column_config.TextColumn(width="large")})
+                st.dataframe(view_data.issues_table(exc), hide_index=True, placeholder="–", width="stretch",
+                             column_config={"Row": st.column_config.TextColumn(width="small"),
+                                            "Column": st.column_config.TextColumn(width="small"),
+                                            "Problem": st.column_config.TextColumn(width="large")})
                 st.stop()
             except Exception:  # a file no check foresaw: a message here, the details in the server log
                 log.exception("upload %r could not be read", file.name)
                 st.error(f"{md(file.name)} could not be read as a benchmark file; nothing was written. Check that it is "
                          "a CSV or JSON export in one of the formats above.")
                 st.stop()
-            st.success(db.validation_summary(prepared))
+            st.success(view_data.validation_summary(prepared))
             for warning in prepared.warnings:
                 st.warning(md(warning))
-            st.dataframe(db.preview_table(prepared, shared.gpus(), shared.llms()), hide_index=True, placeholder="–", width="stretch")
+            st.dataframe(view_data.preview_table(prepared, shared.gpus(), shared.llms()), hide_index=True,
+                         placeholder="–", width="stretch")
             on_conflict = st.radio(
-                "If a run in this file is already stored with different measured values", list(db.ON_CONFLICT_CHOICES),
-                format_func=db.ON_CONFLICT_CHOICES.get, key="data_on_conflict", horizontal=True,
+                "If a run in this file is already stored with different measured values",
+                list(view_data.ON_CONFLICT_CHOICES),
+                format_func=view_data.ON_CONFLICT_CHOICES.get, key="data_on_conflict", horizontal=True,
                 help="A run is the same run when its identifying columns match (source, LLM, GPU, workload, serving stack "
                      "and repeat; see the README). Re-sent runs whose values agree are never added twice.")
             if st.button("Add these runs to the store", type="primary", key="data_confirm"):
@@ -77,7 +80,7 @@ with upload:
                 except ValidationError as exc:
                     st.error(f"Nothing was written: {len(exc.issues)} run(s) are stored already with other measured "
                              "values. Choose to replace or skip them, or fix the file.")
-                    st.dataframe(db.issues_table(exc), hide_index=True, placeholder="–", width="stretch")
+                    st.dataframe(view_data.issues_table(exc), hide_index=True, placeholder="–", width="stretch")
                 except WattGPUError as exc:
                     st.error(md(exc))
                 else:
@@ -99,10 +102,10 @@ with upload:
                                                 gpu_indices=pair.parse_gpu_indices(pair_indices))
                 except ValidationError as exc:
                     st.error(f"This pair was rejected ({exc.total} problem(s) below); nothing was written.")
-                    st.dataframe(db.issues_table(exc), hide_index=True, placeholder="–", width="stretch",
+                    st.dataframe(view_data.issues_table(exc), hide_index=True, placeholder="–", width="stretch",
                                  column_config={"Problem": st.column_config.TextColumn(width="large")})
                 else:
-                    st.success(db.validation_summary(paired.prepared) if len(paired.prepared.frame) else
+                    st.success(view_data.validation_summary(paired.prepared) if len(paired.prepared.frame) else
                                "Every run of this pair is already in the store: nothing to add.")
                     for warning in paired.prepared.warnings:
                         st.warning(warning)
@@ -123,12 +126,13 @@ with upload:
             if st.button("Retrain the models on the new data", key="data_retrain"):
                 bar = st.progress(0.0, text="Retraining...")
                 try:
-                    change = db.retrain_after_upload(shared.store(), st.session_state["data_last_batch"],
-                                                     progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+                    retrained = retraining.retrain(shared.store(), st.session_state["data_last_batch"],
+                                                   progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
                 except WattGPUError as exc:
                     st.error(md(exc))
                     st.stop()
                 bar.empty()
+                change = view_data.metrics_change(retrained)
                 st.markdown(change.summary)
                 st.dataframe(change.table, hide_index=True, placeholder="–", width="stretch")
                 st.plotly_chart(figures.metrics_change_figure(change.before, change.after,
@@ -136,7 +140,7 @@ with upload:
                                 width="stretch")
 
 with uploads:
-    listing = db.uploads_table(shared.store().batches())
+    listing = view_data.uploads_table(shared.store().batches())
     if listing.empty:
         st.info("No uploads or custom entries yet: the store holds the seed data only.")
     else:

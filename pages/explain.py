@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from pages import _shared as shared
-from wattgpu_core import figures
+from pages.ui import shared
+from pages.view import figures
 from wattgpu_core.safety import md
 
 shared.sidebar()

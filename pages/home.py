@@ -4,8 +4,9 @@ import dataclasses
 
 import streamlit as st
 
-from pages import _shared as shared
-from wattgpu_core import dashboard as db
+from pages.ui import shared
+from pages.view import formats, labels
+from pages.view import home as view_home
 from wattgpu_core.safety import md
 
 shared.sidebar()
@@ -35,10 +36,10 @@ with left:
                  column_config={"Source": st.column_config.TextColumn(width="medium")})
 with right:
     st.subheader("How accurate are the models?")
-    accuracy = db.headline_accuracy(shared.models())
+    accuracy = view_home.headline_accuracy(shared.models())
     st.markdown(accuracy.sentence)
     st.dataframe(accuracy.table, hide_index=True, placeholder="–", width="stretch")
-    st.markdown(db.other_sources_sentence(shared.models()))
+    st.markdown(view_home.other_sources_sentence(shared.models()))
 
 st.subheader("Quick prediction")
 state = shared.url_state()
@@ -62,13 +63,13 @@ if not result.fits:
 else:
     cols = [*st.columns(2), *st.columns(2)]  # two rows: the values stay whole on a 1024 px screen
     for col, (column, title, value, help_) in zip(cols, (
-            ("power_w", "Mean GPU power", db.fmt_power(result.power_w), None),
-            ("itl_s", db.latency_title(workload.scenario), db.fmt_itl(result.itl_s), db.ITL_HELP),
-            ("energy_per_token_j", "Energy per token", db.fmt_energy(result.energy_per_token_j), None),
-            ("throughput_tok_s", "Throughput", db.fmt_throughput(result.throughput_tok_s), None)), strict=True):
+            ("power_w", "Mean GPU power", formats.fmt_power(result.power_w), None),
+            ("itl_s", labels.latency_title(workload.scenario), formats.fmt_itl(result.itl_s), labels.ITL_HELP),
+            ("energy_per_token_j", "Energy per token", formats.fmt_energy(result.energy_per_token_j), None),
+            ("throughput_tok_s", "Throughput", formats.fmt_throughput(result.throughput_tok_s), None)), strict=True):
         col.metric(title, value, help=help_)
         col.caption(result.interval_text(column))
-    st.caption(db.stack_caption(result.serving_stack, shared.models().label))
+    st.caption(labels.stack_caption(result.serving_stack, shared.models().label))
     if result.notes:
         st.caption(f"Note: {md(result.notes)}.")
 st.page_link("pages/compare.py", label="Compare every GPU for this model", icon=":material/leaderboard:")

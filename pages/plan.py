@@ -3,11 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-from pages import _shared as shared
-from wattgpu_core import plan_figures
-from wattgpu_core import plan_view as pv
+from pages.ui import shared
+from pages.view import plan as pv
+from pages.view import plan_figures
 from wattgpu_core.deploy import DEFAULT_PRECISIONS, HEADROOM, TENSOR_PARALLEL, TRAFFIC_PRESETS
 from wattgpu_core.planning_data import DEFAULT_CARBON_REGION
+from wattgpu_core.safety import csv_bytes
 
 shared.sidebar()
 st.title("Plan a deployment")
@@ -129,7 +130,7 @@ table = pv.display_table(plan)
 st.dataframe(table, hide_index=True, width="stretch", height=420, placeholder="–")
 e1, e2 = st.columns(2)
 name = f"wattgpu-plan-{llm_id.replace('/', '_')}-{traffic.rate_qps:g}qps"
-e1.download_button("Download every option (CSV)", pv.safe_csv(plan), file_name=f"{name}.csv", mime="text/csv",
+e1.download_button("Download every option (CSV)", csv_bytes(plan), file_name=f"{name}.csv", mime="text/csv",
                    icon=":material/download:")
 e2.download_button("Download the plan (Markdown)", pv.markdown_export(plan, llm_id, traffic, costs.sources).encode(),
                    file_name=f"{name}.md", mime="text/markdown", icon=":material/description:")

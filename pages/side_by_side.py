@@ -3,9 +3,9 @@ ratios, how often the ranking holds under the model's own errors, and where the 
 
 import streamlit as st
 
-from pages import _shared as shared
-from wattgpu_core import dashboard as db
-from wattgpu_core import figures
+from pages.ui import shared
+from pages.view import catalog, figures, labels
+from pages.view import side_by_side as view_sbs
 from wattgpu_core import side_by_side as sbs
 
 shared.sidebar()
@@ -21,7 +21,7 @@ with left:
 with right:
     workload = shared.pick_workload("sbs", state)
 
-choices = db.gpu_choices(shared.gpus())
+choices = catalog.gpu_choices(shared.gpus())
 picked = sbs.parse_picks(state.pick, set(choices)) or [sbs.Deployment(g) for g in ("h200-sxm-141gb", "l40s")
                                                          if g in choices]
 shared.seed("sbs_gpus", [d.gpu_id for d in picked])
@@ -53,18 +53,18 @@ if len(view.table) < len(deployments):
 if len(view.table) == 0:
     st.stop()
 
-st.dataframe(db.side_by_side_table(view.table), hide_index=True, placeholder="–", width="stretch")
+st.dataframe(view_sbs.side_by_side_table(view.table), hide_index=True, placeholder="–", width="stretch")
 st.plotly_chart(figures.side_by_side_figure(view.table), width="stretch")
-st.caption(db.stack_caption(str(view.table["serving_stack"].iloc[0] or ""), shared.models().label)
+st.caption(labels.stack_caption(str(view.table["serving_stack"].iloc[0] or ""), shared.models().label)
            + " Bars: predictions; whiskers: 80% intervals.")
 
 if len(view.table) >= 2:
     st.subheader("Does the ranking hold?")
     energy = view.pairs[view.pairs["metric"] == "energy_per_token_j"]
     for pair in energy.to_dict("records"):
-        st.markdown("- " + sbs.ranking_statement(pair))
+        st.markdown("- " + view_sbs.ranking_statement(pair))
     with st.expander("Every metric and ratio"):
-        st.dataframe(db.side_by_side_pairs(view.pairs), hide_index=True, placeholder="–", width="stretch")
+        st.dataframe(view_sbs.side_by_side_pairs(view.pairs), hide_index=True, placeholder="–", width="stretch")
     st.caption(view.method)
     if not view.draws:
         st.info("The statements need the cross-validation of the models on the current data, which is not computed "

@@ -92,8 +92,8 @@ def evaluation_cache_dir(tmp_path_factory):
 def warm_evaluation(seed_db_path, evaluation_cache_dir):
     """The Cross-validation page's evaluations (both modes) computed once into the session cache; every store
     copied from the seed has the same content, hence the same cache key."""
-    from wattgpu_core.dashboard import evaluated_model_sets
     from wattgpu_core.evaluation_cache import cached_evaluation
+    from wattgpu_core.retraining import evaluated_model_sets
     from wattgpu_core.shipped import load_evaluation
 
     with Store.open(seed_db_path) as s:  # the evaluation shipped with the models when current, else computed once

@@ -26,7 +26,7 @@ def upload(at: AppTest, *names: str) -> None:
 
 
 def runs_in(store_path: Path) -> int:
-    from pages import _shared as shared
+    from pages.ui import shared
 
     return shared._open_store(str(Path(store_path).resolve())).stats()["runs"]
 

@@ -187,7 +187,7 @@ def test_removing_an_upload_asks_first(app, store_path):
 
 def shared_store_runs(at: AppTest, store_path: Path) -> int:
     # The app holds the store open; count through the app's own cached store.
-    from pages import _shared as shared
+    from pages.ui import shared
 
     return shared._open_store(str(Path(store_path).resolve())).stats()["runs"]
 

@@ -199,7 +199,7 @@ def test_kill_during_the_retrained_folder_swap_leaves_a_working_app(store_path, 
     written: the app falls back to the committed models and serves."""
     from streamlit.testing.v1 import AppTest
 
-    from wattgpu_core.dashboard import active_models_dir, retrained_models_dir
+    from wattgpu_core.retraining import active_models_dir, retrained_models_dir
 
     with Store.open(store_path) as store:
         from wattgpu_core.ingest import ingest_path

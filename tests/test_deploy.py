@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pages.view.plan import PlanState
 from wattgpu_core.deploy import HEADROOM, Costs, Traffic, fleet_figures, order_options, plan_deployments
 from wattgpu_core.errors import UnknownNameError, ValidationError
 from wattgpu_core.paths import ROOT
-from wattgpu_core.plan_view import PlanState, safe_csv
 from wattgpu_core.planning import load_model_set
 from wattgpu_core.planning_data import build_planning_tables, default_gpu_prices, load_planning_defaults
+from wattgpu_core.safety import csv_bytes
 from wattgpu_core.store import Store
 
 LLM = "meta-llama/Llama-3.1-8B-Instruct"
@@ -243,9 +244,9 @@ def test_plan_command_unknown_names_exit_2_naming_the_value(seed_db_path, args, 
     assert run.returncode == 2 and name in run.stderr, run.stderr
 
 
-def test_safe_csv_neutralises_formulas_and_keeps_numbers():
+def test_plan_csv_neutralises_formulas_and_keeps_numbers():
     frame = pd.DataFrame({"notes": ["=1+1", "+x", "-y", "@z", "\tt", "plain"], "value": [-5.0, 1, 2, 3, 4, 5]})
-    text = safe_csv(frame).decode()
+    text = csv_bytes(frame).decode()
     back = pd.read_csv(pd.io.common.StringIO(text))
     assert back["notes"].tolist() == ["'=1+1", "'+x", "'-y", "'@z", "'\tt", "plain"]
     assert back["value"].tolist() == [-5.0, 1, 2, 3, 4, 5]
@@ -274,7 +275,7 @@ def test_a_tighter_ttft_target_never_needs_fewer_gpus_and_is_met(catalogs, model
 
 
 def test_breakdown_adds_up(catalogs, models, defaults):
-    from wattgpu_core.plan_view import breakdown
+    from pages.view.plan import breakdown
 
     out = plan(catalogs, models, defaults, Traffic(5, 1000, 300, itl_slo_s=0.05))
     row = out.iloc[0]

@@ -209,7 +209,7 @@ def test_explain_view_explains_the_chosen_model_set(plus_setup):
 
 
 def test_plus_figures_have_units_and_add_up(plus_setup):
-    from wattgpu_core import figures
+    from pages.view import figures
 
     model_set, gpus, llms, background = plus_setup
     out = explain.explain_plus_request(LLAMA, "l4", OFFLINE, gpus, llms, model_set, background)
@@ -282,9 +282,10 @@ def test_explain_page_switches_model_set_and_llm(store_path, monkeypatch):
         assert len(at.get("plotly_chart")) == 5
         return
     # global importance on request (3 configurations here instead of 100, to keep the test short)
-    from wattgpu_core import dashboard
+    from wattgpu_core import explain
 
-    monkeypatch.setattr(dashboard.plus_global_importance, "__defaults__", (3, None))
+    defaults = explain.plus_global_importance.__defaults__  # (n_rows, seed, background_size, progress)
+    monkeypatch.setattr(explain.plus_global_importance, "__defaults__", (3, *defaults[1:]))
     at.button(key="exp_global").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.main.button, "the prompt goes once computed"

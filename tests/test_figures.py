@@ -7,15 +7,15 @@ import math
 import numpy as np
 import pandas as pd
 
-from wattgpu_core import dashboard as db
-from wattgpu_core import figures
+from pages.view import compare as view_compare
+from pages.view import figures, formats, labels, url_state
 
 
 def _predicted(n: int = 5, intervals: bool = False) -> pd.DataFrame:
     df = pd.DataFrame({"gpu_name": [f"NVIDIA G{i} (x)" for i in range(n)], "itl_s": np.linspace(0.01, 0.05, n),
                        "energy_per_token_j": [0.5, 0.2, 0.3, 0.1, 0.4][:n], "power_w": 300.0,
                        "throughput_tok_s": 1000.0})
-    df["on_frontier"] = db.pareto_mask(df)
+    df["on_frontier"] = view_compare.pareto_mask(df)
     if intervals:
         df["itl_s_lo"], df["itl_s_hi"] = df["itl_s"] * 0.9, df["itl_s"] * 1.1
     return df
@@ -94,14 +94,14 @@ def test_parity_and_breakdown_figures():
 
 
 def test_labels_and_formats():
-    assert db.label("power_w_hi") == "Power high (W)"
-    assert db.label("energy_per_token_j") == "Energy per token (J)"
-    assert db.fmt_itl(0.012345) == "12 ms" and db.fmt_power(381.2) == "381 W"
-    assert db.sig(0.012345, 2) == 0.012
+    assert labels.label("power_w_hi") == "Power high (W)"
+    assert labels.label("energy_per_token_j") == "Energy per token (J)"
+    assert formats.fmt_itl(0.012345) == "12 ms" and formats.fmt_power(381.2) == "381 W"
+    assert formats.sig(0.012345, 2) == 0.012
 
 
 def test_page_state_round_trips_through_the_url():
-    state = db.PageState(llm="Qwen/Qwen2.5-7B-Instruct", scenario="server", qps=0.017, gen=("Server Hopper(Hxx)",),
+    state = url_state.PageState(llm="Qwen/Qwen2.5-7B-Instruct", scenario="server", qps=0.017, gen=("Server Hopper(Hxx)",),
                          tdp=(70.0, 400.0))
-    assert db.PageState.from_query(state.to_query()) == state
-    assert db.PageState.from_query({"batch": "lots", "scenario": "nonsense", "tdp": "x"}) == db.PageState()
+    assert url_state.PageState.from_query(state.to_query()) == state
+    assert url_state.PageState.from_query({"batch": "lots", "scenario": "nonsense", "tdp": "x"}) == url_state.PageState()

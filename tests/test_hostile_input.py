@@ -15,12 +15,14 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from wattgpu_core import dashboard as db
+from pages.view import compare as view_compare
+from pages.view import url_state
 from wattgpu_core.custom import CustomEntryError, gpu_from_specs, llm_from_config
 from wattgpu_core.errors import ValidationError
 from wattgpu_core.importers import reading
 from wattgpu_core.ingest import ingest_bytes
 from wattgpu_core.paths import ROOT
+from wattgpu_core.planning import load_model_set
 from wattgpu_core.safety import csv_bytes, md, neutralise_cell, plot_text
 
 HOSTILE = ['=HYPERLINK("http://x","click")', "@SUM(A1)", "+1+cmd|' /C calc'!A0", "-2+3", "\tTAB", "\rCR"]
@@ -61,10 +63,10 @@ def test_the_compare_download_neutralises_a_custom_gpu_named_like_a_formula(stor
     name = HOSTILE[0]
     gpu_id = _add_gpu(store, name)
     gpus = store.gpus()
-    comparison = db.compare_gpus("Qwen/Qwen2.5-7B-Instruct", db.Workload("offline", 64, 1.0, 256, 256),
+    comparison = view_compare.compare_gpus("Qwen/Qwen2.5-7B-Instruct", url_state.Workload("offline", 64, 1.0, 256, 256),
                                  gpus[gpus["gpu_id"].isin([gpu_id, "h100-nvl-94gb", "l4"])], store.llms(),
-                                 db.load_model_set("default"), store.runs())
-    frame = pd.read_csv(io.BytesIO(db.download_csv(comparison)), keep_default_na=False)
+                                 load_model_set("default"), store.runs())
+    frame = pd.read_csv(io.BytesIO(view_compare.download_csv(comparison)), keep_default_na=False)
     assert "'" + name in set(frame["gpu_name"]) and name not in set(frame["gpu_name"])
     assert pd.api.types.is_float_dtype(frame["power_w"]) and (frame["power_w"] > 0).all()
 
@@ -184,9 +186,9 @@ def test_upload_problems_show_as_messages_never_tracebacks(app, store_path):
 
 
 def test_broken_model_files_show_a_message_on_the_pages(app, store_path):
-    from wattgpu_core.dashboard import retrained_models_dir
     from wattgpu_core.ingest import ingest_path
     from wattgpu_core.paths import FIXTURES_DIR
+    from wattgpu_core.retraining import retrained_models_dir
     from wattgpu_core.store import Store
 
     with Store.open(store_path) as store:

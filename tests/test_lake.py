@@ -15,10 +15,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from wattgpu_core import dashboard
+from wattgpu_core import retraining
 from wattgpu_core.errors import WattGPUError
 from wattgpu_core.ingest import ingest_bytes
 from wattgpu_core.paths import FIXTURES_DIR, MODELS_DIR
+from wattgpu_core.planning import load_model_set
 from wattgpu_core.registry import train
 from wattgpu_core.store import Store
 
@@ -134,16 +135,16 @@ def test_four_writers_and_two_apps_share_one_lake(lake, tmp_path, monkeypatch):
 
 def test_models_retrained_by_one_replica_are_used_by_the_others(lake):
     with Store.open(lake) as writer, Store.open(lake) as other:
-        assert dashboard.active_models_dir(other) == MODELS_DIR
+        assert retraining.active_models_dir(other) == MODELS_DIR
         ingest_bytes(writer, "new.csv", canonical_csv(20, "m"))
-        folder = dashboard.retrained_models_dir(writer)
+        folder = retraining.retrained_models_dir(writer)
         assert folder.parent == Path(lake.data_path) / "retrained", "models live beside the lake's Parquet files"
         tmp = folder.parent / (folder.name + ".tmp")
         train(writer, tmp, "paper")
         os.replace(tmp, folder)
-        assert dashboard.retrained_models_dir(other) == folder, "one data version, one model folder"
-        assert dashboard.active_models_dir(other) == folder
-        assert dashboard.load_model_set("paper", dashboard.active_models_dir(other)) is not None
+        assert retraining.retrained_models_dir(other) == folder, "one data version, one model folder"
+        assert retraining.active_models_dir(other) == folder
+        assert load_model_set("paper", retraining.active_models_dir(other)) is not None
 
 
 def test_a_write_that_keeps_conflicting_gives_up_with_a_clear_message(lake, monkeypatch):

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_report_writes_tables_and_figures(store_path, tmp_path):
     out = tmp_path / "report"
-    proc = subprocess.run([sys.executable, "-m", "wattgpu_core", "report", "--db", str(store_path), "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "pages.view.report", "--db", str(store_path), "--out", str(out),
                            "--model-set", "paper"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     names = {p.name for p in out.iterdir()}

@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wattgpu_core import dashboard as db
-from wattgpu_core import shipped
+from pages.view import cross_validation as view_cv
+from pages.view import explain as view_explain
+from wattgpu_core import retraining, shipped
 from wattgpu_core.evaluation import run_evaluation
 from wattgpu_core.paths import MODELS_DIR
+from wattgpu_core.planning import load_model_set
 from wattgpu_core.store import Store
 
 pytestmark = pytest.mark.skipif(not (MODELS_DIR / shipped.MANIFEST).is_file(),
@@ -55,7 +57,7 @@ def _same_records(a, b, models):
 def test_recomputing_the_paper_models_evaluation_gives_the_shipped_numbers(seed_store):
     """The paper-compatible evaluation of the paper's XGB and the baselines, recomputed now, equals what ships
     (WattGPU+'s part takes minutes; its inputs are pinned by the same key)."""
-    sets = db.evaluated_model_sets()
+    sets = retraining.evaluated_model_sets()
     ship = shipped.load_evaluation(seed_store, True, sets)
     assert ship is not None
     now = run_evaluation(seed_store, paper_compat=True, model_sets=["paper"])
@@ -71,7 +73,7 @@ def test_recomputing_the_global_importance_gives_the_shipped_values(seed_store):
     from wattgpu_core.models import training_frame
 
     ship = shipped.load_importance(seed_store, "paper")
-    now = global_importance(db.fitted_models(db.load_model_set("paper")), training_frame(seed_store, "catalog"))
+    now = global_importance(view_explain.fitted_models(load_model_set("paper")), training_frame(seed_store, "catalog"))
     for target in ("power", "itl"):
         pd.testing.assert_frame_equal(ship[target].importance, now[target].importance.reset_index(drop=True),
                                       check_dtype=False, rtol=1e-9)
@@ -79,17 +81,17 @@ def test_recomputing_the_global_importance_gives_the_shipped_values(seed_store):
 
 def test_the_app_reads_the_shipped_evaluation_and_an_upload_recomputes(store, tmp_path):
     messages = []
-    result = db.run_cross_validation(store, False, progress=lambda f, m: messages.append(m),
-                                     model_sets=db.evaluated_model_sets())
+    result = view_cv.run_cross_validation(store, False, progress=lambda f, m: messages.append(m),
+                                     model_sets=retraining.evaluated_model_sets())
     assert messages == ["shipped with the models"] and {r["model"] for r in result.records} >= {"XGB"}
-    assert db.shipped_importance(store, "paper") is not None
+    assert view_cv.shipped_importance(store, "paper") is not None
     assert shipped.load_external(store) is not None
     from wattgpu_core.importers import canonical_template
     from wattgpu_core.ingest import validate_bytes
 
     store.ingest(validate_bytes(store, "mine.csv", canonical_template().encode()))
-    assert shipped.load_evaluation(store, False, db.evaluated_model_sets()) is None, "other data: computed afresh"
-    assert db.shipped_importance(store, "paper") is None
+    assert shipped.load_evaluation(store, False, retraining.evaluated_model_sets()) is None, "other data: computed afresh"
+    assert view_cv.shipped_importance(store, "paper") is None
     assert "data_sha256 differs" in shipped.stale_reasons(store)
 
 

@@ -8,8 +8,9 @@ from .evaluation import run_evaluation
 from .ingest import ingest_bytes, ingest_path, validate_bytes
 from .model_files import atomic_model_set
 from .model_set import ModelSet
-from .planning import load_model_set, predict, predict_csv, rank_gpus
+from .planning import load_model_set, predict, predict_csv
 from .plus import PlusModelSet
+from .ranking import rank_gpus
 from .registry import get_model_set, load_fitted, register_model_set, train
 from .safety import csv_bytes, md, write_csv
 from .store import IngestResult, Store

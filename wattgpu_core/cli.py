@@ -88,16 +88,27 @@ def _cmd_template(args) -> int:
     return 0
 
 
-def _cmd_report(args) -> int:
-    from .report import write_report
+def _cmd_rank(args) -> int:
+    from .plan_table import markdown_table
+    from .planning import load_model_set
+    from .ranking import rank_gpus, rankable_gpus
+    from .safety import write_csv
     from .store import Store
 
-    def progress(fraction: float, message: str) -> None:
-        print(f"  {fraction * 100:5.1f}%  {message}", file=sys.stderr)
-
     with Store.open(args.db) as store:
-        written = write_report(store, args.out, tuple(args.model_set) if args.model_set else None, progress)
-    print(f"wrote {len(written)} files to {args.out} (see {args.out / 'index.md'})")
+        gpus, llms = store.gpus(), store.llms()
+    workload = {"scenario": args.scenario, "input_tokens": float(args.input_tokens),
+                "output_tokens": float(args.output_tokens)}
+    if args.scenario == "offline":
+        workload["batch_size"] = float(args.batch_size)
+    else:
+        workload["request_rate_qps"] = float(args.rate_qps)
+    ranked = rank_gpus(args.llm, workload, rankable_gpus(gpus)[0], llms, load_model_set(args.model_set))
+    ranked["itl_ms"] = ranked["itl_s"] * 1000.0
+    if args.csv:
+        write_csv(ranked, args.csv)
+    print(markdown_table(ranked, ("rank", "gpu_id", "energy_per_token_j", "itl_ms", "power_w", "throughput_tok_s",
+                                  "saturated", "fits")))
     return 0
 
 
@@ -137,12 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("template", help="print the canonical CSV template")
     p.set_defaults(func=_cmd_template)
 
-    p = sub.add_parser("report", help="regenerate every published table and figure (HTML, Markdown, JSON)")
+    p = sub.add_parser("rank", help="rank every GPU for one LLM and workload by predicted energy per token (the "
+                       "ranking of Compare GPUs)")
     _add_db(p)
-    p.add_argument("--out", type=Path, default=Path("bench/out/report"), help="folder to write (default: "
-                   "bench/out/report)")
-    p.add_argument("--model-set", action="append", default=None, help="model set (repeatable; default: all trained)")
-    p.set_defaults(func=_cmd_report)
+    p.add_argument("--llm", required=True, help="LLM: Hugging Face id or catalog alias")
+    p.add_argument("--scenario", choices=("offline", "server"), default="offline")
+    p.add_argument("--batch-size", type=int, default=256, help="offline batch size (default 256)")
+    p.add_argument("--rate-qps", type=float, default=0.33, help="server request rate, requests/s (default 0.33)")
+    p.add_argument("--input-tokens", type=int, default=14, help="mean prompt tokens per request (default 14)")
+    p.add_argument("--output-tokens", type=int, default=220, help="mean output tokens per request (default 220)")
+    p.add_argument("--model-set", default="default", choices=("default", "plus", "paper"))
+    p.add_argument("--csv", type=Path, default=None, help="also write every column of the ranking to this CSV")
+    p.set_defaults(func=_cmd_rank)
 
     from .cli_models import add_model_commands
     from .cli_plan import add_plan_command

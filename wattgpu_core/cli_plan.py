@@ -15,8 +15,9 @@ from pathlib import Path
 from .catalog import GpuResolver
 from .deploy import Costs, Traffic, plan_deployments
 from .errors import Issue, UnknownNameError, ValidationError
-from .plan_view import plan_text_table, safe_csv
+from .plan_table import plan_text_table
 from .planning_data import load_planning_defaults
+from .safety import csv_bytes
 from .store import Store
 
 SHOWN = 20  # options printed; the files hold all of them
@@ -86,7 +87,7 @@ def _cmd_plan(args) -> int:
         Path(args.json).write_text(json.dumps(payload, indent=1) + "\n")
         print(f"wrote {args.json}")
     if args.csv:
-        Path(args.csv).write_bytes(safe_csv(records))
+        Path(args.csv).write_bytes(csv_bytes(records))
         print(f"wrote {args.csv}")
     return 0
 

@@ -76,7 +76,8 @@ class ModelSet:
         """``fitted[target]``'s predictions for ``rows``, in the target's unit."""
         return np.asarray(fitted[target].predict(rows), dtype=float)
 
-    def train(self, store, folder: Path, *, cv_records: list[dict] | None = None, seed: int = 0) -> dict:
+    def train(self, store, folder: Path, *, cv_records: list[dict] | None = None, seed: int = 0,
+              default_for: dict | None = None) -> dict:
         """Fit every target on the store's data, :meth:`save` the files into ``folder`` (a staging folder: the
         registry swaps it in atomically) and return the metadata."""
         raise NotImplementedError(f"{self.label} has no files to train")

@@ -428,7 +428,8 @@ class PaperModelSet(ModelSet):
             return FramePrepared(self, target, rows)  # imputation needed: take the general path
         return _PaperPrepared.build(target, rows)
 
-    def train(self, store, folder: Path, *, cv_records: list[dict] | None = None, seed: int = 0) -> dict:
+    def train(self, store, folder: Path, *, cv_records: list[dict] | None = None, seed: int = 0,
+              default_for: dict | None = None) -> dict:
         """Fit both targets on the store's Watt Counts runs (catalog specs), write ``<set>_<target>.json``
         (XGBoost's own JSON) and ``<set>.meta.json`` into ``folder`` and return the metadata. Deterministic: the same
         data give byte-identical files (single-threaded boosting, fixed seed)."""

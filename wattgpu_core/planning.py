@@ -7,7 +7,7 @@ against the catalogs, joins the specs, fills the workload (batch size, request r
 stack; Watt Counts' values by default) and returns one row per request with the predictions, their 80% intervals
 (WattGPU+), whether the GPU and LLM were seen in training, whether a spec lies outside the training range, whether
 the model fits in GPU memory, the serving stack and model behind each value, and notes on what is extrapolated or
-weak; :func:`rank_gpus` ranks every catalog GPU for one LLM and workload by energy per token.
+weak. (Ranking the GPUs for one LLM and workload: ``ranking.rank_gpus``.)
 
 Energy per token and throughput follow the Watt Counts definitions (energy = GPU energy over the whole measurement
 window / output tokens; throughput = output tokens / window). Offline, ITL is window / tokens, i.e. effective batch /
@@ -58,7 +58,6 @@ __all__ = [
     "load_model_set",
     "predict",
     "predict_csv",
-    "rank_gpus",
     "training_frame",
 ]
 
@@ -682,26 +681,6 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
         (unknown_stack, stack_texts),
         (e2e_server, f"server ITL = {server_label}"),
     ], n)
-
-
-def rank_gpus(llm_id: str, workload: Mapping, gpus: pd.DataFrame, llms: pd.DataFrame,
-              model_set: LoadedModelSet | str = DEFAULT_MODEL_SET) -> pd.DataFrame:
-    """One row per catalog GPU for ``llm_id`` and ``workload`` (scenario, optional request_rate_qps, ...),
-    sorted by predicted energy per token (missing predictions last); ``fits_in_memory`` False marks GPUs that
-    cannot hold the model, and ``rank`` numbers only the GPUs that can."""
-    ids = gpus["gpu_id"].drop_duplicates().to_numpy()
-    requests = pd.DataFrame({"llm": llm_id, "gpu": ids})
-    for key, value in dict(workload).items():
-        requests[key] = value
-    if "scenario" not in requests.columns:
-        requests["scenario"] = "offline"
-    out = predict(requests, gpus, llms, model_set)
-    out = out.sort_values("energy_per_token_j", kind="stable", na_position="last").reset_index(drop=True)
-    fits = out["fits_in_memory"].to_numpy()
-    rank = np.full(len(out), np.nan)
-    rank[fits] = np.arange(1, fits.sum() + 1)
-    out["rank"] = pd.array(rank, dtype="Int64")
-    return out
 
 
 def predict_csv(input_path: Path | str, output_path: Path | str, gpus: pd.DataFrame, llms: pd.DataFrame,

@@ -91,9 +91,10 @@ class PlusModelSet(ModelSet):
         cls = PlusItlModel if target == "itl" else PlusPowerModel
         return cls.fit(train, aux=aux, seed=seed, n_threads=n_threads)
 
-    def train(self, store, folder: Path, *, cv_records: list[dict] | None = None, seed: int = 0) -> dict:
+    def train(self, store, folder: Path, *, cv_records: list[dict] | None = None, seed: int = 0,
+              default_for: dict | None = None) -> dict:
         """:func:`train_plus` into ``folder``."""
-        return train_plus(store, folder, records=cv_records, seed=seed)
+        return train_plus(store, folder, records=cv_records, seed=seed, default_for=default_for)
 
     def save(self, fitted: Mapping, meta: Mapping, folder: Path) -> None:
         """Write ``fitted`` (plain JSON, one file per target as ``meta`` names it) and ``meta`` into ``folder``."""
@@ -193,10 +194,10 @@ def hash_columns(model_set: PlusModelSet) -> list[str]:
 
 
 def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | None = None, seed: int = 0,
-               n_jobs: int | None = None) -> dict:
+               n_jobs: int | None = None, default_for: dict | None = None) -> dict:
     """Fit WattGPU+ on the store (catalog specs; Watt Counts runs plus the auxiliary runs), write its files and
     return the metadata. ``records`` are the all-GPU evaluation records of both model sets (stored as the CV
-    metrics, and deciding the default per target and scenario)."""
+    metrics, and deciding the default per target and scenario unless ``default_for`` gives it)."""
     model_set = PlusModelSet()
     frame = training_frame(store, "catalog")
     aux = auxiliary_frame(store, "catalog")
@@ -250,7 +251,7 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
         "seed": seed,
         "cv_metrics": [r for r in (records or []) if r["model"] == LABEL and r["strategy"] != "LOSO"],
         "loso_metrics": loso,
-        "default_for": default_choice(records) if records else None,
+        "default_for": default_for if default_for is not None else (default_choice(records) if records else None),
     }
     model_set.save(fitted, meta, models_dir)
     return meta

@@ -50,15 +50,17 @@ def get_model_set(name: str) -> ModelSet:
 # --------------------------------------------------------------------------------------------------------------
 # Files
 def train(store, models_dir: Path = MODELS_DIR, name: str = "paper", *, cv_records: list[dict] | None = None,
-          seed: int = 0) -> dict:
+          seed: int = 0, default_for: dict | None = None) -> dict:
     """Fit model set ``name`` on the store and write its files into ``models_dir``; returns the metadata.
 
     ``cv_records`` (the evaluation records of CV, LOGO and LOLO) are stored in the metadata when given. The files
     are written to a staging folder and replace the set's files together (``model_files.atomic_model_set``).
+    ``default_for``: the composite's choice per target and scenario to keep instead of deciding it from
+    ``cv_records`` (retraining after an upload keeps the full evaluation's choice; sets outside a composite ignore it).
     """
     model_set = get_model_set(name)
     with atomic_model_set(models_dir, name) as staging:
-        return model_set.train(store, staging, cv_records=cv_records, seed=seed)
+        return model_set.train(store, staging, cv_records=cv_records, seed=seed, default_for=default_for)
 
 
 def load_fitted(name: str = "paper", models_dir: Path = MODELS_DIR) -> tuple[dict, dict]:
@@ -82,6 +84,11 @@ def load_fitted(name: str = "paper", models_dir: Path = MODELS_DIR) -> tuple[dic
 def parts(loaded) -> Mapping[str, object]:
     """{registered name: loaded set} of what ``loaded`` predicts with: its parts for the composite, else itself."""
     return dict(loaded.parts) if loaded.parts else {loaded.kind: loaded}
+
+
+def workload_sets(names) -> list[str]:
+    """The names among ``names`` whose model set reads the workload (WattGPU+)."""
+    return [n for n in names if get_model_set(n).reads_workload]
 
 
 def workload_part(loaded):

@@ -27,7 +27,22 @@ from pathlib import Path
 
 import pandas as pd
 
+from .evaluation import EvaluationResult, run_evaluation
+from .evaluation_cache import cache_folder, cache_key, code_version, load_result
+from .explain import (
+    GlobalImportance,
+    GroupImportance,
+    explanation_background,
+    global_importance,
+    plus_global_importance,
+    plus_models,
+)
+from .external import external_validation
+from .models import training_frame
 from .paths import MODELS_DIR
+from .planning import load_model_set
+from .retraining import evaluated_model_sets
+from .store import Store
 
 PROTOCOL = "wattgpu-eval-protocol/1"  # bump when what an evaluation computes changes (splits, metrics, intervals)
 MANIFEST = "evaluation.json"
@@ -46,8 +61,6 @@ def model_hashes(models_dir: Path = MODELS_DIR) -> dict[str, str]:
 
 def shipped_key(store, models_dir: Path = MODELS_DIR, fingerprint: str | None = None) -> dict:
     """What a shipped evaluation is valid for: data, model files, protocol and code."""
-    from .evaluation_cache import code_version
-
     here = Path(__file__).resolve().parent
     views = hashlib.sha256(b"".join((here / f"{m}.py").read_bytes() for m in _VIEW_MODULES)).hexdigest()
     return {"protocol": PROTOCOL, "data_sha256": fingerprint or store.fingerprint(),
@@ -57,8 +70,6 @@ def shipped_key(store, models_dir: Path = MODELS_DIR, fingerprint: str | None = 
 
 def ship_seed(models_dir: Path = MODELS_DIR, progress: Progress | None = None, n_jobs: int | None = None) -> dict:
     """:func:`ship` on a fresh store built from the committed seed tables (the app's default data)."""
-    from .store import Store
-
     with tempfile.TemporaryDirectory(prefix="wattgpu-ship-") as tmp:
         with Store.build(Path(tmp) / "seed.duckdb") as store:
             return ship(store, models_dir, progress=progress, n_jobs=n_jobs)
@@ -91,11 +102,6 @@ def stale_reasons(store, models_dir: Path = MODELS_DIR) -> list[str]:
 def ship(store, models_dir: Path = MODELS_DIR, progress: Progress | None = None, n_jobs: int | None = None) -> dict:
     """Evaluate the model sets in ``models_dir`` on ``store`` (both modes), compute global importance, and write
     them with their manifest (atomically). Returns the manifest."""
-    from .dashboard import evaluated_model_sets, fitted_models, load_model_set
-    from .evaluation import run_evaluation
-    from .explain import explanation_background, global_importance, plus_global_importance, plus_models
-    from .models import training_frame
-
     def step(lo: float, hi: float) -> Progress | None:
         return (lambda f, m: progress(lo + (hi - lo) * f, m)) if progress else None
 
@@ -112,7 +118,7 @@ def ship(store, models_dir: Path = MODELS_DIR, progress: Progress | None = None,
             seconds[mode] = round(result.seconds, 1)
         start = time.perf_counter()
         paper = load_model_set("paper", models_dir)
-        imp = global_importance(fitted_models(paper), training_frame(store, "catalog"))
+        imp = global_importance(paper.models, training_frame(store, "catalog"))
         _save_importance(imp, tmp / "importance" / "paper")
         default = load_model_set("default", models_dir)
         if plus_models(default):
@@ -122,9 +128,7 @@ def ship(store, models_dir: Path = MODELS_DIR, progress: Progress | None = None,
                 _save_importance(part, tmp / "importance" / f"plus-{pool}")
         seconds["importance"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
-        from .dashboard import external_validation
-
-        (tmp / "external.json").write_text(json.dumps(external_validation(store), allow_nan=True,
+        (tmp / "external.json").write_text(json.dumps(external_validation(store).to_dict(), allow_nan=True,
                                                       default=_json_default))
         seconds["external"] = round(time.perf_counter() - start, 1)
         manifest = {"key": key, "model_sets": list(sets), "seconds": seconds,
@@ -171,8 +175,6 @@ def _json_default(value):
 
 
 def _load_evaluation(folder: Path):
-    from .evaluation import EvaluationResult
-
     try:
         meta = json.loads((folder / "records.json").read_text())
         table = pd.read_parquet(folder / "predictions.parquet")
@@ -217,8 +219,6 @@ def load_evaluation(store, paper_compat: bool, model_sets, models_dir: Path = MO
 
 def ready_evaluation(store, paper_compat: bool, model_sets, models_dir: Path = MODELS_DIR):
     """An evaluation available without computing one: shipped with the models, else in the disk cache; or None."""
-    from .evaluation_cache import cache_folder, cache_key, load_result
-
     hit = load_evaluation(store, paper_compat, model_sets, models_dir)
     if hit is None:
         hit = load_result(cache_folder(store) / cache_key(store, paper_compat, tuple(model_sets)))
@@ -228,8 +228,6 @@ def ready_evaluation(store, paper_compat: bool, model_sets, models_dir: Path = M
 def load_importance(store, which: str, models_dir: Path = MODELS_DIR, fingerprint: str | None = None):
     """Shipped global importance: ``which`` is "paper" or "plus-offline" / "plus-server"; {target: importance}
     or None when not shipped for this data, these model files and this code."""
-    from .explain import GlobalImportance, GroupImportance
-
     folder = Path(models_dir) / FOLDER / "importance" / which
     if not (folder / "meta.json").is_file() or not is_current(store, models_dir, fingerprint):
         return None
@@ -242,7 +240,7 @@ def load_importance(store, which: str, models_dir: Path = MODELS_DIR, fingerprin
 
 
 def load_external(store, models_dir: Path = MODELS_DIR, fingerprint: str | None = None) -> dict | None:
-    """The shipped external validation (``dashboard.external_validation``'s records), or None when not current."""
+    """The shipped external validation (``external.external_validation(store).to_dict()``), or None when not current."""
     path = Path(models_dir) / FOLDER / "external.json"
     if not path.is_file() or not is_current(store, models_dir, fingerprint):
         return None

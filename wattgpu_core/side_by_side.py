@@ -176,26 +176,6 @@ def side_by_side(table: pd.DataFrame, result=None, n_draws: int = N_DRAWS, seed:
                                                              "share", "n_draws"]), method)
 
 
-def ranking_statement(pair: Mapping) -> str:
-    """'H200 uses less energy per token than L40S in 9 of 10 draws (1,812 of 2,000): the ranking holds.'"""
-    words, lower, comparative = METRICS[pair["metric"]]
-    a, b, share = pair["a"], pair["b"], pair["share"]
-    if not np.isfinite(share):
-        return f"{a} vs {b}: no uncertainty estimate for {words}."
-    if share < 0.5:  # state it from the side that wins more often
-        a, b, share = b, a, 1.0 - share
-    n = int(pair["n_draws"])
-    tenths = int(np.floor(share * 10 + 1e-9))
-    verdict = ("the ranking holds across the uncertainty" if share >= 0.9 else
-               "likely, but not decisive" if share >= 0.7 else "too close to call")
-    count = f"{round(share * n):,} of {n:,}"
-    if round(share * n) == n:
-        return f"**{a}** {comparative} **{b}** in every one of the {n:,} draws: {verdict}."
-    if tenths >= 10:
-        return f"**{a}** {comparative} **{b}** in all but {n - round(share * n)} of {n:,} draws: {verdict}."
-    return f"**{a}** {comparative} **{b}** in {tenths} of 10 draws ({count}): {verdict}."
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # When the two model sets disagree
 _SPLIT_WORDS = {"CV": "LLM-GPU pairs they never saw (CV)", "LOGO": "GPUs they never saw (LOGO)",

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .dashboard import pareto_mask
+from .compare import pareto_mask
 from .figures import FRONTIER_COLOR
 
 PRECISION_COLORS = {"bf16": "#1f77b4", "fp16": "#17becf", "fp8": "#ff7f0e", "int8": "#9467bd", "int4": "#2ca02c",

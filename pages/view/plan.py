@@ -1,45 +1,30 @@
-"""Presentation of deployment plans, shared by the Plan a deployment page and the ``plan`` command (no streamlit).
+"""The Plan a deployment page: the ranked options shaped for display (key columns first), the Markdown export, the
+breakdown of one option, the price editor, and the page's state as URL query parameters.
 
-Readable column names with units, the ranked table shaped for display (key columns first), a plain-text table for
-the terminal, CSV (cells that a spreadsheet would run as a formula are neutralised, numbers stay numbers) and
-Markdown exports, the breakdown of one option, and the page's state as URL query parameters.
+Column names and the plain-text table are the core's (``plan_table``), which the ``plan`` command prints too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .dashboard import query_readers
-from .deploy import HEADROOM, TRAFFIC_PRESETS, Traffic
+from wattgpu_core.deploy import HEADROOM, TRAFFIC_PRESETS, Traffic
+from wattgpu_core.plan_table import LABELS, markdown_table, with_rank
 
-LABELS = {
-    "rank": "#", "gpu_name": "GPU", "tensor_parallel": "GPUs per replica", "precision": "Precision",
-    "replicas": "Replicas", "gpus_total": "GPUs in total", "ttft_s": "TTFT (s)", "itl_ms": "ITL (ms)",
-    "energy_per_token_j": "Energy per token (J)", "usd_per_mtok": "$ per M tokens",
-    "gco2e_per_mtok": "gCO2e per M tokens", "fits": "Fits", "meets_slo": "Meets targets", "notes": "Notes",
-    "usd_per_hour": "$ per hour", "fleet_power_kw": "Fleet GPU power (kW)", "kwh_per_mtok": "kWh per M tokens",
-    "power_w_per_gpu": "Power per GPU (W)", "batch_per_replica": "Mean batch per replica",
-    "capacity_tok_s_per_replica": "Capacity per replica (tok/s)", "usd_per_gpu_hour": "$ per GPU-hour",
-}
+from .formats import num
+from .url_state import query_of, query_readers, split_list
+
 TABLE_COLUMNS = ("rank", "gpu_name", "tensor_parallel", "precision", "replicas", "gpus_total", "ttft_s", "itl_ms",
                  "energy_per_token_j", "usd_per_mtok", "gco2e_per_mtok", "fits", "meets_slo",
                  "capacity_tok_s_per_replica", "power_w_per_gpu", "usd_per_gpu_hour", "notes")
 ITL_HELP = ("ITL: mean time between output tokens, TTFT excluded (vLLM's TPOT/ITL), predicted at the operating "
             "load; TTFT: mean time to first token, prefill plus queueing wait at that load.")
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def with_rank(plan: pd.DataFrame) -> pd.DataFrame:
-    """The plan with a ``rank`` column (1 = best) and ITL in ms."""
-    out = plan.copy()
-    out.insert(0, "rank", np.arange(1, len(out) + 1))
-    out["itl_ms"] = out["itl_s"] * 1000.0
-    return out
 
 
 def display_table(plan: pd.DataFrame) -> pd.DataFrame:
@@ -50,42 +35,6 @@ def display_table(plan: pd.DataFrame) -> pd.DataFrame:
                       ("usd_per_gpu_hour", 2)):
         out[c] = out[c].round(digits)
     return out.rename(columns=LABELS)
-
-
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
-    return str(value)
-
-
-def plan_text_table(plan: pd.DataFrame) -> str:
-    """The key columns as an aligned plain-text (Markdown) table for the terminal."""
-    cols = ("rank", "gpu_name", "tensor_parallel", "precision", "replicas", "gpus_total", "ttft_s", "itl_ms",
-            "energy_per_token_j", "usd_per_mtok", "gco2e_per_mtok", "fits", "meets_slo")
-    return markdown_table(with_rank(plan), cols)
-
-
-def markdown_table(frame: pd.DataFrame, columns) -> str:
-    header = [LABELS.get(c, c) for c in columns]
-    rows = [[_cell(v).replace("|", "/") for v in rec] for rec in frame[list(columns)].itertuples(index=False)]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
-
-
-def safe_csv(frame: pd.DataFrame) -> bytes:
-    """CSV of ``frame`` in which a text cell starting with = + - @ tab or CR gets a leading apostrophe (so a
-    spreadsheet shows it instead of running it); numeric columns are written as numbers."""
-    out = frame.copy()
-    for c in out.columns:
-        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
-            out[c] = out[c].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_PREFIXES) else v)
-    return out.to_csv(index=False, lineterminator="\n").encode()
 
 
 def markdown_export(plan: pd.DataFrame, llm_id: str, traffic: Traffic, sources: Mapping[str, str],
@@ -115,9 +64,6 @@ def option_key(row: Mapping) -> str:
 
 def breakdown(row: Mapping, traffic: Traffic, costs) -> pd.DataFrame:
     """The chosen option's memory, capacity, power and cost, one quantity per row (what, value, how)."""
-    def num(v, spec):
-        return "–" if v is None or not np.isfinite(float(v)) else format(float(v), spec)
-
     gpus = row["gpus_total"]
     energy_cost = (row["fleet_power_kw"] * costs.pue * costs.usd_per_kwh) if np.isfinite(row["fleet_power_kw"]) \
         else float("nan")
@@ -193,8 +139,7 @@ class PlanState:
         if get("region"):
             values["region"] = str(get("region"))
         for key in ("prec", "prices"):
-            raw = get(key)
-            values[key] = tuple(x for x in str(raw).split("|") if x) if raw else ()
+            values[key] = split_list(get(key))
         values["prices"] = tuple(p for p in values["prices"] if _price_item(p) is not None)
         return cls(**values)
 
@@ -202,20 +147,10 @@ class PlanState:
         return dict(item for item in map(_price_item, self.prices) if item is not None)
 
     def to_query(self) -> dict[str, str]:
-        default = PlanState()
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value == getattr(default, f.name):
-                continue
-            out[f.name] = "|".join(value) if f.name in ("prec", "prices") else (f"{value:g}" if isinstance(value, float)
-                                                                    else str(value))
-        return out
+        return query_of(self)
 
     def replace(self, **changes) -> PlanState:
-        data = asdict(self)
-        data.update(changes)
-        return PlanState(**data)
+        return dataclasses.replace(self, **changes)
 
 
 def _price_item(text: str) -> tuple[str, float] | None:

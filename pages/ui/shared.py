@@ -1,18 +1,29 @@
 """Shared UI: the cached store and models, catalog queries, the custom GPU / LLM sidebar and URL state.
 
-Only Streamlit glue lives here; every number comes from ``wattgpu_core``.
+Only Streamlit glue lives here (this package is not a page: it sits below ``pages/`` so that Streamlit never lists
+it); every number comes from ``wattgpu_core`` and every word from ``pages.view``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from wattgpu_core import dashboard as db
+from pages.view import catalog, labels
+from pages.view import compare as view_compare
+from pages.view import cross_validation as view_cv
+from pages.view import explain as view_explain
+from pages.view import home as view_home
+from pages.view import url_state as view_state
+from wattgpu_core import explain as core_explain
+from wattgpu_core import retraining
 from wattgpu_core.access import WriteAccess
 from wattgpu_core.backend import resolve
 from wattgpu_core.catalog import LlmResolver
 from wattgpu_core.custom import FORM_FACTORS, GPU_SPEC_FIELDS, MEMORY_TYPES, gpu_from_specs, llm_from_config
 from wattgpu_core.errors import ModelNotTrainedError, WattGPUError
+from wattgpu_core.planning import load_model_set
 from wattgpu_core.safety import md
 from wattgpu_core.store import Store
 
@@ -54,7 +65,7 @@ def store() -> Store:
 
 def version() -> str:
     """Cache key of everything a page shows: the data and the model files in use (changes after a retrain)."""
-    return db.models_version(store())
+    return retraining.models_version(store())
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -74,7 +85,7 @@ def _runs(path: str, data_version: str):
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _summary(path: str, data_version: str) -> dict:
-    return db.data_summary(_open_store(path))
+    return view_home.data_summary(_open_store(path))
 
 
 def gpus():
@@ -96,16 +107,16 @@ def summary() -> dict:
 # -- models -----------------------------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading the prediction models...", max_entries=8)
 def _model_set_at(name: str, models_dir: str):
-    return db.load_model_set(name, models_dir)
+    return load_model_set(name, Path(models_dir))
 
 
 def _model_set(name: str):
     """The model set the app predicts with: retrained on the current data (Data page) if so, else committed."""
-    return _model_set_at(name, str(db.active_models_dir(store())))
+    return _model_set_at(name, str(retraining.active_models_dir(store())))
 
 
 def models_origin() -> str:
-    return db.models_origin(db.active_models_dir(store()))
+    return view_home.models_origin(retraining.active_models_dir(store()))
 
 
 def model_name() -> str:
@@ -125,11 +136,11 @@ def models(name: str | None = None):
 
 
 # -- URL state --------------------------------------------------------------------------------------------------------
-def url_state() -> db.PageState:
-    return db.PageState.from_query(st.query_params.to_dict())
+def url_state() -> view_state.PageState:
+    return view_state.PageState.from_query(st.query_params.to_dict())
 
 
-def write_url(state: db.PageState, keys: tuple[str, ...]) -> None:
+def write_url(state: view_state.PageState, keys: tuple[str, ...]) -> None:
     """Put the page's state in the URL (only ``keys``), so the view can be shared by link."""
     wanted = {k: v for k, v in state.to_query().items() if k in keys}
     if wanted != st.query_params.to_dict():
@@ -142,14 +153,14 @@ def seed(key: str, value) -> None:
         st.session_state[key] = value
 
 
-def pick_llm(key: str, state: db.PageState, label: str = "LLM") -> str:
-    choices = db.llm_choices(llms())
+def pick_llm(key: str, state: view_state.PageState, label: str = "LLM") -> str:
+    choices = catalog.llm_choices(llms())
     if not choices:
         st.info("The catalog has no LLM with complete architecture data; add one from its config.json.")
         st.stop()
     default = state.llm if state.llm in choices else LlmResolver(llms()).try_resolve(state.llm or "")
     if default not in choices:  # a link's LLM may be an older or newer Hugging Face id of a catalog LLM
-        fallback = db.PageState().llm
+        fallback = view_state.PageState().llm
         default = fallback if fallback in choices else next(iter(choices))
     if st.session_state.get(key) not in choices:
         st.session_state[key] = default
@@ -157,15 +168,15 @@ def pick_llm(key: str, state: db.PageState, label: str = "LLM") -> str:
                         help="Type to search the catalog. Only LLMs whose architecture is fully known are listed.")
 
 
-def pick_gpu(key: str, state: db.PageState, label: str = "GPU") -> str:
-    choices = db.gpu_choices(gpus())
+def pick_gpu(key: str, state: view_state.PageState, label: str = "GPU") -> str:
+    choices = catalog.gpu_choices(gpus())
     default = state.gpu if state.gpu in choices else next(iter(choices))
     if st.session_state.get(key) not in choices:
         st.session_state[key] = default
     return st.selectbox(label, list(choices), format_func=choices.get, key=key, help="Type to search the catalog.")
 
 
-def pick_workload(prefix: str, state: db.PageState, columns: bool = True) -> db.Workload:
+def pick_workload(prefix: str, state: view_state.PageState, columns: bool = True) -> view_state.Workload:
     """Scenario, batch size or request rate, input and output tokens (seeded from the URL)."""
     seed(f"{prefix}_scenario", state.scenario)
     seed(f"{prefix}_batch", state.batch)
@@ -173,7 +184,7 @@ def pick_workload(prefix: str, state: db.PageState, columns: bool = True) -> db.
     seed(f"{prefix}_inp", state.inp)
     seed(f"{prefix}_out", state.out)
     cols = st.columns(4) if columns else [st.container() for _ in range(4)]
-    scenario = cols[0].radio("Workload", list(db.SCENARIO_CHOICES), format_func=db.SCENARIO_CHOICES.get,
+    scenario = cols[0].radio("Workload", list(labels.SCENARIO_CHOICES), format_func=labels.SCENARIO_CHOICES.get,
                              key=f"{prefix}_scenario")
     if scenario == "offline":
         batch = cols[1].number_input("Batch size (requests at once)", 1, 4096, step=1, key=f"{prefix}_batch")
@@ -184,15 +195,15 @@ def pick_workload(prefix: str, state: db.PageState, columns: bool = True) -> db.
         batch = st.session_state[f"{prefix}_batch"]
     inp = cols[2].number_input("Input tokens per request", 1, 131072, step=16, key=f"{prefix}_inp")
     out = cols[3].number_input("Output tokens per request", 1, 131072, step=16, key=f"{prefix}_out")
-    return db.Workload(scenario, int(batch), float(qps), int(inp), int(out))
+    return view_state.Workload(scenario, int(batch), float(qps), int(inp), int(out))
 
 
 # -- sidebar: custom GPU and LLM ------------------------------------------------------------------------------------
 def sidebar() -> None:
     with st.sidebar:
         seed("model_set", url_state().model)
-        st.radio("Prediction model", list(db.MODEL_CHOICES), format_func=db.MODEL_CHOICES.get, key="model_set",
-                 help=db.MODEL_HELP)
+        st.radio("Prediction model", list(labels.MODEL_CHOICES), format_func=labels.MODEL_CHOICES.get, key="model_set",
+                 help=labels.MODEL_HELP)
         origin = models_origin()
         if origin:
             st.caption(origin)
@@ -229,7 +240,7 @@ def _start_from_catalog() -> None:
 
 
 def _custom_gpu_form() -> None:
-    choices = db.gpu_choices(gpus())
+    choices = catalog.gpu_choices(gpus())
     st.selectbox("Start from a catalog GPU (optional)", [""] + list(choices),
                  format_func=lambda g: choices.get(g, "— empty form —"), key="custom_gpu_base",
                  on_change=_start_from_catalog,
@@ -290,14 +301,15 @@ def stop_with(message: str) -> None:
 
 # -- comparisons ------------------------------------------------------------------------------------------------------
 @st.cache_data(max_entries=64, show_spinner=False)
-def _compare(path: str, data_version: str, model_name: str, llm_id: str, workload: db.Workload,
-             state: db.PageState) -> db.Comparison:
-    candidates = db.apply_filters(_gpus(path, data_version), state)
-    return db.compare_gpus(llm_id, workload, candidates, _llms(path, data_version), _model_set(model_name),
-                           _runs(path, data_version))
+def _compare(path: str, data_version: str, model_name: str, llm_id: str, workload: view_state.Workload,
+             state: view_state.PageState) -> view_compare.Comparison:
+    candidates = catalog.apply_filters(_gpus(path, data_version), state)
+    return view_compare.compare_gpus(llm_id, workload, candidates, _llms(path, data_version),
+                                     _model_set(model_name), _runs(path, data_version))
 
 
-def compare(llm_id: str, workload: db.Workload, state: db.PageState, model: str | None = None) -> db.Comparison:
+def compare(llm_id: str, workload: view_state.Workload, state: view_state.PageState,
+            model: str | None = None) -> view_compare.Comparison:
     """The (cached) comparison for this LLM, workload and filters; errors the user can act on stop the page."""
     model = model or model_name()
     models(model)
@@ -311,12 +323,12 @@ def compare(llm_id: str, workload: db.Workload, state: db.PageState, model: str 
 
 # -- explanations ---------------------------------------------------------------------------------------------------
 @st.cache_data(max_entries=32, show_spinner=False)
-def _explain(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str, workload: db.Workload):
-    return db.explain_prediction(llm_id, gpu_id, workload, _gpus(path, data_version), _llms(path, data_version),
-                                 _model_set(model_name))
+def _explain(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str, workload: view_state.Workload):
+    return view_explain.explain_prediction(llm_id, gpu_id, workload, _gpus(path, data_version),
+                                           _llms(path, data_version), _model_set(model_name))
 
 
-def explain(llm_id: str, gpu_id: str, workload: db.Workload, model_name: str = "paper"):
+def explain(llm_id: str, gpu_id: str, workload: view_state.Workload, model_name: str = "paper"):
     models(model_name)  # a clear message when the model files are missing
     try:
         return _explain(store_path(), version(), model_name, llm_id, gpu_id, workload)
@@ -328,7 +340,7 @@ def explain(llm_id: str, gpu_id: str, workload: db.Workload, model_name: str = "
 @st.cache_resource(show_spinner="Computing SHAP values over the training runs...", max_entries=4)
 def _global_importance(path: str, data_version: str, model_name: str):
     store = _open_store(path)
-    return db.shipped_importance(store, "paper") or db.global_importance(store, _model_set(model_name))
+    return view_cv.shipped_importance(store, "paper") or view_explain.global_importance(store, _model_set(model_name))
 
 
 def global_importance(model_name: str = "paper"):
@@ -340,11 +352,11 @@ def model_switch(key: str) -> str:
     """An in-page choice of the model set to explain. It starts from the sidebar's choice and changes only this
     page (the other pages keep predicting with the sidebar's model); the caption says so when they differ."""
     seed(key, model_name())
-    choice = st.segmented_control("Model to explain", list(db.MODEL_CHOICES), format_func=db.MODEL_CHOICES.get,
-                                  key=key, help=db.MODEL_HELP) or model_name()
+    choice = st.segmented_control("Model to explain", list(labels.MODEL_CHOICES), format_func=labels.MODEL_CHOICES.get,
+                                  key=key, help=labels.MODEL_HELP) or model_name()
     if choice != model_name():
-        st.caption(f"Explaining {db.MODEL_CHOICES[choice]} on this page only; Home, Compare GPUs and Side by side "
-                   f"predict with the sidebar's model ({db.MODEL_CHOICES[model_name()]}).")
+        st.caption(f"Explaining {labels.MODEL_CHOICES[choice]} on this page only; Home, Compare GPUs and Side by side "
+                   f"predict with the sidebar's model ({labels.MODEL_CHOICES[model_name()]}).")
     else:
         st.caption("Starts from the sidebar's prediction model; switching here changes this page only.")
     return choice
@@ -352,16 +364,17 @@ def model_switch(key: str) -> str:
 
 @st.cache_resource(show_spinner="Sampling the training configurations explanations start from...", max_entries=4)
 def _explanation_background(path: str, data_version: str, model_name: str):
-    return db.explanation_background(_open_store(path), _model_set(model_name))
+    return core_explain.explanation_background(_open_store(path), _model_set(model_name))
 
 
 @st.cache_data(max_entries=32, show_spinner="Explaining the prediction...")
-def _explain_view(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str, workload: db.Workload):
-    return db.explain_view(llm_id, gpu_id, workload, _gpus(path, data_version), _llms(path, data_version),
-                           _model_set(model_name), _explanation_background(path, data_version, model_name))
+def _explain_view(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str,
+                  workload: view_state.Workload):
+    return view_explain.explain_view(llm_id, gpu_id, workload, _gpus(path, data_version), _llms(path, data_version),
+                                     _model_set(model_name), _explanation_background(path, data_version, model_name))
 
 
-def explain_view(llm_id: str, gpu_id: str, workload: db.Workload, model: str):
+def explain_view(llm_id: str, gpu_id: str, workload: view_state.Workload, model: str):
     """The (cached) explanation of ``model``'s prediction; errors the user can act on stop the page."""
     models(model)
     try:
@@ -386,15 +399,15 @@ def plus_importance(model: str, pool: str, compute: bool = False):
     try:
         return _plus_importance(*key)
     except _NotComputed:
-        shipped = db.shipped_importance(store(), f"plus-{pool}")
+        shipped = view_cv.shipped_importance(store(), f"plus-{pool}")
         if shipped is not None:
             return _plus_importance(*key, _computed=shipped)
         if not compute:
             return None
     bar = st.progress(0.0, text="Explaining training configurations...")
     background = _explanation_background(store_path(), version(), model)
-    result = db.plus_global_importance(_model_set(model), background, pool,
-                                       progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
+    result = core_explain.plus_global_importance(_model_set(model), background, pool,
+                                                 progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
     bar.empty()
     return _plus_importance(*key, _computed=result)
 
@@ -423,11 +436,12 @@ def cross_validation(paper_compat: bool, rerun: bool = False):
         return _cv_cache(*key)
     except _NotComputed:
         pass
-    estimate = db.evaluation_estimate(store(), paper_compat)
+    estimate = view_cv.evaluation_estimate(store(), paper_compat)
     bar = st.progress(0.0, text=f"Cross-validating the models on the current data, uploads included ({estimate})...")
-    result = db.run_cross_validation(store(), paper_compat, model_sets=db.evaluated_model_sets(), refresh=rerun,
-                                     progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0),
-                                                                          text=f"{msg} ({estimate})"))
+    result = view_cv.run_cross_validation(store(), paper_compat, model_sets=retraining.evaluated_model_sets(),
+                                          refresh=rerun,
+                                          progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0),
+                                                                               text=f"{msg} ({estimate})"))
     bar.empty()
     return _cv_cache(*key, _computed=result)
 
@@ -437,7 +451,7 @@ def _external(path: str, data_version: str) -> dict:
     from wattgpu_core.shipped import load_external
 
     store = _open_store(path)
-    return load_external(store, db.active_models_dir(store)) or db.external_validation(store)
+    return load_external(store, retraining.active_models_dir(store)) or view_cv.external_validation(store)
 
 
 def external_validation() -> dict:
@@ -459,12 +473,13 @@ def validate_upload(name: str, data: bytes):
 
 # -- single prediction ------------------------------------------------------------------------------------------------
 @st.cache_data(max_entries=64, show_spinner=False)
-def _predict_one(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str, workload: db.Workload):
-    return db.predict_one(llm_id, gpu_id, workload, _gpus(path, data_version), _llms(path, data_version),
-                          _model_set(model_name))
+def _predict_one(path: str, data_version: str, model_name: str, llm_id: str, gpu_id: str,
+                 workload: view_state.Workload):
+    return view_home.predict_one(llm_id, gpu_id, workload, _gpus(path, data_version), _llms(path, data_version),
+                                 _model_set(model_name))
 
 
-def predict_one(llm_id: str, gpu_id: str, workload: db.Workload, model: str | None = None):
+def predict_one(llm_id: str, gpu_id: str, workload: view_state.Workload, model: str | None = None):
     model = model or model_name()
     models(model)
     try:
@@ -519,12 +534,13 @@ def evaluation_if_ready(paper_compat: bool = False):
         return _cv_cache(*key)
     except _NotComputed:
         pass
-    hit = ready_evaluation(store(), paper_compat, db.evaluated_model_sets(), db.active_models_dir(store()))
+    hit = ready_evaluation(store(), paper_compat, retraining.evaluated_model_sets(),
+                           retraining.active_models_dir(store()))
     return _cv_cache(*key, _computed=hit) if hit is not None else None
 
 
 @st.cache_data(max_entries=32, show_spinner="Predicting and drawing from the models' errors...")
-def _side_by_side(path: str, data_version: str, model_name: str, llm_id: str, workload: db.Workload,
+def _side_by_side(path: str, data_version: str, model_name: str, llm_id: str, workload: view_state.Workload,
                   picks: tuple, has_draws: bool, _result=None):
     from wattgpu_core import side_by_side as sbs
 
@@ -535,7 +551,7 @@ def _side_by_side(path: str, data_version: str, model_name: str, llm_id: str, wo
     return sbs.side_by_side(table, _result)
 
 
-def side_by_side(llm_id: str, workload: db.Workload, picks: tuple[str, ...], with_draws: bool):
+def side_by_side(llm_id: str, workload: view_state.Workload, picks: tuple[str, ...], with_draws: bool):
     """Predictions for the picked deployments, with the draws when the evaluation is at hand."""
     model = model_name()
     models(model)
@@ -549,7 +565,7 @@ def side_by_side(llm_id: str, workload: db.Workload, picks: tuple[str, ...], wit
 
 
 @st.cache_data(max_entries=32, show_spinner="Asking both model sets...")
-def _disagreement(path: str, data_version: str, llm_id: str, workload: db.Workload, picks: tuple):
+def _disagreement(path: str, data_version: str, llm_id: str, workload: view_state.Workload, picks: tuple):
     from wattgpu_core import side_by_side as sbs
 
     gpus = _gpus(path, data_version)
@@ -558,7 +574,7 @@ def _disagreement(path: str, data_version: str, llm_id: str, workload: db.Worklo
                                   _model_set("plus"), _model_set("paper"))
 
 
-def disagreement(llm_id: str, workload: db.Workload, picks: tuple[str, ...]):
+def disagreement(llm_id: str, workload: view_state.Workload, picks: tuple[str, ...]):
     """Where WattGPU+ and the paper's XGB disagree on these deployments (None without WattGPU+ model files)."""
     try:
         models("paper")

@@ -17,7 +17,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from .safety import plot_text
+from wattgpu_core.explain import feature_label
+from wattgpu_core.safety import plot_text
 
 PREDICTED_COLOR = "#1f77b4"
 FRONTIER_COLOR = "#d62728"
@@ -30,12 +31,6 @@ _TEMPLATE = go.layout.Template(pio.templates["plotly_white"])
 _TEMPLATE.layout.title.update(y=0.985, yanchor="top", x=0.01, xanchor="left")
 _LAYOUT = dict(template=_TEMPLATE, margin=dict(l=70, r=30, t=95, b=60), font=dict(size=13),
                legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0))
-
-
-def _log_axis(values: pd.Series) -> bool:
-    v = pd.to_numeric(values, errors="coerce")
-    v = v[np.isfinite(v) & (v > 0)]
-    return len(v) > 1 and v.max() / v.min() > 20
 
 
 def _error(frame: pd.DataFrame, column: str, scale: float = 1.0, faint: bool = False) -> dict | None:
@@ -406,8 +401,6 @@ def importance_bars(importance) -> go.Figure:
 
 
 def importance_beeswarm(importance) -> go.Figure:
-    from .explain import feature_label
-
     labels = {f: feature_label(f) for f in importance.shap.columns}
     unit = "fraction of TDP" if importance.target == "power" else "natural log of ITL"
     return beeswarm_figure(importance.shap, importance.values, labels,
