@@ -12,7 +12,19 @@ import json
 import sys
 from pathlib import Path
 
+from .backend import resolve
+from .cli_byob import add_measure_command, add_pair_options, ingest_pair
+from .cli_models import add_model_commands
+from .cli_plan import add_plan_command
 from .errors import UnknownNameError, ValidationError, WattGPUError
+from .importers import canonical_template
+from .ingest import ingest_path
+from .plan_table import markdown_table
+from .planning import load_model_set
+from .ranking import rank_gpus, rankable_gpus
+from .safety import write_csv
+from .seed import build_seed_tables, write_seed
+from .store import Store
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -23,7 +35,6 @@ def _add_db(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_build_store(args) -> int:
-    from .store import Store
 
     with Store.build(args.db) as store:
         stats = store.stats()
@@ -33,7 +44,6 @@ def _cmd_build_store(args) -> int:
 
 
 def _cmd_build_seed(args) -> int:
-    from .seed import build_seed_tables, write_seed
 
     for path in write_seed(build_seed_tables()):
         print(f"wrote {path}")
@@ -41,7 +51,6 @@ def _cmd_build_seed(args) -> int:
 
 
 def _cmd_stats(args) -> int:
-    from .store import Store
 
     with Store.open(args.db) as store:
         stats = store.stats()
@@ -54,11 +63,8 @@ def _cmd_stats(args) -> int:
 
 
 def _cmd_ingest(args) -> int:
-    from .ingest import ingest_path
-    from .store import Store
 
     if args.power_log is not None:
-        from .cli_byob import ingest_pair
 
         return ingest_pair(args)
     with Store.open(args.db) as store:
@@ -73,7 +79,6 @@ def _cmd_ingest(args) -> int:
 
 
 def _cmd_remove(args) -> int:
-    from .store import Store
 
     with Store.open(args.db) as store:
         removed = store.remove_batch(args.batch_id)
@@ -82,18 +87,12 @@ def _cmd_remove(args) -> int:
 
 
 def _cmd_template(args) -> int:
-    from .importers import canonical_template
 
     sys.stdout.write(canonical_template())
     return 0
 
 
 def _cmd_rank(args) -> int:
-    from .plan_table import markdown_table
-    from .planning import load_model_set
-    from .ranking import rank_gpus, rankable_gpus
-    from .safety import write_csv
-    from .store import Store
 
     with Store.open(args.db) as store:
         gpus, llms = store.gpus(), store.llms()
@@ -135,7 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-conflict", choices=("refuse", "replace", "skip"), default="refuse",
                    help="a re-sent run (same natural key) whose measured values differ from the stored ones: refuse "
                         "the file (default), replace the stored values, or skip it and keep them")
-    from .cli_byob import add_measure_command, add_pair_options
 
     add_pair_options(p)
     p.set_defaults(func=_cmd_ingest)
@@ -161,8 +159,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", type=Path, default=None, help="also write every column of the ranking to this CSV")
     p.set_defaults(func=_cmd_rank)
 
-    from .cli_models import add_model_commands
-    from .cli_plan import add_plan_command
 
     add_model_commands(sub, _add_db)
     add_measure_command(sub, _add_db)
@@ -175,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if "db" in args:  # one Backend value from here on: the store module alone knows which kind it is
-            from .backend import resolve
 
             args.db = resolve(args.db, args.data_path)
         return int(args.func(args) or 0)

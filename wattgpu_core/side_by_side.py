@@ -24,6 +24,7 @@ import pandas as pd
 from .errors import WattGPUError
 from .features import SCENARIO_POOL
 from .planning import derive_throughput_energy, predict
+from .plus import interval_bounds
 
 METRICS = {  # column -> (words, True when lower is better, comparative)
     "energy_per_token_j": ("energy per token", True, "uses less energy per token than"),
@@ -192,7 +193,6 @@ class Disagreement:
 def _paper_intervals(paper: pd.DataFrame, plus_meta: Mapping) -> pd.DataFrame:
     """80% intervals for the paper's predictions, from its own leave-one-GPU-out quantiles (stored with
     WattGPU+'s metadata), energy per token derived from the bounds as ``planning.predict`` does."""
-    from .plus import interval_bounds
 
     q = (plus_meta.get("intervals") or {}).get("paper_ln_quantiles")
     out = paper.copy()

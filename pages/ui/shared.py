@@ -18,13 +18,18 @@ from pages.view import home as view_home
 from pages.view import url_state as view_state
 from wattgpu_core import explain as core_explain
 from wattgpu_core import retraining
+from wattgpu_core import side_by_side as sbs
 from wattgpu_core.access import WriteAccess
 from wattgpu_core.backend import resolve
 from wattgpu_core.catalog import LlmResolver
 from wattgpu_core.custom import FORM_FACTORS, GPU_SPEC_FIELDS, MEMORY_TYPES, gpu_from_specs, llm_from_config
+from wattgpu_core.deploy import Costs, plan_deployments
 from wattgpu_core.errors import ModelNotTrainedError, WattGPUError
+from wattgpu_core.ingest import validate_bytes
 from wattgpu_core.planning import load_model_set
+from wattgpu_core.planning_data import load_planning_defaults
 from wattgpu_core.safety import md
+from wattgpu_core.shipped import load_external, ready_evaluation
 from wattgpu_core.store import Store
 
 
@@ -448,7 +453,6 @@ def cross_validation(paper_compat: bool, rerun: bool = False):
 
 @st.cache_data(max_entries=4, show_spinner="Predicting the ML.ENERGY v2 runs from a model trained on Watt Counts...")
 def _external(path: str, data_version: str) -> dict:
-    from wattgpu_core.shipped import load_external
 
     store = _open_store(path)
     return load_external(store, retraining.active_models_dir(store)) or view_cv.external_validation(store)
@@ -461,7 +465,6 @@ def external_validation() -> dict:
 # -- uploads ----------------------------------------------------------------------------------------------------------
 @st.cache_data(max_entries=8, show_spinner="Validating the file...")
 def _validate(path: str, data_version: str, name: str, data: bytes):
-    from wattgpu_core.ingest import validate_bytes
 
     return validate_bytes(_open_store(path), name, data)
 
@@ -492,7 +495,6 @@ def predict_one(llm_id: str, gpu_id: str, workload: view_state.Workload, model: 
 # -- deployment plans -------------------------------------------------------------------------------------------------
 @st.cache_resource(max_entries=2, show_spinner=False)
 def planning_defaults():
-    from wattgpu_core.planning_data import load_planning_defaults
 
     return load_planning_defaults()
 
@@ -500,7 +502,6 @@ def planning_defaults():
 @st.cache_data(max_entries=32, show_spinner="Ranking every GPU x GPUs per replica x precision option...")
 def _plan(path: str, data_version: str, model_name: str, llm_id: str, traffic, max_tp: int, precisions: tuple,
           prices: tuple, usd_per_kwh, pue, region, gco2e_per_kwh):
-    from wattgpu_core.deploy import Costs, plan_deployments
 
     costs = Costs.from_defaults(planning_defaults(), dict(prices), usd_per_kwh, pue, gco2e_per_kwh, region)
     plan = plan_deployments(llm_id, traffic, _gpus(path, data_version), _llms(path, data_version), costs,
@@ -527,7 +528,6 @@ def plan(llm_id: str, traffic, max_tp: int, precisions: tuple, prices: tuple, us
 def evaluation_if_ready(paper_compat: bool = False):
     """The evaluation behind the uncertainty draws when it needs no computing (shipped with the models, or already
     computed for this data), else None."""
-    from wattgpu_core.shipped import ready_evaluation
 
     key = (store_path(), version(), bool(paper_compat))
     try:
@@ -542,7 +542,6 @@ def evaluation_if_ready(paper_compat: bool = False):
 @st.cache_data(max_entries=32, show_spinner="Predicting and drawing from the models' errors...")
 def _side_by_side(path: str, data_version: str, model_name: str, llm_id: str, workload: view_state.Workload,
                   picks: tuple, has_draws: bool, _result=None):
-    from wattgpu_core import side_by_side as sbs
 
     gpus = _gpus(path, data_version)
     deployments = sbs.parse_picks(picks, set(gpus["gpu_id"]))
@@ -566,7 +565,6 @@ def side_by_side(llm_id: str, workload: view_state.Workload, picks: tuple[str, .
 
 @st.cache_data(max_entries=32, show_spinner="Asking both model sets...")
 def _disagreement(path: str, data_version: str, llm_id: str, workload: view_state.Workload, picks: tuple):
-    from wattgpu_core import side_by_side as sbs
 
     gpus = _gpus(path, data_version)
     deployments = sbs.parse_picks(picks, set(gpus["gpu_id"]))

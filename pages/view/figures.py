@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.subplots import make_subplots
 
 from wattgpu_core.explain import feature_label
 from wattgpu_core.safety import plot_text
@@ -536,7 +537,6 @@ DEPLOYMENT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
 def side_by_side_figure(table: pd.DataFrame, title: str = "") -> go.Figure:
     """One panel per metric (energy per token, ITL, throughput, power), one bar per deployment (``label``) with
     its 80% interval as an error bar where the table has ``<metric>_lo`` / ``<metric>_hi``; hover names each."""
-    from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=len(_SIDE_METRICS), subplot_titles=[t for _, t, _ in _SIDE_METRICS],
                         horizontal_spacing=0.07)
