@@ -254,7 +254,7 @@ def test_side_by_side_names_gpus_and_says_whether_the_ranking_holds(app):  # app
 
 
 def test_side_by_side_says_where_the_models_disagree_and_why(app):
-    at = open_link("side_by_side", pick="b200|b300", llm="meta-llama/Meta-Llama-3.1-70B-Instruct",
+    at = open_link("side_by_side", pick="b200|b300", llm="meta-llama/Llama-3.1-8B-Instruct",
                    scenario="server", qps="2", inp="512", out="256")
     notes = [w.value for w in at.warning]
     assert any("rank these differently" in n for n in notes), notes

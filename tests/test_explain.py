@@ -191,16 +191,19 @@ def test_plus_global_importance_over_a_few_configurations(plus_setup):
 def test_explain_view_explains_the_chosen_model_set(plus_setup):
     from dataclasses import replace
 
+    from wattgpu_core.planning import load_model_set
+
     model_set, gpus, llms, background = plus_setup
+    default = load_model_set("default")
     plus = explain.explain_view(LLAMA, "l4", OFFLINE, gpus, llms, model_set, background)
     assert plus.model_label == "WattGPU+" and plus.uses_plus("power") and plus.physics is not None
     assert "geometric mean" in plus.baseline and "16 offline training configurations" in plus.baseline
-    paper = explain.explain_view(LLAMA, "l4", OFFLINE, gpus, llms, model_set.parts["paper"])
+    paper = explain.explain_view(LLAMA, "l4", OFFLINE, gpus, llms, default.parts["paper"])
     assert paper.model_label == "Paper XGB" and not paper.uses_plus("itl") and paper.physics is None
-    shown = _predicted(model_set.parts["paper"], gpus, llms, "l4", OFFLINE)
+    shown = _predicted(default.parts["paper"], gpus, llms, "l4", OFFLINE)
     assert paper.targets["power"].prediction == pytest.approx(shown["power_w"], rel=1e-5)
     # a default set that keeps XGB for ITL explains each target with the model that predicts it
-    mixed = replace(model_set, choice={"power": {"offline": "plus", "server": "plus"},
+    mixed = replace(default, choice={"power": {"offline": "plus", "server": "plus"},
                                        "itl": {"offline": "paper", "server": "paper"}})
     view = explain.explain_view(LLAMA, "l4", OFFLINE, gpus, llms, mixed, background)
     assert view.uses_plus("power") and not view.uses_plus("itl") and view.model_label == "WattGPU+ / Paper XGB"
@@ -257,7 +260,12 @@ def test_explain_page_switches_model_set_and_llm(store_path, monkeypatch):
 
     with Store.open(store_path, read_only=True) as s:
         ready = shipped.is_current(s)
-    if ready:  # the global importance ships with the models: shown at once
+    from wattgpu_core.planning import load_model_set
+
+    # the importance chart shows power's model: XGB's is always at hand, WattGPU+'s when it ships with the models
+    pool = "offline" if at.radio(key="exp_scenario").value == "offline" else "server"
+    power_by_plus = load_model_set("default").uses("power", pool) == "plus"
+    if ready or not power_by_plus:
         assert len(at.get("plotly_chart")) == 5, "two waterfalls, two physics charts and the global importance"
     else:
         assert len(at.get("plotly_chart")) == 4, "two waterfalls and two physics charts"
@@ -286,6 +294,8 @@ def test_explain_page_switches_model_set_and_llm(store_path, monkeypatch):
 
     defaults = explain.plus_global_importance.__defaults__  # (n_rows, seed, background_size, progress)
     monkeypatch.setattr(explain.plus_global_importance, "__defaults__", (3, *defaults[1:]))
+    if not power_by_plus:  # XGB predicts power here: WattGPU+'s importance is the ITL one
+        at.segmented_control(key="exp_target").set_value("itl").run()
     at.button(key="exp_global").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.main.button, "the prompt goes once computed"

@@ -84,7 +84,7 @@ def test_disagreement_names_the_reason_and_the_favoured_model(catalogs):
     _, gpus, llms = catalogs
     plus, paper = load_model_set("plus"), load_model_set("paper")
     request = url_state.Workload("server", 64, 2.0, 512, 256).as_request()
-    note = sbs.model_disagreement("meta-llama/Meta-Llama-3.1-70B-Instruct", request,
+    note = sbs.model_disagreement(LLAMA, request,
                                   [sbs.Deployment("b200"), sbs.Deployment("b300")], gpus, llms, plus, paper)
     assert note.disagree and "rank these differently" in note.text
     assert "outside the GPUs both models learned from" in note.text
