@@ -187,3 +187,25 @@ def test_a_schema_1_store_is_migrated_in_place_with_natural_keys(store_path):
         assert store.fingerprint() == before
         assert store._frame("SELECT seq, run_key FROM runs ORDER BY seq").equals(keys)
         assert ingest_bytes(store, "again.csv", CANONICAL).added == 2
+
+
+def test_a_file_this_process_holds_otherwise_is_busy_not_broken(tmp_path, monkeypatch):
+    """DuckDB refuses a second in-process connection to a file while another thread attaches or detaches it ("Unique
+    file handle conflict") or holds it with another configuration: the store treats that like another process's
+    lock (waits, then says the store is busy), never as a file that is not a WattGPU store."""
+    import duckdb
+
+    from wattgpu_core.errors import StoreBusyError
+
+    path = tmp_path / "held.duckdb"
+    Store.build(path).close()
+    monkeypatch.setenv("WATTGPU_LOCK_TIMEOUT_S", "0.2")
+    held = duckdb.connect(str(path))  # read-write, as a writing thread holds it
+    try:
+        with pytest.raises(StoreBusyError, match="another thread"):
+            with Store.open(path, read_only=True) as s:
+                s.stats()
+    finally:
+        held.close()
+    with Store.open(path, read_only=True) as s:  # once it is let go, the read goes through
+        assert s.stats()["runs"] > 0

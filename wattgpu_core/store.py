@@ -183,6 +183,14 @@ def _connect(path: Path | backends.Backend, read_only: bool = False) -> duckdb.D
             ) from None
         raise WattGPUError(f"cannot open the store {path}: {str(exc).splitlines()[0]}; rebuild it with "
                            f"`python -m wattgpu_core build-store --db {path}`") from None
+    except (duckdb.BinderException, duckdb.ConnectionException) as exc:
+        text = str(exc)
+        if "file handle conflict" in text or "different configuration" in text:
+            # another thread of this process is opening or closing the same file (DuckDB's per-process instance
+            # cache): as transient as another process's lock, so the caller waits and tries again
+            raise StoreBusyError(f"the store {path} is being opened or closed by another thread") from None
+        raise WattGPUError(f"{path} is not a WattGPU store ({text.splitlines()[0]}); rebuild it with "
+                           f"`python -m wattgpu_core build-store --db {path}`") from None
     except duckdb.Error as exc:
         raise WattGPUError(f"{path} is not a WattGPU store ({str(exc).splitlines()[0]}); rebuild it with "
                            f"`python -m wattgpu_core build-store --db {path}`") from None
