@@ -434,13 +434,6 @@ class GroupExplanation(_ShownValue):
         return raw if self.target == "power" else math.exp(raw) * 1000.0
 
     @property
-    def base_text(self) -> str:
-        """What the average (base value) is, in words."""
-        kind = "mean" if self.target == "power" else "geometric mean"
-        return (f"{self.value_format.format(self.to_display(self.base_value))}, the {kind} {self.model_label} "
-                f"prediction over {self.background_text}")
-
-    @property
     def small_effect(self) -> float:
         """Contributions below this (|SHAP|: 0.5 W, or a factor within 0.5% of 1) are shown as one row."""
         return 0.5 if self.target == "power" else 0.005

@@ -21,7 +21,6 @@ PAPER_TOKENS_PER_REQUEST = 1000 + 256  # the notebook's max_concurrent_requests 
 SERVER_LOW_HIGH_THRESHOLD_QPS = 0.2  # the paper's rule: lambda < 0.2 -> server_low, else server_high
 
 # Paper scenario labels, and the scenario each one pools into for the tables.
-SCENARIO_DETAILS = ("offline", "server_low", "server_high")
 SCENARIO_POOL = {"offline": "offline", "server_low": "server", "server_high": "server"}
 
 # GPU and LLM spec columns the features need, in the catalogs' names.

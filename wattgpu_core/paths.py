@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,9 +12,3 @@ SEED_DIR = DATA_DIR / "seed"
 FIXTURES_DIR = DATA_DIR / "fixtures"
 MODELS_DIR = ROOT / "models"
 DEFAULT_DB = DATA_DIR / "wattgpu.duckdb"
-
-
-def default_db_path() -> Path:
-    """The store path: ``$WATTGPU_DB`` if set, else ``data/wattgpu.duckdb`` (git-ignored)."""
-    env = os.environ.get("WATTGPU_DB")
-    return Path(env) if env else DEFAULT_DB

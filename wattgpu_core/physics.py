@@ -37,9 +37,7 @@ VLLM_BLOCK_TOKENS = 16.0  # paged-attention block size: a sequence holds whole b
 # Memory vLLM keeps outside weights and KV cache (activations of the profiling run, CUDA graphs, allocator slack).
 VLLM_RESERVED_GB = 1.0
 # Watt Counts' set-up (paper-spec section 1)
-WATTCOUNTS_MAX_OUTPUT_TOKENS = 256.0
 WATTCOUNTS_OFFLINE_REQUESTS = 1000.0
-WATTCOUNTS_MAX_MODEL_LEN = 1024.0
 WATTCOUNTS_SUBMIT_S = 300.0  # seconds of Poisson arrivals in one Watt Counts server run
 WATTCOUNTS_RATE_QPS = MappingProxyType({"server_low": 0.017, "server_high": 0.33})  # the paper's two server loads
 # Serving stack = framework and major.minor version ("vLLM 0.14"); the stack the models are trained on.
@@ -781,7 +779,6 @@ def tp_comm_time_s(tokens, hidden_size, num_layers, tensor_parallel, link_gb_s_=
 
 # --------------------------------------------------------------------------------------------------------------
 # Memory fit of a deployment
-DECIMAL_GB_PER_CATALOG_GB = GIB / 1e9  # catalog GPU memory sizes are binary: an "80 GB" H100 holds 85.9e9 bytes
 # Tokens in vLLM's memory-profiling forward pass (max_num_batched_tokens; vLLM's default token budget per step for
 # online serving): its activations are reserved outside the KV cache.
 VLLM_PROFILE_TOKENS = 8192.0

@@ -48,8 +48,6 @@ from .physics import VLLM_PROFILE_TOKENS, DecodeWorkload, StepParameters
 
 ARGONNE_TTFT_FILE = RAW_DIR / "argonne_llm_inference_bench" / "Fig_22_all_results_TTFT_ITL.csv"
 MODEL_FILE = "plus_ttft.json"
-TTFT_INPUTS = ("llm_id", "gpu_id", "scenario", "fp16_tensor_dense_tflops", "total_params_b", "num_layers",
-               "hidden_size", "num_attention_heads", "num_key_value_heads", "input_tokens", "batch_size")
 INTERVAL_LEVEL = 0.8
 _START, _LOWER, _UPPER = (np.log(0.5), np.log(0.02)), (np.log(0.02), np.log(1e-5)), (np.log(1.0), np.log(5.0))
 

@@ -192,7 +192,6 @@ BATCH_COLUMNS: tuple[Column, ...] = (
 CANONICAL_COLUMNS: tuple[Column, ...] = tuple(
     c for c in RUN_COLUMNS if c.name not in {"run_id", "batch_id", "llm_name_raw", "gpu_name_raw"}
 )
-CANONICAL_EXTRA = (Column("attribution", "VARCHAR", "credit line for your data (optional)"),)
 
 # The identity of a run for de-duplication: everything measured or configured, but not where it came from.
 RUN_IDENTITY_COLUMNS: tuple[str, ...] = tuple(

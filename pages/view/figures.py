@@ -23,7 +23,6 @@ from wattgpu_core.safety import plot_text
 
 PREDICTED_COLOR = "#1f77b4"
 FRONTIER_COLOR = "#d62728"
-MEASURED_COLOR = "#2ca02c"
 SCENARIO_COLORS = {"offline": "#1f77b4", "server": "#ff7f0e", "server_low": "#ff7f0e", "server_high": "#9467bd"}
 SCENARIO_LABELS = {"offline": "Offline (batch)", "server": "Server", "server_low": "Server, low rate",
                    "server_high": "Server, high rate"}
