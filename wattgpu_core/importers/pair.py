@@ -24,11 +24,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+import wattgpu_core.importers.guidellm as guidellm  # the modules, not the package: its __init__ imports this one
+import wattgpu_core.importers.vllm_bench as vllm_bench
+
 from ..errors import Issue, ValidationError
 from ..parsed import ParsedFile, PreparedImport, empty_runs
 from ..sources import SOURCES
 from ..store import IngestResult
-from . import guidellm, vllm_bench
 from .bench_results import BenchRun, load_json_records
 from .issues import Issues, reject
 from .powerlog import DEFAULT_MIN_SAMPLES, PowerLog, parse_power_log, window_power

@@ -11,8 +11,12 @@ from __future__ import annotations
 import csv
 import json
 
+import wattgpu_core.importers.argonne as argonne  # the modules, not the package: its __init__ imports this one
+import wattgpu_core.importers.canonical as canonical
+import wattgpu_core.importers.mlenergy_v1 as mlenergy_v1
+import wattgpu_core.importers.wattcounts as wattcounts
+
 from ..parsed import ParsedFile
-from . import argonne, canonical, mlenergy_v1, wattcounts
 from .issues import Issues, reject
 from .mlenergy_v2 import records_to_frame
 from .reading import check_bytes, check_field_counts, header_line, read_csv, sniff_delimiter
