@@ -209,3 +209,10 @@ def test_a_file_this_process_holds_otherwise_is_busy_not_broken(tmp_path, monkey
         held.close()
     with Store.open(path, read_only=True) as s:  # once it is let go, the read goes through
         assert s.stats()["runs"] > 0
+
+
+def test_the_seed_is_named_relative_to_the_checkout_so_its_fingerprint_does_not_depend_on_where_it_lies(tmp_path):
+    """A clean clone elsewhere (CI) must hash the seed store as the shipped evaluation's key does."""
+    with Store.build(tmp_path / "seed.duckdb") as store:
+        names = set(store.batches()["file_name"])
+    assert names == {"data/seed", "data/seed/runs.csv"}, names

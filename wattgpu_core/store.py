@@ -40,7 +40,7 @@ from .errors import ConflictError, Issue, StoreBusyError, WattGPUError
 from .faults import pause_point
 from .identity import COMPARED_COLUMNS, run_keys
 from .parsed import PreparedImport
-from .paths import SEED_DIR
+from .paths import ROOT, SEED_DIR
 from .schema import (
     BATCH_COLUMNS,
     GPU_COLUMNS,
@@ -194,6 +194,14 @@ def _connect(path: Path | backends.Backend, read_only: bool = False) -> duckdb.D
     except duckdb.Error as exc:
         raise WattGPUError(f"{path} is not a WattGPU store ({str(exc).splitlines()[0]}); rebuild it with "
                            f"`python -m wattgpu_core build-store --db {path}`") from None
+
+
+def _relative_to_checkout(path: Path) -> str:
+    """``path`` relative to the checkout (``data/seed``) when it lies inside it, else absolute (POSIX form)."""
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
 
 
 def lock_timeout_s() -> float:
@@ -504,6 +512,8 @@ class Store:
 
     def _load_seed(self, seed_dir: Path, cur) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
+        # the checkout's own seed is named relative to it, so equal seed data hash equal wherever it is checked out
+        shown = _relative_to_checkout(Path(seed_dir))
         for table in ("gpus", "llms", "paper_gpu_features", "sources"):
             self._insert_frame(cur, table, read_seed_table(table, seed_dir))
         runs = read_seed_table("runs", seed_dir)
@@ -518,11 +528,11 @@ class Store:
         counts = runs.groupby("source_id").size()
         for source_id, n in counts.items():
             batches.append({"batch_id": f"seed:{source_id}", "kind": "seed", "source_id": source_id,
-                            "file_name": str(seed_dir / "runs.csv"), "file_sha256": None, "format": "seed",
+                            "file_name": f"{shown}/runs.csv", "file_sha256": None, "format": "seed",
                             "imported_at": now, "n_runs": int(n), "n_gpus": 0, "n_llms": 0, "notes": "",
                             "added_by": backends.cli_actor()})
         batches.append({"batch_id": "seed", "kind": "seed", "source_id": "catalog",
-                        "file_name": str(seed_dir), "file_sha256": None, "format": "seed",
+                        "file_name": shown, "file_sha256": None, "format": "seed",
                         "imported_at": now, "n_runs": 0, "n_gpus": None, "n_llms": None,
                         "notes": "GPU and LLM catalogs", "added_by": backends.cli_actor()})
         self._insert_frame(cur, "batches", pd.DataFrame(batches))
