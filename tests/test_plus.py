@@ -105,7 +105,7 @@ def test_every_fit_of_the_evaluation_and_of_the_intervals_is_leak_free(data):
         pred = result.predictions[("SPY", "power", strategy)]
         assert pred["y_pred"].notna().all()
     n_folds = 5 + frame["gpu_id"].nunique() + frame["llm_id"].nunique()
-    n_nested = frame["gpu_id"].nunique() * (frame["gpu_id"].nunique() - 1)
+    n_nested = frame["gpu_id"].nunique() * (frame["gpu_id"].nunique() - 1) // 2  # one fit per pair of GPUs
     assert len(spy.calls) == 2 * (n_folds + n_nested)
     # Every fit: a GPU, LLM or (LLM, GPU) pair of the evaluated rows that it was not given is absent from its
     # auxiliary rows too, and something is always held out.
@@ -146,9 +146,9 @@ def test_nested_intervals_never_use_the_held_out_gpu(data, monkeypatch):
     logo = {"itl": np.full(len(rows["itl"]), float(rows["itl"]["itl_s"].median()))}
     lo, hi = E.nested_logo_intervals(_Set(), rows, logo, level=0.8, n_jobs=1)["itl"]
     gpus = set(frame["gpu_id"])
-    assert len(seen) == len(gpus) * (len(gpus) - 1)
+    assert len(seen) == len(gpus) * (len(gpus) - 1) // 2  # one fit per pair, predicting both held-out GPUs
     for train_gpus, test_gpus in seen:
-        assert len(test_gpus) == 1 and not train_gpus & test_gpus and len(train_gpus) == len(gpus) - 2
+        assert len(test_gpus) == 2 and not train_gpus & test_gpus and len(train_gpus) == len(gpus) - 2
     assert (lo <= hi).all() and np.isfinite(lo).all()
 
 

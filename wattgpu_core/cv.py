@@ -16,10 +16,14 @@ it), so neither has to import the other. A model set here is anything with the
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +91,85 @@ class _Job:
     test: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Fit:
+    """One model fit: the target, the training positions, the test position sets it predicts (one fit may serve
+    several, e.g. both GPUs of a nested pair) and the auxiliary rows it may learn from (None: no auxiliary data)."""
+
+    target: str
+    train: np.ndarray
+    tests: tuple[np.ndarray, ...]
+    aux_rows: np.ndarray | None
+
+
+def _fit_predict(prepared: Mapping, fit: _Fit) -> tuple[np.ndarray, ...]:
+    """One fit's predictions for each of its test sets (one model, fitted once, predicts them all together)."""
+    kwargs = {} if fit.aux_rows is None else {"aux_rows": fit.aux_rows}
+    test = np.concatenate(fit.tests) if len(fit.tests) > 1 else fit.tests[0]
+    pred = prepared[fit.target].fit_predict(fit.train, test, n_threads=1, **kwargs)
+    return tuple(np.split(pred, np.cumsum([len(t) for t in fit.tests])[:-1]))
+
+
+_WORKER: dict = {}  # in a worker process: the prepared data of the evaluation it serves
+
+
+def _worker_init(prepared: Mapping) -> None:
+    from threadpoolctl import threadpool_limits  # lazy: only worker processes need it
+
+    _WORKER["prepared"] = prepared
+    _WORKER["blas"] = threadpool_limits(limits=1, user_api="blas")  # kept: the limit holds while the worker lives
+
+
+def _worker_fit(fit: _Fit) -> tuple[np.ndarray, ...]:
+    return _fit_predict(_WORKER["prepared"], fit)
+
+
+def fit_all(model_set: ModelSet, prepared: Mapping, fits: Sequence[_Fit],
+            n_jobs: int | None = None) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
+    """Run ``fits`` and yield (index into ``fits``, predictions per test set) as each finishes.
+
+    ``n_jobs`` workers (default: CPU count; 1 runs them in order here). Model sets whose fits spend their time in
+    Python (``fits_hold_the_gil``: WattGPU+'s least-squares physics) run in worker processes, which get the
+    prepared data once each; the others (XGBoost releases the GIL) in threads. Either way every fit is
+    single-threaded and sees only its own rows."""
+    n_jobs = min(n_jobs or os.cpu_count() or 1, max(len(fits), 1))
+    if n_jobs == 1:
+        for i, fit in enumerate(fits):
+            yield i, _fit_predict(prepared, fit)
+        return
+    done: set[int] = set()
+    if getattr(model_set, "fits_hold_the_gil", False):
+        try:
+            with _process_pool(n_jobs, prepared) as pool:
+                futures = {pool.submit(_worker_fit, fit): i for i, fit in enumerate(fits)}
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    result = fut.result()
+                    done.add(i)
+                    yield i, result
+            return
+        except BrokenProcessPool:  # e.g. a script without the ``if __name__ == "__main__":`` guard: threads instead
+            warnings.warn("cross-validation could not start worker processes; fitting in threads (slower)",
+                          RuntimeWarning, stacklevel=2)
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        futures = {pool.submit(_fit_predict, prepared, fit): i for i, fit in enumerate(fits) if i not in done}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+
+
+def _process_pool(n_jobs: int, prepared: Mapping) -> ProcessPoolExecutor:
+    """Worker processes holding ``prepared``: forked from this process when it runs no other thread (nothing to
+    copy, nothing to re-import), else started from a fork server (safe beside threads, e.g. the Streamlit server;
+    the workers import the core once and get ``prepared`` pickled)."""
+    if threading.active_count() == 1:
+        context = multiprocessing.get_context("fork")
+    else:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["wattgpu_core.plus"])
+    return ProcessPoolExecutor(max_workers=n_jobs, mp_context=context, initializer=_worker_init,
+                               initargs=(prepared,))
+
+
 _VARIANT_SUFFIX = re.compile(r"(-(instruct|it|chat|hf|base))+$", re.IGNORECASE)
 
 
@@ -124,8 +207,9 @@ def out_of_fold(
     """Out-of-fold predictions of ``model_set`` for every target and strategy: {(target, strategy): (pred, fold)}.
 
     Each fold's model is fitted on that fold's training rows only (preprocessing included), plus, for model sets
-    with ``uses_aux``, the auxiliary rows outside the fold's test groups (:func:`aux_allowed`). Folds run in a pool
-    of ``n_jobs`` threads (default: CPU count), each fit single-threaded; ``n_jobs=1`` runs them in order here.
+    with ``uses_aux``, the auxiliary rows outside the fold's test groups (:func:`aux_allowed`). Folds run in
+    ``n_jobs`` workers (default: CPU count; see :func:`fit_all`), each fit single-threaded; ``n_jobs=1`` runs them
+    in order here.
     """
     aux_by_target = aux_by_target if model_set.uses_aux and aux_by_target else {}
     jobs = []
@@ -139,30 +223,19 @@ def out_of_fold(
     lo, hi = progress_span
 
     prepared = {t: model_set.prepare(t, rows, aux_by_target.get(t)) for t, rows in rows_by_target.items()}
-
-    def run(job: _Job):
+    tasks = []
+    for job in jobs:
         aux = aux_by_target.get(job.target)
-        kwargs = {} if aux is None else {"aux_rows": aux_allowed(aux, rows_by_target[job.target], job.test,
-                                                                  job.strategy)}
-        return job, prepared[job.target].fit_predict(job.train, job.test, n_threads=1, **kwargs)
-
-    def collect(job: _Job, pred: np.ndarray, done: int) -> None:
+        tasks.append(_Fit(job.target, job.train, (job.test,),
+                          None if aux is None else aux_allowed(aux, rows_by_target[job.target], job.test, job.strategy)))
+    for done, (i, (pred,)) in enumerate(fit_all(model_set, prepared, tasks, n_jobs), 1):
+        job = jobs[i]
         values, folds = out[(job.target, job.strategy)]
         values[job.test] = pred
         folds[job.test] = job.fold
         if progress:
             progress(lo + (hi - lo) * done / len(jobs),
                      f"{model_set.label} {job.target} {job.strategy} fold {job.fold + 1}")
-
-    n_jobs = n_jobs or os.cpu_count() or 1
-    if n_jobs == 1:
-        for done, job in enumerate(jobs, 1):
-            collect(*run(job), done)
-    else:
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            futures = [pool.submit(run, job) for job in jobs]
-            for done, fut in enumerate(as_completed(futures), 1):
-                collect(*fut.result(), done)
     return out
 
 
@@ -210,31 +283,26 @@ def nested_logo_intervals(
     coverage is measured with intervals that never saw g, exactly as a GPU outside the training data is served.
     """
     aux_by_target = aux_by_target if model_set.uses_aux and aux_by_target else {}
-    jobs = []
+    # The inner run for held-out GPU g that tests on h trains on every GPU but g and h: the same training data as
+    # the run for h that tests on g. One fit per unordered pair serves both.
+    fits, pairs = [], []
     for target, rows in rows_by_target.items():
         gpu = rows["gpu_id"].astype(str).to_numpy()
-        for g in np.unique(gpu):
-            for h in np.unique(gpu[gpu != g]):
-                jobs.append((target, g, h, np.flatnonzero((gpu != g) & (gpu != h)), np.flatnonzero(gpu == h)))
+        aux = aux_by_target.get(target)
+        names = np.unique(gpu)
+        for a_i, a in enumerate(names):
+            for b in names[a_i + 1:]:
+                aux_rows = None if aux is None else \
+                    np.flatnonzero(~aux["gpu_id"].astype(str).isin([a, b]).to_numpy())
+                fits.append(_Fit(target, np.flatnonzero((gpu != a) & (gpu != b)),
+                                 (np.flatnonzero(gpu == b), np.flatnonzero(gpu == a)), aux_rows))
+                pairs.append((target, a, b))
     prepared = {t: model_set.prepare(t, rows, aux_by_target.get(t)) for t, rows in rows_by_target.items()}
     inner: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
-
-    def run(job):
-        target, g, h, train, test = job
-        aux = aux_by_target.get(target)
-        kwargs = {}
-        if aux is not None:
-            kwargs["aux_rows"] = np.flatnonzero(~aux["gpu_id"].astype(str).isin([g, h]).to_numpy())
-        return job, prepared[target].fit_predict(train, test, n_threads=1, **kwargs)
-
-    n_jobs = n_jobs or os.cpu_count() or 1
-    if n_jobs == 1:
-        results = [run(j) for j in jobs]
-    else:
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            results = list(pool.map(run, jobs))
-    for (target, g, _, _, test), pred in results:
-        inner.setdefault((target, g), []).append((test, pred))
+    for i, (pred_b, pred_a) in fit_all(model_set, prepared, fits, n_jobs):
+        (target, a, b), (test_b, test_a) = pairs[i], fits[i].tests
+        inner.setdefault((target, a), []).append((test_b, pred_b))  # held out a, tested on b
+        inner.setdefault((target, b), []).append((test_a, pred_a))  # held out b, tested on a
     out = {}
     for target, rows in rows_by_target.items():
         y = rows[TARGET_COLUMNS[target]].to_numpy(float)

@@ -15,8 +15,8 @@ rows. Model sets with prediction intervals (``interval_level``) have their LOGO 
 
 ``paper_compat=True`` uses the paper's own GPU feature values and reproduces its duplicate-TDP quirk: the GPU whose
 TDP repeats an earlier GPU's (H100 NVL, 400 W like the A100) is left out of every power metric. Without it, our
-catalog's specs are used and every GPU counts. Folds run in a thread pool (XGBoost releases the GIL), one thread
-per fit. The straightforward versions the benchmark times and the tests compare against (one sklearn Pipeline per
+catalog's specs are used and every GPU counts. Folds run in parallel, one thread per fit: the paper's XGB in a
+thread pool (XGBoost releases the GIL), WattGPU+ in worker processes (its fits are Python; ``cv.fit_all``). The straightforward versions the benchmark times and the tests compare against (one sklearn Pipeline per
 fold; metrics by groupby loops with scipy) are in ``tests/reference_models.py``.
 """
 

@@ -44,6 +44,8 @@ class ModelSet:
     # A model set that learns from more than the paper's rows sets this: ``fit`` then takes ``aux=`` (the rows of
     # ``models.auxiliary_frame``, which the evaluation filters per fold so that no fold sees its test group).
     uses_aux: bool = False
+    # whether fitting spends its time in Python, holding the GIL (cross-validation then fits in worker processes)
+    fits_hold_the_gil: bool = False
     # A model set that gives prediction intervals sets their central coverage (e.g. 0.8); the evaluation then
     # measures their coverage on held-out GPUs (nested leave-one-GPU-out).
     interval_level: float | None = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 
 import numpy as np
@@ -252,6 +253,9 @@ def smooth_max(a, b, p=np.inf) -> np.ndarray:
     hi = np.maximum(a, b)
     with np.errstate(invalid="ignore", divide="ignore"):
         lo_share = np.where(hi > 0, np.minimum(a, b) / hi, 0.0)
+    if p == 1.5:  # the GEMM roofline's: sqrt and cbrt are cheaper than two powers (fits evaluate it a lot)
+        z = 1.0 + lo_share * np.sqrt(lo_share)
+        return hi * np.cbrt(z * z)
     return hi * (1.0 + lo_share**p) ** (1.0 / p)
 
 
@@ -492,16 +496,35 @@ class DecodeWorkload:
         return DecodeWorkload(**{k: np.broadcast_to(getattr(self, k), self.offline.shape)[rows]
                                  for k in self.__dataclass_fields__})
 
+    @cached_property
+    def _per_sequence(self) -> dict:
+        """What a decode step reads and computes per sequence in the batch (per GPU), and the weight bytes when no
+        row is MoE (then independent of the batch): computed once per workload, as fits evaluate it hundreds of
+        times."""
+        tp = self.tensor_parallel
+        dense, expert = moe_split_b(self.total_b, self.active_b, self.experts, self.experts_per_token)
+        any_moe = bool(np.any(expert > 0))
+        return {
+            "weight_bytes": None if any_moe else dense * 1e9 * _f(self.bytes_per_param) / tp,
+            "kv_bytes": self.context_tokens * self.kv_bytes_token / tp,
+            "gemm_flops": 2.0 * self.active_b * 1e9 / tp,
+            "attention_flops": 4.0 * self.layers * self.heads * self.head_dim * self.context_tokens / tp,
+            "comm_bytes": allreduce_bytes_per_step(1.0, self.hidden, self.layers, tp),
+        }
+
     def step_parts(self, batch) -> dict[str, np.ndarray]:
         """Bytes and FLOPs of one decode step at ``batch`` sequences (per GPU)."""
-        tp = self.tensor_parallel
+        tp, per, b = self.tensor_parallel, self._per_sequence, _f(batch)
+        weight = per["weight_bytes"]
+        if weight is None:  # MoE rows: the routed experts the batch touches
+            weight = weight_bytes_per_step(self.total_b, self.active_b, self.experts, self.experts_per_token,
+                                           batch, tp, self.bytes_per_param)
         return {
-            "weight_bytes": weight_bytes_per_step(self.total_b, self.active_b, self.experts, self.experts_per_token,
-                                                  batch, tp, self.bytes_per_param),
-            "kv_bytes": kv_bytes_per_step(batch, self.context_tokens, self.kv_bytes_token, tp),
-            "gemm_flops": 2.0 * self.active_b * 1e9 * _f(batch) / tp,
-            "attention_flops": 4.0 * self.layers * self.heads * self.head_dim * self.context_tokens * _f(batch) / tp,
-            "comm_bytes": allreduce_bytes_per_step(batch, self.hidden, self.layers, tp),
+            "weight_bytes": np.broadcast_to(weight, np.broadcast_shapes(np.shape(weight), b.shape)),
+            "kv_bytes": b * per["kv_bytes"],
+            "gemm_flops": b * per["gemm_flops"],
+            "attention_flops": b * per["attention_flops"],
+            "comm_bytes": b * per["comm_bytes"],
             "comm_s": tp_comm_time_s(batch, self.hidden, self.layers, tp, self.link_gb_s) if self.multi_gpu else 0.0,
         }
 

@@ -75,6 +75,7 @@ class PlusModelSet(ModelSet):
                    "utilisation-driven power; continuous workload, MoE, tensor parallel, serving stacks, 80% "
                    "intervals")
     uses_aux = True
+    fits_hold_the_gil = True  # least-squares physics in numpy: cross-validation fits in processes
     interval_level = INTERVAL_LEVEL
     interval_key = "ln_quantiles"
     reads_workload = True
