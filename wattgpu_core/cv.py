@@ -113,11 +113,19 @@ def _fit_predict(prepared: Mapping, fit: _Fit) -> tuple[np.ndarray, ...]:
 _WORKER: dict = {}  # in a worker process: the prepared data of the evaluation it serves
 
 
-def _worker_init(prepared: Mapping) -> None:
-    from threadpoolctl import threadpool_limits  # lazy: only worker processes need it
+def single_threaded_blas():
+    """A ``threadpool_limits`` holding every BLAS this process uses at one thread (scipy's loaded first: a limit
+    reaches only the libraries already loaded). The fits solve many small least-squares problems, for which BLAS
+    threads only contend with the fold workers: measured several times slower on a 2-core machine."""
+    import scipy.linalg  # noqa: F401  lazy: loads scipy's own BLAS (scipy takes a second to import)
+    from threadpoolctl import threadpool_limits
 
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _worker_init(prepared: Mapping) -> None:
     _WORKER["prepared"] = prepared
-    _WORKER["blas"] = threadpool_limits(limits=1, user_api="blas")  # kept: the limit holds while the worker lives
+    _WORKER["blas"] = single_threaded_blas()  # kept: the limit holds while the worker lives
 
 
 def _worker_fit(fit: _Fit) -> tuple[np.ndarray, ...]:

@@ -30,14 +30,13 @@ from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from .baselines import BASELINE_SETS
 from .baselines import LOAD_SCALE as LOAD_SCALE
 from .baselines import ROOFLINE_BATCH as ROOFLINE_BATCH
 from .baselines import baseline_predictions as baseline_predictions
 from .cv import CV_FOLDS as CV_FOLDS
-from .cv import STRATEGIES, Progress, mdape_pct, nested_logo_intervals, out_of_fold, pearson_r
+from .cv import STRATEGIES, Progress, mdape_pct, nested_logo_intervals, out_of_fold, pearson_r, single_threaded_blas
 from .cv import apply_intervals as apply_intervals
 from .cv import aux_allowed as aux_allowed
 from .cv import interval_quantiles as interval_quantiles
@@ -240,9 +239,8 @@ def _records_for(pred_frame: pd.DataFrame, target: str, model: str, strategy: st
 def evaluate_frame(*args, **kwargs) -> EvaluationResult:
     """The protocol on a prepared training frame (see :func:`run_evaluation` and :func:`_evaluate_frame`).
 
-    BLAS runs single-threaded meanwhile: the fits solve many small least-squares problems, for which BLAS threads
-    only contend with the fold threads (measured: several times slower on a busy 2-core machine)."""
-    with threadpool_limits(limits=1, user_api="blas"):
+    BLAS runs single-threaded meanwhile (:func:`~wattgpu_core.cv.single_threaded_blas`)."""
+    with single_threaded_blas():
         return _evaluate_frame(*args, **kwargs)
 
 

@@ -486,7 +486,7 @@ class DecodeWorkload:
     def __len__(self) -> int:
         return len(self.offline)
 
-    @property
+    @cached_property
     def multi_gpu(self) -> bool:
         """Whether any row runs on more than one GPU (else no communication to time)."""
         return bool(np.any(self.tensor_parallel > 1))
@@ -556,12 +556,14 @@ class DecodeWorkload:
             if self.multi_gpu else 0.0
         return self.prefill_flops / rate + comm
 
-    def evaluate(self, p: StepParameters = StepParameters(), server_iterations: int = 3) -> dict[str, np.ndarray]:
+    def evaluate(self, p: StepParameters = StepParameters(), server_iterations: int = 3,
+                 load: bool = True) -> dict[str, np.ndarray]:
         """Batch, step time, ITL as the data define it, latency and server load of every row under ``p``.
 
         ``itl_s``: offline, run time / output tokens (prefill and the drain included); server, end-to-end latency
         per output token (TTFT included) at the mean running batch a request sees (a fixed point: the batch
-        depends on the latency).
+        depends on the latency). ``load=False`` leaves out the server load (``busy_fraction``, ``concurrency``),
+        which fits of the ITL do not need.
         """
         prefill = self.prefill_time_s(p)
         out = self.output_tokens
@@ -578,10 +580,12 @@ class DecodeWorkload:
             off_itl = np.where(finite, (self.offline_steps * t + self.num_requests * prefill)
                                / (self.num_requests * out), t / batch + prefill / out)
         itl = np.where(self.offline, off_itl, latency / out)
-        rate = self.request_rate_qps
-        return {"batch": batch, "step_s": t, "prefill_s": prefill, "itl_s": itl, "latency_s": latency,
-                "busy_fraction": np.where(self.offline, 1.0, server_busy_fraction(rate, latency)),
-                "concurrency": np.where(self.offline, batch, server_concurrency(rate, latency))}
+        out = {"batch": batch, "step_s": t, "prefill_s": prefill, "itl_s": itl, "latency_s": latency}
+        if load:
+            rate = self.request_rate_qps
+            out["busy_fraction"] = np.where(self.offline, 1.0, server_busy_fraction(rate, latency))
+            out["concurrency"] = np.where(self.offline, batch, server_concurrency(rate, latency))
+        return out
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -170,7 +170,7 @@ class _Design:
         p = StepParameters(memory_efficiency=np.exp(em + dm), compute_efficiency=np.exp(ec),
                            power_tflops=power_limited_tflops(self.tdp, per_w, np.exp(static)),
                            overhead_s=np.exp(c0), per_sequence_s=np.exp(c1))
-        return np.log(self.work.evaluate(p)["itl_s"])
+        return np.log(self.work.evaluate(p, load=False)["itl_s"])
 
 
 def _grouped_jacobian(residuals, design: _Design, lower: np.ndarray, upper: np.ndarray):
@@ -258,7 +258,7 @@ def physics_itl_s(frame: pd.DataFrame, calibration: ItlCalibration, extra_overhe
     p = calibration.step_parameters(frame)
     p = replace(p, overhead_s=p.overhead_s + np.asarray(extra_overhead_s, dtype=float),
                 per_sequence_s=p.per_sequence_s + np.asarray(extra_per_sequence_s, dtype=float))
-    return work.evaluate(p)["itl_s"]
+    return work.evaluate(p, load=False)["itl_s"]
 
 
 @dataclass(frozen=True)
@@ -381,7 +381,7 @@ class PlusItlModel:
             def resid(theta, work=work, p0=p0, offset=offset):
                 h, c, k = np.exp(theta)
                 p = replace(p0, overhead_s=p0.overhead_s + h, per_sequence_s=p0.per_sequence_s + c)
-                return np.log(work.evaluate(p)["itl_s"]) + np.log(k) + offset
+                return np.log(work.evaluate(p, load=False)["itl_s"]) + np.log(k) + offset
 
             fit = least_squares(resid, np.log([1e-4, 1e-6, 1.0]), bounds=(_STACK_LOWER, _STACK_UPPER),
                                 loss="soft_l1", f_scale=ROBUST_SCALE)
