@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -356,6 +357,8 @@ class PlusPowerModel:
     stack_factors: dict = field(default_factory=dict)  # serving stack -> multiplicative factor
     idle_fit: dict | None = None  # (B - idle) / TDP sub-model, only with config.use_idle_power
     _booster: object = field(default=None, repr=False, compare=False)
+    # the LLM's name is no input (only its sizes and shape are): explanations leave its group out (exactly 0)
+    unread_columns: ClassVar[tuple[str, ...]] = ("llm_id",)
 
     # --------------------------------------------------------------------------------------------------------------
     @classmethod
