@@ -152,6 +152,19 @@ def test_plus_shapley_equals_the_plain_enumeration_of_every_coalition(plus_setup
         assert got[t]["base"] == pytest.approx(v[0], rel=1e-12) and got[t]["full"] == pytest.approx(v[-1], rel=1e-12)
 
 
+def test_plus_explains_a_server_at_a_fixed_concurrency(plus_setup):
+    """A closed loop (max_concurrency) is predicted as a full running batch: the explanation switches those same
+    rows (closed_loop sits in the batch group) and adds up to the prediction shown."""
+    model_set, gpus, llms, background = plus_setup
+    request = {"scenario": "server", "max_concurrency": 32.0, "input_tokens": 512.0, "output_tokens": 256.0}
+    out = explain.explain_plus_request(LLAMA, "l40s", request, gpus, llms, model_set, background)
+    shown = _predicted(model_set, gpus, llms, "l40s", request)
+    power, itl = out.targets["power"], out.targets["itl"]
+    assert power.base_value + power.shap.sum() == pytest.approx(shown["power_w"], rel=1e-9)
+    assert itl.base_value + itl.shap.sum() == pytest.approx(math.log(shown["itl_s"]), rel=1e-9)
+    assert "batch" in power.shap.index
+
+
 def test_power_never_reads_the_llm_name(plus_setup):
     """Explanations leave the per-LLM correction out of power's enumeration (its unread_columns): true only while
     the power model reads no LLM name."""

@@ -290,24 +290,9 @@ def plus_models(model_set) -> dict:
 
 def model_rows(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame, model_set) -> tuple[pd.DataFrame,
                                                                                                        pd.DataFrame]:
-    """(:func:`~wattgpu_core.planning.predict`'s output, the model rows behind it) for ``requests``: names resolved,
-    the workload filled with the same defaults, rows built by planning's own feature code."""
-    out = planning.predict(requests, gpus, llms, model_set)
-    req = requests.reset_index(drop=True)
-
-    def given(column: str) -> np.ndarray:
-        if column not in req.columns:
-            return np.full(len(req), np.nan)
-        return pd.to_numeric(req[column], errors="coerce").to_numpy(dtype=float)
-
-    values = {"request_rate_qps": out["request_rate_qps"].to_numpy(dtype=float), "input_tokens": given("input_tokens"),
-              "output_tokens": out["output_tokens"].to_numpy(dtype=float),
-              "output_given": np.isfinite(given("output_tokens")), "batch_size": given("batch_size"),
-              "num_requests": given("num_requests"), "num_gpus": given("num_gpus")}
-    rows = planning.workload_frame(out["llm_id"].to_numpy(dtype=object), out["gpu_id"].to_numpy(dtype=object), gpus,
-                                    llms, out["scenario_detail"].to_numpy(dtype=object), values, model_set,
-                                    out["serving_stack"].to_numpy(dtype=object))
-    return out, rows
+    """(:func:`~wattgpu_core.planning.predict`'s output, the model rows behind it) for ``requests``
+    (:func:`~wattgpu_core.planning.predict_with_rows`: the rows planning built for the prediction itself)."""
+    return planning.predict_with_rows(requests, gpus, llms, model_set)
 
 
 def _pool(scenario_detail) -> str:

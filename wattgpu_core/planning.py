@@ -58,6 +58,7 @@ __all__ = [
     "load_model_set",
     "predict",
     "predict_csv",
+    "predict_with_rows",
     "training_frame",
 ]
 
@@ -457,6 +458,14 @@ def predict(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
     Raises UnknownNameError naming every LLM and GPU name the catalogs do not know, and ValidationError for
     missing columns, unknown scenarios and non-positive numbers.
     """
+    return predict_with_rows(requests, gpus, llms, model_set)[0]
+
+
+def predict_with_rows(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
+                      model_set: LoadedModelSet | str = DEFAULT_MODEL_SET) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(:func:`predict`'s output, the model rows behind it): the rows the models read, as :func:`workload_frame`
+    builds them (specs, paper features, the workload with its defaults), before the deployment columns (precision,
+    memory fit) are added. Explanations switch these rows' inputs."""
     if isinstance(model_set, str):
         model_set = load_model_set(model_set)
     out, typed = as_request_frame(requests)  # validated once, here at the edge (or when the requests were built)
@@ -493,6 +502,7 @@ def predict(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
                          for s, ok in zip(stack_in, stack_known, strict=True)], dtype=object)
 
     feats = workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values, model_set, stacks)
+    rows = feats.copy()
     deploy = add_deployment(feats, values["precision"], gpus)
     pool = pd.Series(detail).map(SCENARIO_POOL).to_numpy(dtype=object)
     preds = _predict_targets(model_set, feats, pool)
@@ -536,7 +546,7 @@ def predict(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
     _deployment_outputs(out, feats, deploy, model_set, preds, pool, rate, out_tokens, tp, unsupported)
     out["notes"] = _prediction_notes(model_set, out, feats, detail, pool, values, range_notes, stack_in,
                                      stack_known, saturation, gpus, deploy)
-    return out
+    return out, rows
 
 
 def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.ndarray) -> dict[str, np.ndarray]:
