@@ -571,10 +571,12 @@ def _one_request_rows(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFram
 
 
 def explain_plus_request(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFrame, llms: pd.DataFrame,
-                         model_set, background: Background, made=None) -> PlusExplanation:
+                         model_set, background: Background, made=None,
+                         explained: tuple[str, ...] = ("power", "itl")) -> PlusExplanation:
     """WattGPU+'s prediction for one (LLM, GPU, workload), explained: grouped Shapley values of power (W) and
     ln ITL against ``background`` (the same scenario's configurations), and the physics of the prediction.
-    ``made``: this request's :func:`model_rows`, when the caller has them already.
+    ``made``: this request's :func:`model_rows`, when the caller has them already; ``explained``: the targets to
+    explain (``targets`` holds only those; the physics covers both).
 
     Raises WattGPUError when WattGPU+ cannot predict it (specs missing)."""
     name, part = next(((n, p) for n, p in parts(model_set).items() if get_model_set(n).reads_workload), (None, None))
@@ -589,7 +591,7 @@ def explain_plus_request(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataF
     values = pd.Series(group_values(rows.iloc[0], models))
     keys = [g.key for g in PLUS_GROUPS]
     targets = {}
-    for t in ("power", "itl"):
+    for t in explained:
         explanation = model_set_spec.explain(models, t, rows, background.rows[pool])[0]
         explanation.data = np.asarray([values.get(k, "") for k in keys], dtype=object)
         phi = pd.Series(np.asarray(explanation.values, dtype=float), index=keys)
@@ -715,7 +717,8 @@ def explain_view(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFrame, ll
     if any(grouped.values()):
         if background is None:
             raise WattGPUError("WattGPU+ explanations need the training runs (explanation_background)")
-        plus = explain_plus_request(llm_id, gpu_id, request, gpus, llms, model_set, background, made)
+        plus = explain_plus_request(llm_id, gpu_id, request, gpus, llms, model_set, background, made,
+                                    tuple(t for t, g in grouped.items() if g))
         targets.update({t: e for t, e in plus.targets.items() if grouped[t]})
         physics = plus.physics
         notes = str(plus.prediction.get("notes") or "")
