@@ -115,7 +115,8 @@ def request_frame(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFrame, l
     """One prediction request as the models' input row (specs joined, paper features added)."""
     row = pd.DataFrame([{"llm_id": llm_id, "gpu_id": gpu_id, "scenario": request.get("scenario", "offline"),
                          "request_rate_qps": request.get("request_rate_qps", np.nan)}])
-    frame = join_specs(row, gpus, llms)
+    # only this GPU's and LLM's catalog rows: joining whole catalogs for one row costs more than explaining it
+    frame = join_specs(row, gpus[gpus["gpu_id"] == gpu_id], llms[llms["llm_id"] == llm_id])
     frame["scenario_detail"] = scenario_detail(frame["scenario"], frame["request_rate_qps"])
     return add_features(frame)
 

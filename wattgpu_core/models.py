@@ -93,12 +93,20 @@ def join_extra_specs(frame: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame
     (:data:`EXTRA_GPU_COLUMNS`, :data:`EXTRA_LLM_COLUMNS`); a new frame."""
     out = frame.copy()
     for key, table, cols in (("gpu_id", gpus, EXTRA_GPU_COLUMNS), ("llm_id", llms, EXTRA_LLM_COLUMNS)):
-        table = table.drop_duplicates(key).set_index(key)
+        table = table.drop_duplicates(key)
+        # each row's catalog row (the first with its id), -1 where the catalog lacks it
+        pos = pd.Index(table[key].to_numpy(dtype=object)).get_indexer(out[key].to_numpy(dtype=object))
+        found = pos >= 0
         for c in cols:
-            if c in table.columns:
-                values = out[key].map(table[c])
-                out[c] = values.astype(object).where(values.notna(), None) if table[c].dtype == object \
-                    or str(table[c].dtype) in ("str", "string") else values.astype(float)
+            if c not in table.columns:
+                continue
+            text = table[c].dtype == object or str(table[c].dtype) in ("str", "string")
+            values = table[c].to_numpy(dtype=object) if text else table[c].astype(float).to_numpy()
+            col = np.full(len(out), None if text else np.nan, dtype=object if text else float)
+            col[found] = values[pos[found]]
+            if text:
+                col[pd.isna(col)] = None
+            out[c] = pd.Series(col, index=out.index, dtype=object) if text else col
     return out
 
 

@@ -251,7 +251,9 @@ def workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set
                     stacks: np.ndarray) -> pd.DataFrame:
     """The request rows as the models read them: specs joined, paper features, workload columns with defaults."""
 
-    feats = add_features(join_specs(pd.DataFrame({"llm_id": llm_ids, "gpu_id": gpu_ids}), gpus, llms))
+    ids = pd.DataFrame({"llm_id": llm_ids, "gpu_id": gpu_ids})
+    ids.columns = ids.columns.astype(object)  # column by column below: an object index is twice as fast
+    feats = add_features(join_specs(ids, gpus, llms))
     feats = join_extra_specs(feats, gpus, llms)
     n = len(feats)
     offline = detail == "offline"
@@ -277,6 +279,7 @@ def workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set
     feats["framework"] = [f[0] for f in fw_ver]
     feats["framework_version"] = [f[1] if len(f) > 1 else None for f in fw_ver]
     feats.index = range(n)
+    feats.columns = feats.columns.astype("str")
     return feats
 
 
@@ -469,6 +472,8 @@ def predict_with_rows(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
     if isinstance(model_set, str):
         model_set = load_model_set(model_set)
     out, typed = as_request_frame(requests)  # validated once, here at the edge (or when the requests were built)
+    columns_dtype = out.columns.dtype
+    out.columns = out.columns.astype(object)  # column by column below: an object index is twice as fast
     llm_ids, gpu_ids, id_precision = _resolve(typed, gpus, llms)
     scen = typed["scenario"].to_numpy(dtype=object)
     values = {c: typed[c].to_numpy(float) for c in ("batch_size", "request_rate_qps", "input_tokens",
@@ -503,6 +508,7 @@ def predict_with_rows(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
 
     feats = workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values, model_set, stacks)
     rows = feats.copy()
+    feats.columns = feats.columns.astype(object)
     deploy = add_deployment(feats, values["precision"], gpus)
     pool = pd.Series(detail).map(SCENARIO_POOL).to_numpy(dtype=object)
     preds = _predict_targets(model_set, feats, pool)
@@ -546,6 +552,7 @@ def predict_with_rows(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
     _deployment_outputs(out, feats, deploy, model_set, preds, pool, rate, out_tokens, tp, unsupported)
     out["notes"] = _prediction_notes(model_set, out, feats, detail, pool, values, range_notes, stack_in,
                                      stack_known, saturation, gpus, deploy)
+    out.columns = out.columns.astype(columns_dtype)
     return out, rows
 
 
