@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ModelNotTrainedError, WattGPUError
-from .features import add_features, join_specs, scenario_detail
+from .features import add_features, join_specs, scenario_detail, with_columns
 from .model_files import reading
 from .model_set import TARGET_COLUMNS, TARGET_UNITS, TARGETS, FramePrepared, ModelSet
 from .paths import MODELS_DIR
@@ -91,7 +91,7 @@ def wattcounts_runs(store) -> pd.DataFrame:
 def join_extra_specs(frame: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame) -> pd.DataFrame:
     """``frame`` (with llm_id, gpu_id) plus the catalog columns beyond the paper's features that WattGPU+ reads
     (:data:`EXTRA_GPU_COLUMNS`, :data:`EXTRA_LLM_COLUMNS`); a new frame."""
-    out = frame.copy()
+    out, joined = frame.copy(), {}
     for key, table, cols in (("gpu_id", gpus, EXTRA_GPU_COLUMNS), ("llm_id", llms, EXTRA_LLM_COLUMNS)):
         table = table.drop_duplicates(key)
         # each row's catalog row (the first with its id), -1 where the catalog lacks it
@@ -106,8 +106,8 @@ def join_extra_specs(frame: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame
             col[found] = values[pos[found]]
             if text:
                 col[pd.isna(col)] = None
-            out[c] = pd.Series(col, index=out.index, dtype=object) if text else col
-    return out
+            joined[c] = pd.Series(col, index=out.index, dtype=object) if text else col
+    return with_columns(out, joined)
 
 
 def add_workload_columns(frame: pd.DataFrame) -> pd.DataFrame:
