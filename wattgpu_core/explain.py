@@ -585,7 +585,8 @@ def explain_plus_request(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataF
         raise WattGPUError(f"the model set {getattr(model_set, 'label', model_set)!r} has no WattGPU+ models")
     model_set_spec, models = get_model_set(name), dict(part.models)
     out, rows = made if made is not None else _one_request_rows(llm_id, gpu_id, request, gpus, llms, model_set)
-    ref = {t: float(models[t].predict(rows)[0]) for t in models}
+    power_parts = models["power"].breakdown(rows).iloc[0]  # its power_w is the model's prediction
+    ref = {"power": float(power_parts["power_w"]), "itl": float(models["itl"].predict(rows)[0])}
     if not all(np.isfinite(v) and v > 0 for v in ref.values()):
         raise WattGPUError(f"WattGPU+ cannot predict {llm_id} on {gpu_id}: {out['notes'].iloc[0] or 'specs missing'}")
     pool = _pool(rows["scenario_detail"].iloc[0])
@@ -605,8 +606,7 @@ def explain_plus_request(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataF
         # for power): exactly 0, not shown
         targets[t] = GroupExplanation(t, base, phi[phi != 0.0], values, background.describe(pool),
                                       tuple(phi.index[phi == 0.0]), explanation=explanation)
-    physics = PlusPhysics(models["itl"].breakdown(rows).iloc[0], models["power"].breakdown(rows).iloc[0],
-                          pool == "offline")
+    physics = PlusPhysics(models["itl"].breakdown(rows).iloc[0], power_parts, pool == "offline")
     return PlusExplanation(targets, physics, out.iloc[0])
 
 

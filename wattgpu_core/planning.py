@@ -231,8 +231,14 @@ def _missing_inputs(feats: pd.DataFrame, model_set: LoadedModelSet) -> np.ndarra
 def _notes(parts: list[tuple[np.ndarray, object]], n: int) -> np.ndarray:
     """Per-row notes joined with "; ": each part is (mask, text or per-row array of texts). Rows sharing the same
     notes are joined once."""
-    keys = pd.Series(np.zeros(n, dtype=np.int64).astype(str))
     masks = [np.asarray(mask, dtype=bool) for mask, _ in parts]
+
+    def joined(i: int) -> str:
+        return "; ".join(text if isinstance(text, str) else str(text[i])
+                         for (_, text), mask in zip(parts, masks, strict=True) if mask[i])
+
+    if n <= 16:  # a few rows (one prediction): joined directly, grouping would cost more
+        return np.asarray([joined(i) for i in range(n)], dtype=object)
     bits = np.zeros(n, dtype=np.int64)
     for bit, mask in enumerate(masks):
         bits |= mask.astype(np.int64) << bit
@@ -242,11 +248,7 @@ def _notes(parts: list[tuple[np.ndarray, object]], n: int) -> np.ndarray:
             keys = keys + "|" + pd.Series(np.where(mask, np.asarray(text, dtype=object), ""), dtype=object).astype(str)
     codes, _ = pd.factorize(keys)
     first = np.unique(codes, return_index=True)[1]
-    joined = []
-    for i in first:
-        joined.append("; ".join(text if isinstance(text, str) else str(text[i])
-                                for (_, text), mask in zip(parts, masks, strict=True) if mask[i]))
-    return np.asarray(joined, dtype=object)[codes]
+    return np.asarray([joined(i) for i in first], dtype=object)[codes]
 
 
 def workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set: LoadedModelSet,
