@@ -1,7 +1,8 @@
 """Benchmark: how fast the app's slow views are now, each against a baseline measured in the same run.
 
 - Explanation of one WattGPU+ prediction (Explain page: grouped Shapley values over a 16-configuration background
-  and the physics breakdown), against one prediction of the same request (``pages.view.home.predict_one``).
+  and the physics breakdown), against one prediction of the same request (``pages.view.home.predict_one``), and
+  one ``planning.predict`` of the same request against the whole catalogs (what the other pages pay per call).
 - Opening the Cross-validation page on the default data: loading the shipped evaluation (both modes) and the global
   importance, against computing WattGPU+'s evaluation (all GPUs: CV, LOGO, LOLO and the nested interval coverage),
   whose wall time is printed too (goal: <= 30 s).
@@ -20,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from pages.view import explain as view_explain
 from pages.view import home as view_home
 from pages.view import url_state
@@ -27,6 +30,7 @@ from wattgpu_core import explain as core_explain
 from wattgpu_core import retraining, shipped
 from wattgpu_core.evaluation import run_evaluation
 from wattgpu_core.planning import load_model_set
+from wattgpu_core.planning import predict as planning_predict
 from wattgpu_core.store import Store
 
 CASES = [("meta-llama/Llama-3.1-8B-Instruct", "h200-sxm-141gb", url_state.Workload("offline", 64, 1.0, 512, 256)),
@@ -47,7 +51,7 @@ def main() -> int:
         model_set = load_model_set("default")
         background = core_explain.explanation_background(store, model_set)
         view_explain.explain_view(*CASES[0][:2], CASES[0][2], gpus, llms, model_set, background)  # warm-up
-        explain, predict = [], []
+        explain, predict, whole = [], [], []
         for _ in range(args.repeats):
             for llm, gpu, workload in CASES:
                 start = time.perf_counter()
@@ -56,10 +60,15 @@ def main() -> int:
                 start = time.perf_counter()
                 view_home.predict_one(llm, gpu, workload, gpus, llms, model_set)
                 predict.append(time.perf_counter() - start)
-        e, p = statistics.median(explain), statistics.median(predict)
+                request = pd.DataFrame([{"llm": llm, "gpu": gpu, **workload.as_request()}])
+                start = time.perf_counter()
+                planning_predict(request, gpus, llms, model_set)
+                whole.append(time.perf_counter() - start)
+        e, p, w = statistics.median(explain), statistics.median(predict), statistics.median(whole)
         print(f"explanation of one WattGPU+ prediction: median {e * 1000:.0f} ms (max {max(explain) * 1000:.0f} ms) "
               f"over {len(explain)}; one prediction {p * 1000:.0f} ms; ratio {e / p:.1f} "
               f"(load average {os.getloadavg()[0]:.2f}; goal < 300 ms)")
+        print(f"one prediction against the whole catalogs (planning.predict): median {w * 1000:.0f} ms")
 
         sets = retraining.evaluated_model_sets()
         start = time.perf_counter()

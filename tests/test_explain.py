@@ -124,6 +124,59 @@ def test_plus_shap_adds_up_to_the_prediction_the_app_shows(plus_setup, gpu, requ
     assert power.reading().startswith("Predicted power is **") and "ITL" in itl.reading()
 
 
+def test_plus_shapley_equals_the_plain_enumeration_of_every_coalition(plus_setup):
+    """plus_shapley predicts each distinct row once and leaves out groups a model never reads; the values must be
+    those of predicting all 2^k x background rows, every group included."""
+    from wattgpu_core.grouped_shap import PLUS_GROUPS, _column, plus_shapley, shapley_from_coalitions
+
+    model_set, gpus, llms, background = plus_setup
+    models = explain.plus_models(model_set)
+    _, rows = explain.model_rows(pd.DataFrame([{"llm": LLAMA, "gpu": "l4", **SERVER}]), gpus, llms, model_set)
+    bg = background.rows["server"].head(6)
+    got = plus_shapley(models, rows, bg)
+    groups = [g for g in PLUS_GROUPS if g.key not in got["fixed"]]
+    k, m = len(groups), len(bg)
+    inside = (np.arange(1 << k)[:, None] >> np.arange(k)) & 1
+    data = {c: np.tile(_column(bg, c), 1 << k) for g in PLUS_GROUPS for c in g.columns if c in bg.columns}
+    for i, g in enumerate(groups):
+        for c in g.columns:
+            if c in data:
+                data[c] = np.where(np.repeat(inside[:, i], m) == 1, _column(rows, c)[0], data[c])
+    mixed = pd.DataFrame({c: pd.Series(v, dtype=object) if v.dtype == object else v for c, v in data.items()})
+    assert "llm_correction" not in got["fixed"] and "llm_correction" not in got["power"]["shap"]
+    for t, model in models.items():
+        pred = np.asarray(model.predict(mixed), dtype=float)
+        v = (np.log(pred) if t == "itl" else pred).reshape(1 << k, m).mean(axis=1)
+        want = pd.Series(shapley_from_coalitions(v, k), index=[g.key for g in groups])
+        np.testing.assert_allclose(got[t]["shap"].reindex(want.index, fill_value=0.0), want, rtol=1e-9, atol=1e-12)
+        assert got[t]["base"] == pytest.approx(v[0], rel=1e-12) and got[t]["full"] == pytest.approx(v[-1], rel=1e-12)
+
+
+def test_plus_explains_a_server_at_a_fixed_concurrency(plus_setup):
+    """A closed loop (max_concurrency) is predicted as a full running batch: the explanation switches those same
+    rows (closed_loop sits in the batch group) and adds up to the prediction shown."""
+    model_set, gpus, llms, background = plus_setup
+    request = {"scenario": "server", "max_concurrency": 32.0, "input_tokens": 512.0, "output_tokens": 256.0}
+    out = explain.explain_plus_request(LLAMA, "l40s", request, gpus, llms, model_set, background)
+    shown = _predicted(model_set, gpus, llms, "l40s", request)
+    power, itl = out.targets["power"], out.targets["itl"]
+    assert power.base_value + power.shap.sum() == pytest.approx(shown["power_w"], rel=1e-9)
+    assert itl.base_value + itl.shap.sum() == pytest.approx(math.log(shown["itl_s"]), rel=1e-9)
+    assert "batch" in power.shap.index
+
+
+def test_power_never_reads_the_llm_name(plus_setup):
+    """Explanations leave the per-LLM correction out of power's enumeration (its unread_columns): true only while
+    the power model reads no LLM name."""
+    model_set, _, _, background = plus_setup
+    power = explain.plus_models(model_set)["power"]
+    assert "llm_id" in power.unread_columns
+    for rows in background.rows.values():
+        want = power.predict(rows)
+        for names in (rows["llm_id"].to_numpy()[::-1], np.full(len(rows), "no/such-llm", dtype=object)):
+            np.testing.assert_array_equal(power.predict(rows.assign(llm_id=names)), want)
+
+
 def test_plus_explains_a_gpu_outside_the_training_data(plus_setup):
     model_set, gpus, llms, background = plus_setup
     assert "b200" not in model_set.gpu_ids

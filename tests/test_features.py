@@ -93,3 +93,17 @@ def test_join_specs_maps_catalog_values(store):
     assert out.loc[0, "tdp_w"] == 400.0
     assert out.loc[0, "total_params_b"] == 8.03
     assert out.loc[0, "model_type"] == "llama"
+
+
+def test_with_columns_is_assigning_one_by_one():
+    """with_columns (one step) gives the frame that assigning each column in turn gives: existing columns replaced
+    in place, new ones appended in order, text kept as object."""
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]})
+    new = {"c": np.array([3.0, 4.0]), "a": np.array([5.0, 6.0]),
+           "d": pd.Series(["p", None], dtype=object), "e": np.array([True, False])}
+    by_one = frame.copy()
+    for c, v in new.items():
+        by_one[c] = v
+    got = F.with_columns(frame.copy(), new)
+    pd.testing.assert_frame_equal(got, by_one)
+    assert list(got.columns) == ["a", "b", "c", "d", "e"] and got["d"].dtype == object

@@ -161,3 +161,20 @@ def test_more_bandwidth_tflops_or_power_never_makes_itl_slower(scenario, column)
             itl = physics_itl_s(rows, CAL)
             assert np.isfinite(itl).all() and (itl > 0).all()
             assert (np.diff(itl) <= 1e-12 * itl[:-1]).all(), (column, scenario, model, batch)
+
+
+def test_per_unique_is_the_plain_loop():
+    """per_unique computes fn once per distinct combination of values (codes of each column combined); the result
+    is the row-by-row loop's, for one column and for several (missing values of one kind)."""
+    rng = np.random.default_rng(0)
+    a = rng.choice(np.array(["h100", "l4", None, "b200"], dtype=object), 400)
+    b = rng.choice(np.array(["offline", "server"], dtype=object), 400)
+    c = rng.choice(np.array([1.0, 2.0, 2.5]), 400)
+
+    def fn(*values):  # missing is missing, None or NaN
+        return "|".join("-" if pd.isna(v) else str(v) for v in values)
+
+    for columns in ((a,), (a, b), (a, b, c)):
+        np.testing.assert_array_equal(ph.per_unique(fn, *columns, dtype=object),
+                                      np.array([fn(*v) for v in zip(*columns, strict=True)], dtype=object))
+    assert ph.per_unique(fn, a[:0], b[:0]).shape == (0,)

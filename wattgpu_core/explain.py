@@ -115,7 +115,8 @@ def request_frame(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFrame, l
     """One prediction request as the models' input row (specs joined, paper features added)."""
     row = pd.DataFrame([{"llm_id": llm_id, "gpu_id": gpu_id, "scenario": request.get("scenario", "offline"),
                          "request_rate_qps": request.get("request_rate_qps", np.nan)}])
-    frame = join_specs(row, gpus, llms)
+    # only this GPU's and LLM's catalog rows: joining whole catalogs for one row costs more than explaining it
+    frame = join_specs(row, gpus[gpus["gpu_id"] == gpu_id], llms[llms["llm_id"] == llm_id])
     frame["scenario_detail"] = scenario_detail(frame["scenario"], frame["request_rate_qps"])
     return add_features(frame)
 
@@ -290,24 +291,9 @@ def plus_models(model_set) -> dict:
 
 def model_rows(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame, model_set) -> tuple[pd.DataFrame,
                                                                                                        pd.DataFrame]:
-    """(:func:`~wattgpu_core.planning.predict`'s output, the model rows behind it) for ``requests``: names resolved,
-    the workload filled with the same defaults, rows built by planning's own feature code."""
-    out = planning.predict(requests, gpus, llms, model_set)
-    req = requests.reset_index(drop=True)
-
-    def given(column: str) -> np.ndarray:
-        if column not in req.columns:
-            return np.full(len(req), np.nan)
-        return pd.to_numeric(req[column], errors="coerce").to_numpy(dtype=float)
-
-    values = {"request_rate_qps": out["request_rate_qps"].to_numpy(dtype=float), "input_tokens": given("input_tokens"),
-              "output_tokens": out["output_tokens"].to_numpy(dtype=float),
-              "output_given": np.isfinite(given("output_tokens")), "batch_size": given("batch_size"),
-              "num_requests": given("num_requests"), "num_gpus": given("num_gpus")}
-    rows = planning.workload_frame(out["llm_id"].to_numpy(dtype=object), out["gpu_id"].to_numpy(dtype=object), gpus,
-                                    llms, out["scenario_detail"].to_numpy(dtype=object), values, model_set,
-                                    out["serving_stack"].to_numpy(dtype=object))
-    return out, rows
+    """(:func:`~wattgpu_core.planning.predict`'s output, the model rows behind it) for ``requests``
+    (:func:`~wattgpu_core.planning.predict_with_rows`: the rows planning built for the prediction itself)."""
+    return planning.predict_with_rows(requests, gpus, llms, model_set)
 
 
 def _pool(scenario_detail) -> str:
@@ -586,10 +572,12 @@ def _one_request_rows(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFram
 
 
 def explain_plus_request(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFrame, llms: pd.DataFrame,
-                         model_set, background: Background, made=None) -> PlusExplanation:
+                         model_set, background: Background, made=None,
+                         explained: tuple[str, ...] = ("power", "itl")) -> PlusExplanation:
     """WattGPU+'s prediction for one (LLM, GPU, workload), explained: grouped Shapley values of power (W) and
     ln ITL against ``background`` (the same scenario's configurations), and the physics of the prediction.
-    ``made``: this request's :func:`model_rows`, when the caller has them already.
+    ``made``: this request's :func:`model_rows`, when the caller has them already; ``explained``: the targets to
+    explain (``targets`` holds only those; the physics covers both).
 
     Raises WattGPUError when WattGPU+ cannot predict it (specs missing)."""
     name, part = next(((n, p) for n, p in parts(model_set).items() if get_model_set(n).reads_workload), (None, None))
@@ -597,14 +585,15 @@ def explain_plus_request(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataF
         raise WattGPUError(f"the model set {getattr(model_set, 'label', model_set)!r} has no WattGPU+ models")
     model_set_spec, models = get_model_set(name), dict(part.models)
     out, rows = made if made is not None else _one_request_rows(llm_id, gpu_id, request, gpus, llms, model_set)
-    ref = {t: float(models[t].predict(rows)[0]) for t in models}
+    power_parts = models["power"].breakdown(rows).iloc[0]  # its power_w is the model's prediction
+    ref = {"power": float(power_parts["power_w"]), "itl": float(models["itl"].predict(rows)[0])}
     if not all(np.isfinite(v) and v > 0 for v in ref.values()):
         raise WattGPUError(f"WattGPU+ cannot predict {llm_id} on {gpu_id}: {out['notes'].iloc[0] or 'specs missing'}")
     pool = _pool(rows["scenario_detail"].iloc[0])
     values = pd.Series(group_values(rows.iloc[0], models))
     keys = [g.key for g in PLUS_GROUPS]
     targets = {}
-    for t in ("power", "itl"):
+    for t in explained:
         explanation = model_set_spec.explain(models, t, rows, background.rows[pool])[0]
         explanation.data = np.asarray([values.get(k, "") for k in keys], dtype=object)
         phi = pd.Series(np.asarray(explanation.values, dtype=float), index=keys)
@@ -617,8 +606,7 @@ def explain_plus_request(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataF
         # for power): exactly 0, not shown
         targets[t] = GroupExplanation(t, base, phi[phi != 0.0], values, background.describe(pool),
                                       tuple(phi.index[phi == 0.0]), explanation=explanation)
-    physics = PlusPhysics(models["itl"].breakdown(rows).iloc[0], models["power"].breakdown(rows).iloc[0],
-                          pool == "offline")
+    physics = PlusPhysics(models["itl"].breakdown(rows).iloc[0], power_parts, pool == "offline")
     return PlusExplanation(targets, physics, out.iloc[0])
 
 
@@ -730,7 +718,8 @@ def explain_view(llm_id: str, gpu_id: str, request: dict, gpus: pd.DataFrame, ll
     if any(grouped.values()):
         if background is None:
             raise WattGPUError("WattGPU+ explanations need the training runs (explanation_background)")
-        plus = explain_plus_request(llm_id, gpu_id, request, gpus, llms, model_set, background, made)
+        plus = explain_plus_request(llm_id, gpu_id, request, gpus, llms, model_set, background, made,
+                                    tuple(t for t, g in grouped.items() if g))
         targets.update({t: e for t, e in plus.targets.items() if grouped[t]})
         physics = plus.physics
         notes = str(plus.prediction.get("notes") or "")

@@ -158,6 +158,21 @@ def scenario_detail(scenario, request_rate_qps):
 
 # --------------------------------------------------------------------------------------------------------------
 # Frames
+def with_columns(frame: pd.DataFrame, columns: dict) -> pd.DataFrame:
+    """``frame`` (the caller's own: columns it has are replaced in it) with ``columns`` set (name -> array or
+    Series on its index; text as object), new ones appended in order: what assigning them one by one gives, in
+    one step (one column at a time costs more than the arithmetic on the one-row frames of a single prediction)."""
+    new = {c: v for c, v in columns.items() if c not in frame.columns}
+    for c, v in columns.items():
+        if c not in new:
+            frame[c] = v
+    if not new:
+        return frame
+    added = pd.DataFrame(new, index=frame.index)
+    added.columns = added.columns.astype(frame.columns.dtype)
+    return pd.concat([frame, added], axis=1)
+
+
 def join_specs(rows: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame) -> pd.DataFrame:
     """``rows`` (with llm_id, gpu_id) plus the GPU and LLM spec columns the features need (a new frame).
 
@@ -166,6 +181,7 @@ def join_specs(rows: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame) -> pd
     gpu_cols = [c for c in GPU_SPEC_COLUMNS if c in gpus.columns]
     llm_cols = [c for c in LLM_SPEC_COLUMNS if c in llms.columns]
     out = rows.drop(columns=[c for c in gpu_cols + llm_cols if c in rows.columns]).copy()
+    joined = {}
     for key, table, cols in (("gpu_id", gpus, gpu_cols), ("llm_id", llms, llm_cols)):
         table = table.drop_duplicates(key)
         pos = pd.Index(table[key].astype(object)).get_indexer(out[key].astype(object).to_numpy())
@@ -178,24 +194,25 @@ def join_specs(rows: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame) -> pd
             col[found] = values[pos[found]]
             if text:
                 col[pd.isna(col)] = None
-            out[c] = pd.Series(col, index=out.index, dtype=object) if text else col
-    return out
+            joined[c] = pd.Series(col, index=out.index, dtype=object) if text else col
+    return with_columns(out, joined)
 
 
 def add_features(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``frame`` (spec columns joined) with every engineered feature of the paper added."""
     out = frame.copy()
     n = out["total_params_b"]
-    out["boost_ratio"] = boost_ratio(out["boost_clock_mhz"], out["base_clock_mhz"])
-    out["log_total_params_b"] = log_params(n.where(n > 0))
-    out["bandwidth_latency_s"] = bandwidth_latency_s(n, out["memory_bandwidth_gb_s"])
-    out["compute_latency_s"] = compute_latency_s(n, out["fp16_tensor_dense_tflops"])
-    kv_args = (out["num_key_value_heads"], out["hidden_size"], out["num_attention_heads"], out["num_layers"])
-    out["kv_cache_size_bytes"] = kv_cache_size_bytes(*kv_args)
-    out["estimated_free_memory_gb"] = estimated_free_memory_gb(out["memory_size_gb"], n)
-    out["estimated_available_memory_gb"] = estimated_available_memory_gb(out["memory_size_gb"], n)
-    out["mb_per_token"] = mb_per_token(out["num_layers"], out["hidden_size"])
-    out["max_concurrent_requests"] = max_concurrent_requests(out["memory_size_gb"], n, out["num_layers"],
-                                                             out["hidden_size"])
-    out["fits_in_memory"] = fits_in_memory(out["memory_size_gb"], n, *kv_args)
-    return out
+    memory_gb, layers, hidden = out["memory_size_gb"], out["num_layers"], out["hidden_size"]
+    kv_args = (out["num_key_value_heads"], hidden, out["num_attention_heads"], layers)
+    return with_columns(out, {
+        "boost_ratio": boost_ratio(out["boost_clock_mhz"], out["base_clock_mhz"]),
+        "log_total_params_b": log_params(n.where(n > 0)),
+        "bandwidth_latency_s": bandwidth_latency_s(n, out["memory_bandwidth_gb_s"]),
+        "compute_latency_s": compute_latency_s(n, out["fp16_tensor_dense_tflops"]),
+        "kv_cache_size_bytes": kv_cache_size_bytes(*kv_args),
+        "estimated_free_memory_gb": estimated_free_memory_gb(memory_gb, n),
+        "estimated_available_memory_gb": estimated_available_memory_gb(memory_gb, n),
+        "mb_per_token": mb_per_token(layers, hidden),
+        "max_concurrent_requests": max_concurrent_requests(memory_gb, n, layers, hidden),
+        "fits_in_memory": fits_in_memory(memory_gb, n, *kv_args),
+    })

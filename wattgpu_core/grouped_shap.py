@@ -41,7 +41,8 @@ PLUS_GROUPS: tuple[InputGroup, ...] = (
                                           "head_dim"), "layers, hidden size and heads: KV-cache bytes and attention"),
     InputGroup("llm_correction", "Per-LLM correction", ("llm_id",),
                "a factor on ITL fitted to this LLM's own runs (none for an LLM outside the training data)"),
-    InputGroup("batch", "Batch size", ("batch_size", "num_requests"), "sequences run at once (offline)"),
+    InputGroup("batch", "Batch size", ("batch_size", "num_requests", "closed_loop"),
+               "sequences run at once (offline, or a server at a fixed concurrency)"),
     InputGroup("rate", "Request rate", ("request_rate_qps", "scenario", "scenario_detail"), "requests per second"),
     InputGroup("input_tokens", "Input tokens", ("input_tokens",), "prompt length per request"),
     InputGroup("output_tokens", "Output tokens", ("output_tokens", "max_output_tokens"), "generated per request"),
@@ -90,40 +91,71 @@ def plus_shapley(models: dict, x: pd.DataFrame, background: pd.DataFrame,
     The value of a coalition S of ``groups`` is the mean over the ``background`` rows of the prediction for the
     row with the columns of the groups in S taken from ``x`` and the rest from the background row (ln seconds for
     ITL, W for power). Groups whose columns equal ``x``'s in every background row cannot change anything (Shapley
-    value exactly 0) and are left out of the enumeration. Only the groups' columns are passed to the models: the
-    full coalition reproduces ``x``'s prediction only if the models read no other column (callers check it).
+    value exactly 0) and are left out of the enumeration; so are, per model, the groups whose columns all lie in
+    the model's ``unread_columns`` (a null player: leaving it out changes no other group's value). Only the groups'
+    columns are passed to the models: the full coalition reproduces ``x``'s prediction only if the models read no
+    other column (callers check it).
+
+    Each distinct row is predicted once: with background row j, a coalition S gives the same row as S restricted
+    to the groups where row j differs from ``x``, so only those restrictions are built (about half of the
+    2^k x background rows) and every coalition's value is gathered from them, in the same order as before.
 
     Returns {target: {"base": v(empty set), "shap": Series over the varying groups' keys, "full": v(all)}} and
-    ``"fixed"``: the keys of the groups left out.
+    ``"fixed"``: the keys of the groups left out for every model.
     """
     m = len(background)
-    active, fixed = [], []
-    for g in groups:
-        cols = [c for c in g.columns if c in x.columns and c in background.columns]
-        differs = any(not _same(_column(background, c), _column(x, c)[0]).all() for c in cols)
-        (active if differs else fixed).append(g)
+    # column -> (background values, x's value); x's value None for a column x lacks (never switched)
+    columns = {c: (_column(background, c), _column(x, c)[0] if c in x.columns else None)
+               for c in dict.fromkeys(c for g in groups for c in g.columns) if c in background.columns}
+    differs = np.zeros((m, len(groups)), dtype=bool)  # background row x group: differs from x's values
+    for i, g in enumerate(groups):
+        for c in g.columns:
+            if c in x.columns and c in columns:
+                differs[:, i] |= ~_same(*columns[c])
+    varying = differs.any(axis=0)
+    out = {"fixed": tuple(g.key for g, v in zip(groups, varying, strict=True) if not v)}
+    for target, model in models.items():
+        unread = set(getattr(model, "unread_columns", ()))
+        active = [i for i, g in enumerate(groups) if varying[i] and not set(g.columns) <= unread]
+        v = _coalition_values(model, target, groups, active, differs, columns, set(x.columns), m)
+        phi = shapley_from_coalitions(v, len(active))
+        out[target] = {"base": float(v[0]), "full": float(v[-1]),
+                       "shap": pd.Series(phi, index=[groups[i].key for i in active], dtype=float)}
+    return out
+
+
+def _coalition_values(model, target: str, groups, active: list[int], differs: np.ndarray, columns: dict,
+                      x_columns, m: int) -> np.ndarray:
+    """v(S) for every coalition S (bit i = ``groups[active[i]]``): the mean over the background rows of the model's
+    prediction (ln for ITL), each distinct row predicted once."""
     k = len(active)
-    inside = ((np.arange(1 << k)[:, None] >> np.arange(k)) & 1).astype(bool)  # coalition x group
-    of_group = {c: i for i, g in enumerate(active) for c in g.columns}
+    masks = np.arange(1 << k)
+    diff_mask = (differs[:, active].astype(np.int64) << np.arange(k)).sum(axis=1)  # per background row
+    # rows to predict: per background row j, the coalitions inside diff_mask[j] (ascending); where[S, j] = the row
+    # of coalition S & diff_mask[j]
+    where = np.empty((1 << k, m), dtype=np.int64)
+    row_mask, row_bg = [], []
+    start = 0
+    for j in range(m):
+        sub = masks[(masks & ~diff_mask[j]) == 0]
+        rank = np.zeros(1 << k, dtype=np.int64)
+        rank[sub] = np.arange(len(sub))
+        where[:, j] = start + rank[masks & diff_mask[j]]
+        row_mask.append(sub)
+        row_bg.append(np.full(len(sub), j))
+        start += len(sub)
+    row_mask, row_bg = np.concatenate(row_mask), np.concatenate(row_bg)
+    of_group = {c: n for n, i in enumerate(active) for c in groups[i].columns if c in x_columns}
     data = {}
-    for c in dict.fromkeys(c for g in groups for c in g.columns):
-        if c not in background.columns:
-            continue
-        tiled = np.tile(_column(background, c), 1 << k)
-        i = of_group.get(c)
-        data[c] = tiled if i is None or c not in x.columns else np.where(np.repeat(inside[:, i], m),
-                                                                         _column(x, c)[0], tiled)
+    for c, (bg_values, x_value) in columns.items():
+        values = bg_values[row_bg]
+        n = of_group.get(c)
+        data[c] = values if n is None else np.where((row_mask >> n) & 1 == 1, x_value, values)
     # text columns stay object arrays (pandas would convert them to its string type and the models straight back)
     mixed = pd.DataFrame({c: pd.Series(v, dtype=object) if v.dtype == object else v for c, v in data.items()})
-    out = {"fixed": tuple(g.key for g in fixed)}
-    for target, model in models.items():
-        pred = np.asarray(model.predict(mixed), dtype=float)
-        space = np.log(pred) if target == "itl" else pred
-        v = space.reshape(1 << k, m).mean(axis=1)
-        phi = shapley_from_coalitions(v, k)
-        out[target] = {"base": float(v[0]), "full": float(v[-1]),
-                       "shap": pd.Series(phi, index=[g.key for g in active], dtype=float)}
-    return out
+    pred = np.asarray(model.predict(mixed), dtype=float)
+    space = np.log(pred) if target == "itl" else pred
+    return space[where].mean(axis=1)
 
 
 

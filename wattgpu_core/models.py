@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ModelNotTrainedError, WattGPUError
-from .features import add_features, join_specs, scenario_detail
+from .features import add_features, join_specs, scenario_detail, with_columns
 from .model_files import reading
 from .model_set import TARGET_COLUMNS, TARGET_UNITS, TARGETS, FramePrepared, ModelSet
 from .paths import MODELS_DIR
@@ -91,15 +91,23 @@ def wattcounts_runs(store) -> pd.DataFrame:
 def join_extra_specs(frame: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame) -> pd.DataFrame:
     """``frame`` (with llm_id, gpu_id) plus the catalog columns beyond the paper's features that WattGPU+ reads
     (:data:`EXTRA_GPU_COLUMNS`, :data:`EXTRA_LLM_COLUMNS`); a new frame."""
-    out = frame.copy()
+    out, joined = frame.copy(), {}
     for key, table, cols in (("gpu_id", gpus, EXTRA_GPU_COLUMNS), ("llm_id", llms, EXTRA_LLM_COLUMNS)):
-        table = table.drop_duplicates(key).set_index(key)
+        table = table.drop_duplicates(key)
+        # each row's catalog row (the first with its id), -1 where the catalog lacks it
+        pos = pd.Index(table[key].to_numpy(dtype=object)).get_indexer(out[key].to_numpy(dtype=object))
+        found = pos >= 0
         for c in cols:
-            if c in table.columns:
-                values = out[key].map(table[c])
-                out[c] = values.astype(object).where(values.notna(), None) if table[c].dtype == object \
-                    or str(table[c].dtype) in ("str", "string") else values.astype(float)
-    return out
+            if c not in table.columns:
+                continue
+            text = table[c].dtype == object or str(table[c].dtype) in ("str", "string")
+            values = table[c].to_numpy(dtype=object) if text else table[c].astype(float).to_numpy()
+            col = np.full(len(out), None if text else np.nan, dtype=object if text else float)
+            col[found] = values[pos[found]]
+            if text:
+                col[pd.isna(col)] = None
+            joined[c] = pd.Series(col, index=out.index, dtype=object) if text else col
+    return with_columns(out, joined)
 
 
 def add_workload_columns(frame: pd.DataFrame) -> pd.DataFrame:

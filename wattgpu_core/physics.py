@@ -77,13 +77,19 @@ def gemm_efficiency(tokens_in_step) -> np.ndarray:
 def per_unique(fn, *columns, dtype=float) -> np.ndarray:
     """``fn`` applied once per distinct tuple of values across ``columns`` (same length) and spread back to every
     row: the same result as ``[fn(*vals) for vals in zip(*columns)]``, fast when values repeat (explanations
-    predict thousands of rows that share a few GPUs, LLMs and stacks)."""
-
-    keys = pd.Series(list(zip(*(np.asarray(c, dtype=object) for c in columns), strict=True)), dtype=object) \
-        if len(columns) > 1 else pd.Series(np.asarray(columns[0], dtype=object), dtype=object)
-    codes, uniques = pd.factorize(keys, use_na_sentinel=False)
-    values = [fn(*u) if len(columns) > 1 else fn(u) for u in uniques]
-    return np.asarray(values, dtype=dtype)[codes] if len(values) else np.asarray([], dtype=dtype)
+    predict thousands of rows that share a few GPUs, LLMs and stacks). Missing values (None, NaN) count as one:
+    ``fn`` sees NaN for one column, the first such row's value for several."""
+    arrays = [np.asarray(c, dtype=object) for c in columns]
+    codes, uniques = pd.factorize(arrays[0], use_na_sentinel=False)
+    if len(arrays) == 1:
+        values = [fn(u) for u in uniques]
+    else:  # each column's codes combined, then fn once per distinct combination (its first row's values)
+        for a in arrays[1:]:
+            more, kinds = pd.factorize(a, use_na_sentinel=False)
+            codes = pd.factorize(codes.astype(np.int64) * len(kinds) + more)[0]  # compact: never overflows
+        _, first, codes = np.unique(codes, return_index=True, return_inverse=True)
+        values = [fn(*(a[i] for a in arrays)) for i in first]
+    return np.asarray(values, dtype=dtype)[codes.reshape(-1)] if len(values) else np.asarray([], dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from . import physics as ph
 from .catalog import GpuResolver, LlmResolver, native_precisions, resolve_llm_precision
 from .errors import Issue, ModelNotTrainedError, UnknownNameError, ValidationError
 from .evaluation import ITL_DEFINITION_LABELS, LOAD_SCALE, ROOFLINE_BATCH, mdape_pct, metrics
-from .features import SCENARIO_POOL, add_features, join_specs, scenario_detail
+from .features import SCENARIO_POOL, add_features, join_specs, scenario_detail, with_columns
 from .models import WATTCOUNTS_MAX_TOKENS, join_extra_specs, training_frame
 from .paths import MODELS_DIR
 from .physics import DEFAULT_STACK, WATTCOUNTS_OFFLINE_REQUESTS, WATTCOUNTS_RATE_QPS, DecodeWorkload
@@ -58,6 +58,7 @@ __all__ = [
     "load_model_set",
     "predict",
     "predict_csv",
+    "predict_with_rows",
     "training_frame",
 ]
 
@@ -194,14 +195,16 @@ def _resolve(requests: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(LLM ids, GPU ids, precision named by a quantised checkpoint id or None) per request."""
 
-    resolver = LlmResolver(llms)
+    # the resolvers read only the names (a narrow table converts to records many times faster)
+    resolver = LlmResolver(llms[[c for c in ("llm_id", "aliases") if c in llms.columns]])
     names_in = requests["llm"].to_numpy(dtype=object)
     found = {n: resolve_llm_precision(resolver, n) for n in pd.unique(names_in) if isinstance(n, str)}
     unresolved = np.asarray([isinstance(n, str) and found[n][0] is None for n in names_in], dtype=bool)
     _, llm_unknown = resolver.resolve_many(names_in[unresolved])
     llm_ids = np.asarray([found[n][0] if isinstance(n, str) else None for n in names_in], dtype=object)
     id_precision = np.asarray([found[n][1] if isinstance(n, str) else None for n in names_in], dtype=object)
-    gpu_ids, gpu_unknown = GpuResolver(gpus).resolve_many(requests["gpu"].to_numpy(dtype=object))
+    gpu_ids, gpu_unknown = GpuResolver(gpus[[c for c in ("gpu_id", "name", "nvml_name", "aliases")
+                                             if c in gpus.columns]]).resolve_many(requests["gpu"].to_numpy(dtype=object))
     if llm_unknown or gpu_unknown:
         kinds = " and ".join(k for k, u in (("LLM", llm_unknown), ("GPU", gpu_unknown)) if u)
         raise UnknownNameError(kinds, [*llm_unknown, *gpu_unknown], {**llm_unknown, **gpu_unknown})
@@ -228,8 +231,14 @@ def _missing_inputs(feats: pd.DataFrame, model_set: LoadedModelSet) -> np.ndarra
 def _notes(parts: list[tuple[np.ndarray, object]], n: int) -> np.ndarray:
     """Per-row notes joined with "; ": each part is (mask, text or per-row array of texts). Rows sharing the same
     notes are joined once."""
-    keys = pd.Series(np.zeros(n, dtype=np.int64).astype(str))
     masks = [np.asarray(mask, dtype=bool) for mask, _ in parts]
+
+    def joined(i: int) -> str:
+        return "; ".join(text if isinstance(text, str) else str(text[i])
+                         for (_, text), mask in zip(parts, masks, strict=True) if mask[i])
+
+    if n <= 16:  # a few rows (one prediction): joined directly, grouping would cost more
+        return np.asarray([joined(i) for i in range(n)], dtype=object)
     bits = np.zeros(n, dtype=np.int64)
     for bit, mask in enumerate(masks):
         bits |= mask.astype(np.int64) << bit
@@ -239,43 +248,44 @@ def _notes(parts: list[tuple[np.ndarray, object]], n: int) -> np.ndarray:
             keys = keys + "|" + pd.Series(np.where(mask, np.asarray(text, dtype=object), ""), dtype=object).astype(str)
     codes, _ = pd.factorize(keys)
     first = np.unique(codes, return_index=True)[1]
-    joined = []
-    for i in first:
-        joined.append("; ".join(text if isinstance(text, str) else str(text[i])
-                                for (_, text), mask in zip(parts, masks, strict=True) if mask[i]))
-    return np.asarray(joined, dtype=object)[codes]
+    return np.asarray([joined(i) for i in first], dtype=object)[codes]
 
 
 def workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values: dict, model_set: LoadedModelSet,
                     stacks: np.ndarray) -> pd.DataFrame:
     """The request rows as the models read them: specs joined, paper features, workload columns with defaults."""
 
-    feats = add_features(join_specs(pd.DataFrame({"llm_id": llm_ids, "gpu_id": gpu_ids}), gpus, llms))
+    ids = pd.DataFrame({"llm_id": llm_ids, "gpu_id": gpu_ids})
+    ids.columns = ids.columns.astype(object)  # column by column below: an object index is twice as fast
+    feats = add_features(join_specs(ids, gpus, llms))
     feats = join_extra_specs(feats, gpus, llms)
     n = len(feats)
     offline = detail == "offline"
-    feats["scenario_detail"] = detail
-    feats["scenario"] = np.where(offline, "offline", "server").astype(object)
-    feats["request_rate_qps"] = np.where(offline, np.nan, values["request_rate_qps"])
-    feats["input_tokens"] = np.where(np.isnan(values["input_tokens"]), model_set.input_tokens_mean,
-                                     values["input_tokens"])
-    feats["output_tokens"] = values["output_tokens"]
-    # Watt Counts generated up to 256 tokens per prompt (stopping at EOS); a given output length is taken as fixed.
-    feats["max_output_tokens"] = np.where(values["output_given"], values["output_tokens"], WATTCOUNTS_MAX_TOKENS)
-    feats["batch_size"] = values["batch_size"]
-    feats["num_requests"] = np.where(offline, np.where(np.isnan(values["num_requests"]), WATTCOUNTS_OFFLINE_REQUESTS,
-                                                       values["num_requests"]), np.nan)
     closed = np.asarray(values.get("closed_loop", np.zeros(n, bool)), dtype=bool)
-    feats["closed_loop"] = closed
-    feats["num_requests"] = np.where(closed, np.nan, feats["num_requests"])  # steady state: the batch stays full
+    requests = np.where(offline, np.where(np.isnan(values["num_requests"]), WATTCOUNTS_OFFLINE_REQUESTS,
+                                          values["num_requests"]), np.nan)
     gpus_per = np.where(np.isnan(values["num_gpus"]), 1.0, values["num_gpus"])
-    feats["num_gpus"] = gpus_per
-    feats["tensor_parallel"] = gpus_per
-    feats["serving_stack"] = stacks
     fw_ver = [str(s).split(" ", 1) if isinstance(s, str) else [None, None] for s in stacks]
-    feats["framework"] = [f[0] for f in fw_ver]
-    feats["framework_version"] = [f[1] if len(f) > 1 else None for f in fw_ver]
+    feats = with_columns(feats, {
+        "scenario_detail": detail,
+        "scenario": np.where(offline, "offline", "server").astype(object),
+        "request_rate_qps": np.where(offline, np.nan, values["request_rate_qps"]),
+        "input_tokens": np.where(np.isnan(values["input_tokens"]), model_set.input_tokens_mean,
+                                 values["input_tokens"]),
+        "output_tokens": values["output_tokens"],
+        # Watt Counts generated up to 256 tokens per prompt (stopping at EOS); a given output length is fixed.
+        "max_output_tokens": np.where(values["output_given"], values["output_tokens"], WATTCOUNTS_MAX_TOKENS),
+        "batch_size": values["batch_size"],
+        "num_requests": np.where(closed, np.nan, requests),  # a closed loop's steady state: the batch stays full
+        "closed_loop": closed,
+        "num_gpus": gpus_per,
+        "tensor_parallel": gpus_per,
+        "serving_stack": stacks,
+        "framework": [f[0] for f in fw_ver],
+        "framework_version": [f[1] if len(f) > 1 else None for f in fw_ver],
+    })
     feats.index = range(n)
+    feats.columns = feats.columns.astype("str")
     return feats
 
 
@@ -367,8 +377,9 @@ def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.Dat
 
 
 def _deployment_outputs(out: pd.DataFrame, feats: pd.DataFrame, deploy: pd.DataFrame, model_set: LoadedModelSet,
-                        preds: dict, pool, rate, out_tokens, tp, unsupported) -> None:
-    """Add the deployment columns (:data:`DEPLOYMENT_COLUMNS`) to ``out`` (in place)."""
+                        preds: dict, pool, rate, out_tokens, tp, unsupported) -> pd.DataFrame:
+    """``out`` with the deployment columns (:data:`DEPLOYMENT_COLUMNS`) added and its throughput and energy
+    bounded by them."""
 
     n = len(out)
     itl_model = workload_models(model_set).get("itl")
@@ -397,32 +408,32 @@ def _deployment_outputs(out: pd.DataFrame, feats: pd.DataFrame, deploy: pd.DataF
     capacity = np.where(np.isfinite(capacity) & ~unsupported, capacity, np.nan)
     kv_gb = batch * deploy["context_tokens"].to_numpy(float) * deploy["kv_bytes_per_token"].to_numpy(float) / 1e9
     needed = deploy["weights_gb"].to_numpy(float) + deploy["overhead_gb"].to_numpy(float) + kv_gb
-    out["precision"] = deploy["precision"].to_numpy(dtype=object)
-    out["precision_path"] = deploy["precision_path"].to_numpy(dtype=object)
-    out["precision_supported"] = deploy["precision_supported"].to_numpy(bool)
-    out["tensor_parallel"] = tp.astype(int)
-    out["ttft_s"], out["ttft_s_lo"], out["ttft_s_hi"] = ttft, ttft_lo, ttft_hi
-    out["tpot_s"] = tpot
+    cols = {"precision": deploy["precision"].to_numpy(dtype=object),
+            "precision_path": deploy["precision_path"].to_numpy(dtype=object),
+            "precision_supported": deploy["precision_supported"].to_numpy(bool), "tensor_parallel": tp.astype(int),
+            "ttft_s": ttft, "ttft_s_lo": ttft_lo, "ttft_s_hi": ttft_hi, "tpot_s": tpot}
     offered = np.asarray(rate, float) * out_tokens
-    out["saturated"] = server & np.isfinite(capacity) & (offered > capacity)
+    cols["saturated"] = server & np.isfinite(capacity) & (offered > capacity)
+
+    def now(col):  # a column as set so far
+        return cols[col] if col in cols else out[col].to_numpy()
+
     # a server delivers the offered load up to the replica's capacity (prefill included); nothing when unsupported
     for col in ("throughput_tok_s", "throughput_tok_s_lo", "throughput_tok_s_hi"):
-        out[col] = np.where(server & np.isfinite(capacity), np.minimum(out[col], capacity), out[col])
+        cols[col] = np.where(server & np.isfinite(capacity), np.minimum(now(col), capacity), now(col))
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["energy_per_token_j"] = np.where(server, power * tp / out["throughput_tok_s"], out["energy_per_token_j"])
+        cols["energy_per_token_j"] = np.where(server, power * tp / now("throughput_tok_s"), now("energy_per_token_j"))
     for col in ("energy_per_token_j", "energy_per_token_j_lo", "energy_per_token_j_hi", "throughput_tok_s",
                 "throughput_tok_s_lo", "throughput_tok_s_hi"):
-        out[col] = np.where(unsupported, np.nan, out[col])
-    out["max_throughput_tok_s"] = capacity
-    out["replica_power_w"] = power * tp
-    out["memory_needed_gb"] = needed
-    out["memory_available_gb"] = deploy["memory_available_gb"].to_numpy(float)
-    out["memory_margin_gb"] = out["memory_available_gb"] - needed
-    out["kv_capacity_tokens"] = deploy["kv_capacity_tokens"].to_numpy(float)
-    out["max_batch"] = deploy["max_batch"].to_numpy(float)
-    out["fits"] = deploy["fits"].to_numpy(bool)
+        cols[col] = np.where(unsupported, np.nan, now(col))
+    available = deploy["memory_available_gb"].to_numpy(float)
+    cols.update({"max_throughput_tok_s": capacity, "replica_power_w": power * tp, "memory_needed_gb": needed,
+                 "memory_available_gb": available, "memory_margin_gb": available - needed,
+                 "kv_capacity_tokens": deploy["kv_capacity_tokens"].to_numpy(float),
+                 "max_batch": deploy["max_batch"].to_numpy(float), "fits": deploy["fits"].to_numpy(bool)})
     deploy["memory_needed_gb"] = needed
-    deploy["memory_margin_gb"] = out["memory_margin_gb"].to_numpy(float)
+    deploy["memory_margin_gb"] = cols["memory_margin_gb"]
+    return with_columns(out, cols)
 
 
 def predict(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
@@ -457,9 +468,19 @@ def predict(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
     Raises UnknownNameError naming every LLM and GPU name the catalogs do not know, and ValidationError for
     missing columns, unknown scenarios and non-positive numbers.
     """
+    return predict_with_rows(requests, gpus, llms, model_set)[0]
+
+
+def predict_with_rows(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
+                      model_set: LoadedModelSet | str = DEFAULT_MODEL_SET) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(:func:`predict`'s output, the model rows behind it): the rows the models read, as :func:`workload_frame`
+    builds them (specs, paper features, the workload with its defaults), before the deployment columns (precision,
+    memory fit) are added. Explanations switch these rows' inputs."""
     if isinstance(model_set, str):
         model_set = load_model_set(model_set)
     out, typed = as_request_frame(requests)  # validated once, here at the edge (or when the requests were built)
+    columns_dtype = out.columns.dtype
+    out.columns = out.columns.astype(object)  # column by column below: an object index is twice as fast
     llm_ids, gpu_ids, id_precision = _resolve(typed, gpus, llms)
     scen = typed["scenario"].to_numpy(dtype=object)
     values = {c: typed[c].to_numpy(float) for c in ("batch_size", "request_rate_qps", "input_tokens",
@@ -493,6 +514,8 @@ def predict(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
                          for s, ok in zip(stack_in, stack_known, strict=True)], dtype=object)
 
     feats = workload_frame(llm_ids, gpu_ids, gpus, llms, detail, values, model_set, stacks)
+    rows = feats.copy()
+    feats.columns = feats.columns.astype(object)
     deploy = add_deployment(feats, values["precision"], gpus)
     pool = pd.Series(detail).map(SCENARIO_POOL).to_numpy(dtype=object)
     preds = _predict_targets(model_set, feats, pool)
@@ -512,31 +535,27 @@ def predict(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
     _, e_hi = derive_throughput_energy(preds["power_w_hi"], preds["itl_s_hi"], detail, rate, out_tokens, tp,
                                        saturation)
 
-    out["llm_id"] = llm_ids
-    out["gpu_id"] = gpu_ids
-    out["scenario_detail"] = detail
-    out["request_rate_qps"] = np.where(detail == "offline", np.nan, rate)
-    out["output_tokens"] = out_tokens
-    out["power_w"] = power
-    out["itl_s"] = itl
-    out["itl_definition"] = pd.Series(pool).map(model_set.itl_definitions).to_numpy(dtype=object)
-    out["energy_per_token_j"] = energy
-    out["throughput_tok_s"] = throughput
-    out["gpu_seen"] = np.isin(gpu_ids, list(model_set.gpu_ids))
-    out["llm_seen"] = np.isin(llm_ids, list(model_set.llm_ids))
-    out["fits_in_memory"] = deploy["fits"].to_numpy(bool)
-    out["power_w_lo"], out["power_w_hi"] = preds["power_w_lo"], preds["power_w_hi"]
-    out["itl_s_lo"], out["itl_s_hi"] = preds["itl_s_lo"], preds["itl_s_hi"]
-    out["energy_per_token_j_lo"], out["energy_per_token_j_hi"] = e_lo, e_hi
-    out["throughput_tok_s_lo"], out["throughput_tok_s_hi"] = lo_t, hi_t
     range_notes = preds["out_of_range"]
-    out["out_of_range"] = range_notes != ""
-    out["serving_stack"] = stacks
-    out["power_model"], out["itl_model"] = preds["power_model"], preds["itl_model"]
-    _deployment_outputs(out, feats, deploy, model_set, preds, pool, rate, out_tokens, tp, unsupported)
+    out = with_columns(out, {
+        "llm_id": llm_ids, "gpu_id": gpu_ids, "scenario_detail": detail,
+        "request_rate_qps": np.where(detail == "offline", np.nan, rate), "output_tokens": out_tokens,
+        "power_w": power, "itl_s": itl,
+        "itl_definition": pd.Series(pool).map(model_set.itl_definitions).to_numpy(dtype=object),
+        "energy_per_token_j": energy, "throughput_tok_s": throughput,
+        "gpu_seen": np.isin(gpu_ids, list(model_set.gpu_ids)), "llm_seen": np.isin(llm_ids, list(model_set.llm_ids)),
+        "fits_in_memory": deploy["fits"].to_numpy(bool),
+        "power_w_lo": preds["power_w_lo"], "power_w_hi": preds["power_w_hi"],
+        "itl_s_lo": preds["itl_s_lo"], "itl_s_hi": preds["itl_s_hi"],
+        "energy_per_token_j_lo": e_lo, "energy_per_token_j_hi": e_hi,
+        "throughput_tok_s_lo": lo_t, "throughput_tok_s_hi": hi_t,
+        "out_of_range": range_notes != "", "serving_stack": stacks,
+        "power_model": preds["power_model"], "itl_model": preds["itl_model"],
+    })
+    out = _deployment_outputs(out, feats, deploy, model_set, preds, pool, rate, out_tokens, tp, unsupported)
     out["notes"] = _prediction_notes(model_set, out, feats, detail, pool, values, range_notes, stack_in,
                                      stack_known, saturation, gpus, deploy)
-    return out
+    out.columns = out.columns.astype(columns_dtype)
+    return out, rows
 
 
 def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.ndarray) -> dict[str, np.ndarray]:

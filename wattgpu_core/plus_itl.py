@@ -89,6 +89,12 @@ LLM_SHRINK_RUNS = 5.0  # an LLM's correction is sum(residuals) / (runs + this)
 ROBUST_SCALE = 0.1  # soft-L1 scale on ln ITL (residuals beyond ~10% count linearly)
 
 
+def _effect(effects: Mapping[str, float], key: str) -> float:
+    """``effects[key]``, 0 where absent or NaN."""
+    value = effects.get(key, np.nan)
+    return 0.0 if pd.isna(value) else float(value)
+
+
 def scenario_pool(scenario_detail) -> np.ndarray:
     return np.where(np.asarray(scenario_detail, dtype=object) == "offline", "offline", "server").astype(object)
 
@@ -413,8 +419,8 @@ class PlusItlModel:
     def _effects(self, rows: pd.DataFrame) -> np.ndarray:
         """ln corrections of each row: its LLM's (per scenario) and, for MoE LLMs, its GPU family's MoE effect."""
         pool = scenario_pool(rows["scenario_detail"])
-        key = pd.Series(rows["llm_id"].astype(str).to_numpy() + "|" + pool)
-        out = key.map(dict(self.llm_effects)).fillna(0.0).to_numpy(float)
+        effects = dict(self.llm_effects)
+        out = per_unique(lambda llm, p: _effect(effects, f"{llm}|{p}"), rows["llm_id"], pool)
         if self.moe_effects:
             moe = is_moe(rows)
             by_pool = {}

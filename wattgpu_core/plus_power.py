@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -124,9 +125,12 @@ GPU_EXTRA_COLUMNS = ("architecture",)  # GPU catalog columns beyond the paper fe
 # Physics: the shared decode step (physics.py) seen through this model's step-time constants
 def memory_family(memory_type):
     """Memory technology family: HBM3 (HBM3, HBM3e, HBM4), HBM2 (HBM2, HBM2e, older HBM), GDDR, or other."""
-    m = pd.Series(np.asarray(memory_type, dtype=object)).fillna("").astype(str).str.upper().str.replace(" ", "")
-    return np.select([m.str.startswith("HBM3") | m.str.startswith("HBM4"), m.str.startswith("HBM"),
-                      m.str.startswith("GDDR")], ["HBM3", "HBM2", "GDDR"], "other").astype(object)
+    def family(value) -> str:
+        m = ("" if pd.isna(value) else str(value)).upper().replace(" ", "")
+        return "HBM3" if m.startswith(("HBM3", "HBM4")) else "HBM2" if m.startswith("HBM") \
+            else "GDDR" if m.startswith("GDDR") else "other"
+
+    return per_unique(family, memory_type, dtype=object)
 
 
 def _is_gddr(memory_type) -> np.ndarray:
@@ -154,13 +158,14 @@ def _num(rows: pd.DataFrame, name: str, default) -> np.ndarray:
 
 
 def _offline_mask(rows: pd.DataFrame) -> np.ndarray:
-    return rows["scenario"].astype(str).str.lower().eq("offline").to_numpy()
+    return per_unique(lambda s: not pd.isna(s) and str(s).lower() == "offline", rows["scenario"], dtype=bool)
 
 
 def _rate_qps(rows: pd.DataFrame) -> np.ndarray:
     lam = _num(rows, "request_rate_qps", np.nan)
     if "scenario_detail" in rows.columns:
-        detail = rows["scenario_detail"].astype(str).map(WATTCOUNTS_RATE_QPS).to_numpy(dtype=float)
+        detail = per_unique(lambda d: np.nan if pd.isna(d) else WATTCOUNTS_RATE_QPS.get(str(d), np.nan),
+                            rows["scenario_detail"])
         lam = np.where(np.isnan(lam), detail, lam)
     return lam
 
@@ -356,6 +361,8 @@ class PlusPowerModel:
     stack_factors: dict = field(default_factory=dict)  # serving stack -> multiplicative factor
     idle_fit: dict | None = None  # (B - idle) / TDP sub-model, only with config.use_idle_power
     _booster: object = field(default=None, repr=False, compare=False)
+    # the LLM's name is no input (only its sizes and shape are): explanations leave its group out (exactly 0)
+    unread_columns: ClassVar[tuple[str, ...]] = ("llm_id",)
 
     # --------------------------------------------------------------------------------------------------------------
     @classmethod
@@ -472,9 +479,17 @@ class PlusPowerModel:
             return np.zeros(0)
         ph = physical_frame(rows, self.timing)
         b, d, f = self._levels(rows, ph)
-        g = np.clip(np.asarray(self.booster.inplace_predict(self._matrix(rows, ph, b, d, f)), dtype=float), 0, 1)
+        g = np.clip(self._headroom_use(self._matrix(rows, ph, b, d, f)), 0, 1)
         tdp = rows["tdp_w"].to_numpy(float)
         return b + (tdp - b) * busy_share(g, f, ph)
+
+    def _headroom_use(self, x: np.ndarray) -> np.ndarray:
+        """The booster's output per row of ``x``; a large ``x`` (explanations: thousands of rows sharing inputs)
+        is predicted once per distinct row."""
+        if len(x) < 1000:
+            return np.asarray(self.booster.inplace_predict(x), dtype=float)
+        distinct, inverse = np.unique(x, axis=0, return_inverse=True)
+        return np.asarray(self.booster.inplace_predict(distinct), dtype=float)[inverse.reshape(-1)]
 
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
         """Mean power per GPU (W), one per row; within [serving-idle, TDP] (other stacks: times their factor)."""
@@ -596,7 +611,7 @@ def _core_stack(rows: pd.DataFrame) -> str:
 def _arch(rows: pd.DataFrame) -> np.ndarray:
     if "architecture" not in rows.columns:
         return np.full(len(rows), "", dtype=object)
-    return rows["architecture"].fillna("").astype(str).to_numpy(dtype=object)
+    return per_unique(lambda a: "" if pd.isna(a) else str(a), rows["architecture"], dtype=object)
 
 
 def _fit_timing(core: pd.DataFrame) -> Timing:

@@ -72,7 +72,8 @@ def predict_one(llm_id: str, gpu_id: str, workload: Workload, gpus: pd.DataFrame
     if gpu.empty:
         raise WattGPUError(f"unknown GPU {gpu_id!r}; pick one from the list")
     requests = pd.DataFrame([{"llm": llm_id, "gpu": gpu_id, **workload.as_request()}])
-    row = predict(requests, gpu, llms, model_set).iloc[0]
+    llm = llms[llms["llm_id"] == llm_id]  # only this LLM's catalog row: the whole catalog costs more than predicting
+    row = predict(requests, gpu, llm if len(llm) else llms, model_set).iloc[0]
     fits = bool(row.get("fits_in_memory", True))
     weights = weights_gb_16bit(llms.set_index("llm_id").loc[llm_id])
     reason = "" if fits else (f"it needs about {weights:.0f} GB for 16-bit weights alone and the GPU has "
