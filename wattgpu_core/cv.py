@@ -117,8 +117,9 @@ def single_threaded_blas():
     """A ``threadpool_limits`` holding every BLAS this process uses at one thread (scipy's loaded first: a limit
     reaches only the libraries already loaded). The fits solve many small least-squares problems, for which BLAS
     threads only contend with the fold workers: measured several times slower on a 2-core machine."""
-    import scipy.linalg  # noqa: F401  lazy: loads scipy's own BLAS (scipy takes a second to import)
-    from threadpoolctl import threadpool_limits
+    # lazy: importing scipy.linalg loads scipy's own BLAS (it takes a second: only fits need it)
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_limits  # lazy: only fits need it
 
     return threadpool_limits(limits=1, user_api="blas")
 
