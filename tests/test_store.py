@@ -216,3 +216,17 @@ def test_the_seed_is_named_relative_to_the_checkout_so_its_fingerprint_does_not_
     with Store.build(tmp_path / "seed.duckdb") as store:
         names = set(store.batches()["file_name"])
     assert names == {"data/seed", "data/seed/runs.csv"}, names
+
+
+def test_the_remembered_fingerprint_follows_every_write_even_from_another_handle(store_path):
+    from wattgpu_core.custom import gpu_from_specs
+
+    first = Store.open(store_path)
+    before = first.fingerprint()
+    assert first.fingerprint() == before  # remembered: same file, same value
+    other = Store.open(store_path)  # a second handle (another session of the app) writes a catalog row only
+    other.add_gpu(gpu_from_specs({"name": "Fingerprint Test GPU", "memory_size_gb": 48, "memory_bandwidth_gb_s": 900,
+                                  "fp16_tensor_dense_tflops": 180, "tdp_w": 300}, set(other.gpus()["gpu_id"])))
+    after = first.fingerprint()
+    assert after != before
+    assert after == Store.open(store_path, read_only=True).fingerprint()

@@ -232,6 +232,7 @@ def _open_waiting(path: Path, read_only: bool, timeout_s: float) -> duckdb.DuckD
 _WRITE_LOCKS: dict[str, threading.Lock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 _VERSIONS: dict[str, tuple[tuple, str]] = {}  # store path -> (file signature, data version)
+_FINGERPRINTS: dict[str, tuple[tuple, str]] = {}  # store path -> (file signature, fingerprint)
 
 
 def _write_lock(key: str) -> threading.Lock:
@@ -603,7 +604,12 @@ class Store:
 
         Each row becomes a JSON list of its values as text (NULL stays null, so no two rows can print alike), rows
         are joined in key order and hashed inside DuckDB. Import times and who imported are left out, so undoing an
-        upload restores the fingerprint exactly, and equal data built on either backend hashes equal."""
+        upload restores the fingerprint exactly, and equal data built on either backend hashes equal. An embedded
+        file's fingerprint is remembered in this process until the file changes (pages check it on every render)."""
+        sig = None if self.backend.is_lake else _file_signature(self.path)
+        memo = _FINGERPRINTS.get(str(self.path)) if sig is not None else None
+        if memo is not None and memo[0] == sig:
+            return memo[1]
         digest = hashlib.sha256()
         with self._cursor() as cur:
             for table, columns in _TABLES.items():
@@ -613,6 +619,8 @@ class Store:
                     f"SELECT count(*), md5(coalesce(string_agg(to_json([{values}]), chr(10) ORDER BY {_KEYS[table]}), "
                     f"'')) FROM {table}").fetchall()[0]
                 digest.update(f"{table}:{count}:{md5};".encode())
+        if sig is not None:
+            _FINGERPRINTS[str(self.path)] = (sig, digest.hexdigest())
         return digest.hexdigest()
 
     # -- writes -----------------------------------------------------------------------------------------------------
