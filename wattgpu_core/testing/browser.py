@@ -87,6 +87,41 @@ def wait_idle(page, timeout_ms: int = 90_000, settle_ms: int = 400) -> None:
     app.wait_for(state="visible")
 
 
+# Recorded in the page itself: every change of the app's script state with performance.now() (ms since the document
+# started loading), so a timing ends when the run finished, not when a poll noticed it.
+_RUN_RECORDER = """
+window.__wattgpuStates = [];
+new MutationObserver(() => {
+  const a = document.querySelector('[data-testid="stApp"]');
+  const s = a && a.getAttribute('data-test-script-state');
+  const last = window.__wattgpuStates[window.__wattgpuStates.length - 1];
+  if (s && (!last || last[0] !== s)) window.__wattgpuStates.push([s, performance.now()]);
+}).observe(document, {subtree: true, childList: true, attributes: true,
+                      attributeFilter: ['data-test-script-state']});
+"""
+
+
+def record_script_runs(context) -> None:
+    """Make every page of a browser context record its script runs (see :func:`finished_run_ms`)."""
+    context.add_init_script(_RUN_RECORDER)
+
+
+def page_clock_ms(page) -> float:
+    """The page's performance.now(), in ms since its document started loading."""
+    return float(page.evaluate("() => performance.now()"))
+
+
+def finished_run_ms(page, after_ms: float = 0.0) -> float:
+    """When (performance.now(), ms) the last script run that started after ``after_ms`` finished; NaN if none
+    did. Call after :func:`wait_idle`."""
+    states = page.evaluate("() => window.__wattgpuStates || []")
+    started = [t for s, t in states if s == "running" and t >= after_ms]
+    if not started:
+        return float("nan")
+    ends = [t for s, t in states if s == "notRunning" and t >= started[0]]
+    return float(ends[-1]) if ends else float("nan")
+
+
 def exceptions_on(page) -> list[str]:
     return [e.inner_text()[:500] for e in page.locator('[data-testid="stException"]').all()]
 
