@@ -426,16 +426,3 @@ def test_plus_grouped_shapley_values_agree_with_shaps_exact_explainer(plus_setup
         np.testing.assert_allclose(ours.values[0], exact.values[0], rtol=1e-7, atol=1e-9)
         assert float(ours.base_values[0]) == pytest.approx(float(exact.base_values[0]), rel=1e-9)
 
-
-def test_preloading_imports_shap_off_the_calling_thread():
-    import subprocess
-    import sys
-
-    code = ("import sys, threading\n"
-            "from wattgpu_core.explain import preload_in_background\n"
-            "assert 'shap' not in sys.modules\n"
-            "t = preload_in_background()\n"
-            "assert t is not threading.current_thread() and t.daemon\n"
-            "t.join(120)\n"
-            "assert 'shap' in sys.modules\n")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=180)

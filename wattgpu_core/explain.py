@@ -24,7 +24,6 @@ part, serving-idle power plus the busy share of the headroom).
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,19 +152,6 @@ class _ShownValue:
         what = "power" if self.target == "power" else "ITL"
         return f"Why this {what} prediction: {self.value_format.format(self.prediction)}"
 
-
-
-def preload_in_background() -> threading.Thread:
-    """Import shap in a daemon thread and return it: explanations need it and it takes about a second to import,
-    which an app can spend while the user is still on another page (a later ``import shap`` waits for this one)."""
-
-    def load() -> None:
-        # lazy: only explanations need shap; here it loads off the request path
-        import shap  # noqa: F401
-
-    thread = threading.Thread(target=load, name="wattgpu-preload-shap", daemon=True)
-    thread.start()
-    return thread
 
 @dataclass(frozen=True)
 class TargetExplanation(_ShownValue):

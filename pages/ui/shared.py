@@ -204,15 +204,7 @@ def pick_workload(prefix: str, state: view_state.PageState, columns: bool = True
 
 
 # -- sidebar: custom GPU and LLM ------------------------------------------------------------------------------------
-@st.cache_resource(show_spinner=False)
-def _preload() -> bool:
-    """Once per server: start loading what explanations need (shap) in the background."""
-    core_explain.preload_in_background()
-    return True
-
-
 def sidebar() -> None:
-    _preload()
     with st.sidebar:
         seed("model_set", url_state().model)
         st.radio("Prediction model", list(labels.MODEL_CHOICES), format_func=labels.MODEL_CHOICES.get, key="model_set",
