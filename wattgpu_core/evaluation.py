@@ -236,12 +236,15 @@ def _records_for(pred_frame: pd.DataFrame, target: str, model: str, strategy: st
     return records
 
 
-def evaluate_frame(*args, **kwargs) -> EvaluationResult:
+def evaluate_frame(frame: pd.DataFrame, paper_compat: bool, model_sets: Iterable[ModelSet | str] = ("paper",),
+                   **kwargs) -> EvaluationResult:
     """The protocol on a prepared training frame (see :func:`run_evaluation` and :func:`_evaluate_frame`).
 
-    BLAS runs single-threaded meanwhile (:func:`~wattgpu_core.cv.single_threaded_blas`)."""
-    with single_threaded_blas():
-        return _evaluate_frame(*args, **kwargs)
+    BLAS runs single-threaded meanwhile (:func:`~wattgpu_core.cv.single_threaded_blas`; scipy's is loaded only
+    for model sets whose fits solve least-squares problems)."""
+    sets = [get_model_set(m) if isinstance(m, str) else m for m in model_sets]
+    with single_threaded_blas(load_scipy=any(getattr(m, "fits_hold_the_gil", False) for m in sets)):
+        return _evaluate_frame(frame, paper_compat, sets, **kwargs)
 
 
 def _evaluate_frame(
