@@ -173,6 +173,26 @@ def with_columns(frame: pd.DataFrame, columns: dict) -> pd.DataFrame:
     return pd.concat([frame, added], axis=1)
 
 
+def catalog_values(rows: pd.DataFrame, key: str, table: pd.DataFrame, columns, is_text) -> dict:
+    """Each row's values of ``columns`` from the first row of ``table`` with the row's ``key`` (missing where the
+    table lacks it): {column: object Series (None for missing) where ``is_text(column)``, else a float array (NaN)}.
+    A join by position: no merge, no reordering, the rows' index kept."""
+    table = table.drop_duplicates(key)
+    pos = pd.Index(table[key].to_numpy(dtype=object)).get_indexer(rows[key].to_numpy(dtype=object))
+    found = pos >= 0
+    out = {}
+    for c in columns:
+        text = is_text(c)
+        values = table[c].to_numpy(dtype=object) if text else pd.to_numeric(table[c], errors="coerce").to_numpy(
+            dtype=float)
+        col = np.full(len(rows), None if text else np.nan, dtype=object if text else float)
+        col[found] = values[pos[found]]
+        if text:
+            col[pd.isna(col)] = None
+        out[c] = pd.Series(col, index=rows.index, dtype=object) if text else col
+    return out
+
+
 def join_specs(rows: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame) -> pd.DataFrame:
     """``rows`` (with llm_id, gpu_id) plus the GPU and LLM spec columns the features need (a new frame).
 
@@ -181,21 +201,9 @@ def join_specs(rows: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame) -> pd
     gpu_cols = [c for c in GPU_SPEC_COLUMNS if c in gpus.columns]
     llm_cols = [c for c in LLM_SPEC_COLUMNS if c in llms.columns]
     out = rows.drop(columns=[c for c in gpu_cols + llm_cols if c in rows.columns]).copy()
-    joined = {}
-    for key, table, cols in (("gpu_id", gpus, gpu_cols), ("llm_id", llms, llm_cols)):
-        table = table.drop_duplicates(key)
-        pos = pd.Index(table[key].astype(object)).get_indexer(out[key].astype(object).to_numpy())
-        found = pos >= 0
-        for c in cols:
-            text = c in ("memory_type", "model_type", "is_moe")
-            values = table[c].to_numpy(dtype=object) if text else pd.to_numeric(table[c], errors="coerce").to_numpy(
-                dtype=float)
-            col = np.full(len(out), None if text else np.nan, dtype=object if text else float)
-            col[found] = values[pos[found]]
-            if text:
-                col[pd.isna(col)] = None
-            joined[c] = pd.Series(col, index=out.index, dtype=object) if text else col
-    return with_columns(out, joined)
+    text = {"memory_type", "model_type", "is_moe"}.__contains__
+    return with_columns(out, {**catalog_values(out, "gpu_id", gpus, gpu_cols, text),
+                              **catalog_values(out, "llm_id", llms, llm_cols, text)})
 
 
 def add_features(frame: pd.DataFrame) -> pd.DataFrame:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ModelNotTrainedError, WattGPUError
-from .features import add_features, join_specs, scenario_detail, with_columns
+from .features import add_features, catalog_values, join_specs, scenario_detail, with_columns
 from .model_files import reading
 from .model_set import TARGET_COLUMNS, TARGET_UNITS, TARGETS, FramePrepared, ModelSet
 from .paths import MODELS_DIR
@@ -93,20 +93,8 @@ def join_extra_specs(frame: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame
     (:data:`EXTRA_GPU_COLUMNS`, :data:`EXTRA_LLM_COLUMNS`); a new frame."""
     out, joined = frame.copy(), {}
     for key, table, cols in (("gpu_id", gpus, EXTRA_GPU_COLUMNS), ("llm_id", llms, EXTRA_LLM_COLUMNS)):
-        table = table.drop_duplicates(key)
-        # each row's catalog row (the first with its id), -1 where the catalog lacks it
-        pos = pd.Index(table[key].to_numpy(dtype=object)).get_indexer(out[key].to_numpy(dtype=object))
-        found = pos >= 0
-        for c in cols:
-            if c not in table.columns:
-                continue
-            text = table[c].dtype == object or str(table[c].dtype) in ("str", "string")
-            values = table[c].to_numpy(dtype=object) if text else table[c].astype(float).to_numpy()
-            col = np.full(len(out), None if text else np.nan, dtype=object if text else float)
-            col[found] = values[pos[found]]
-            if text:
-                col[pd.isna(col)] = None
-            joined[c] = pd.Series(col, index=out.index, dtype=object) if text else col
+        joined.update(catalog_values(out, key, table, [c for c in cols if c in table.columns],
+                                     lambda c, t=table: t[c].dtype == object or str(t[c].dtype) in ("str", "string")))
     return with_columns(out, joined)
 
 
