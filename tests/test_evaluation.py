@@ -197,3 +197,16 @@ def test_fast_metrics_equal_the_straightforward_ones(frames):
                     assert math.isnan(ours[key]), (model, target, key)
                 else:
                     assert ours[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (model, target, key)
+
+
+def test_gpu_choice_regret_by_hand():
+    """Extra value (%) of the GPU predicted lowest over the truly lowest, per (LLM, scenario), repeats averaged."""
+    frame = pd.DataFrame({
+        "llm_id": ["a"] * 5 + ["b"] * 2 + ["c"],
+        "scenario_detail": ["offline"] * 3 + ["server_low"] * 2 + ["offline"] * 3,
+        "gpu_id": ["g1", "g2", "g2", "g1", "g2", "g1", "g2", "g1"],
+        "y_true": [1.0, 2.0, 1.0, 4.0, 5.0, 3.0, 2.0, 9.0],
+        "y_pred": [2.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0]})
+    # a/offline: g2 (mean 1.5) picked, truly lowest g1 (1.0): 50%; a/server_low: g1 picked = lowest: 0%;
+    # b/offline: tie in prediction, the first (g1, 3.0) over 2.0: 50%; c has one GPU: skipped.
+    assert E.gpu_choice_regret_pct(frame) == pytest.approx((50.0 + 0.0 + 50.0) / 3)

@@ -178,3 +178,22 @@ def test_per_unique_is_the_plain_loop():
         np.testing.assert_array_equal(ph.per_unique(fn, *columns, dtype=object),
                                       np.array([fn(*v) for v in zip(*columns, strict=True)], dtype=object))
     assert ph.per_unique(fn, a[:0], b[:0]).shape == (0,)
+
+
+def test_server_fixed_point_on_server_rows_equals_every_row_alone():
+    """``evaluate`` iterates the server's batch fixed point on the server rows only: each row of a mixed table
+    (offline, server at several rates, a tensor-parallel and an MoE row) gets exactly what it gets alone."""
+    rows = pd.concat([_rows(), _rows(scenario_detail="server_high", request_rate_qps=4.0),
+                      _rows(scenario_detail="server_low", request_rate_qps=0.02, tensor_parallel=2.0),
+                      _rows(num_requests=1000.0, batch_size=256.0),
+                      _rows(scenario_detail="server_high", request_rate_qps=9.0, total_params_b=46.7,
+                            active_params_b=12.9, num_experts=8.0, experts_per_token=2.0)], ignore_index=True)
+    p = ph.StepParameters(memory_efficiency=np.linspace(0.6, 0.9, len(rows)), compute_efficiency=0.5,
+                          power_tflops=80.0, overhead_s=1e-3, per_sequence_s=2e-5)
+    together = ph.DecodeWorkload.of(rows).evaluate(p)
+    for i in range(len(rows)):
+        alone = ph.DecodeWorkload.of(rows.iloc[[i]]).evaluate(
+            ph.StepParameters(**{k: (v[i:i + 1] if np.ndim(v) else v) for k, v in p.__dict__.items()}))
+        for key, value in alone.items():
+            assert together[key][i] == pytest.approx(value[0], rel=1e-12), (i, key)
+    assert together["batch"][1] > 1.0 and together["batch"][0] == 64.0

@@ -310,3 +310,43 @@ def test_wattgpu_plus_is_evaluated_beside_xgb(data):
             assert ours["n_rows"] == paper["n_rows"] and np.isfinite(ours["mdape_pct"])
     text = E.format_tables(result)
     assert "WattGPU+ Offline CV" in text and "XGB      Offline CV" in text
+
+
+def test_itl_fit_jacobians_equal_per_parameter_differences(data):
+    """The calibration's chain-rule Jacobian (five physics differences) and the stack fit's (two, and exactly 1 for
+    the factor) equal plain forward differences in every parameter, one at a time."""
+    from scipy.optimize._numdiff import approx_derivative
+
+    from wattgpu_core import plus_itl as PI
+
+    frame = _subset(data["frame"], 8)
+    frame = frame[PI.usable(frame)].reset_index(drop=True)
+    design = PI._Design.of(frame)
+    n_eff = len(design.archs) + 2 * len(design.fams)
+    rng = np.random.default_rng(3)
+    ridge = 0.7
+    for theta in (np.r_[PI._START, np.zeros(n_eff)], np.r_[PI._START, rng.normal(0, 0.3, n_eff)] + np.r_[
+            0.1, -0.4, 0.5, 1.0, -0.6, -0.2, 0.8, np.zeros(n_eff)]):
+        remembered = PI._Remembered(design.log_itl)
+
+        def residuals(t, remembered=remembered):
+            return np.r_[remembered(t), ridge * t[7:]]
+
+        got = PI._chain_jacobian(design, ridge, remembered)(theta)
+        want = approx_derivative(residuals, theta, method="3-point", rel_step=1e-6)
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+
+    work = PI.DecodeWorkload.of(frame)
+    p0 = PI.ItlCalibration(0.8, 0.6, 1.3e-3, 1.7e-5, 0.4, 0.9, 30.0).step_parameters(frame)
+
+    def log_itl(hc):
+        h, c = np.exp(hc)
+        return np.log(work.evaluate(PI.replace(p0, overhead_s=p0.overhead_s + h, per_sequence_s=p0.per_sequence_s + c),
+                                    load=False)["itl_s"])
+
+    remembered = PI._Remembered(log_itl)
+    theta = np.log([2e-3, 3e-5, 1.7])
+    got = PI._stack_jacobian(remembered, log_itl)(theta)
+    want = approx_derivative(lambda t: log_itl(t[:2]) + t[2], theta, method="3-point", rel_step=1e-6)
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)
+    assert (got[:, 2] == 1.0).all()

@@ -22,6 +22,7 @@ fold; metrics by groupby loops with scipy) are in ``tests/reference_models.py``.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -114,9 +115,15 @@ class _Averaged:
         return np.split(order, bounds) if len(order) else []
 
 
+@functools.lru_cache(maxsize=256)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs i < j of ``n`` items (an evaluation asks for the same few sizes thousands of times)."""
+    return np.triu_indices(n, k=1)
+
+
 def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
     """Kendall's tau-b (ties handled as scipy's ``kendalltau``): sum(sx sy) / sqrt(sum(sx^2) sum(sy^2))."""
-    i, j = np.triu_indices(len(x), k=1)
+    i, j = _pairs(len(x))
     sx, sy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
     den = np.sqrt(np.sum(sx * sx) * np.sum(sy * sy))
     return float(np.sum(sx * sy) / den) if den > 0 else math.nan
@@ -148,10 +155,26 @@ def gpu_choice_accuracy(frame: pd.DataFrame, k: int = 1, averaged: _Averaged | N
     return 100.0 * float(np.mean(hits)) if hits else math.nan
 
 
-def metrics(frame: pd.DataFrame) -> dict:
+def gpu_choice_regret_pct(frame: pd.DataFrame, averaged: _Averaged | None = None) -> float:
+    """Mean extra value (%) of the GPU predicted lowest over the truly lowest, per (LLM, scenario) group (values
+    averaged over repeats first; groups with fewer than 2 GPUs are skipped). For energy per token: the extra energy
+    a user pays by picking the GPU the predictions pick."""
+    avg = _Averaged.of(frame) if averaged is None else averaged
+    regrets = [100.0 * (avg.y[g][np.argmin(avg.p[g])] / avg.y[g].min() - 1.0) for g in avg.groups("llm")
+               if len(g) >= 2]
+    return float(np.mean(regrets)) if regrets else math.nan
+
+
+def averaged_cells(frame: pd.DataFrame) -> _Averaged:
+    """y_true and y_pred of ``frame`` averaged per (LLM, scenario_detail, GPU): what the ranking metrics read
+    (compute it once and pass it to several of them)."""
+    return _Averaged.of(frame)
+
+
+def metrics(frame: pd.DataFrame, averaged: _Averaged | None = None) -> dict:
     """All metrics of one (target, model, scenario, strategy) cell from rows with y_true and y_pred."""
     y, p = frame["y_true"].to_numpy(float), frame["y_pred"].to_numpy(float)
-    avg = _Averaged.of(frame)
+    avg = _Averaged.of(frame) if averaged is None else averaged
     return {"mdape_pct": mdape_pct(y, p), "pearson_r": pearson_r(y, p),
             "gpu_tau": mean_kendall_tau(frame, "gpu_id", avg), "llm_tau": mean_kendall_tau(frame, "llm_id", avg),
             "top1_pct": gpu_choice_accuracy(frame, 1, avg), "top3_pct": gpu_choice_accuracy(frame, 3, avg),

@@ -389,6 +389,12 @@ class StepParameters:
     per_sequence_s: object = 0.0
 
 
+def _take_rows(p: StepParameters, rows: np.ndarray, n: int) -> StepParameters:
+    """``p`` for the rows at positions ``rows`` of an ``n``-row workload (scalars stay scalars)."""
+    return StepParameters(**{k: v if np.ndim(v) == 0 else np.broadcast_to(v, (n,))[rows]
+                             for k, v in p.__dict__.items()})
+
+
 @dataclass(frozen=True)
 class DecodeWorkload:
     """Each row's model, GPU and workload as arrays, with the parts of the physics that do not depend on
@@ -503,6 +509,12 @@ class DecodeWorkload:
                                  for k in self.__dataclass_fields__})
 
     @cached_property
+    def _server_rows(self) -> tuple[np.ndarray, DecodeWorkload]:
+        """Positions of the server rows, and the workload of those rows (``self`` when every row is one)."""
+        rows = np.flatnonzero(~self.offline)
+        return rows, (self if len(rows) == len(self) else self.subset(rows))
+
+    @cached_property
     def _per_sequence(self) -> dict:
         """What a decode step reads and computes per sequence in the batch (per GPU), and the weight bytes when no
         row is MoE (then independent of the batch): computed once per workload, as fits evaluate it hundreds of
@@ -573,12 +585,17 @@ class DecodeWorkload:
         """
         prefill = self.prefill_time_s(p)
         out = self.output_tokens
-        srv_batch = np.ones(len(self))
-        for _ in range(max(int(server_iterations), 0)):
-            t1 = self.step_time_s(srv_batch, p)
-            srv_batch = server_batch_seen(self.request_rate_qps, np.maximum(prefill, t1) + (out - 1.0) * t1,
-                                          self.batch_cap)
-        batch = np.where(self.offline, self.offline_batch, srv_batch)
+        batch = np.where(self.offline, self.offline_batch, 1.0)
+        rows, server = self._server_rows
+        if len(rows) and server_iterations > 0:  # the fixed point, on the server rows only
+            p_srv = p if server is self else _take_rows(p, rows, len(self))
+            pf, srv_batch = np.broadcast_to(prefill, batch.shape)[rows], np.ones(len(rows))
+            for _ in range(int(server_iterations)):
+                t1 = server.step_time_s(srv_batch, p_srv)
+                srv_batch = server_batch_seen(server.request_rate_qps,
+                                              np.maximum(pf, t1) + (server.output_tokens - 1.0) * t1,
+                                              server.batch_cap)
+            batch[rows] = srv_batch
         t = self.step_time_s(batch, p)
         latency = np.maximum(prefill, t) + (out - 1.0) * t
         finite = np.isfinite(self.num_requests)

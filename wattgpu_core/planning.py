@@ -30,7 +30,15 @@ import pandas as pd
 from . import physics as ph
 from .catalog import GpuResolver, LlmResolver, native_precisions, resolve_llm_precision
 from .errors import Issue, ModelNotTrainedError, UnknownNameError, ValidationError
-from .evaluation import ITL_DEFINITION_LABELS, LOAD_SCALE, ROOFLINE_BATCH, mdape_pct, metrics
+from .evaluation import (
+    ITL_DEFINITION_LABELS,
+    LOAD_SCALE,
+    ROOFLINE_BATCH,
+    averaged_cells,
+    gpu_choice_regret_pct,
+    mdape_pct,
+    metrics,
+)
 from .features import SCENARIO_POOL, add_features, join_specs, scenario_detail, with_columns
 from .models import WATTCOUNTS_MAX_TOKENS, join_extra_specs, training_frame
 from .paths import MODELS_DIR
@@ -772,18 +780,6 @@ def derivation_checks(frame: pd.DataFrame, result) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _choice_regret_pct(rows: pd.DataFrame) -> float:
-    """Mean extra energy per token (%) of the predicted lowest-energy GPU over the truly lowest, per (LLM, scenario)."""
-    avg = rows.groupby(["llm_id", "scenario_detail", "gpu_id"])[["y_true", "y_pred"]].mean().reset_index()
-    regrets = []
-    for _, g in avg.groupby(["llm_id", "scenario_detail"]):
-        if len(g) < 2:
-            continue
-        y, p = g["y_true"].to_numpy(), g["y_pred"].to_numpy()
-        regrets.append(100.0 * (y[np.argmin(p)] / y.min() - 1.0))
-    return float(np.mean(regrets)) if regrets else float("nan")
-
-
 def energy_choice(frame: pd.DataFrame, result) -> pd.DataFrame:
     """Energy per token derived from each model's out-of-fold power and ITL, scored against the measured value.
 
@@ -807,11 +803,12 @@ def energy_choice(frame: pd.DataFrame, result) -> pd.DataFrame:
                              "y_true": runs["energy_per_token_j"].to_numpy(float), "y_pred": energy})
         work = work[np.asarray(counted, dtype=bool)]
         for scenario, part in work.groupby("scenario", sort=True):
-            m = metrics(part)
+            averaged = averaged_cells(part)
+            m = metrics(part, averaged)
             rows.append({"model": model, "strategy": strategy, "scenario": scenario,
                          "mdape_pct": m["mdape_pct"], "gpu_tau": m["gpu_tau"], "llm_tau": m["llm_tau"],
                          "top1_pct": m["top1_pct"], "top3_pct": m["top3_pct"],
-                         "extra_energy_pct": _choice_regret_pct(part), "n_rows": m["n_rows"]})
+                         "extra_energy_pct": gpu_choice_regret_pct(part, averaged), "n_rows": m["n_rows"]})
 
     for model, strategy, power, itl in sources:
         both = power[["run_id", "y_pred", "counted"]].merge(itl[["run_id", "y_pred"]], on="run_id",

@@ -166,56 +166,85 @@ class _Design:
         return cls(DecodeWorkload.of(frame), frame["fp16_tensor_dense_tflops"].to_numpy(float),
                    frame["tdp_w"].to_numpy(float), a_code, f_code, archs, fams)
 
-    def log_itl(self, theta: np.ndarray) -> np.ndarray:
+    def step_parameters(self, theta: np.ndarray) -> StepParameters:
+        """The per-row step parameters at ``theta`` (globals, then architecture, family and family-memory
+        effects)."""
         na, nf = len(self.archs), len(self.fams)
-        em, ec, c0, c1, eps, gam, static = theta[:7]
+        em, ec, c0, c1 = theta[:4]
+        dm = np.r_[theta[7 + na + nf:7 + na + 2 * nf], 0.0][self.fam_code]
+        per_w, static = self.ceiling_inputs(theta)
+        return StepParameters(memory_efficiency=np.exp(em + dm), compute_efficiency=np.exp(ec),
+                              power_tflops=power_limited_tflops(self.tdp, per_w, static),
+                              overhead_s=np.exp(c0), per_sequence_s=np.exp(c1))
+
+    def ceiling_inputs(self, theta: np.ndarray) -> tuple[np.ndarray, float]:
+        """(TFLOPS per watt per row, static power W) of the power ceiling at ``theta``."""
+        na, nf = len(self.archs), len(self.fams)
+        eps, gam, static = theta[4:7]
         da = np.r_[theta[7:7 + na], 0.0][self.arch_code]
         df = np.r_[theta[7 + na:7 + na + nf], 0.0][self.fam_code]
-        dm = np.r_[theta[7 + na + nf:7 + na + 2 * nf], 0.0][self.fam_code]
-        per_w = np.exp(eps + da + df) * (self.tflops / self.tdp) ** gam
-        p = StepParameters(memory_efficiency=np.exp(em + dm), compute_efficiency=np.exp(ec),
-                           power_tflops=power_limited_tflops(self.tdp, per_w, np.exp(static)),
-                           overhead_s=np.exp(c0), per_sequence_s=np.exp(c1))
+        return np.exp(eps + da + df) * (self.tflops / self.tdp) ** gam, math.exp(static)
+
+    def log_itl_at(self, p: StepParameters) -> np.ndarray:
         return np.log(self.work.evaluate(p, load=False)["itl_s"])
 
+    def log_itl(self, theta: np.ndarray) -> np.ndarray:
+        return self.log_itl_at(self.step_parameters(theta))
 
-def _grouped_jacobian(residuals, design: _Design, lower: np.ndarray, upper: np.ndarray):
-    """Forward-difference Jacobian of ``residuals`` that perturbs effect parameters of one kind together.
 
-    Each row's ln ITL depends on one architecture effect, one family effect and one family memory effect (and each
-    ridge row on its own parameter), so all architecture effects can be stepped at once and their columns read off
-    the rows they own: the same derivatives as one step per column, with 11 evaluations instead of 1 + 7 + the
-    number of effects. Steps follow scipy's 2-point rule (sqrt(eps) x max(1, |x|), turned back inside bounds).
+class _Remembered:
+    """``fun`` that remembers its last point and value: least_squares evaluates a point and then asks for the
+    Jacobian there, whose differences start from that same value."""
+
+    def __init__(self, fun):
+        self.fun, self.x, self.value = fun, None, None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.x is None or not np.array_equal(x, self.x):
+            self.value, self.x = self.fun(x), np.array(x, dtype=float)
+        return self.value
+
+
+_FIELD_STEP = math.sqrt(np.finfo(float).eps)  # relative step of a step parameter in the Jacobian's differences
+_STEP_FIELDS = ("memory_efficiency", "compute_efficiency", "overhead_s", "per_sequence_s", "power_tflops")
+
+
+def _chain_jacobian(design: _Design, ridge: float, log_itl: _Remembered):
+    """Jacobian of the calibration's residuals (ln ITL - ln measured, then ``ridge`` x the effects).
+
+    ln ITL depends on the parameters only through five per-row step parameters (memory and compute efficiency,
+    overheads per step and per sequence, the power ceiling), each the exponential of a sum of parameters (the
+    ceiling also of ``power_exponent`` x ln(TFLOPS / TDP) and of the static power through max(TDP - static, 20%
+    TDP)). So five forward differences of the physics, one per step parameter and each scaled by a relative step,
+    give d ln ITL / d ln(step parameter) for every row, and the chain rule gives every column: 5 physics evaluations
+    per Jacobian instead of one per parameter. ``log_itl`` remembers the last point, so the base value is not
+    recomputed.
     """
     n = len(design.arch_code)
     na, nf = len(design.archs), len(design.fams)
-    rel = np.sqrt(np.finfo(float).eps)
+    log_ratio = np.log(design.tflops / design.tdp)
+    dl = math.log1p(_FIELD_STEP)
     rows = np.arange(n)
-    # (columns stepped together, for each column the residual rows it owns)
-    groups = [([j], None) for j in range(7)]
-    for start, count, code in ((7, na, design.arch_code), (7 + na, nf, design.fam_code),
-                               (7 + na + nf, nf, design.fam_code)):
-        cols = list(range(start, start + count))
-        owned = [np.r_[rows[code == k], n + (start - 7) + k] for k in range(count)]
-        if cols:
-            groups.append((cols, owned))
 
     def jac(theta):
-        f0 = residuals(theta)
-        h = rel * np.where(theta >= 0, 1.0, -1.0) * np.maximum(1.0, np.abs(theta))
-        out = (theta + h > upper) | (theta + h < lower)
-        h = np.where(out, -h, h)
-        h = (theta + h) - theta
-        J = np.zeros((len(f0), len(theta)))
-        for cols, owned in groups:
-            x = theta.copy()
-            x[cols] += h[cols]
-            df = residuals(x) - f0
-            if owned is None:
-                J[:, cols[0]] = df / h[cols[0]]
-            else:
-                for j, idx in zip(cols, owned, strict=True):
-                    J[idx, j] = df[idx] / h[j]
+        p = design.step_parameters(theta)
+        f0 = log_itl(theta)
+        g = {name: (design.log_itl_at(replace(p, **{name: getattr(p, name) * (1.0 + _FIELD_STEP)})) - f0) / dl
+             for name in _STEP_FIELDS}
+        # d ln(power ceiling) / d ln(static power), from the ceiling itself (it is clipped at 20% of TDP)
+        per_w, static = design.ceiling_inputs(theta)
+        d_static = (np.log(power_limited_tflops(design.tdp, per_w, static * (1.0 + _FIELD_STEP)))
+                    - np.log(power_limited_tflops(design.tdp, per_w, static))) / dl
+        g_mem, g_pow = g["memory_efficiency"], g["power_tflops"]
+        J = np.zeros((n + na + 2 * nf, len(theta)))
+        J[:n, 0], J[:n, 1] = g_mem, g["compute_efficiency"]
+        J[:n, 2], J[:n, 3] = g["overhead_s"], g["per_sequence_s"]
+        J[:n, 4], J[:n, 5], J[:n, 6] = g_pow, g_pow * log_ratio, g_pow * d_static
+        for start, count, code, grad in ((7, na, design.arch_code, g_pow), (7 + na, nf, design.fam_code, g_pow),
+                                         (7 + na + nf, nf, design.fam_code, g_mem)):
+            mine = code >= 0
+            J[rows[mine], start + code[mine]] = grad[mine]
+            J[n + np.arange(start - 7, start - 7 + count), np.arange(start, start + count)] = ridge
         return J
 
     return jac
@@ -234,10 +263,12 @@ def fit_calibration(frame: pd.DataFrame, y_log: np.ndarray) -> ItlCalibration:
     lower = np.r_[_LOWER, np.full(n_eff, -3.0)]
     upper = np.r_[_UPPER, np.full(n_eff, 3.0)]
 
-    def residuals(theta):
-        return np.r_[design.log_itl(theta) - y_log, ridge * theta[7:]]
+    log_itl = _Remembered(design.log_itl)
 
-    fit = least_squares(residuals, x0, jac=_grouped_jacobian(residuals, design, lower, upper), bounds=(lower, upper),
+    def residuals(theta):
+        return np.r_[log_itl(theta) - y_log, ridge * theta[7:]]
+
+    fit = least_squares(residuals, x0, jac=_chain_jacobian(design, ridge, log_itl), bounds=(lower, upper),
                         loss="soft_l1", f_scale=ROBUST_SCALE, x_scale=1.0, max_nfev=400)
     t = fit.x
     g = dict(zip(_GLOBAL, t[:7], strict=True))
@@ -285,6 +316,28 @@ class StackCalibration:
 STACK_MIN_RUNS_FOR_OVERHEADS = 8  # fewer runs: the factor only
 _STACK_LOWER = (np.log(1e-7), np.log(1e-9), np.log(0.2))
 _STACK_UPPER = (np.log(1.0), np.log(1e-2), np.log(5.0))
+
+
+def _stack_jacobian(remembered: _Remembered, log_itl):
+    """Jacobian of a stack calibration's residuals, ln ITL(extra overheads) + ln factor + offset, in (ln overhead
+    per step, ln overhead per sequence, ln factor): forward differences of the physics for the two overheads
+    (scipy's 2-point steps, turned back inside the bounds) and exactly 1 for the factor's column."""
+    lower, upper = np.asarray(_STACK_LOWER[:2]), np.asarray(_STACK_UPPER[:2])
+
+    def jac(theta):
+        x = np.asarray(theta[:2], dtype=float)
+        f0 = remembered(x)
+        h = _FIELD_STEP * np.where(x >= 0, 1.0, -1.0) * np.maximum(1.0, np.abs(x))
+        h = np.where((x + h > upper) | (x + h < lower), -h, h)
+        h = (x + h) - x
+        J = np.ones((len(f0), 3))
+        for j in range(2):
+            step = x.copy()
+            step[j] += h[j]
+            J[:, j] = (log_itl(step) - f0) / h[j]
+        return J
+
+    return jac
 
 
 def is_moe(frame: pd.DataFrame) -> np.ndarray:
@@ -384,13 +437,18 @@ class PlusItlModel:
             offset = self._effects(part) - y[mine]
             work, p0 = DecodeWorkload.of(part), self.calibration.step_parameters(part)
 
-            def resid(theta, work=work, p0=p0, offset=offset):
-                h, c, k = np.exp(theta)
+            def log_itl(hc, work=work, p0=p0):
+                h, c = np.exp(hc)
                 p = replace(p0, overhead_s=p0.overhead_s + h, per_sequence_s=p0.per_sequence_s + c)
-                return np.log(work.evaluate(p, load=False)["itl_s"]) + np.log(k) + offset
+                return np.log(work.evaluate(p, load=False)["itl_s"])
 
-            fit = least_squares(resid, np.log([1e-4, 1e-6, 1.0]), bounds=(_STACK_LOWER, _STACK_UPPER),
-                                loss="soft_l1", f_scale=ROBUST_SCALE)
+            remembered = _Remembered(log_itl)
+
+            def resid(theta, remembered=remembered, offset=offset):
+                return remembered(theta[:2]) + theta[2] + offset
+
+            fit = least_squares(resid, np.log([1e-4, 1e-6, 1.0]), jac=_stack_jacobian(remembered, log_itl),
+                                bounds=(_STACK_LOWER, _STACK_UPPER), loss="soft_l1", f_scale=ROBUST_SCALE)
             h, c, k = np.exp(fit.x)
             stacks[stack] = StackCalibration(float(h), float(c), float(k), int(mine.sum()))
         return PlusItlModel(self.calibration, self.llm_effects, MappingProxyType(stacks), self.default_stack,
