@@ -40,6 +40,7 @@ from .model_files import reading
 from .model_set import TARGET_COLUMNS, TARGET_UNITS, TARGETS, FramePrepared, ModelSet
 from .paths import MODELS_DIR
 from .physics import serving_stack
+from .xgb import load as load_xgboost
 
 MODES = ("catalog", "paper")  # GPU inputs: our catalog's specs, or the paper's own gpu_features values
 WATTCOUNTS_SOURCES = ("wattcounts_upload", "wattcounts")  # the original subset format wins over the copy
@@ -354,8 +355,7 @@ PAPER_TARGET_TRANSFORMS = MappingProxyType({"power": "fraction_of_tdp", "itl": "
 
 def _boost(target: str, x: np.ndarray, y: np.ndarray, w: np.ndarray, n_threads: int, seed: int):
     """An XGBoost booster with the paper's hyper-parameters (all others at XGBoost 3.0.4 defaults)."""
-    import xgboost as xgb  # lazy: loading xgboost's native library costs ~0.5 s; only fitting and loading need it
-
+    xgb = load_xgboost()
     hp = PAPER_PARAMS[target]
     params = {"objective": "reg:squarederror", "max_depth": hp["max_depth"], "lambda": hp["reg_lambda"],
               "nthread": int(n_threads), "seed": int(seed)}
@@ -374,8 +374,7 @@ def _boosting_rounds(booster, dtrain, rounds: int, *, direct: bool = True) -> No
     (``XGBoosterUpdateOneIter``) without that check (the names never change here). Falls back to
     ``Booster.update`` if this XGBoost lacks the entry point; a test checks both give identical boosters.
     """
-    from xgboost import core  # lazy: as above
-
+    core = load_xgboost().core
     lib = getattr(core, "_LIB", None)
     if not direct or lib is None or not hasattr(lib, "XGBoosterUpdateOneIter"):
         for i in range(rounds):
@@ -484,8 +483,7 @@ class PaperModelSet(ModelSet):
 
     def load(self, folder: Path) -> tuple[dict[str, FittedModel], dict]:
         """The fitted models and metadata in ``folder`` (XGBoost JSON + metadata JSON)."""
-        import xgboost as xgb  # lazy: loading xgboost's native library costs ~0.5 s; only loading models needs it
-
+        xgb = load_xgboost()
         models_dir = Path(folder)
         meta = read_metadata(self.name, models_dir)
         fitted = {}
@@ -584,8 +582,8 @@ def model_paths(name: str, models_dir: Path = MODELS_DIR) -> dict[str, Path]:
 def library_versions() -> dict[str, str]:
     import scipy  # lazy: scipy, sklearn and xgboost take seconds to import; only metadata needs their versions
     import sklearn
-    import xgboost  # lazy: xgboost loads only when a model is fitted or read, not for physics-only use
 
+    xgboost = load_xgboost()
     return {"python": platform.python_version(), "xgboost": xgboost.__version__, "numpy": np.__version__,
             "pandas": pd.__version__, "scikit-learn": sklearn.__version__, "scipy": scipy.__version__}
 

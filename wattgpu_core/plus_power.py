@@ -84,6 +84,7 @@ from .physics import (
     server_busy_fraction,
     serving_stack,
 )
+from .xgb import load as load_xgboost
 
 __all__ = [
     "POWER_INPUTS",
@@ -444,8 +445,7 @@ class PlusPowerModel:
         return np.column_stack([np.asarray(cols[c], dtype=float) for c in self.config.features])
 
     def _fit_booster(self, core, ph, seed, n_threads) -> None:
-        import xgboost as xgb  # lazy: xgboost loads only when a model is fitted or read, not for physics-only use
-
+        xgb = load_xgboost()
         b, d, f = self._levels(core, ph)
         tdp = core["tdp_w"].to_numpy(float)
         y = (core["power_w"].to_numpy(float) - b) / (tdp - b)
@@ -540,9 +540,7 @@ class PlusPowerModel:
     @property
     def booster(self):
         if self._booster is None:
-            import xgboost as xgb  # lazy: xgboost loads only when a model is fitted or read, not for physics-only use
-
-            booster = xgb.Booster()
+            booster = load_xgboost().Booster()
             booster.load_model(bytearray(self.booster_json.encode()))
             booster.set_param({"nthread": 1})
             self._booster = booster
