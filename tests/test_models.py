@@ -183,3 +183,18 @@ def test_direct_boosting_loop_equals_booster_update(frame):
         M._boosting_rounds(booster, d, 30, direct=direct)
         dumps.append(booster.save_raw("json"))
     assert dumps[0] == dumps[1]
+
+
+def test_library_versions_read_the_installed_metadata_without_importing_the_libraries():
+    """Every shipped-evaluation check hashes the library versions: reading them must not import scikit-learn, scipy
+    or xgboost (over a second on a page), and must give the versions the imported modules report."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom wattgpu_core.models import library_versions\nv = library_versions()\n"
+            "print(sorted(m for m in ('sklearn', 'scipy', 'xgboost') if m in sys.modules))\n"
+            "import sklearn, scipy, xgboost\n"
+            "print(v['scikit-learn'] == sklearn.__version__, v['scipy'] == scipy.__version__, "
+            "v['xgboost'] == xgboost.__version__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split("\n")[:2] == ["[]", "True True True"]

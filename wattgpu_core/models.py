@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib
+import importlib.metadata
 import json
 import platform
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -579,13 +582,36 @@ def model_paths(name: str, models_dir: Path = MODELS_DIR) -> dict[str, Path]:
     return paths
 
 
-def library_versions() -> dict[str, str]:
-    import scipy  # lazy: scipy, sklearn and xgboost take seconds to import; only metadata needs their versions
-    import sklearn
+# (import name, distributions that may provide it): the versions are read from the installed packages' metadata,
+# so a version check (every evaluation cache key, every shipped-evaluation check on a page) imports nothing.
+_VERSIONED = (("xgboost", ("xgboost-cpu", "xgboost")), ("scikit-learn", ("scikit-learn",)), ("scipy", ("scipy",)))
+_MODULE_OF = {"xgboost": "xgboost", "scikit-learn": "sklearn", "scipy": "scipy"}
 
-    xgboost = load_xgboost()
-    return {"python": platform.python_version(), "xgboost": xgboost.__version__, "numpy": np.__version__,
-            "pandas": pd.__version__, "scikit-learn": sklearn.__version__, "scipy": scipy.__version__}
+
+def _installed_version(name: str, distributions: tuple[str, ...]) -> str:
+    """The version of the library imported as ``_MODULE_OF[name]``: its ``__version__`` if already imported, else
+    its distribution's metadata (importing scikit-learn, scipy and xgboost takes over a second); imported only
+    when the metadata is missing or ambiguous (two distributions of different versions provide it)."""
+    module = sys.modules.get(_MODULE_OF[name])
+    if module is not None and getattr(module, "__version__", None):
+        return str(module.__version__)
+    found = set()
+    for dist in distributions:
+        try:
+            found.add(importlib.metadata.version(dist))
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    if len(found) == 1:
+        return found.pop()
+    # lazy: only when the installed metadata cannot tell which version is imported
+    return str(importlib.import_module(_MODULE_OF[name]).__version__)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries the models and evaluations depend on (recorded with models, part of cache keys)."""
+    versions = {name: _installed_version(name, dists) for name, dists in _VERSIONED}
+    return {"python": platform.python_version(), "xgboost": versions["xgboost"], "numpy": np.__version__,
+            "pandas": pd.__version__, "scikit-learn": versions["scikit-learn"], "scipy": versions["scipy"]}
 
 
 def output_token_defaults(frame: pd.DataFrame) -> dict:
