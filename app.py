@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from pages.ui import shared
+
 st.set_page_config(page_title="WattGPU", page_icon=":material/bolt:", layout="wide")
 page = st.navigation([
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -13,3 +15,4 @@ page = st.navigation([
     st.Page("pages/data.py", title="Data", icon=":material/database:"),
 ])
 page.run()
+shared.after_page_drawn()

@@ -426,3 +426,20 @@ def test_plus_grouped_shapley_values_agree_with_shaps_exact_explainer(plus_setup
         np.testing.assert_allclose(ours.values[0], exact.values[0], rtol=1e-7, atol=1e-9)
         assert float(ours.base_values[0]) == pytest.approx(float(exact.base_values[0]), rel=1e-9)
 
+
+
+def test_shap_imports_once_in_the_background():
+    """The app starts shap's import after its first page is drawn: one daemon thread per process, none when shap is
+    already imported (fresh interpreters: imports are per process)."""
+    import subprocess
+    import sys
+
+    def run(code: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+        return out.stdout.split("\n")[:2]
+
+    assert run("import sys\nfrom wattgpu_core import explain as E\nt = E.import_shap_in_background()\n"
+               "print(t.daemon, E.import_shap_in_background() is t)\n"
+               "t.join()\nprint('shap' in sys.modules, E.import_shap_in_background() is t)\n") == ["True True",
+                                                                                                 "True True"]
+    assert run("import shap\nfrom wattgpu_core import explain as E\nprint(E.import_shap_in_background())\n")[0] == "None"

@@ -24,6 +24,8 @@ part, serving-idle power plus the busy share of the headroom).
 from __future__ import annotations
 
 import math
+import sys
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -239,6 +241,27 @@ class GlobalImportance:
         """The SHAP matrix as a ``shap.Explanation`` (values, data = the feature values, feature_names), e.g. for
         ``shap.plots.beeswarm``."""
         return _matrix_explanation(self.shap, self.values)
+
+
+_SHAP_IMPORT: threading.Thread | None = None
+_SHAP_IMPORT_LOCK = threading.Lock()
+
+
+def import_shap_in_background() -> threading.Thread | None:
+    """Start importing shap in a daemon thread, once per process, and return that thread (None when shap is
+    already imported). shap (with scikit-learn, scipy.cluster and numba) takes 1.5-2 s to import, which the first
+    explanation of a session would otherwise wait for; the app starts this after its first page is drawn, while the
+    user reads it. An explanation that arrives earlier waits for the same import (Python's import lock), no longer."""
+    global _SHAP_IMPORT
+    with _SHAP_IMPORT_LOCK:
+        if _SHAP_IMPORT is None and "shap" not in sys.modules:
+            _SHAP_IMPORT = threading.Thread(target=_import_shap, name="wattgpu-import-shap", daemon=True)
+            _SHAP_IMPORT.start()
+        return _SHAP_IMPORT
+
+
+def _import_shap() -> None:
+    import shap  # noqa: F401  # lazy: the point of the background import
 
 
 def _matrix_explanation(shap_frame: pd.DataFrame, values: pd.DataFrame):

@@ -33,6 +33,13 @@ from wattgpu_core.shipped import load_external, ready_evaluation
 from wattgpu_core.store import Store
 
 
+# -- after a page is drawn ---------------------------------------------------------------------------------------------
+def after_page_drawn() -> None:
+    """Work the next pages will need, started once the current page is on screen: shap's import (the Explain page's
+    first explanation would otherwise wait 1.5-2 s for it)."""
+    core_explain.import_shap_in_background()
+
+
 # -- store and catalog ------------------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Opening the data store (built from the seed data on first start)...")
 def _open_store(path: str) -> Store:
