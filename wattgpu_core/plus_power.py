@@ -16,9 +16,10 @@ power over a measurement window is
   quantities that do not name the GPU: the GPU's busy share within a step (GPU time / (GPU + host time), from the
   roofline at the effective batch; the host time grows with the batch), how compute-bound the step is, ln batch
   (offline) or ln concurrency (server, Little's law), the active-parameter share (MoE), and two per-GPU power
-  levels in headroom units, ``D u / (TDP - B)`` (decode power, below) and ``F`` (the headroom share a saturating
-  offline batch reaches). It is fitted as ``y / duty`` with weight ``duty^2``, i.e. least squares on
-  ``y = (P - B) / (TDP - B)``.
+  levels in headroom units, each read only in the regime it is measured in (0 in the other, as the compute-bound
+  share is 0 on servers): ``D u / (TDP - B)`` (decode power, below; server rows) and ``F`` (the headroom share a
+  saturating offline batch reaches; offline rows). It is fitted as ``y / duty`` with weight ``duty^2``, i.e. least
+  squares on ``y = (P - B) / (TDP - B)``.
 
 Three GPU constants are needed: ``B`` (W), ``D`` (W drawn above ``B`` by memory-bound decoding at full speed,
 modelled as an energy per byte times the memory bandwidth) and ``F``. For a GPU with training rows they are
@@ -439,9 +440,14 @@ class PlusPowerModel:
         return b, d, f
 
     def _matrix(self, rows, ph, b, d, f) -> np.ndarray:
+        # Each regime reads the GPU level measured in it, as ci is an offline feature (0 on servers): dfrac, the
+        # batch-1 decode power D x u in headroom units, only on server rows (D is measured on batch-1 server runs;
+        # an unseen GPU's D from specs says little about an offline batch of hundreds), F, the share a saturating
+        # offline batch reaches, only on offline rows (on server rows it would mark the training GPUs apart).
+        off = ph["offline"].to_numpy() > 0
+        dfrac = np.minimum(d * ph["u"].to_numpy() / (rows["tdp_w"].to_numpy(float) - b), 2.0)
         cols = {"offline": ph["offline"], "u": ph["u"], "ci": ph["ci"], "log_batch": ph["log_batch"],
-                "active_share": ph["active_share"],
-                "dfrac": np.minimum(d * ph["u"].to_numpy() / (rows["tdp_w"].to_numpy(float) - b), 2.0), "F": f}
+                "active_share": ph["active_share"], "dfrac": np.where(off, 0.0, dfrac), "F": np.where(off, f, 0.0)}
         return np.column_stack([np.asarray(cols[c], dtype=float) for c in self.config.features])
 
     def _fit_booster(self, core, ph, seed, n_threads) -> None:
