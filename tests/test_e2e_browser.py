@@ -1,16 +1,17 @@
 """End-to-end: `streamlit run app.py` on a free port, driven by real headless Chromium.
 
 Visits every page, changes the LLM on Compare GPUs, uploads a benchmark file on the Data page in a second browser
-context while the first keeps working, and fails on any exception shown on a page. Timings (first render of the app
-after the server is up; first render of every page opened by its URL, from the start of loading the document, and
-opened from the sidebar, from the click, both until the page's script run finished as the page itself records it;
-re-render after an LLM change) are measured and printed, and written to bench/out/e2e_timings.json; they are
-reported, never asserted (the goal is under 2 s per page).
+context while the first keeps working, and fails on any exception shown on a page. Timings are measured and printed,
+and written to bench/out/e2e_timings.json; they are reported, never asserted (the goal is under 2 s per page):
+first render of the app after the server is up; first render of every page opened from the sidebar (from the click)
+and by its URL (from the start of loading the document; the median of three loads), both until the page's script run
+finished as the page itself records it; re-render after an LLM change.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -86,14 +87,18 @@ def test_every_page_compare_and_concurrent_upload(store_path, tmp_path, warm_eva
 
             # Then every page opened by its URL (a full reload of the app in the browser; the server's caches hold the
             # default views by now): from the start of loading the document until the page's script run finished.
-            per_page = {}
-            for title, path in PAGES.items():
-                a.goto(f"{url}/{path}")
-                idle(a)
-                a.get_by_role("heading").first.wait_for()
-                per_page[title] = round(finished_run_ms(a) / 1000.0, 2)
-                _no_exceptions(a, title)
-            timings["first_render_per_page_s"] = per_page
+            # Three rounds over the pages (each load is a new session's first render); the median is reported, as
+            # one load swings by a second on 2 cores where Chromium draws the charts beside the server.
+            loads: dict[str, list[float]] = {}
+            for _ in range(3):
+                for title, path in PAGES.items():
+                    a.goto(f"{url}/{path}")
+                    idle(a)
+                    a.get_by_role("heading").first.wait_for()
+                    loads.setdefault(title, []).append(round(finished_run_ms(a) / 1000.0, 2))
+                    _no_exceptions(a, title)
+            timings["first_render_per_page_s"] = {t: statistics.median(v) for t, v in loads.items()}
+            timings["first_render_per_page_all_s"] = loads
 
             # Compare GPUs: change the LLM a few times and time each re-render.
             a.goto(f"{url}/compare")
