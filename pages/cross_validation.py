@@ -70,3 +70,7 @@ names = shared.gpus().set_index("gpu_id")["name"]
 for column, quantity in ((left, "power"), (right, "time")):
     column.plotly_chart(figures.ratio_figure(pairs, quantity, names[external["unseen_gpu"]],
                                              names[external["seen_gpu"]]), width="stretch")
+
+st.subheader("Other sources and serving stacks, left out one at a time")
+st.caption(view_cv.LOSO_CAPTION)
+st.dataframe(view_cv.loso_table(shared.models()), hide_index=True, placeholder="–", width="stretch")

@@ -125,3 +125,51 @@ def test_leave_one_source_out_never_shows_the_source(data, monkeypatch):
         assert train_sources == {"wattcounts"}
         assert len(set(held) - aux_sources) == 1  # exactly one source missing per fit
     assert all(r["strategy"] == "LOSO" and r["n_rows"] > 0 for r in records)
+
+
+def test_uncalibrated_stack_widening_is_learnt_without_the_held_out_source(data, monkeypatch):
+    """In LOSO, the widening of an uncalibrated stack's intervals comes from the fold's own training stacks: the
+    held-out source's runs never reach the offsets, and its runs on stacks the fold lacks are widened."""
+    from wattgpu_core import plus
+
+    frame, aux = data
+    offsets_seen = []
+    real_offsets = loso.stack_ln_offsets
+
+    def spy_offsets(model, target, rows, default_stack=loso.DEFAULT_STACK):
+        offsets_seen.append(set(rows["source_id"]))
+        return real_offsets(model, target, rows, default_stack)
+
+    monkeypatch.setattr(plus.PlusModelSet, "fit", lambda self, target, train, *, aux=None, n_threads=1, seed=0:
+                        _Constant())
+    monkeypatch.setattr(loso, "stack_ln_offsets", spy_offsets)
+    quantiles = {"power": {"offline": (-0.1, 0.1), "server": (-0.1, 0.1)},
+                 "itl": {"offline": (-0.1, 0.1), "server": (-0.1, 0.1)}}
+    records, preds = loso.leave_one_source_out(plus.PlusModelSet(), frame, aux, quantiles=quantiles, n_jobs=1)
+    held = set(loso.held_out_sources(aux))
+    assert offsets_seen and all(len(held - s) >= 1 for s in offsets_seen)
+    assert len(offsets_seen) == len({(r["source_id"], r["target"]) for r in records})
+    ml = [r for r in records if r["source_id"] == "mlenergy_v2"]
+    assert ml and all(r["n_uncalibrated_stack"] == r["n_rows"] for r in ml)  # vLLM 0.5 is in no other source
+    for r in records:
+        lo, hi = r["stack_ln_shift"]
+        assert lo <= 0.0 <= hi
+        if r["n_uncalibrated_stack"]:
+            assert r["interval_coverage_pct"] >= r["interval_coverage_unwidened_pct"]
+        else:
+            assert r["interval_coverage_pct"] == r["interval_coverage_unwidened_pct"]
+    widened = preds[~preds["stack_calibrated"]]
+    base_hi = widened["y_pred"] * np.exp(0.1)
+    assert (widened["y_hi"] >= base_hi * (1 - 1e-12)).all()
+
+
+def test_stack_offsets_and_shift():
+    rows = pd.DataFrame({"serving_stack": ["vLLM 0.14", "A", "A", "A", "B", None],
+                         "power_w": [5.0, 2.0, 4.0, 8.0, 0.5, 3.0]})
+    got = loso.stack_ln_offsets(_Constant(), "power", rows)
+    assert got == pytest.approx({"A": np.log(4.0), "B": np.log(0.5)})  # median per stack; default and unnamed out
+    assert loso.stack_ln_shift(got) == pytest.approx((np.log(0.5), np.log(4.0)))
+    assert loso.stack_ln_shift({"A": 0.3}) == (0.0, 0.3)  # the default stack's 0 is always inside
+    assert loso.stack_ln_shift(None) == (0.0, 0.0)
+    lo, hi = loso.widen_for_stacks([1.0, 1.0], [2.0, 2.0], [False, True], (np.log(0.5), np.log(4.0)))
+    assert lo.tolist() == [1.0, 0.5] and hi.tolist() == [2.0, 8.0]

@@ -42,3 +42,28 @@ def test_calibrated_stacks_default_first():
     assert P.load_model_set("plus").calibrated_stacks == stacks
     assert P.load_model_set("default").calibrated_stacks == stacks
     assert plus.calibrated_stacks({}) == ["vLLM 0.14"]
+
+
+def test_cross_validation_page_table_reports_coverage_per_source_with_and_without_widening():
+    from pages.view import cross_validation as view_cv
+
+    meta = M.read_metadata("plus", MODELS_DIR)
+    table = view_cv.loso_table(P.load_model_set("default"))
+    assert len(table) == len(meta["loso_metrics"]) and set(table["Source left out"]) >= {"mlenergy_v2", "argonne"}
+    for r, (_, row) in zip(meta["loso_metrics"], table.iterrows(), strict=True):
+        assert row["Runs"] == r["n_rows"]
+        assert row["80% interval coverage (%)"] == f"{r['interval_coverage_pct']:.0f}"
+        if r["n_uncalibrated_stack"]:
+            assert row["Widening for those"].startswith("x") and \
+                r["interval_coverage_pct"] >= r["interval_coverage_unwidened_pct"]
+        else:
+            assert row["Widening for those"] == "–"
+
+
+def test_home_sentence_states_the_widening_for_uncalibrated_stacks():
+    meta = M.read_metadata("plus", MODELS_DIR)
+    text = other_sources_sentence(meta)
+    p = plus.uncalibrated_stack_shift(meta, "power")
+    t = plus.uncalibrated_stack_shift(meta, "itl")
+    assert f"power x{math.exp(p[0]):.2f} to x{math.exp(p[1]):.2f}" in text
+    assert f"time per token x{math.exp(t[0]):.2f} to x{math.exp(t[1]):.2f}" in text

@@ -350,3 +350,22 @@ def test_itl_fit_jacobians_equal_per_parameter_differences(data):
     want = approx_derivative(lambda t: log_itl(t[:2]) + t[2], theta, method="3-point", rel_step=1e-6)
     np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)
     assert (got[:, 2] == 1.0).all()
+
+
+def test_an_uncalibrated_stack_is_predicted_as_the_default_with_wider_intervals(data, default_set):
+    gpus, llms = data["gpus"], data["llms"]
+    meta = P.workload_part(default_set).metadata
+    offsets = meta["intervals"]["stack_ln_offsets"]
+    assert set(offsets) == {"power", "itl"} and "vLLM 0.5" in offsets["itl"]
+    base = {"llm": "Qwen/Qwen2.5-7B-Instruct", "gpu": "a100-sxm4-40gb", "scenario": "offline"}
+    out = P.predict(pd.DataFrame([base, {**base, "serving_stack": "SGLang 0.4"}]), gpus, llms, default_set)
+    default, unknown = out.iloc[0], out.iloc[1]
+    assert unknown["serving_stack"] == default["serving_stack"] == "vLLM 0.14"
+    for col in ("power_w", "itl_s"):
+        assert unknown[col] == pytest.approx(default[col])
+        assert unknown[f"{col}_lo"] <= default[f"{col}_lo"] and unknown[f"{col}_hi"] >= default[f"{col}_hi"]
+    shift = {t: plus.uncalibrated_stack_shift(meta, t) for t in ("power", "itl")}
+    assert unknown["itl_s_hi"] == pytest.approx(default["itl_s_hi"] * np.exp(shift["itl"][1]))
+    assert unknown["power_w_lo"] == pytest.approx(default["power_w_lo"] * np.exp(shift["power"][0]))
+    assert shift["itl"][1] > 0.5 and shift["power"][0] < -0.5  # vLLM 0.5: five times slower, half the power
+    assert "'SGLang 0.4' has no calibration" in unknown["notes"] and "widened" in unknown["notes"]

@@ -9,7 +9,9 @@ the 80% intervals: the split-conformal quantiles of the leave-one-GPU-out residu
 same evaluation, per scenario pool), i.e. the intervals a prediction would carry.
 
 Records: one per target, source and scenario pool: ``strategy`` ``LOSO``, ``source_id``, ``mdape_pct``,
-``pearson_r``, ``n_rows``, ``interval_coverage_pct`` and ``interval_level``.
+``pearson_r``, ``n_rows``, ``interval_coverage_pct`` (the intervals a prediction carries, widened for uncalibrated
+stacks), ``interval_coverage_unwidened_pct`` (the leave-one-GPU-out intervals alone), ``n_uncalibrated_stack`` (runs
+whose stack the fold had no calibration for), ``stack_ln_shift`` (the widening) and ``interval_level``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pandas as pd
 from .cv import apply_intervals, interval_quantiles, mdape_pct, pearson_r
 from .model_set import ModelSet
 from .models import target_rows
+from .physics import DEFAULT_STACK
 from .plus_itl import scenario_pool, time_per_output_token_s
 
 CORE_SOURCES = ("wattcounts", "wattcounts_upload")
@@ -37,6 +40,46 @@ def held_out_sources(aux: pd.DataFrame) -> list[str]:
 
 def _truth(target: str, rows: pd.DataFrame) -> np.ndarray:
     return rows["power_w"].to_numpy(float) if target == "power" else time_per_output_token_s(rows)
+
+
+def stack_ln_offsets(model, target: str, rows: pd.DataFrame, default_stack: str = DEFAULT_STACK) -> dict[str, float]:
+    """{stack: median ln(measured / ``model``'s prediction as if the run were on ``default_stack``)} for every serving
+    stack of ``rows`` other than the default: how far each calibrated stack sits from the stack the core model is
+    fitted on, i.e. the error a prediction for that stack would make without its calibration. ``rows`` must be
+    usable for ``target`` (no missing input)."""
+    if not len(rows) or "serving_stack" not in rows:
+        return {}
+    stacks = rows["serving_stack"].astype(object).to_numpy()
+    other = np.asarray([isinstance(s, str) and s != default_stack for s in stacks], dtype=bool)
+    y = _truth(target, rows)
+    other &= np.isfinite(y) & (y > 0)
+    if not other.any():
+        return {}
+    part = rows[other].assign(serving_stack=default_stack)
+    r = np.log(y[other] / np.asarray(model.predict(part), dtype=float))
+    keys = stacks[other]
+    out = {}
+    for stack in sorted(set(keys)):
+        v = r[(keys == stack) & np.isfinite(r)]
+        if len(v):
+            out[str(stack)] = float(np.median(v))
+    return out
+
+
+def stack_ln_shift(offsets: Mapping[str, float] | None) -> tuple[float, float]:
+    """(lower, upper) ln shift that widens the 80% interval of a prediction for a serving stack without a calibration
+    (predicted as the default stack): the range of the calibrated stacks' offsets (:func:`stack_ln_offsets`), the
+    default stack's 0 included. If stacks' offsets are exchangeable, the range of K of them holds a new one's with
+    probability (K - 1) / (K + 1); the interval's own width (the GPU's and LLM's uncertainty) comes on top."""
+    v = [0.0, *[float(x) for x in (offsets or {}).values() if x is not None and np.isfinite(x)]]
+    return min(v), max(v)
+
+
+def widen_for_stacks(lo, hi, uncalibrated, shift: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The interval bounds ``lo``, ``hi`` with the rows in ``uncalibrated`` widened by ``shift`` (ln)."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    m = np.asarray(uncalibrated, dtype=bool)
+    return np.where(m, lo * math.exp(shift[0]), lo), np.where(m, hi * math.exp(shift[1]), hi)
 
 
 def leave_one_source_out(model_set: ModelSet, frame: pd.DataFrame, aux: pd.DataFrame, *,
@@ -56,36 +99,49 @@ def leave_one_source_out(model_set: ModelSet, frame: pd.DataFrame, aux: pd.DataF
             ok = test[cols].notna().all(axis=1).to_numpy() & np.isfinite(_truth(target, test)) \
                 & (_truth(target, test) > 0) if len(test) else np.zeros(0, bool)
             if ok.sum():
-                jobs.append((source, target, rows, train_aux, test[ok].reset_index(drop=True)))
+                usable = train_aux[train_aux[cols].notna().all(axis=1).to_numpy()].reset_index(drop=True)
+                jobs.append((source, target, rows, train_aux, usable,
+                             test[ok].reset_index(drop=True)))
 
     def run(job):
-        source, target, rows, train_aux, test = job
+        source, target, rows, train_aux, usable_aux, test = job
         model = model_set.fit(target, rows, aux=train_aux)
-        return source, target, test, np.asarray(model.predict(test), dtype=float)
+        offsets = stack_ln_offsets(model, target, usable_aux)
+        known = {DEFAULT_STACK, *train_aux["serving_stack"].dropna().astype(str)}
+        uncalibrated = ~test["serving_stack"].astype(object).isin(known).to_numpy()
+        return source, target, test, np.asarray(model.predict(test), dtype=float), offsets, uncalibrated
 
     with ThreadPoolExecutor(max_workers=n_jobs or 1) as pool:
         results = list(pool.map(run, jobs))
     records, preds = [], []
-    for source, target, test, pred in results:
+    for source, target, test, pred, offsets, uncalibrated in results:
         y = _truth(target, test)
         pools = scenario_pool(test["scenario_detail"])
         q = (quantiles or {}).get(target)
-        lo, hi = apply_intervals(pred, pools, q) if q else (np.full(len(pred), np.nan),) * 2
+        lo0, hi0 = apply_intervals(pred, pools, q) if q else (np.full(len(pred), np.nan),) * 2
+        shift = stack_ln_shift(offsets)
+        lo, hi = widen_for_stacks(lo0, hi0, uncalibrated, shift)
         preds.append(pd.DataFrame({"source_id": source, "target": target, "run_id": test["run_id"].to_numpy(),
                                    "gpu_id": test["gpu_id"].to_numpy(), "llm_id": test["llm_id"].to_numpy(),
                                    "serving_stack": test["serving_stack"].to_numpy(), "scenario": pools,
-                                   "y_true": y, "y_pred": pred, "y_lo": lo, "y_hi": hi}))
+                                   "y_true": y, "y_pred": pred, "y_lo": lo, "y_hi": hi,
+                                   "stack_calibrated": ~uncalibrated}))
         for scen in ("offline", "server"):
             m = pools == scen
             if not m.any():
                 continue
             inside = (lo[m] <= y[m]) & (y[m] <= hi[m])
+            inside0 = (lo0[m] <= y[m]) & (y[m] <= hi0[m])
+            covered = q and np.isfinite(lo[m]).all()
             records.append({
                 "target": target, "model": model_set.label, "scenario": scen, "strategy": "LOSO", "source_id": source,
                 "mdape_pct": mdape_pct(y[m], pred[m]), "pearson_r": pearson_r(y[m], pred[m]), "n_rows": int(m.sum()),
                 "stacks": ";".join(sorted(set(test.loc[m, "serving_stack"].astype(str)))),
                 "interval_level": level if q else None,
-                "interval_coverage_pct": 100.0 * float(inside.mean()) if q and np.isfinite(lo[m]).all() else math.nan,
+                "interval_coverage_pct": 100.0 * float(inside.mean()) if covered else math.nan,
+                "interval_coverage_unwidened_pct": 100.0 * float(inside0.mean()) if covered else math.nan,
+                "n_uncalibrated_stack": int(uncalibrated[m].sum()),
+                "stack_ln_shift": list(shift),
             })
     records.sort(key=lambda r: (r["target"], r["source_id"], r["scenario"]))
     return records, pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
@@ -119,6 +175,11 @@ def format_loso(records: list[dict]) -> str:
     for r in records:
         cov = r.get("interval_coverage_pct")
         cov_txt = f"{cov:5.1f}%" if cov is not None and np.isfinite(cov) else "   – "
+        raw = r.get("interval_coverage_unwidened_pct")
+        if r.get("n_uncalibrated_stack") and raw is not None and np.isfinite(raw):
+            lo, hi = r.get("stack_ln_shift") or (0.0, 0.0)
+            cov_txt += (f" ({r['n_uncalibrated_stack']} runs on stacks uncalibrated in the fold, intervals x"
+                        f"{math.exp(lo):.2f}-x{math.exp(hi):.2f}; {raw:.1f}% without that)")
         what = "power" if r["target"] == "power" else "time/token"
         lines.append(f"  {r['source_id']:<16} {what:<10} {r['scenario']:<7} MdAPE {r['mdape_pct']:6.1f}%  "
                      f"coverage {cov_txt}  n={r['n_rows']}  ({r['stacks']})")
@@ -138,4 +199,15 @@ def other_sources_sentence(meta: Mapping) -> str:
             f"a time, the median error is {med['power']:.0f}% for power and {med['itl']:.0f}% for time per token "
             f"(up to {worst['mdape_pct']:.0f}% on {worst['source_id']}), far above the LOGO errors on the training "
             "stack: choose your serving stack where it is calibrated, or upload a few runs of your own stack (Data "
-            "page) so that WattGPU+ calibrates it.")
+            f"page) so that WattGPU+ calibrates it.{_widening_clause(meta)}")
+
+
+def _widening_clause(meta: Mapping) -> str:
+    """" A stack without ... widened ..." for Home's sentence ("" when the model files store no stack offsets)."""
+    offsets = (meta.get("intervals") or {}).get("stack_ln_offsets") or {}
+    if not offsets:
+        return ""
+    p, t = stack_ln_shift(offsets.get("power")), stack_ln_shift(offsets.get("itl"))
+    return (f" A prediction for a stack without calibration is made for the training stack, with its 80% interval "
+            f"widened by how far the calibrated stacks sit from it: power x{math.exp(p[0]):.2f} to "
+            f"x{math.exp(p[1]):.2f}, time per token x{math.exp(t[0]):.2f} to x{math.exp(t[1]):.2f}.")

@@ -44,7 +44,7 @@ from .models import WATTCOUNTS_MAX_TOKENS, join_extra_specs, training_frame
 from .paths import MODELS_DIR
 from .physics import DEFAULT_STACK, WATTCOUNTS_OFFLINE_REQUESTS, WATTCOUNTS_RATE_QPS, DecodeWorkload
 from .physics import vllm_max_num_seqs as default_max_num_seqs  # vLLM's default batch (explain.py uses it too)
-from .plus import calibrated_stacks, interval_bounds, out_of_range
+from .plus import calibrated_stacks, interval_bounds, out_of_range, uncalibrated_stack_shift
 from .plus_itl import REQUIRED_INPUTS
 from .plus_power import POWER_REQUIRED
 from .plus_ttft import load_ttft
@@ -526,7 +526,7 @@ def predict_with_rows(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
     feats.columns = feats.columns.astype(object)
     deploy = add_deployment(feats, values["precision"], gpus)
     pool = pd.Series(detail).map(SCENARIO_POOL).to_numpy(dtype=object)
-    preds = _predict_targets(model_set, feats, pool)
+    preds = _predict_targets(model_set, feats, pool, ~stack_known)
     unsupported = ~deploy["precision_supported"].to_numpy(bool)
     for key in ("power_w", "itl_s", "power_w_lo", "power_w_hi", "itl_s_lo", "itl_s_hi"):
         preds[key] = np.where(unsupported, np.nan, preds[key])
@@ -566,9 +566,12 @@ def predict_with_rows(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
     return out, rows
 
 
-def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.ndarray) -> dict[str, np.ndarray]:
+def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.ndarray,
+                     uncalibrated: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Power, ITL, their interval bounds, the model behind each, the out-of-range details and the server's
-    saturation throughput, choosing per target and scenario pool for the default set."""
+    saturation throughput, choosing per target and scenario pool for the default set. Rows in ``uncalibrated``
+    (a serving stack WattGPU+ has no calibration for, predicted as the default stack) get intervals widened by the
+    calibrated stacks' offsets (:func:`~wattgpu_core.plus.interval_bounds`)."""
     n = len(feats)
     nan = np.full(n, np.nan)
     res = {"power_w": nan.copy(), "itl_s": nan.copy(), "power_w_lo": nan.copy(), "power_w_hi": nan.copy(),
@@ -595,10 +598,14 @@ def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.nd
             res[col][rows] = pred
             res[f"{target}_model"][rows] = loaded.label
             meta = plus.metadata if plus is not None else {}
-            quantiles = (meta.get("intervals") or {}).get(get_model_set(name).interval_key)
+            key = get_model_set(name).interval_key
+            quantiles = (meta.get("intervals") or {}).get(key)
             if quantiles and target in quantiles:
-                lo, hi = interval_bounds({"intervals": {"ln_quantiles": quantiles}}, target, pred,
-                                         part["scenario_detail"])
+                lo, hi = interval_bounds(meta, target, pred, part["scenario_detail"],
+                                         None if uncalibrated is None else np.asarray(uncalibrated)[rows],
+                                         quantiles_key=key)
+                if target == "power" and "tdp_w" in part:  # a GPU's mean power stays under its power limit
+                    hi = np.fmin(hi, np.fmax(part["tdp_w"].to_numpy(float), pred))
                 res[f"{col}_lo"][rows], res[f"{col}_hi"][rows] = lo, hi
     return res
 
@@ -667,8 +674,14 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
     other_stack = np.asarray([s is not None for s in stack_in], dtype=bool) & ~unknown_stack \
         & (out["serving_stack"].to_numpy(dtype=object) != model_set.default_stack)
     known = ", ".join(sorted((model_set.metadata.get("serving") or {}).get("calibrated_stacks") or []))
+    plus_meta = (workload_part(model_set).metadata if workload_part(model_set) is not None else {}) or {}
+    widen = {t: uncalibrated_stack_shift(plus_meta, t) for t in ("power", "itl")}
+    widen_text = "" if widen["power"] == widen["itl"] == (0.0, 0.0) else (
+        f"; its 80% intervals are widened by how far the calibrated stacks sit from it (power x"
+        f"{np.exp(widen['power'][0]):.2f} to x{np.exp(widen['power'][1]):.2f}, ITL x{np.exp(widen['itl'][0]):.2f} "
+        f"to x{np.exp(widen['itl'][1]):.2f})")
     stack_texts = np.asarray([f"serving stack {s!r} has no calibration; predictions are for "
-                              f"{model_set.default_stack} (calibrated: {known or 'none'})"
+                              f"{model_set.default_stack} (calibrated: {known or 'none'}){widen_text}"
                               if u else "" for s, u in zip(stack_in, unknown_stack, strict=True)], dtype=object)
     return _notes([
         (~out["gpu_seen"].to_numpy(), "extrapolation: GPU not in training data"),

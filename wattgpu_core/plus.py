@@ -31,7 +31,7 @@ import pandas as pd
 from .cv import apply_intervals, interval_quantiles, mdape_pct, out_of_fold, pearson_r
 from .errors import ModelNotTrainedError
 from .grouped_shap import PLUS_GROUPS, grouped_explanations
-from .loso import leave_one_source_out
+from .loso import leave_one_source_out, stack_ln_offsets, stack_ln_shift, widen_for_stacks
 from .model_set import TARGET_COLUMNS, TARGET_UNITS, ModelSet
 from .models import (
     PaperModelSet,
@@ -229,7 +229,12 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
         "intervals": {"level": INTERVAL_LEVEL, "method": "split-conformal on leave-one-GPU-out ln residuals, per "
                       "target and scenario (offline / server)",
                       "ln_quantiles": logo_quantiles(model_set, frame, aux, n_jobs),
-                      "paper_ln_quantiles": logo_quantiles(PaperModelSet(), frame, None, n_jobs)},
+                      "paper_ln_quantiles": logo_quantiles(PaperModelSet(), frame, None, n_jobs),
+                      "stack_ln_offsets": {t: stack_ln_offsets(fitted[t], t, usable_inputs(aux, model_set, t))
+                                           for t in fitted},
+                      "uncalibrated_stack_method": "a stack without a calibration is predicted as the default stack; "
+                      "its interval is widened by the range of the calibrated stacks' ln offsets (median ln measured "
+                      "/ default-stack prediction per stack; the default stack's 0 included)"},
         "ranges": training_ranges(range_rows),
         "serving": {"default_stack": DEFAULT_STACK,
                     "default_stack_setup": "Watt Counts: vLLM 0.14.1, one GPU, 16-bit weights, max_model_len 1024, "
@@ -276,6 +281,13 @@ def load_plus(models_dir: Path = MODELS_DIR) -> tuple[dict, dict]:
     return fitted, meta
 
 
+def usable_inputs(rows: pd.DataFrame, model_set: ModelSet, target: str) -> pd.DataFrame:
+    """The rows of ``rows`` with every input of ``model_set``'s ``target`` model (the target itself may be missing:
+    runs of other sources carry time per token as throughput)."""
+    cols = [c for c in model_set.features(target) if c != "scenario_detail"]
+    return rows[rows[cols].notna().all(axis=1).to_numpy()].reset_index(drop=True)
+
+
 def calibrated_stacks(meta: Mapping) -> list[str]:
     """The serving stacks WattGPU+ is calibrated for (the default stack first): the choices a prediction may name.
     A stack outside this list is predicted as the default stack, and the prediction says so."""
@@ -285,10 +297,22 @@ def calibrated_stacks(meta: Mapping) -> list[str]:
     return [default, *sorted(s for s in fitted if s != default)]
 
 
-def interval_bounds(meta: Mapping, target: str, pred: np.ndarray, scenario_detail) -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper) of the stored 80% intervals around predictions ``pred``."""
-    q = {k: tuple(v) for k, v in meta["intervals"]["ln_quantiles"].get(target, {}).items()}
-    return apply_intervals(pred, scenario_pool(scenario_detail), q)
+def interval_bounds(meta: Mapping, target: str, pred: np.ndarray, scenario_detail, uncalibrated=None,
+                    quantiles_key: str = "ln_quantiles") -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of the stored 80% intervals around predictions ``pred``; rows in ``uncalibrated`` (on a
+    serving stack WattGPU+ has no calibration for, predicted as the default stack) widened by the calibrated stacks'
+    offsets (:func:`~wattgpu_core.loso.stack_ln_shift`)."""
+    q = {k: tuple(v) for k, v in meta["intervals"][quantiles_key].get(target, {}).items()}
+    lo, hi = apply_intervals(pred, scenario_pool(scenario_detail), q)
+    if uncalibrated is None:
+        return lo, hi
+    return widen_for_stacks(lo, hi, uncalibrated, uncalibrated_stack_shift(meta, target))
+
+
+def uncalibrated_stack_shift(meta: Mapping, target: str) -> tuple[float, float]:
+    """(lower, upper) ln widening of an uncalibrated stack's interval for ``target`` (0, 0 for models trained before
+    the offsets were stored)."""
+    return stack_ln_shift(((meta.get("intervals") or {}).get("stack_ln_offsets") or {}).get(target))
 
 
 # --------------------------------------------------------------------------------------------------------------

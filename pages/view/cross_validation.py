@@ -239,3 +239,42 @@ CV_METRIC_HELP = (
     "prediction.",
     "**Runs**: the runs scored; repeats of one configuration never straddle training and test.",
 )
+
+
+def _plus_meta(model_set) -> Mapping:
+    """WattGPU+'s metadata in a loaded model set (the set itself, or the WattGPU+ part of the default set)."""
+    meta = model_set.metadata
+    parts = getattr(model_set, "parts", None) or {}
+    if not meta.get("loso_metrics") and "plus" in parts:
+        meta = parts["plus"].metadata
+    return meta
+
+
+def loso_table(model_set) -> pd.DataFrame:
+    """WattGPU+ on each source left out of training (stored with the model files): one row per source and target,
+    with the coverage of the 80% intervals as a prediction carries them (widened for stacks the fold had no
+    calibration for) and without that widening."""
+    records = _plus_meta(model_set).get("loso_metrics") or []
+    rows = []
+    for r in records:
+        shift = r.get("stack_ln_shift") or (0.0, 0.0)
+        n_unc = r.get("n_uncalibrated_stack")
+        rows.append({
+            "Source left out": r["source_id"], "Serving stacks": str(r.get("stacks") or "").replace(";", ", "),
+            "Quantity": "Power" if r["target"] == "power" else "Time per token", "Runs": int(r["n_rows"]),
+            "MdAPE (%)": num(r["mdape_pct"], ".1f"),
+            "80% interval coverage (%)": num(r.get("interval_coverage_pct"), ".0f"),
+            "Runs on stacks without calibration": "–" if n_unc is None else f"{n_unc:,}",
+            "Widening for those": "–" if not n_unc else f"x{np.exp(shift[0]):.2f} to x{np.exp(shift[1]):.2f}",
+            "Coverage without widening (%)": num(r.get("interval_coverage_unwidened_pct"), ".0f"),
+        })
+    return pd.DataFrame(rows)
+
+
+LOSO_CAPTION = (
+    "WattGPU+ refitted without one source at a time, then asked for that source's runs. A run's serving stack is "
+    "calibrated only if another source shares it; otherwise it is predicted as the training stack (vLLM 0.14), "
+    "and its 80% interval is widened by the range of the offsets of the stacks the fold does know, as any "
+    "prediction for an uncalibrated stack is. The goal is 75–85% coverage; a source whose stack sits further from "
+    "vLLM 0.14 than every other stack (ML.ENERGY v2's vLLM 0.5.4) stays outside it. Regenerate with "
+    "`python -m wattgpu_core evaluate`.")
