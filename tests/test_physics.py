@@ -197,3 +197,36 @@ def test_server_fixed_point_on_server_rows_equals_every_row_alone():
         for key, value in alone.items():
             assert together[key][i] == pytest.approx(value[0], rel=1e-12), (i, key)
     assert together["batch"][1] > 1.0 and together["batch"][0] == 64.0
+
+
+def test_usable_memory_and_kv_capacity_by_hand():
+    # GDDR6 runs with ECC on: 1/16 reserved (nvidia-smi: 15,360 MiB on a 16 GB T4, 23,034 MiB on a 24 GB L4)
+    got = ph.usable_memory_gb([16, 24, 24, 40, 24, 32], ["GDDR6", "gddr6 ", "GDDR6X", "HBM2", None, "GDDR7"])
+    assert got.tolist() == [15.0, 22.5, 24.0, 40.0, 24.0, 32.0]
+    assert ph.usable_memory_gb([16.0]).tolist() == [16.0]  # no memory type: as given
+    # Llama-3.1-8B on an L4 (Watt Counts: gpu_memory_utilization 0.9): 0.9 x 22.5 GiB - 16.06 GB of weights - vLLM's
+    # runtime reserve (1 GB + the profiling pass's activations and logits) over 128 KiB per token
+    llm = dict(hidden_size=4096, intermediate_size=14336, vocab_size=128256)
+    reserve = ph.runtime_overhead_gb(**llm, max_num_seqs=256)
+    assert reserve == pytest.approx(1.0 + (8192 * (4 * 4096 + 2 * 14336) * 2 + 256 * 128256 * 4) / 1e9)
+    row = _rows(memory_size_gb=24.0, memory_type="GDDR6", total_params_b=8.03, num_key_value_heads=8,
+                num_attention_heads=32, num_layers=32, hidden_size=4096, batch_size=np.nan, **{
+                    k: v for k, v in llm.items() if k != "hidden_size"})
+    w = ph.DecodeWorkload.of(row)
+    expected = (0.9 * 22.5 * 2**30 - 8.03e9 * 2 - reserve * 1e9) / 131072
+    assert w.kv_capacity_tokens[0] == pytest.approx(expected)
+
+
+def test_decode_physics_and_the_memory_fit_agree_on_the_kv_cache():
+    """The batch the models are trained with is the batch planning predicts with: the decode physics' KV capacity
+    of a row equals the memory fit's (the check that fits a deployment) for the same GPU and LLM."""
+    for mem, mtype in ((24.0, "GDDR6"), (40.0, "HBM2"), (16.0, "GDDR6"), (141.0, "HBM3e")):
+        row = _rows(memory_size_gb=mem, memory_type=mtype, total_params_b=3.2, num_key_value_heads=8,
+                    num_attention_heads=24, num_layers=28, hidden_size=3072, intermediate_size=8192,
+                    vocab_size=128256, batch_size=np.nan, gpu_id="x")
+        w = ph.DecodeWorkload.of(row)
+        fit = ph.memory_fit(total_params_b=3.2, num_layers=28, num_key_value_heads=8, head_dim_=128,
+                            hidden_size=3072, memory_size_gb=mem, intermediate_size=8192, vocab_size=128256,
+                            memory_type=mtype, max_num_seqs=w.max_num_seqs[0])
+        assert w.kv_capacity_tokens[0] == pytest.approx(fit.kv_capacity_tokens[0]), (mem, mtype)
+        assert fit.total_gb[0] == pytest.approx(mem * 2**30 / 1e9)  # the catalog size, ECC or not

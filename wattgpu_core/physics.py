@@ -292,10 +292,33 @@ def vllm_memory_utilisation(memory_size_gb) -> np.ndarray:
     return np.where(_f(memory_size_gb) < 20, 0.8, 0.9)
 
 
+# Datacenter GDDR6 boards (T4, A10, A16, A40, L4, L40, L40S, L20, ...) run with ECC on by default, and GDDR6's ECC
+# reserves 1/16 of the memory: nvidia-smi shows 15,360 MiB on a 16 GB T4, 23,034 MiB on a 24 GB L4, 46,068 MiB on a
+# 48 GB L40S. HBM keeps its ECC bits beside the data (a 32 GB V100 or a 40 GB A100 shows its whole memory, an 80 GB
+# H100 0.4% less). GeForce boards (GDDR6X, GDDR7) run without ECC. vLLM's gpu_memory_utilization is a share of what
+# the driver reports.
+GDDR6_ECC_RESERVED_SHARE = 1.0 / 16.0
+
+
+def usable_memory_gb(memory_size_gb, memory_type=None) -> np.ndarray:
+    """GPU memory the driver reports (binary GB, as the catalog's ``memory_size_gb``): the catalog size less the
+    share GDDR6's default ECC reserves (:data:`GDDR6_ECC_RESERVED_SHARE`); unknown memory types count as HBM."""
+    mem = _f(memory_size_gb)
+    if memory_type is None:
+        return mem
+    kind = np.asarray(memory_type, dtype=object)
+    shape = np.broadcast_shapes(mem.shape, kind.shape)
+    ecc = per_unique(lambda t: isinstance(t, str) and t.strip().upper() == "GDDR6",
+                     np.broadcast_to(kind, shape).ravel(), dtype=bool).reshape(shape)
+    return mem * np.where(ecc, 1.0 - GDDR6_ECC_RESERVED_SHARE, 1.0)
+
+
 def kv_capacity_tokens(memory_size_gb, weights_bytes, kv_bytes_token, utilisation=0.9,
-                       reserved_gb: float = VLLM_RESERVED_GB) -> np.ndarray:
-    """Tokens the KV cache holds: (utilisation x memory - weights - reserved) / KV bytes per token, at least 0."""
-    free = _f(utilisation) * _f(memory_size_gb) * GIB - _f(weights_bytes) - reserved_gb * 1e9
+                       reserved_gb=VLLM_RESERVED_GB) -> np.ndarray:
+    """Tokens the KV cache holds: (utilisation x memory - weights - reserved) / KV bytes per token, at least 0.
+    ``memory_size_gb`` is what the driver reports (:func:`usable_memory_gb`); ``reserved_gb`` (decimal GB, per row or
+    one value) what vLLM keeps besides weights and KV cache (:func:`runtime_overhead_gb`)."""
+    free = _f(utilisation) * _f(memory_size_gb) * GIB - _f(weights_bytes) - _f(reserved_gb) * 1e9
     return np.maximum(free, 0.0) / _f(kv_bytes_token)
 
 
@@ -471,8 +494,10 @@ class DecodeWorkload:
         rate = col("compute_tflops")
         rate = np.where(np.isfinite(rate) & (rate > 0), rate, fp16)
         link = np.nan_to_num(col("link_gb_s"), nan=NVLINK_GB_S)
-        kv_tokens = kv_capacity_tokens(mem_gb, weights_resident_bytes(total, tp, bpp), kvb / tp,
-                                       vllm_memory_utilisation(mem_gb))
+        usable = usable_memory_gb(mem_gb, frame["memory_type"] if "memory_type" in frame else None)
+        reserved = runtime_overhead_gb(frame["hidden_size"], col("intermediate_size"), col("vocab_size"), tp, max_seqs)
+        kv_tokens = kv_capacity_tokens(usable, weights_resident_bytes(total, tp, bpp), kvb / tp,
+                                       vllm_memory_utilisation(mem_gb), reserved_gb=reserved)
         kv_given = col("kv_capacity_tokens")
         kv_tokens = np.where(np.isfinite(kv_given), kv_given, kv_tokens)
         ctx = mean_context_tokens(inp, out)
@@ -884,17 +909,21 @@ def memory_fit(*, total_params_b, num_layers, num_key_value_heads, head_dim_, hi
                tensor_parallel=1, precision="bf16", context_tokens=1024.0, max_context_tokens=None, batch=1.0,
                utilisation=None, active_params_b=np.nan, num_experts=np.nan, experts_per_token=np.nan,
                vocab_size=np.nan, intermediate_size=np.nan, max_num_seqs=None, is_a100=False,
-               kv_bytes_token=None) -> MemoryFit:
+               kv_bytes_token=None, memory_type=None) -> MemoryFit:
     """The :class:`MemoryFit` of a replica of ``tensor_parallel`` GPUs of ``memory_size_gb`` (catalog, binary GB)
     serving the LLM at ``precision`` (one precision name for all rows) with ``batch`` running sequences of
     ``context_tokens`` tokens (mean held in the KV cache; :func:`mean_context_tokens`). Weights and KV cache are
     split evenly over the GPUs; the KV cache stays 16-bit (vLLM's ``kv_cache_dtype="auto"``).
     ``utilisation`` defaults to :func:`vllm_memory_utilisation`, ``max_num_seqs`` to vLLM's default,
     ``max_context_tokens`` (the longest sequence that must fit) to ``context_tokens``; ``kv_bytes_token`` (where
-    finite) replaces the KV bytes per token of the replica (MLA: :func:`mla_kv_bytes_per_token` x GPUs)."""
+    finite) replaces the KV bytes per token of the replica (MLA: :func:`mla_kv_bytes_per_token` x GPUs).
+    ``memory_type`` (the catalog's, per row or one value) gives the memory the driver reports
+    (:func:`usable_memory_gb`: GDDR6's ECC reserve), which ``available_gb`` and the KV capacity use; ``total_gb`` stays
+    the catalog size."""
     t = np.fmax(_f(tensor_parallel), 1.0)
-    mem = _f(memory_size_gb)
-    util = vllm_memory_utilisation(mem) if utilisation is None else _f(utilisation)
+    size = _f(memory_size_gb)
+    util = vllm_memory_utilisation(size) if utilisation is None else _f(utilisation)
+    mem = usable_memory_gb(size, memory_type)
     unq = unquantised_params_b(precision, total_params_b, np.where(np.isfinite(_f(active_params_b)),
                                                                    active_params_b, total_params_b),
                                num_experts, experts_per_token, vocab_size, hidden_size)
@@ -913,7 +942,7 @@ def memory_fit(*, total_params_b, num_layers, num_key_value_heads, head_dim_, hi
     needed = weights + kv + overhead_gpu * 1e9 * t
     fields = {"weights_gb": weights / 1e9, "kv_gb": kv / 1e9, "overhead_gb": overhead_gpu * t,
               "needed_gb": needed / 1e9, "available_gb": available / 1e9, "margin_gb": (available - needed) / 1e9,
-              "total_gb": t * mem * GIB / 1e9, "kv_capacity_tokens": capacity, "max_batch": max_batch,
+              "total_gb": t * size * GIB / 1e9, "kv_capacity_tokens": capacity, "max_batch": max_batch,
               "fits": capacity >= longest, "fits_batch": (capacity >= longest) & (needed <= available)}
     arrays = np.broadcast_arrays(*fields.values())
     return MemoryFit(**{k: np.atleast_1d(np.array(a)) for k, a in zip(fields, arrays, strict=True)})

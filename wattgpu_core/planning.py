@@ -342,6 +342,7 @@ def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.Dat
     if mla.any():
         feats["head_dim"] = hd
     mem_gb = feats["memory_size_gb"].to_numpy(float)
+    mem_type = feats["memory_type"].to_numpy(dtype=object) if "memory_type" in feats else np.full(n, None, object)
     is_a100 = ph.is_a100_class(gid)
     seqs = feats["batch_size"].to_numpy(float)
     seqs = np.where(np.isfinite(seqs), seqs, ph.vllm_default_max_num_seqs(mem_gb, is_a100))
@@ -361,7 +362,7 @@ def add_deployment(feats: pd.DataFrame, precision, gpus: pd.DataFrame) -> pd.Dat
                           active_params_b=col("active_params_b")[m], num_experts=col("num_experts")[m],
                           experts_per_token=col("experts_per_token")[m], vocab_size=col("vocab_size")[m],
                           intermediate_size=col("intermediate_size")[m], max_num_seqs=seqs[m], is_a100=is_a100[m],
-                          kv_bytes_token=kv_token[m])
+                          kv_bytes_token=kv_token[m], memory_type=mem_type[m])
         for k in fit:
             fit[k][m] = getattr(r, k)
     total = col("total_params_b")
