@@ -38,7 +38,9 @@ PLUS_GROUPS: tuple[InputGroup, ...] = (
     InputGroup("llm_size", "LLM size", ("total_params_b", "active_params_b", "num_experts", "experts_per_token"),
                "total and active parameters (experts for MoE)"),
     InputGroup("llm_shape", "LLM shape", ("num_layers", "hidden_size", "num_attention_heads", "num_key_value_heads",
-                                          "head_dim"), "layers, hidden size and heads: KV-cache bytes and attention"),
+                                          "head_dim", "intermediate_size", "vocab_size"),
+               "layers, hidden size, heads, MLP width and vocabulary: KV-cache bytes, attention and the memory vLLM "
+               "reserves for activations"),
     InputGroup("llm_correction", "Per-LLM correction", ("llm_id",),
                "a factor on ITL fitted to this LLM's own runs (none for an LLM outside the training data)"),
     InputGroup("batch", "Batch size", ("batch_size", "num_requests", "closed_loop"),

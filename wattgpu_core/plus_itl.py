@@ -75,6 +75,7 @@ ITL_INPUTS: tuple[str, ...] = (
     "tdp_w", "architecture", "total_params_b", "active_params_b", "num_layers", "hidden_size",
     "num_attention_heads", "num_key_value_heads", "head_dim", "num_experts", "experts_per_token", "input_tokens",
     "output_tokens", "max_output_tokens", "num_requests", "batch_size", "request_rate_qps", "tensor_parallel",
+    "memory_type", "intermediate_size", "vocab_size",  # what the driver reports and vLLM reserves: KV-cache room
 )
 REQUIRED_INPUTS: tuple[str, ...] = ("memory_bandwidth_gb_s", "fp16_tensor_dense_tflops", "memory_size_gb", "tdp_w",
                                     "total_params_b", "num_layers", "hidden_size", "num_attention_heads",

@@ -118,6 +118,7 @@ POWER_REQUIRED = (
 POWER_OPTIONAL = (
     "active_params_b", "scenario_detail", "request_rate_qps", "input_tokens", "output_tokens", "num_requests",
     "batch_size", "num_gpus", "server_submit_s", "framework", "framework_version", "serving_stack", "architecture",
+    "intermediate_size", "vocab_size",
 )
 POWER_INPUTS: tuple[str, ...] = POWER_REQUIRED + POWER_OPTIONAL
 GPU_EXTRA_COLUMNS = ("architecture",)  # GPU catalog columns beyond the paper features that the model uses
