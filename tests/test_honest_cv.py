@@ -154,10 +154,7 @@ def test_uncalibrated_stack_widening_is_learnt_without_the_held_out_source(data,
     for r in records:
         lo, hi = r["stack_ln_shift"]
         assert lo <= 0.0 <= hi
-        if r["n_uncalibrated_stack"]:
-            assert r["interval_coverage_pct"] >= r["interval_coverage_unwidened_pct"]
-        else:
-            assert r["interval_coverage_pct"] == r["interval_coverage_unwidened_pct"]
+        assert r["interval_coverage_pct"] >= r["interval_coverage_unwidened_pct"]
     widened = preds[~preds["stack_calibrated"]]
     base_hi = widened["y_pred"] * np.exp(0.1)
     assert (widened["y_hi"] >= base_hi * (1 - 1e-12)).all()
@@ -173,3 +170,18 @@ def test_stack_offsets_and_shift():
     assert loso.stack_ln_shift(None) == (0.0, 0.0)
     lo, hi = loso.widen_for_stacks([1.0, 1.0], [2.0, 2.0], [False, True], (np.log(0.5), np.log(4.0)))
     assert lo.tolist() == [1.0, 0.5] and hi.tolist() == [2.0, 8.0]
+
+
+def test_calibrated_stack_intervals_reach_the_stack_residuals():
+    rows = pd.DataFrame({"serving_stack": ["vLLM 0.14"] * 3 + ["A"] * 12 + ["B"] * 3,
+                         "power_w": [1.0, 9.0, 1.0] + list(np.exp(np.linspace(-0.5, 0.5, 12))) + [1.0, 1.1, 1.2]})
+    q = loso.stack_residual_quantiles(_Constant(), "power", rows)
+    assert set(q) == {"A", loso.POOLED}  # B has 3 runs: pooled only; the default stack's runs are not residuals of a
+    # calibration
+    assert q["A"] == pytest.approx((-0.5, 0.5))  # 12 runs: conformal 10% / 90% = the extremes
+    lo, hi = loso.widen_for_calibrated_stacks([0.9, 0.9, 0.9, 0.9], [1.1, 1.1, 1.1, 1.1], [1.0] * 4,
+                                              ["vLLM 0.14", "A", "B", None], q)
+    assert lo[0] == 0.9 and hi[0] == 1.1 and lo[3] == 0.9  # default stack and no stack: unchanged
+    assert lo[1] == pytest.approx(np.exp(min(q["A"][0], q["*"][0]))) and hi[1] == pytest.approx(np.exp(0.5))
+    assert (lo[2], hi[2]) == pytest.approx((np.exp(q["*"][0]), np.exp(q["*"][1])))
+    assert loso.widen_for_calibrated_stacks([0.9], [1.1], [1.0], ["A"], {})[0][0] == 0.9

@@ -369,3 +369,21 @@ def test_an_uncalibrated_stack_is_predicted_as_the_default_with_wider_intervals(
     assert unknown["power_w_lo"] == pytest.approx(default["power_w_lo"] * np.exp(shift["power"][0]))
     assert shift["itl"][1] > 0.5 and shift["power"][0] < -0.5  # vLLM 0.5: five times slower, half the power
     assert "'SGLang 0.4' has no calibration" in unknown["notes"] and "widened" in unknown["notes"]
+
+
+def test_a_calibrated_stack_interval_is_at_least_its_own_residual_spread(data, default_set):
+    gpus, llms = data["gpus"], data["llms"]
+    meta = P.workload_part(default_set).metadata
+    residual = meta["intervals"]["stack_residual_ln_quantiles"]
+    assert "vLLM 0.5" in residual["power"] and "*" in residual["itl"]
+    base = {"llm": "meta-llama/Llama-3.1-8B-Instruct", "gpu": "a100-sxm4-40gb", "scenario": "offline",
+            "batch_size": 128}
+    out = P.predict(pd.DataFrame([base, {**base, "serving_stack": "vLLM 0.5"}]), gpus, llms, default_set)
+    default, old = out.iloc[0], out.iloc[1]
+    assert old["serving_stack"] == "vLLM 0.5" and old["itl_s"] > default["itl_s"]
+    for target, col in (("power", "power_w"), ("itl", "itl_s")):
+        q_own, q_all = residual[target]["vLLM 0.5"], residual[target]["*"]
+        assert old[f"{col}_lo"] <= old[col] * np.exp(min(q_own[0], q_all[0])) * (1 + 1e-9)
+        hi = old[col] * np.exp(max(q_own[1], q_all[1]))
+        tdp = float(gpus.set_index("gpu_id").loc["a100-sxm4-40gb", "tdp_w"])
+        assert old[f"{col}_hi"] >= min(hi, tdp if col == "power_w" else hi) * (1 - 1e-9)

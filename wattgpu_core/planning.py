@@ -572,7 +572,8 @@ def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.nd
     """Power, ITL, their interval bounds, the model behind each, the out-of-range details and the server's
     saturation throughput, choosing per target and scenario pool for the default set. Rows in ``uncalibrated``
     (a serving stack WattGPU+ has no calibration for, predicted as the default stack) get intervals widened by the
-    calibrated stacks' offsets (:func:`~wattgpu_core.plus.interval_bounds`)."""
+    calibrated stacks' offsets, rows of a calibrated stack other than the default at least that stack's residual
+    spread (:func:`~wattgpu_core.plus.interval_bounds`)."""
     n = len(feats)
     nan = np.full(n, np.nan)
     res = {"power_w": nan.copy(), "itl_s": nan.copy(), "power_w_lo": nan.copy(), "power_w_hi": nan.copy(),
@@ -604,7 +605,8 @@ def _predict_targets(model_set: LoadedModelSet, feats: pd.DataFrame, pool: np.nd
             if quantiles and target in quantiles:
                 lo, hi = interval_bounds(meta, target, pred, part["scenario_detail"],
                                          None if uncalibrated is None else np.asarray(uncalibrated)[rows],
-                                         quantiles_key=key)
+                                         quantiles_key=key, stacks=part["serving_stack"].to_numpy(dtype=object)
+                                         if "serving_stack" in part else None)
                 if target == "power" and "tdp_w" in part:  # a GPU's mean power stays under its power limit
                     hi = np.fmin(hi, np.fmax(part["tdp_w"].to_numpy(float), pred))
                 res[f"{col}_lo"][rows], res[f"{col}_hi"][rows] = lo, hi

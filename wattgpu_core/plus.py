@@ -31,7 +31,14 @@ import pandas as pd
 from .cv import apply_intervals, interval_quantiles, mdape_pct, out_of_fold, pearson_r
 from .errors import ModelNotTrainedError
 from .grouped_shap import PLUS_GROUPS, grouped_explanations
-from .loso import leave_one_source_out, stack_ln_offsets, stack_ln_shift, widen_for_stacks
+from .loso import (
+    leave_one_source_out,
+    stack_ln_offsets,
+    stack_ln_shift,
+    stack_residual_quantiles,
+    widen_for_calibrated_stacks,
+    widen_for_stacks,
+)
 from .model_set import TARGET_COLUMNS, TARGET_UNITS, ModelSet
 from .models import (
     PaperModelSet,
@@ -234,7 +241,12 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
                                            for t in fitted},
                       "uncalibrated_stack_method": "a stack without a calibration is predicted as the default stack; "
                       "its interval is widened by the range of the calibrated stacks' ln offsets (median ln measured "
-                      "/ default-stack prediction per stack; the default stack's 0 included)"},
+                      "/ default-stack prediction per stack; the default stack's 0 included)",
+                      "stack_residual_ln_quantiles": {t: stack_residual_quantiles(
+                          fitted[t], t, usable_inputs(aux, model_set, t), INTERVAL_LEVEL) for t in fitted},
+                      "calibrated_stack_method": "a prediction on a calibrated stack other than the default reaches at "
+                      "least the split-conformal quantiles of ln measured / prediction on that stack's runs and on "
+                      "every calibrated stack's runs pooled (the stack's own only from 10 runs)"},
         "ranges": training_ranges(range_rows),
         "serving": {"default_stack": DEFAULT_STACK,
                     "default_stack_setup": "Watt Counts: vLLM 0.14.1, one GPU, 16-bit weights, max_model_len 1024, "
@@ -298,15 +310,21 @@ def calibrated_stacks(meta: Mapping) -> list[str]:
 
 
 def interval_bounds(meta: Mapping, target: str, pred: np.ndarray, scenario_detail, uncalibrated=None,
-                    quantiles_key: str = "ln_quantiles") -> tuple[np.ndarray, np.ndarray]:
+                    quantiles_key: str = "ln_quantiles", stacks=None) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper) of the stored 80% intervals around predictions ``pred``; rows in ``uncalibrated`` (on a
     serving stack WattGPU+ has no calibration for, predicted as the default stack) widened by the calibrated stacks'
-    offsets (:func:`~wattgpu_core.loso.stack_ln_shift`)."""
+    offsets (:func:`~wattgpu_core.loso.stack_ln_shift`); rows whose ``stacks`` entry names a calibrated stack other
+    than the default widened to that stack's residual quantiles
+    (:func:`~wattgpu_core.loso.widen_for_calibrated_stacks`)."""
     q = {k: tuple(v) for k, v in meta["intervals"][quantiles_key].get(target, {}).items()}
     lo, hi = apply_intervals(pred, scenario_pool(scenario_detail), q)
-    if uncalibrated is None:
-        return lo, hi
-    return widen_for_stacks(lo, hi, uncalibrated, uncalibrated_stack_shift(meta, target))
+    if uncalibrated is not None:
+        lo, hi = widen_for_stacks(lo, hi, uncalibrated, uncalibrated_stack_shift(meta, target))
+    if stacks is not None:
+        residual = ((meta.get("intervals") or {}).get("stack_residual_ln_quantiles") or {}).get(target)
+        lo, hi = widen_for_calibrated_stacks(lo, hi, pred, stacks, {k: tuple(v) for k, v in (residual or {}).items()},
+                                             (meta.get("serving") or {}).get("default_stack", DEFAULT_STACK))
+    return lo, hi
 
 
 def uncalibrated_stack_shift(meta: Mapping, target: str) -> tuple[float, float]:

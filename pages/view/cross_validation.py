@@ -275,6 +275,7 @@ LOSO_CAPTION = (
     "WattGPU+ refitted without one source at a time, then asked for that source's runs. A run's serving stack is "
     "calibrated only if another source shares it; otherwise it is predicted as the training stack (vLLM 0.14), "
     "and its 80% interval is widened by the range of the offsets of the stacks the fold does know, as any "
-    "prediction for an uncalibrated stack is. The goal is 75–85% coverage; a source whose stack sits further from "
+    "prediction for an uncalibrated stack is; on a calibrated stack other than vLLM 0.14 the interval reaches at "
+    "least the spread of the residuals on that stack's runs in the fold. The goal is 75–85% coverage; a source whose stack sits further from "
     "vLLM 0.14 than every other stack (ML.ENERGY v2's vLLM 0.5.4) stays outside it. Regenerate with "
     "`python -m wattgpu_core evaluate`.")

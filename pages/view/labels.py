@@ -118,6 +118,7 @@ def stack_caption(serving_stack: str, model_label: str) -> str:
     stack = serving_stack or "vLLM 0.14"
     if stack != "vLLM 0.14":
         return (f"Predicted by {model_label} for {stack}: the Watt Counts model (vLLM 0.14) with {stack}'s "
-                "calibration, learnt from that stack's measured runs; one GPU per model replica unless stated.")
+                "calibration, learnt from that stack's measured runs, and intervals at least as wide as the spread "
+                "of those runs around it; one GPU per model replica unless stated.")
     return (f"Predicted by {model_label} for {stack}, one GPU per model replica unless stated, 16-bit weights, "
             "as measured in Watt Counts.")
