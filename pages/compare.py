@@ -28,7 +28,7 @@ tp = r1.selectbox("GPUs per replica", labels.TP_CHOICES, key="cmp_tp", help="Ten
 prec = r2.selectbox("Weight precision", ("", *labels.PRECISION_CHOICES), key="cmp_prec",
                     format_func=lambda p: p or "the LLM's own", help="A GPU that cannot run it is listed below.")
 workload = url_state.Workload(workload.scenario, workload.batch_size, workload.request_rate_qps,
-                              workload.input_tokens, workload.output_tokens, int(tp), prec)
+                              workload.input_tokens, workload.output_tokens, int(tp), prec, workload.serving_stack)
 
 options = catalog.filter_options(shared.gpus())
 ss = st.session_state  # the filters as set now (widgets below), else as the link carries them
@@ -54,9 +54,9 @@ tdp_range = (0.0, 0.0) if tuple(tdp) == options.tdp_range else tuple(float(t) fo
 state = state.replace(llm=llm_id, scenario=workload.scenario, batch=workload.batch_size,
                       qps=workload.request_rate_qps, inp=workload.input_tokens, out=workload.output_tokens,
                       mem=float(mem), gen=tuple(gen), form=tuple(form), tdp=tdp_range, model=shared.model_name(),
-                      tp=int(tp), prec=prec)
+                      tp=int(tp), prec=prec, stack=workload.serving_stack or "")
 shared.write_url(state, ("llm", "scenario", "batch", "qps", "inp", "out", "mem", "gen", "form", "tdp", "model", "tp",
-                         "prec"))
+                         "prec", "stack"))
 
 candidates = catalog.apply_filters(shared.gpus(), state)
 if candidates.empty:

@@ -21,8 +21,8 @@ with b:
 workload = shared.pick_workload("exp", state)
 shared.write_url(state.replace(llm=llm_id, gpu=gpu_id, scenario=workload.scenario, batch=workload.batch_size,
                                qps=workload.request_rate_qps, inp=workload.input_tokens, out=workload.output_tokens,
-                               model=shared.model_name()),
-                 ("llm", "gpu", "scenario", "batch", "qps", "inp", "out", "model"))
+                               model=shared.model_name(), stack=workload.serving_stack or ""),
+                 ("llm", "gpu", "scenario", "batch", "qps", "inp", "out", "model", "stack"))
 
 view = shared.explain_view(llm_id, gpu_id, workload, model)
 for target in ("power", "itl"):

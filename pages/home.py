@@ -1,6 +1,5 @@
 """Home: what WattGPU does, the data it stands on, the models' accuracy and a quick single prediction."""
 
-import dataclasses
 
 import streamlit as st
 
@@ -49,14 +48,8 @@ with a:
 with b:
     gpu_id = shared.pick_gpu("home_gpu", state)
 workload = shared.pick_workload("home", state)
-stacks = getattr(shared.models(), "calibrated_stacks", None) or []
-if len(stacks) > 1:
-    stack = st.selectbox("Serving stack", [*stacks, view_home.OTHER_STACK], key="home_stack",
-                         help="Stacks WattGPU+ is calibrated for (from measured runs of each); the first is the "
-                              "stack its models are trained on. For any other stack, the prediction is the training "
-                              "stack's with its interval widened by how far the calibrated stacks sit from it.")
-    workload = dataclasses.replace(workload, serving_stack=None if stack == stacks[0] else stack)
-shared.write_url(state.replace(llm=llm_id, gpu=gpu_id, model=shared.model_name()), ("llm", "gpu", "model"))
+shared.write_url(state.replace(llm=llm_id, gpu=gpu_id, model=shared.model_name(), stack=workload.serving_stack or ""),
+                 ("llm", "gpu", "model", "stack"))
 
 result = shared.predict_one(llm_id, gpu_id, workload)
 if not result.fits:

@@ -40,8 +40,8 @@ if chosen:
 picks = tuple(sbs.pick_text(d) for d in deployments)
 shared.write_url(state.replace(llm=llm_id, scenario=workload.scenario, batch=workload.batch_size,
                                qps=workload.request_rate_qps, inp=workload.input_tokens, out=workload.output_tokens,
-                               model=shared.model_name(), pick=picks),
-                 ("llm", "scenario", "batch", "qps", "inp", "out", "model", "pick"))
+                               model=shared.model_name(), pick=picks, stack=workload.serving_stack or ""),
+                 ("llm", "scenario", "batch", "qps", "inp", "out", "model", "pick", "stack"))
 if len(deployments) < 2:
     shared.stop_with("Pick at least two GPUs to see them side by side.")
 

@@ -300,3 +300,26 @@ def test_compare_says_when_the_paper_model_picks_another_gpu(app):  # app: WATTG
     notes = [w.value for w in at.warning if "rank these differently" in w.value]
     assert notes, [w.value for w in at.warning]
     assert "the evaluation favours" in notes[0] or "neither model is better" in notes[0]
+
+
+def test_compare_predicts_for_the_chosen_serving_stack_and_keeps_it_in_the_url(app):
+    at = app("compare")
+    before = at.dataframe[0].value
+    assert "vLLM 0.14" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="cmp_stack").select("vLLM 0.5").run()
+    assert_ok(at)
+    assert at.query_params["stack"] == "vLLM 0.5"
+    assert any("for vLLM 0.5" in c.value for c in at.caption), "the prediction names the chosen stack"
+    after = at.dataframe[0].value
+    col = "Energy per token (J)"
+    assert after[col].median() != before[col].median(), "vLLM 0.5's calibration moves the predictions"
+    at.selectbox(key="cmp_stack").select("another stack (no calibration)").run()
+    assert_ok(at)
+    assert "stack" in at.query_params
+    # a shared link restores the stack
+    link = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    link.query_params.update({"stack": "TensorRT-LLM"})
+    link.switch_page("pages/compare.py")
+    link.run()
+    assert_ok(link)
+    assert link.selectbox(key="cmp_stack").value == "TensorRT-LLM"

@@ -105,3 +105,11 @@ def test_page_state_round_trips_through_the_url():
                          tdp=(70.0, 400.0))
     assert url_state.PageState.from_query(state.to_query()) == state
     assert url_state.PageState.from_query({"batch": "lots", "scenario": "nonsense", "tdp": "x"}) == url_state.PageState()
+
+
+def test_page_state_carries_the_serving_stack():
+    state = url_state.PageState(stack="vLLM 0.5")
+    assert state.to_query() == {"stack": "vLLM 0.5"}
+    assert url_state.PageState.from_query(state.to_query()) == state
+    assert state.workload.serving_stack == "vLLM 0.5" and url_state.PageState().workload.serving_stack is None
+    assert url_state.PageState.from_query({"stack": "  "}).stack == ""

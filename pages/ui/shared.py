@@ -207,7 +207,21 @@ def pick_workload(prefix: str, state: view_state.PageState, columns: bool = True
         batch = st.session_state[f"{prefix}_batch"]
     inp = cols[2].number_input("Input tokens per request", 1, 131072, step=16, key=f"{prefix}_inp")
     out = cols[3].number_input("Output tokens per request", 1, 131072, step=16, key=f"{prefix}_out")
-    return view_state.Workload(scenario, int(batch), float(qps), int(inp), int(out))
+    return view_state.Workload(scenario, int(batch), float(qps), int(inp), int(out),
+                               serving_stack=pick_stack(prefix, state))
+
+
+def pick_stack(prefix: str, state: view_state.PageState) -> str | None:
+    """The serving stack to predict for (None: the models' default stack): the calibrated stacks, then "another
+    stack" (no calibration: the default stack's prediction with a widened interval). Seeded from the URL."""
+    stacks = getattr(models(), "calibrated_stacks", None) or []
+    if len(stacks) < 2:
+        return None
+    options = [*stacks, labels.OTHER_STACK]
+    seed(f"{prefix}_stack", state.stack if state.stack in options else stacks[0])
+    col = st.columns([2, 3])[0]
+    stack = col.selectbox("Serving stack", options, key=f"{prefix}_stack", help=labels.STACK_HELP)
+    return None if stack == stacks[0] else stack
 
 
 # -- sidebar: custom GPU and LLM ------------------------------------------------------------------------------------

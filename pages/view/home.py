@@ -141,11 +141,6 @@ def headline_accuracy(model_set) -> Accuracy:
                     "GPUs (LOGO) and unseen LLMs (LOLO).", table)
 
 
-# Home's serving-stack choice for a stack WattGPU+ has no calibration for (predicted as the training stack, with
-# widened intervals; the prediction's note says so).
-OTHER_STACK = "another stack (no calibration)"
-
-
 def other_sources_sentence(model_set) -> str:
     """Home's sentence on the error for runs of other sources and stacks (leave-one-source-out)."""
     meta = model_set.metadata

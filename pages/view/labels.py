@@ -113,6 +113,14 @@ STRATEGY_LABELS = {"CV": "CV (unseen LLM-GPU pairs)", "LOGO": "LOGO (unseen GPU)
 SCENARIO_LABELS = {"offline": "Offline", "server": "Server"}
 
 
+# The serving-stack choice for a stack WattGPU+ has no calibration for (predicted as the training stack, with widened
+# intervals; the prediction's note says so).
+OTHER_STACK = "another stack (no calibration)"
+STACK_HELP = ("Stacks WattGPU+ is calibrated for (from measured runs of each); the first is the stack its models are "
+              "trained on. For any other stack the prediction is the training stack's, with its interval widened by "
+              "how far the calibrated stacks sit from it.")
+
+
 def stack_caption(serving_stack: str, model_label: str) -> str:
     """Which serving stack and model the numbers refer to (every prediction says it)."""
     stack = serving_stack or "vLLM 0.14"

@@ -112,10 +112,12 @@ class PageState:
     tp: int = 1  # GPUs per replica
     prec: str = ""  # weight precision ("" = native)
     pick: tuple[str, ...] = ()  # side by side: deployments "gpu_id*gpus per replica"
+    stack: str = ""  # serving stack ("" = the models' default stack)
 
     @property
     def workload(self) -> Workload:
-        return Workload(self.scenario, self.batch, self.qps, self.inp, self.out, self.tp, self.prec)
+        return Workload(self.scenario, self.batch, self.qps, self.inp, self.out, self.tp, self.prec,
+                        self.stack or None)
 
     @classmethod
     def from_query(cls, query: dict) -> PageState:
@@ -139,6 +141,8 @@ class PageState:
         values["tp"] = number("tp", int, 1, 8)
         if get("prec") in PRECISION_CHOICES:
             values["prec"] = get("prec")
+        if get("stack") and str(get("stack")).strip():
+            values["stack"] = str(get("stack")).strip()[:80]
         for key in ("gen", "form", "pick"):
             values[key] = split_list(get(key))
         raw = get("tdp")
