@@ -82,7 +82,7 @@ for col, (column, title, help_) in zip(cols, (
         ("power_w", "Mean GPU power", None), ("throughput_tok_s", "Throughput", None)), strict=True):
     col.metric(title, formats.INTERVAL_FORMATS[column](best[column]), help=help_)
     col.caption(formats.best_interval_text(best, column))
-st.caption(labels.stack_caption(str(best.get("serving_stack") or ""), models.label))
+st.caption(labels.stack_caption(str(best.get("serving_stack") or ""), models.label, workload.serving_stack))
 
 st.plotly_chart(figures.pareto_figure(comparison.ranked, comparison.measured,
                                      x_title=labels.latency_axis_title(workload.scenario)), width="stretch")

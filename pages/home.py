@@ -63,7 +63,7 @@ else:
             ("throughput_tok_s", "Throughput", formats.fmt_throughput(result.throughput_tok_s), None)), strict=True):
         col.metric(title, value, help=help_)
         col.caption(result.interval_text(column))
-    st.caption(labels.stack_caption(result.serving_stack, shared.models().label))
+    st.caption(labels.stack_caption(result.serving_stack, shared.models().label, workload.serving_stack))
     if result.notes:
         st.caption(f"Note: {md(result.notes)}.")
 st.page_link("pages/compare.py", label="Compare every GPU for this model", icon=":material/leaderboard:")

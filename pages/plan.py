@@ -4,8 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from pages.ui import shared
+from pages.view import labels, plan_figures
 from pages.view import plan as pv
-from pages.view import plan_figures
 from wattgpu_core.deploy import DEFAULT_PRECISIONS, HEADROOM, TENSOR_PARALLEL, TRAFFIC_PRESETS
 from wattgpu_core.planning_data import DEFAULT_CARBON_REGION
 from wattgpu_core.safety import csv_bytes
@@ -53,7 +53,7 @@ ttft = c4.number_input("TTFT target (s; 0 = none)", 0.0, 3600.0, step=0.5, forma
 itl = c5.number_input("ITL target (ms; 0 = none)", 0.0, 60000.0, step=5.0, format="%.4g", key="plan_itl",
                       help="Mean time between output tokens, TTFT excluded (vLLM's ITL / TPOT).")
 
-d1, d2 = st.columns([1, 3])
+d1, d2, d3 = st.columns([1, 2, 1.2])
 shared.seed("plan_tp", state.tp)
 shared.seed("plan_prec", [p for p in state.prec if p in DEFAULT_PRECISIONS] or list(DEFAULT_PRECISIONS))
 max_tp = d1.selectbox("Largest GPUs per replica", TENSOR_PARALLEL, key="plan_tp",
@@ -62,6 +62,8 @@ precisions = d2.multiselect("Weight precisions", DEFAULT_PRECISIONS, key="plan_p
                             help="A precision a GPU cannot run is listed with the reason.")
 if not precisions:
     shared.stop_with("Pick at least one weight precision.")
+with d3:
+    stack = shared.pick_stack("plan", state, narrow=False)
 
 # -- cost and carbon assumptions ----------------------------------------------------------------------------------
 with st.expander("Cost and carbon assumptions (defaults with their sources; change any)", icon=":material/payments:"):
@@ -98,7 +100,8 @@ state = state.replace(llm=llm_id, preset=st.session_state["plan_preset"] or "cus
                       out=int(out), ttft=float(ttft), itl=float(itl), tp=int(max_tp), prec=tuple(precisions),
                       kwh=-1.0 if abs(usd_per_kwh - defaults.usd_per_kwh.value) < 1e-12 else float(usd_per_kwh),
                       pue=-1.0 if abs(pue - defaults.pue.value) < 1e-12 else float(pue),
-                      region="" if region in (None, DEFAULT_CARBON_REGION) else region, co2=float(co2) if co2 is not None else -1.0, prices=prices)
+                      region="" if region in (None, DEFAULT_CARBON_REGION) else region, co2=float(co2) if co2 is not None else -1.0, prices=prices,
+                      stack=stack or "")
 wanted = state.to_query()
 if wanted != st.query_params.to_dict():
     st.query_params.from_dict(wanted)
@@ -106,12 +109,13 @@ if wanted != st.query_params.to_dict():
 traffic = state.traffic
 plan, costs = shared.plan(llm_id, traffic, state.tp, tuple(precisions), tuple(state.price_overrides().items()),
                           None if state.kwh < 0 else state.kwh, None if state.pue < 0 else state.pue,
-                          region, co2)
+                          region, co2, stack)
 
 # -- the ranking ----------------------------------------------------------------------------------------------------
 good = plan[plan["fits"] & plan["meets_slo"]]
 st.caption(f"{llm_id}: {traffic.describe()}. {len(plan)} options, {len(good)} fit and meet the targets. "
            + pv.ITL_HELP)
+st.caption(labels.stack_caption(stack if stack and stack != labels.OTHER_STACK else "", shared.models().label, stack))
 if good.empty:
     st.warning("No option fits and meets these targets; relax the targets or allow more GPUs per replica. The "
                "table below says why each option fails.")

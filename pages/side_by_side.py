@@ -55,7 +55,8 @@ if len(view.table) == 0:
 
 st.dataframe(view_sbs.side_by_side_table(view.table), hide_index=True, placeholder="–", width="stretch")
 st.plotly_chart(figures.side_by_side_figure(view.table), width="stretch")
-st.caption(labels.stack_caption(str(view.table["serving_stack"].iloc[0] or ""), shared.models().label)
+st.caption(labels.stack_caption(str(view.table["serving_stack"].iloc[0] or ""), shared.models().label,
+                                workload.serving_stack)
            + " Bars: predictions; whiskers: 80% intervals.")
 
 if len(view.table) >= 2:

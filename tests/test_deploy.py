@@ -282,3 +282,20 @@ def test_breakdown_adds_up(catalogs, models, defaults):
     parts = breakdown(row, Traffic(5, 1000, 300), Costs.from_defaults(defaults)).set_index("Quantity")["Value"]
     assert parts["replicas"] == f"{row['replicas']:.0f}"
     assert parts["total"] == f"${row['usd_per_hour']:,.2f} per hour"
+
+
+def test_plan_command_for_another_serving_stack(seed_db_path, tmp_path):
+    base = ("plan", "--db", str(seed_db_path), "--llm", LLM, "--rate-qps", "2", "--input-tokens", "500",
+            "--output-tokens", "200", "--gpu", "a100-sxm4-40gb", "--precision", "bf16", "--max-gpus-per-replica", "1")
+    itl = {}
+    for stack in (None, "vLLM 0.5", "SGLang 0.4"):
+        out = tmp_path / f"{stack}.json"
+        run = cli(*base, *(("--serving-stack", stack) if stack else ()), "--json", str(out))
+        assert run.returncode == 0, run.stderr
+        (record,) = json.loads(out.read_text())["options"]
+        itl[stack] = record["itl_s"]
+        if stack == "SGLang 0.4":
+            assert "has no calibration" in record["notes"] and "widened" in record["notes"]
+    assert itl["vLLM 0.5"] > 1.5 * itl[None]  # the calibrated older stack is slower per token
+    assert itl["SGLang 0.4"] == pytest.approx(itl[None])  # uncalibrated: the training stack's prediction
+    assert PlanState.from_query(PlanState(stack="vLLM 0.5").to_query()).stack == "vLLM 0.5"

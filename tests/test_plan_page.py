@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -84,3 +85,19 @@ def test_compare_gpus_takes_gpus_per_replica_and_precision_and_never_ranks_a_sat
     assert not saturated[0]
     at.selectbox(key="cmp_tp").set_value(1).run()
     assert not at.exception and "tp" not in at.query_params  # the default is left out of the link
+
+
+def test_plan_page_plans_for_the_chosen_serving_stack(plan_page):
+    at = plan_page(prec="bf16", tp="1", ttft="0", itl="0", stack="vLLM 0.5")
+    assert at.selectbox(key="plan_stack").value == "vLLM 0.5"
+    captions = " ".join(c.value for c in at.caption)
+    assert "for vLLM 0.5" in captions
+    slow = ranking(at).set_index("GPU")["ITL (ms)"]
+    at.selectbox(key="plan_stack").select("vLLM 0.14").run()
+    assert not at.exception and "stack" not in at.query_params
+    fast = ranking(at).set_index("GPU")["ITL (ms)"]
+    both = pd.concat([slow, fast], axis=1, keys=["slow", "fast"]).dropna()
+    assert len(both) >= 5 and (both["slow"] > both["fast"]).all()  # vLLM 0.5 spends far longer per token
+    at.selectbox(key="plan_stack").select("another stack (no calibration)").run()
+    assert not at.exception
+    assert "has no calibration" in " ".join(c.value for c in at.caption)

@@ -66,9 +66,10 @@ def _cmd_plan(args) -> int:
     if args.max_gpus_per_replica < 1:
         raise ValidationError([Issue(0, "--max-gpus-per-replica", "must be at least 1")])
     plan = plan_deployments(args.llm, traffic, gpus, llms, costs, args.gpu, args.precision,
-                            args.max_gpus_per_replica)
+                            args.max_gpus_per_replica, serving_stack=args.serving_stack)
     llm_id = plan["llm_id"].iat[0]
-    print(f"{llm_id}: {traffic.describe()}")
+    print(f"{llm_id}: {traffic.describe()}"
+          + (f"; serving stack {args.serving_stack} (see each option's notes)" if args.serving_stack else ""))
     print(f"assumptions: $/kWh {costs.usd_per_kwh:g} ({costs.sources['usd_per_kwh']}); PUE {costs.pue:g} "
           f"({costs.sources['pue']}); {costs.gco2e_per_kwh:g} gCO2e/kWh ({costs.sources['gco2e_per_kwh']})")
     print(plan_text_table(plan.head(SHOWN)))
@@ -107,6 +108,9 @@ def add_plan_command(sub, add_db) -> None:
     p.add_argument("--precision", action="append", default=None,
                    help="weight precision to consider (repeatable; default bf16, fp8, int8, int4, fp4, mxfp4)")
     p.add_argument("--max-gpus-per-replica", type=int, default=8, help="largest tensor-parallel degree (default 8)")
+    p.add_argument("--serving-stack", default=None, metavar="STACK",
+                   help="serving stack, e.g. 'vLLM 0.5' or 'TensorRT-LLM' (default: vLLM 0.14, the training stack); "
+                        "one without calibration is predicted as vLLM 0.14 with widened intervals")
     p.add_argument("--usd-per-kwh", type=float, default=None, help="electricity price (default: US industrial, EIA)")
     p.add_argument("--pue", type=float, default=None, help="data-centre PUE (default: Uptime industry average)")
     carbon = p.add_mutually_exclusive_group()

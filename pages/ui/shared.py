@@ -211,7 +211,7 @@ def pick_workload(prefix: str, state: view_state.PageState, columns: bool = True
                                serving_stack=pick_stack(prefix, state))
 
 
-def pick_stack(prefix: str, state: view_state.PageState) -> str | None:
+def pick_stack(prefix: str, state, narrow: bool = True) -> str | None:
     """The serving stack to predict for (None: the models' default stack): the calibrated stacks, then "another
     stack" (no calibration: the default stack's prediction with a widened interval). Seeded from the URL."""
     stacks = getattr(models(), "calibrated_stacks", None) or []
@@ -219,7 +219,7 @@ def pick_stack(prefix: str, state: view_state.PageState) -> str | None:
         return None
     options = [*stacks, labels.OTHER_STACK]
     seed(f"{prefix}_stack", state.stack if state.stack in options else stacks[0])
-    col = st.columns([2, 3])[0]
+    col = st.columns([2, 3])[0] if narrow else st
     stack = col.selectbox("Serving stack", options, key=f"{prefix}_stack", help=labels.STACK_HELP)
     return None if stack == stacks[0] else stack
 
@@ -522,24 +522,24 @@ def planning_defaults():
 
 @st.cache_data(max_entries=32, show_spinner="Ranking every GPU x GPUs per replica x precision option...")
 def _plan(path: str, data_version: str, model_name: str, llm_id: str, traffic, max_tp: int, precisions: tuple,
-          prices: tuple, usd_per_kwh, pue, region, gco2e_per_kwh):
+          prices: tuple, usd_per_kwh, pue, region, gco2e_per_kwh, serving_stack=None):
 
     costs = Costs.from_defaults(planning_defaults(), dict(prices), usd_per_kwh, pue, gco2e_per_kwh, region)
     plan = plan_deployments(llm_id, traffic, _gpus(path, data_version), _llms(path, data_version), costs,
                             precisions=precisions or None, max_gpus_per_replica=max_tp,
-                            model_set=_model_set(model_name))
+                            model_set=_model_set(model_name), serving_stack=serving_stack)
     return plan, costs
 
 
 def plan(llm_id: str, traffic, max_tp: int, precisions: tuple, prices: tuple, usd_per_kwh=None, pue=None,
-         region=None, gco2e_per_kwh=None):
+         region=None, gco2e_per_kwh=None, serving_stack=None):
     """The (cached) ranked deployment options and the cost assumptions used; errors the user can act on stop the
     page."""
     model = model_name()
     models(model)
     try:
         return _plan(store_path(), version(), model, llm_id, traffic, max_tp, tuple(precisions), tuple(prices),
-                     usd_per_kwh, pue, region, gco2e_per_kwh)
+                     usd_per_kwh, pue, region, gco2e_per_kwh, serving_stack)
     except WattGPUError as exc:
         st.error(str(exc))
         st.stop()

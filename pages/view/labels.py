@@ -121,9 +121,14 @@ STACK_HELP = ("Stacks WattGPU+ is calibrated for (from measured runs of each); t
               "how far the calibrated stacks sit from it.")
 
 
-def stack_caption(serving_stack: str, model_label: str) -> str:
-    """Which serving stack and model the numbers refer to (every prediction says it)."""
+def stack_caption(serving_stack: str, model_label: str, requested: str | None = None) -> str:
+    """Which serving stack and model the numbers refer to (every prediction says it); ``requested`` the user's choice
+    (:data:`OTHER_STACK`: a stack without calibration, predicted as vLLM 0.14)."""
     stack = serving_stack or "vLLM 0.14"
+    if requested == OTHER_STACK:
+        return (f"Predicted by {model_label} for vLLM 0.14, the training stack: your serving stack has no "
+                "calibration, so the intervals are widened by how far the calibrated stacks sit from vLLM 0.14 "
+                "(measure a few runs of your stack and upload them on the Data page to calibrate it).")
     if stack != "vLLM 0.14":
         return (f"Predicted by {model_label} for {stack}: the Watt Counts model (vLLM 0.14) with {stack}'s "
                 "calibration, learnt from that stack's measured runs, and intervals at least as wide as the spread "

@@ -115,6 +115,7 @@ class PlanState:
     region: str = ""
     co2: float = -1.0
     prices: tuple[str, ...] = ()  # "gpu_id:usd_per_gpu_hour" overrides
+    stack: str = ""  # serving stack ("" = the models' default stack)
 
     @property
     def traffic(self) -> Traffic:
@@ -138,6 +139,8 @@ class PlanState:
             values[key] = number(key, float, -1, 100000)
         if get("region"):
             values["region"] = str(get("region"))
+        if get("stack") and str(get("stack")).strip():
+            values["stack"] = str(get("stack")).strip()[:80]
         for key in ("prec", "prices"):
             values[key] = split_list(get(key))
         values["prices"] = tuple(p for p in values["prices"] if _price_item(p) is not None)
