@@ -19,16 +19,18 @@ left, right = st.columns([2, 3])
 with left:
     llm_id = shared.pick_llm("cmp_llm", state)
 with right:
-    workload = shared.pick_workload("cmp", state)
+    workload = shared.pick_workload("cmp", state, stack=False)
 shared.seed("cmp_tp", state.tp)
 shared.seed("cmp_prec", state.prec)
-r1, r2, _ = st.columns([1, 1.5, 2.5])
+r1, r2, r3, _ = st.columns([1, 1.5, 1.5, 1])
 tp = r1.selectbox("GPUs per replica", labels.TP_CHOICES, key="cmp_tp", help="Tensor parallel: the model is split over "
                   "this many GPUs; power is per GPU, throughput and energy per token are the replica's.")
 prec = r2.selectbox("Weight precision", ("", *labels.PRECISION_CHOICES), key="cmp_prec",
                     format_func=lambda p: p or "the LLM's own", help="A GPU that cannot run it is listed below.")
+with r3:
+    stack = shared.pick_stack("cmp", state, narrow=False)
 workload = url_state.Workload(workload.scenario, workload.batch_size, workload.request_rate_qps,
-                              workload.input_tokens, workload.output_tokens, int(tp), prec, workload.serving_stack)
+                              workload.input_tokens, workload.output_tokens, int(tp), prec, stack)
 
 options = catalog.filter_options(shared.gpus())
 ss = st.session_state  # the filters as set now (widgets below), else as the link carries them

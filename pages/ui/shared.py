@@ -188,8 +188,10 @@ def pick_gpu(key: str, state: view_state.PageState, label: str = "GPU") -> str:
     return st.selectbox(label, list(choices), format_func=choices.get, key=key, help="Type to search the catalog.")
 
 
-def pick_workload(prefix: str, state: view_state.PageState, columns: bool = True) -> view_state.Workload:
-    """Scenario, batch size or request rate, input and output tokens (seeded from the URL)."""
+def pick_workload(prefix: str, state: view_state.PageState, columns: bool = True,
+                  stack: bool = True) -> view_state.Workload:
+    """Scenario, batch size or request rate, input and output tokens, and (``stack``) the serving stack under them
+    (seeded from the URL); a page that places the stack elsewhere calls :func:`pick_stack` itself."""
     seed(f"{prefix}_scenario", state.scenario)
     seed(f"{prefix}_batch", state.batch)
     seed(f"{prefix}_qps", state.qps)
@@ -208,7 +210,7 @@ def pick_workload(prefix: str, state: view_state.PageState, columns: bool = True
     inp = cols[2].number_input("Input tokens per request", 1, 131072, step=16, key=f"{prefix}_inp")
     out = cols[3].number_input("Output tokens per request", 1, 131072, step=16, key=f"{prefix}_out")
     return view_state.Workload(scenario, int(batch), float(qps), int(inp), int(out),
-                               serving_stack=pick_stack(prefix, state))
+                               serving_stack=pick_stack(prefix, state) if stack else None)
 
 
 def pick_stack(prefix: str, state, narrow: bool = True) -> str | None:

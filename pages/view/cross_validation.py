@@ -250,23 +250,26 @@ def _plus_meta(model_set) -> Mapping:
     return meta
 
 
-def loso_table(model_set) -> pd.DataFrame:
+def loso_table(model_set, source_names: Mapping[str, str] | None = None) -> pd.DataFrame:
     """WattGPU+ on each source left out of training (stored with the model files): one row per source and target,
-    with the coverage of the 80% intervals as a prediction carries them (widened for stacks the fold had no
-    calibration for) and without that widening."""
+    with the coverage of the 80% intervals as a prediction carries them (widened for its stack) and with the
+    leave-one-GPU-out intervals alone, and the runs whose stack the fold had no calibration for with their
+    widening."""
     records = _plus_meta(model_set).get("loso_metrics") or []
+    names = source_names or {}
     rows = []
     for r in records:
         shift = r.get("stack_ln_shift") or (0.0, 0.0)
         n_unc = r.get("n_uncalibrated_stack")
         rows.append({
-            "Source left out": r["source_id"], "Serving stacks": str(r.get("stacks") or "").replace(";", ", "),
+            "Source left out": names.get(r["source_id"], r["source_id"]),
+            "Serving stacks": str(r.get("stacks") or "").replace(";", ", "),
             "Quantity": "Power" if r["target"] == "power" else "Time per token", "Runs": int(r["n_rows"]),
             "MdAPE (%)": num(r["mdape_pct"], ".1f"),
             "80% interval coverage (%)": num(r.get("interval_coverage_pct"), ".0f"),
-            "Runs on stacks without calibration": "–" if n_unc is None else f"{n_unc:,}",
-            "Widening for those": "–" if not n_unc else f"x{np.exp(shift[0]):.2f} to x{np.exp(shift[1]):.2f}",
-            "Coverage without widening (%)": num(r.get("interval_coverage_unwidened_pct"), ".0f"),
+            "With LOGO intervals alone (%)": num(r.get("interval_coverage_unwidened_pct"), ".0f"),
+            "Runs on uncalibrated stacks (widening)": "–" if n_unc is None else (
+                "0" if not n_unc else f"{n_unc:,} (x{np.exp(shift[0]):.2f} to x{np.exp(shift[1]):.2f})"),
         })
     return pd.DataFrame(rows)
 

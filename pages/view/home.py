@@ -39,7 +39,8 @@ def data_summary(store) -> dict:
         "Runs": sources["source_id"].map(per_source).fillna(0).astype(int),
         "License": sources["license"],
     }).sort_values("Runs", ascending=False).reset_index(drop=True)
-    return {**stats, "source_table": table}
+    return {**stats, "source_table": table,
+            "source_names": dict(zip(sources["source_id"].astype(str), sources["name"].astype(str), strict=True))}
 
 
 @dataclass(frozen=True)
