@@ -74,5 +74,4 @@ for column, quantity in ((left, "power"), (right, "time")):
 st.subheader("Other sources and serving stacks, left out one at a time")
 st.caption(view_cv.LOSO_CAPTION)
 st.dataframe(view_cv.loso_table(shared.models(), shared.summary()["source_names"]), hide_index=True, placeholder="–",
-             width="stretch", column_config={"Serving stacks": st.column_config.TextColumn(width="medium"),
-                                             "Source left out": st.column_config.TextColumn(width="medium")})
+             width="stretch")

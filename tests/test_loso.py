@@ -49,13 +49,13 @@ def test_cross_validation_page_table_reports_coverage_per_source_with_and_withou
 
     meta = M.read_metadata("plus", MODELS_DIR)
     table = view_cv.loso_table(P.load_model_set("default"))
-    assert len(table) == len(meta["loso_metrics"]) and set(table["Source left out"]) >= {"mlenergy_v2", "argonne"}
+    assert len(table) == len(meta["loso_metrics"]) and set(table["Source"]) >= {"mlenergy_v2", "argonne"}
     for r, (_, row) in zip(meta["loso_metrics"], table.iterrows(), strict=True):
         assert row["Runs"] == r["n_rows"]
-        assert row["80% interval coverage (%)"] == f"{r['interval_coverage_pct']:.0f}"
+        assert row["Coverage (%)"] == f"{r['interval_coverage_pct']:.0f}"
         assert r["interval_coverage_pct"] >= r["interval_coverage_unwidened_pct"]
-        assert row["With LOGO intervals alone (%)"] == f"{r['interval_coverage_unwidened_pct']:.0f}"
-        widening = row["Runs on uncalibrated stacks (widening)"]
+        assert row["LOGO-only coverage (%)"] == f"{r['interval_coverage_unwidened_pct']:.0f}"
+        widening = row["Uncalibrated runs (widening)"]
         assert widening == "0" if not r["n_uncalibrated_stack"] else widening.startswith(f"{r['n_uncalibrated_stack']:,} (x")
 
 

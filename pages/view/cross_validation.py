@@ -262,13 +262,13 @@ def loso_table(model_set, source_names: Mapping[str, str] | None = None) -> pd.D
         shift = r.get("stack_ln_shift") or (0.0, 0.0)
         n_unc = r.get("n_uncalibrated_stack")
         rows.append({
-            "Source left out": names.get(r["source_id"], r["source_id"]),
-            "Serving stacks": str(r.get("stacks") or "").replace(";", ", "),
+            "Source": names.get(r["source_id"], r["source_id"]),
+            "Stacks": str(r.get("stacks") or "").replace(";", ", "),
             "Quantity": "Power" if r["target"] == "power" else "Time per token", "Runs": int(r["n_rows"]),
             "MdAPE (%)": num(r["mdape_pct"], ".1f"),
-            "80% interval coverage (%)": num(r.get("interval_coverage_pct"), ".0f"),
-            "With LOGO intervals alone (%)": num(r.get("interval_coverage_unwidened_pct"), ".0f"),
-            "Runs on uncalibrated stacks (widening)": "–" if n_unc is None else (
+            "Coverage (%)": num(r.get("interval_coverage_pct"), ".0f"),
+            "LOGO-only coverage (%)": num(r.get("interval_coverage_unwidened_pct"), ".0f"),
+            "Uncalibrated runs (widening)": "–" if n_unc is None else (
                 "0" if not n_unc else f"{n_unc:,} (x{np.exp(shift[0]):.2f} to x{np.exp(shift[1]):.2f})"),
         })
     return pd.DataFrame(rows)
@@ -279,6 +279,8 @@ LOSO_CAPTION = (
     "calibrated only if another source shares it; otherwise it is predicted as the training stack (vLLM 0.14), "
     "and its 80% interval is widened by the range of the offsets of the stacks the fold does know, as any "
     "prediction for an uncalibrated stack is; on a calibrated stack other than vLLM 0.14 the interval reaches at "
-    "least the spread of the residuals on that stack's runs in the fold. The goal is 75–85% coverage; a source whose stack sits further from "
+    "least the spread of the residuals on that stack's runs in the fold. Coverage: of the 80% intervals as "
+    "predictions carry them; LOGO-only: of the leave-one-GPU-out intervals alone; uncalibrated runs: those whose "
+    "stack the fold had no calibration for, with their widening. The goal is 75–85% coverage; a source whose stack sits further from "
     "vLLM 0.14 than every other stack (ML.ENERGY v2's vLLM 0.5.4) stays outside it. Regenerate with "
     "`python -m wattgpu_core evaluate`.")
