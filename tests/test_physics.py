@@ -230,3 +230,19 @@ def test_decode_physics_and_the_memory_fit_agree_on_the_kv_cache():
                             memory_type=mtype, max_num_seqs=w.max_num_seqs[0])
         assert w.kv_capacity_tokens[0] == pytest.approx(fit.kv_capacity_tokens[0]), (mem, mtype)
         assert fit.total_gb[0] == pytest.approx(mem * 2**30 / 1e9)  # the catalog size, ECC or not
+
+
+@pytest.mark.parametrize("text, stack", [
+    ("vLLM 0.14", "vLLM 0.14"), ("vllm 0.14.1", "vLLM 0.14"), ("VLLM==0.5.4", "vLLM 0.5"), ("vllm v0.11", "vLLM 0.11"),
+    ("trt-llm", "TensorRT-LLM"), ("tensorrt_llm", "TensorRT-LLM"), ("deepspeed-mii", "Deepspeed-MII"),
+    ("SGLang 0.4.3", "SGLang 0.4"), ("vLLM", "vLLM"), ("another stack (no calibration)", "another stack (no calibration)"),
+    ("FastChat / HF transformers 2023 (ML.ENERGY v1)", "FastChat / HF transformers 2023 (ML.ENERGY v1)"),
+    ("  ", None), (None, None),
+])
+def test_a_typed_serving_stack_is_named_as_the_data_name_it(text, stack):
+    assert ph.parse_serving_stack(text) == stack
+
+
+def test_framework_names_are_case_insensitive():
+    assert ph.serving_stack(["vllm", "VLLM", "trt-llm"], ["v0.5.4", "0.14.1", None]).tolist() == \
+        ["vLLM 0.5", "vLLM 0.14", "TensorRT-LLM"]

@@ -387,3 +387,14 @@ def test_a_calibrated_stack_interval_is_at_least_its_own_residual_spread(data, d
         hi = old[col] * np.exp(max(q_own[1], q_all[1]))
         tdp = float(gpus.set_index("gpu_id").loc["a100-sxm4-40gb", "tdp_w"])
         assert old[f"{col}_hi"] >= min(hi, tdp if col == "power_w" else hi) * (1 - 1e-9)
+
+
+def test_a_typed_stack_is_recognised_whatever_its_spelling(data, default_set):
+    gpus, llms = data["gpus"], data["llms"]
+    base = {"llm": "Qwen/Qwen2.5-7B-Instruct", "gpu": "a100-sxm4-40gb", "scenario": "offline"}
+    out = P.predict(pd.DataFrame([{**base, "serving_stack": s} for s in
+                                  ("vLLM 0.5", "vllm 0.5.4", "vLLM 0.14.1", None)]), gpus, llms, default_set)
+    assert out["serving_stack"].tolist() == ["vLLM 0.5", "vLLM 0.5", "vLLM 0.14", "vLLM 0.14"]
+    assert out.loc[1, "itl_s"] == out.loc[0, "itl_s"] and out.loc[2, "itl_s"] == out.loc[3, "itl_s"]
+    assert not any("has no calibration" in n for n in out["notes"])
+    assert (out.loc[2, "itl_s_lo"], out.loc[2, "itl_s_hi"]) == (out.loc[3, "itl_s_lo"], out.loc[3, "itl_s_hi"])

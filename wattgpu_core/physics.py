@@ -378,20 +378,50 @@ def server_busy_fraction(request_rate_qps, latency_s, submit_s=np.inf) -> np.nda
     return np.clip(np.where(lam > 0, out, 0.0), 0.0, 1.0)
 
 
+# Serving frameworks' names as the data spell them, by their lower-case spellings (a user's "vllm" or "trt-llm" is the
+# same stack as a source's "vLLM" or "TensorRT-LLM"); other names are kept as given.
+FRAMEWORK_NAMES = MappingProxyType({
+    "vllm": "vLLM", "tensorrt-llm": "TensorRT-LLM", "tensorrt_llm": "TensorRT-LLM", "trt-llm": "TensorRT-LLM",
+    "trtllm": "TensorRT-LLM", "deepspeed-mii": "Deepspeed-MII", "deepspeed_mii": "Deepspeed-MII", "mii": "Deepspeed-MII",
+    "sglang": "SGLang", "tgi": "TGI", "text-generation-inference": "TGI", "lmdeploy": "LMDeploy",
+})
+_STACK_TEXT = re.compile(r"^\s*(?P<fw>.+?)(?:\s+|\s*==\s*|\s*@\s*)v?(?P<ver>\d+(?:\.\d+)*[0-9A-Za-z.+-]*)\s*$")
+
+
+def canonical_framework(name: str) -> str:
+    """A framework name as the data spell it (:data:`FRAMEWORK_NAMES`), else the name stripped."""
+    name = name.strip()
+    return FRAMEWORK_NAMES.get(name.lower(), name)
+
+
 def serving_stack(framework, framework_version) -> np.ndarray:
-    """"vLLM 0.14" from framework "vLLM" and version "0.14.1" (major.minor of a numeric version); the framework
-    alone when no version; None when no framework is known (callers that need a stack take :data:`DEFAULT_STACK`,
-    the one the models are trained on)."""
+    """"vLLM 0.14" from framework "vLLM" (any case, :func:`canonical_framework`) and version "0.14.1" or "v0.14.1"
+    (major.minor of a numeric version); the framework alone when no version; None when no framework is known (callers
+    that need a stack take :data:`DEFAULT_STACK`, the one the models are trained on)."""
     def one(fw, ver):
-        fw = fw.strip() if isinstance(fw, str) and fw.strip() else None
+        fw = canonical_framework(fw) if isinstance(fw, str) and fw.strip() else None
         ver = ver.strip() if isinstance(ver, str) and ver.strip() else None
         if fw is None:
             return None
+        if ver is not None and ver[:1] in "vV" and ver[1:2].isdigit():
+            ver = ver[1:]
         if ver is not None and ver[:1].isdigit():
             ver = ".".join(ver.split(".")[:2])
         return f"{fw} {ver}" if ver else fw
 
     return per_unique(one, framework, framework_version, dtype=object)
+
+
+def parse_serving_stack(text):
+    """A serving stack a user typed, as the data name it: "vllm 0.14.1", "vLLM==0.14.1" or "vLLM v0.14" -> "vLLM
+    0.14"; "trt-llm" -> "TensorRT-LLM"; a name without a trailing version is kept (canonical framework spelling);
+    None or blank -> None."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    m = _STACK_TEXT.match(text)
+    if m:
+        return serving_stack([m["fw"]], [m["ver"]])[0]
+    return canonical_framework(text)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -515,7 +515,7 @@ def predict_with_rows(requests, gpus: pd.DataFrame, llms: pd.DataFrame,
     values["output_given"] = np.isfinite(values["output_tokens"])
     out_tokens = np.where(np.isnan(values["output_tokens"]), default_out, values["output_tokens"])
     values["output_tokens"] = out_tokens
-    stack_in = typed["serving_stack"].to_numpy(dtype=object)
+    stack_in = ph.per_unique(ph.parse_serving_stack, typed["serving_stack"].to_numpy(dtype=object), dtype=object)
     known_stacks = set((model_set.metadata.get("serving") or {}).get("calibrated_stacks") or []) \
         if workload_part(model_set) is not None else set()
     stack_known = np.asarray([s is None or s in known_stacks for s in stack_in], dtype=bool)
