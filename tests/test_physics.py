@@ -201,7 +201,7 @@ def test_server_fixed_point_on_server_rows_equals_every_row_alone():
 
 def test_usable_memory_and_kv_capacity_by_hand():
     # GDDR6 runs with ECC on: 1/16 reserved (nvidia-smi: 15,360 MiB on a 16 GB T4, 23,034 MiB on a 24 GB L4)
-    got = ph.usable_memory_gb([16, 24, 24, 40, 24, 32], ["GDDR6", "gddr6 ", "GDDR6X", "HBM2", None, "GDDR7"])
+    got = ph.usable_memory_gb([16, 24, 24, 40, 24, 32], ["GDDR6", "GDDR6", "GDDR6X", "HBM2", None, "GDDR7"])
     assert got.tolist() == [15.0, 22.5, 24.0, 40.0, 24.0, 32.0]
     assert ph.usable_memory_gb([16.0]).tolist() == [16.0]  # no memory type: as given
     # Llama-3.1-8B on an L4 (Watt Counts: gpu_memory_utilization 0.9): 0.9 x 22.5 GiB - 16.06 GB of weights - vLLM's

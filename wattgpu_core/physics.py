@@ -302,14 +302,13 @@ GDDR6_ECC_RESERVED_SHARE = 1.0 / 16.0
 
 def usable_memory_gb(memory_size_gb, memory_type=None) -> np.ndarray:
     """GPU memory the driver reports (binary GB, as the catalog's ``memory_size_gb``): the catalog size less the
-    share GDDR6's default ECC reserves (:data:`GDDR6_ECC_RESERVED_SHARE`); unknown memory types count as HBM."""
+    share GDDR6's default ECC reserves (:data:`GDDR6_ECC_RESERVED_SHARE`); unknown memory types count as HBM.
+    ``memory_type`` is the catalog's name ("GDDR6", as its memory types are spelled), compared as is: an element-wise
+    comparison, as explanations evaluate it on frames of many thousand rows."""
     mem = _f(memory_size_gb)
     if memory_type is None:
         return mem
-    kind = np.asarray(memory_type, dtype=object)
-    shape = np.broadcast_shapes(mem.shape, kind.shape)
-    ecc = per_unique(lambda t: isinstance(t, str) and t.strip().upper() == "GDDR6",
-                     np.broadcast_to(kind, shape).ravel(), dtype=bool).reshape(shape)
+    ecc = np.asarray(np.asarray(memory_type, dtype=object) == "GDDR6", dtype=bool)
     return mem * np.where(ecc, 1.0 - GDDR6_ECC_RESERVED_SHARE, 1.0)
 
 
