@@ -44,17 +44,23 @@ def _truth(target: str, rows: pd.DataFrame) -> np.ndarray:
     return rows["power_w"].to_numpy(float) if target == "power" else time_per_output_token_s(rows)
 
 
+def _other_stack_runs(target: str, rows: pd.DataFrame, default_stack: str):
+    """(mask of the runs on a named stack other than ``default_stack`` with a measured ``target``, the measured
+    values, each run's stack)."""
+    if not len(rows) or "serving_stack" not in rows:
+        return np.zeros(len(rows), bool), np.zeros(len(rows)), np.full(len(rows), None, dtype=object)
+    stacks = rows["serving_stack"].astype(object).to_numpy()
+    y = _truth(target, rows)
+    other = np.asarray([isinstance(s, str) and s != default_stack for s in stacks], dtype=bool)
+    return other & np.isfinite(y) & (y > 0), y, stacks
+
+
 def stack_ln_offsets(model, target: str, rows: pd.DataFrame, default_stack: str = DEFAULT_STACK) -> dict[str, float]:
     """{stack: median ln(measured / ``model``'s prediction as if the run were on ``default_stack``)} for every serving
     stack of ``rows`` other than the default: how far each calibrated stack sits from the stack the core model is
     fitted on, i.e. the error a prediction for that stack would make without its calibration. ``rows`` must be
     usable for ``target`` (no missing input)."""
-    if not len(rows) or "serving_stack" not in rows:
-        return {}
-    stacks = rows["serving_stack"].astype(object).to_numpy()
-    other = np.asarray([isinstance(s, str) and s != default_stack for s in stacks], dtype=bool)
-    y = _truth(target, rows)
-    other &= np.isfinite(y) & (y > 0)
+    other, y, stacks = _other_stack_runs(target, rows, default_stack)
     if not other.any():
         return {}
     part = rows[other].assign(serving_stack=default_stack)
@@ -97,12 +103,7 @@ def stack_residual_quantiles(model, target: str, rows: pd.DataFrame, level: floa
     sees; they are often wider than the leave-one-GPU-out quantiles of the default stack (other sources measure
     differently, and their workloads reach further), and a prediction on such a stack must not claim the default
     stack's precision."""
-    if not len(rows) or "serving_stack" not in rows:
-        return {}
-    stacks = rows["serving_stack"].astype(object).to_numpy()
-    other = np.asarray([isinstance(s, str) and s != default_stack for s in stacks], dtype=bool)
-    y = _truth(target, rows)
-    other &= np.isfinite(y) & (y > 0)
+    other, y, stacks = _other_stack_runs(target, rows, default_stack)
     if other.sum() < STACK_MIN_RUNS_FOR_OWN_QUANTILES:
         return {}
     r = np.log(y[other] / np.asarray(model.predict(rows[other]), dtype=float))
