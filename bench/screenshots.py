@@ -30,6 +30,7 @@ MAX_BYTES = 300_000
 VIEWS = {
     "Home": "",
     "Compare GPUs": "compare?llm=meta-llama%2FLlama-3.1-8B-Instruct",
+    "Plan a deployment": "plan?llm=meta-llama%2FLlama-3.1-8B-Instruct",
     "Side by side": "side_by_side?llm=meta-llama%2FLlama-3.1-8B-Instruct&pick=h200-sxm-141gb%7Cl40s%7Cl4",
     "Explain": "explain?llm=meta-llama%2FLlama-3.1-8B-Instruct&gpu=l40s",
     "Cross-validation": "cross_validation",

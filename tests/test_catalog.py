@@ -85,6 +85,29 @@ def test_bare_family_names_are_rejected_with_suggestions(gpu_resolver, name, mus
     assert "\n" not in message and repr(name) in message and "did you mean" in message
 
 
+@pytest.mark.parametrize(
+    "name, gpu_id",
+    [
+        ("NVIDIA B200 180GB HBM3e", "b200"),  # size and type as a benchmark log may write them
+        ("B200 192GB", "b200"),  # the marketed size; nvidia-smi shows about 183 GB
+        ("NVIDIA B200 183 GB", "b200"),
+        ("GB200 186GB", "gb200-per-gpu"),
+        ("L40S 48 GB GDDR6", "l40s"),
+        ("A100 SXM4 80GB", "a100-sxm4-80gb"),  # "A100 SXM4" alone is either memory size
+        ("H100 PCIe 80GB", "h100-pcie-80gb"),
+    ],
+)
+def test_a_name_with_its_memory_resolves_when_the_memory_singles_out_one_gpu(gpu_resolver, name, gpu_id):
+    assert gpu_resolver.resolve(name) == gpu_id
+
+
+@pytest.mark.parametrize("name", ["H100 80GB", "H200 141GB", "A100 40GB", "B200 80GB", "B200 180GB 180GB",
+                                  "180GB HBM3e"])
+def test_a_memory_that_fits_several_gpus_or_none_is_refused(gpu_resolver, name):
+    # H100 80GB: SXM5 and PCIe; H200 141GB: SXM and NVL; A100 40GB: SXM4 and PCIe; B200 80GB: no B200 has 80 GB
+    assert gpu_resolver.try_resolve(name) is None
+
+
 def test_unknown_gpu_is_never_guessed(gpu_resolver):
     for name in ("NVIDIA H300", "Nvidia A100 GPU", "nan", "", "A100 SXM4"):
         assert gpu_resolver.try_resolve(name) is None

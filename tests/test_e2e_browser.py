@@ -170,3 +170,33 @@ def test_every_page_compare_and_concurrent_upload(store_path, tmp_path, warm_eva
     out.mkdir(parents=True, exist_ok=True)
     (out / "e2e_timings.json").write_text(json.dumps(timings, indent=2))
     print(f"\nbrowser timings: {timings}")
+
+
+def test_a_page_opened_by_its_url_first_goes_through_the_router(store_path, tmp_path, warm_evaluation):
+    """The first visit after the server starts is a deep link with inputs in the URL (a shared plan). Streamlit
+    decides once per process whether ``pages/`` is a legacy page folder; before the fix such a visit ran
+    pages/plan.py on its own: file names in the sidebar ("app", "plan", ...) and no wide layout."""
+    from playwright.sync_api import sync_playwright
+
+    with running_app(store_path, tmp_path / "streamlit.log") as (url, _), sync_playwright() as p:
+        browser = launch_browser(p)
+        try:
+            page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+            page.goto(f"{url}/plan?stack=vLLM+0.5&rate=3")
+            page.get_by_text("Cheapest that meets the targets").first.wait_for(timeout=90_000)
+            idle(page)
+            _no_exceptions(page, "Plan a deployment opened by its URL")
+            nav = page.locator('[data-testid="stSidebarNav"]')
+            links = [t.strip() for t in nav.get_by_role("link").all_inner_texts()]
+            assert [next(t for t in PAGES if t in link) for link in links] == list(PAGES), links
+            assert not any(link.splitlines()[-1].strip() in {"app", "plan", "home"} for link in links), links
+            assert page.get_by_text("Page not found").count() == 0
+            assert page.get_by_role("heading", name="Plan a deployment").count() >= 1
+            assert page.get_by_text("Predicted by WattGPU+ for vLLM 0.5").count() >= 1  # the URL's stack is kept
+            assert page.get_by_text("3 requests/s").count() >= 1  # and its rate
+            assert "plan" in page.url and "stack=" in page.url
+            # The wide layout of app.py's page config (a legacy run has the narrow, centred one).
+            width = page.locator('[data-testid="stMainBlockContainer"]').evaluate("e => e.getBoundingClientRect().width")
+            assert width > 1000, width
+        finally:
+            browser.close()

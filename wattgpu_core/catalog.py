@@ -337,6 +337,11 @@ class GpuResolver(_Resolver):
             nvml = rec.get("nvml_name")
             display[rec["gpu_id"]] = nvml if isinstance(nvml, str) and nvml else rec["gpu_id"]
         super().__init__(list(gpus["gpu_id"]), keys, normalise_gpu_name, display)
+        self._memory_gb = {r["gpu_id"]: float(r["memory_size_gb"]) for r in gpus.to_dict("records")
+                           if pd.notna(r.get("memory_size_gb"))}
+        self._memory_type = {r["gpu_id"]: str(r["memory_type"]).lower() for r in gpus.to_dict("records")
+                             if isinstance(r.get("memory_type"), str)}
+        self._memory_types = set(self._memory_type.values())
         # Two catalog GPUs may share an NVML name (e.g. two GH200 memory variants): show their ids instead.
         shown = pd.Series(self._display)
         for gpu_id in shown[shown.duplicated(keep=False)].index:
@@ -355,7 +360,31 @@ class GpuResolver(_Resolver):
         hits = self._index.loose.get(loose_text, set())
         if len(hits) == 1 and self._partial_matches(loose_text) == hits:
             return next(iter(hits))
-        return None
+        return self._by_memory(loose_text)
+
+    def _by_memory(self, loose_text: str) -> str | None:
+        """A name that states the memory as nvidia-smi or a datasheet does ("NVIDIA B200 180GB HBM3e", "GB200 186 GB"):
+        the memory size and type are taken out, and the rest must name GPUs of which exactly one has that memory
+        (size within 10%: 180 / 183 / 192 GB are all quoted for a B200; type equal). "H100 80GB" stays refused
+        (the SXM and the PCIe parts both have 80 GB), as does a size that no candidate has."""
+        tokens = loose_text.split(" ")
+        sizes, types, rest = [], [], []
+        for i, tok in enumerate(tokens):
+            size = re.fullmatch(r"(\d+(?:\.\d+)?)(gb|gib|g)", tok)
+            if size:
+                sizes.append(float(size.group(1)))
+            elif tok in ("gb", "gib") and i and re.fullmatch(r"\d+(?:\.\d+)?", tokens[i - 1]):
+                sizes.append(float(rest.pop()))
+            elif tok in self._memory_types:
+                types.append(tok)
+            else:
+                rest.append(tok)
+        if not (sizes or types) or not rest or len(sizes) > 1 or len(types) > 1:
+            return None
+        found = {g for g in self._partial_matches(" ".join(rest))
+                 if (not sizes or abs(self._memory_gb.get(g, np.nan) / sizes[0] - 1.0) <= 0.10)
+                 and (not types or self._memory_type.get(g) == types[0])}
+        return next(iter(found)) if len(found) == 1 else None
 
     def _partial_matches(self, loose_text: str) -> set[str]:
         tokens = set(loose_text.split(" "))

@@ -32,6 +32,48 @@ from wattgpu_core.safety import md
 from wattgpu_core.shipped import load_external, ready_evaluation
 from wattgpu_core.store import Store
 
+# -- the router ------------------------------------------------------------------------------------------------------
+_ROUTER = {"ran": False}
+
+
+def router_ran() -> None:
+    """Called by ``app.py`` before it runs the chosen page: from then on this server process routes through
+    ``st.navigation``."""
+    _ROUTER["ran"] = True
+
+
+def _ensure_router() -> None:
+    """Hand a page run that did not come through ``app.py`` back to it.
+
+    Streamlit decides once per server process whether the app is a legacy ``pages/`` folder app. It finds our
+    ``pages/`` folder (the page scripts live there), so until ``app.py`` has run once, a page opened by its URL
+    (``/plan`` as the first visit after a start) was run on its own: the sidebar listed the file names ("app",
+    "compare", ...) and the wide layout was lost. Calling ``st.navigation`` turns the legacy mode off for the
+    process; the rerun then goes through ``app.py`` and opens the same URL's page."""
+    if _ROUTER["ran"]:
+        return
+    _ROUTER["ran"] = True
+    st.navigation(app_pages())
+    st.rerun()
+
+
+_PAGES = (  # (script under the checkout, title, icon)
+    ("pages/home.py", "Home", ":material/home:"),
+    ("pages/compare.py", "Compare GPUs", ":material/leaderboard:"),
+    ("pages/plan.py", "Plan a deployment", ":material/dns:"),
+    ("pages/side_by_side.py", "Side by side", ":material/compare:"),
+    ("pages/explain.py", "Explain", ":material/psychology:"),
+    ("pages/cross_validation.py", "Cross-validation", ":material/fact_check:"),
+    ("pages/data.py", "Data", ":material/database:"),
+)
+
+
+def app_pages() -> list:
+    """The dashboard's pages, in sidebar order (the first is the default): what ``app.py`` routes to."""
+    root = Path(__file__).resolve().parents[2]
+    return [st.Page(str(root / path), title=title, icon=icon, default=i == 0)
+            for i, (path, title, icon) in enumerate(_PAGES)]
+
 
 # -- after a page is drawn ---------------------------------------------------------------------------------------------
 def after_page_drawn() -> None:
@@ -228,6 +270,7 @@ def pick_stack(prefix: str, state, narrow: bool = True) -> str | None:
 
 # -- sidebar: custom GPU and LLM ------------------------------------------------------------------------------------
 def sidebar() -> None:
+    _ensure_router()
     with st.sidebar:
         seed("model_set", url_state().model)
         st.radio("Prediction model", list(labels.MODEL_CHOICES), format_func=labels.MODEL_CHOICES.get, key="model_set",

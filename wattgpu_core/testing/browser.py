@@ -22,9 +22,8 @@ from ..paths import ROOT  # the checkout: app.py lies beside the package
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-PAGES = {"Home": "", "Compare GPUs": "compare", "Side by side": "side_by_side", "Explain": "explain",
-         "Cross-validation": "cross_validation",
-         "Data": "data"}
+PAGES = {"Home": "", "Compare GPUs": "compare", "Plan a deployment": "plan", "Side by side": "side_by_side",
+         "Explain": "explain", "Cross-validation": "cross_validation", "Data": "data"}
 
 
 def free_port() -> int:
