@@ -32,6 +32,9 @@ def test_home_sentence_names_the_error_and_what_to_do():
     med = pooled(meta["loso_metrics"])
     assert f"{med['power']:.0f}% for power" in text and f"{med['itl']:.0f}% for time per token" in text
     assert "choose your serving stack" in text and "upload" in text
+    # stacks listed per source, an unversioned stack under its source's name
+    assert "TokenPowerBench results: vLLM" in text and "ML.ENERGY Leaderboard v2: vLLM 0.5" in text
+    assert "version not stated" not in text
     assert other_sources_sentence({}) == ""
 
 
@@ -42,6 +45,11 @@ def test_calibrated_stacks_default_first():
     assert P.load_model_set("plus").calibrated_stacks == stacks
     assert P.load_model_set("default").calibrated_stacks == stacks
     assert plus.calibrated_stacks({}) == ["vLLM 0.14"]
+    # calibrated = learnt from: every other stack has an offset, and ML.ENERGY v1's 2023 runs (no LLM shapes, no
+    # time per token) calibrate nothing
+    offsets = meta["intervals"]["stack_ln_offsets"]
+    assert all(any(s in offsets[t] for t in offsets) for s in stacks[1:])
+    assert not any("FastChat" in s for s in stacks)
 
 
 def test_cross_validation_page_table_reports_coverage_per_source_with_and_without_widening():

@@ -102,6 +102,8 @@ def test_serving_stack_names():
     got = ph.serving_stack(["vLLM", " vLLM ", "TensorRT-LLM", None, "", "SGLang"],
                            ["0.14.1", "0.6", None, "0.14", None, "main"])
     assert got.tolist() == ["vLLM 0.14", "vLLM 0.6", "TensorRT-LLM", None, None, "SGLang main"]
+    sourced = ph.serving_stack(["vLLM", "vLLM", "vLLM", None], [None, None, "0.5.4", None], ["a", "b", "a", "a"])
+    assert sourced.tolist() == ["vLLM (version not stated in a)", "vLLM (version not stated in b)", "vLLM 0.5", None]
 
 
 def _rows(**over) -> pd.DataFrame:

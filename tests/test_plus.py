@@ -51,6 +51,38 @@ def test_auxiliary_rows_are_what_the_paper_never_sees(data):
     assert serving_stack(["vLLM", "vLLM", None], ["0.14.1", None, "1.0"]).tolist() == ["vLLM 0.14", "vLLM", None]
 
 
+def test_runs_without_a_stack_version_are_one_stack_per_source(data, seed_db_path):
+    aux = data["aux"]
+    stacks = aux.groupby("serving_stack")["source_id"].nunique()
+    assert (stacks == 1).all(), stacks[stacks > 1]  # no stack label spans two sources' runs unless versioned
+    assert {"vLLM (version not stated in argonne)", "vLLM (version not stated in tokenpowerbench)"} <= set(stacks.index)
+    assert "vLLM" not in set(stacks.index)
+    with Store.open(seed_db_path, read_only=True) as store:
+        runs = store.runs()
+    tpb = runs[runs["source_id"].eq("tokenpowerbench")]
+    assert tpb["framework"].eq("vLLM").all() and tpb["framework_version"].isna().all()  # as the files give them
+
+
+def test_short_runs_teach_time_per_token_but_not_power(data, seed_db_path):
+    """A run of another source shorter than STEADY_POWER_MIN_S has no power (nor energy) among WattGPU+'s extra
+    rows, as its mean is pulled towards idle; its time per token stays. The store keeps the source's numbers."""
+    aux = data["aux"]
+    wattcounts = aux["source_id"].eq("wattcounts")
+    short = (aux["duration_s"] < M.STEADY_POWER_MIN_S) & ~wattcounts
+    assert short.sum() >= 100  # most TokenPowerBench runs last 1-10 s
+    assert aux.loc[wattcounts, "power_w"].notna().all()  # read as the paper reads that source's dense LLMs
+    assert aux.loc[short, ["power_w", "energy_per_token_j"]].isna().all().all()
+    assert aux.loc[short, "itl_s"].notna().all()
+    assert aux.loc[~short, "power_w"].notna().all()
+    with Store.open(seed_db_path, read_only=True) as store:
+        runs = store.runs().set_index("run_id")
+    stored = runs.loc[aux.loc[short, "run_id"], "power_w"]
+    assert stored.notna().all() and (stored > 0).all()
+    # The evidence: on the same GPU, TokenPowerBench's mean power rises with the run's length.
+    tpb = runs[runs["source_id"].eq("tokenpowerbench") & runs["llm_id"].eq("meta-llama/Llama-3.1-8B")]
+    assert tpb.loc[tpb["duration_s"] < 2, "power_w"].median() < 0.7 * tpb.loc[tpb["duration_s"] >= 10, "power_w"].median()
+
+
 @pytest.mark.parametrize("strategy", E.STRATEGIES)
 def test_aux_rows_allowed_in_a_fold_never_share_its_test_group(data, strategy):
     frame, aux = data["frame"], data["aux"]

@@ -28,8 +28,9 @@ import pandas as pd
 from .cv import apply_intervals, interval_quantiles, mdape_pct, pearson_r
 from .model_set import ModelSet
 from .models import target_rows
-from .physics import DEFAULT_STACK
+from .physics import DEFAULT_STACK, stack_framework
 from .plus_itl import scenario_pool, time_per_output_token_s
+from .sources import SOURCES
 
 CORE_SOURCES = ("wattcounts", "wattcounts_upload")
 LABEL = "WattGPU+"
@@ -265,11 +266,16 @@ def other_sources_sentence(meta: Mapping) -> str:
     if not records:
         return ""
     med = pooled(records)
-    stacks = sorted({s for r in records for s in str(r.get("stacks") or "").split(";") if s})
+    per_source: dict[str, set[str]] = {}
+    for r in records:
+        per_source.setdefault(r["source_id"], set()).update(
+            stack_framework(s) for s in str(r.get("stacks") or "").split(";") if s)
+    listed = "; ".join(f"{SOURCES.get(src, {}).get('name', src)}: {', '.join(sorted(st))}"
+                       for src, st in sorted(per_source.items()))
     worst = max(records, key=lambda r: r["mdape_pct"] if r["mdape_pct"] is not None else -1)
-    return (f"On runs of other sources and serving stacks ({', '.join(stacks)}), left out of training one source at "
+    return (f"On runs of other sources and serving stacks ({listed}), left out of training one source at "
             f"a time, the median error is {med['power']:.0f}% for power and {med['itl']:.0f}% for time per token "
-            f"(up to {worst['mdape_pct']:.0f}% on {worst['source_id']}), far above the LOGO errors on the training "
+            f"(up to {worst['mdape_pct']:.0f}% on {SOURCES.get(worst['source_id'], {}).get('name', worst['source_id'])}), far above the LOGO errors on the training "
             "stack: choose your serving stack where it is calibrated, or upload a few runs of your own stack (Data "
             f"page) so that WattGPU+ calibrates it.{_widening_clause(meta)}")
 

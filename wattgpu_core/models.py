@@ -103,13 +103,15 @@ def join_extra_specs(frame: pd.DataFrame, gpus: pd.DataFrame, llms: pd.DataFrame
 
 
 def add_workload_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` plus ``serving_stack`` ("vLLM 0.14": framework and major.minor version) and
+    """``frame`` plus ``serving_stack`` ("vLLM 0.14": framework and major.minor version; one stack per source where
+    the version is not stated, see :func:`~wattgpu_core.physics.serving_stack`) and
     ``max_output_tokens`` (256 for Watt Counts runs, whose prompts were generated with max_tokens=256; the mean
     output elsewhere); a new frame."""
     out = frame.copy()
     fw = out["framework"] if "framework" in out else pd.Series(None, index=out.index, dtype=object)
     ver = out["framework_version"] if "framework_version" in out else pd.Series(None, index=out.index, dtype=object)
-    out["serving_stack"] = serving_stack(fw, ver)
+    src = out["source_id"] if "source_id" in out else None
+    out["serving_stack"] = serving_stack(fw, ver, src)
     wattcounts = out["source_id"].isin(WATTCOUNTS_SOURCES).to_numpy() if "source_id" in out else np.zeros(len(out),
                                                                                                           bool)
     out["max_output_tokens"] = np.where(wattcounts, WATTCOUNTS_MAX_TOKENS, out["output_tokens"].to_numpy(float))
@@ -144,7 +146,9 @@ def training_frame(store, mode: str = "catalog") -> pd.DataFrame:
 def auxiliary_frame(store, mode: str = "catalog") -> pd.DataFrame:
     """Runs the paper's models never see, for model sets that learn from more (``ModelSet.uses_aux``): Watt Counts
     runs of MoE LLMs, and every run of the other sources and uploads (other serving stacks), with tokens > 0 and a
-    GPU row in the catalog; the same columns as :func:`training_frame`.
+    GPU row in the catalog; the same columns as :func:`training_frame`. Runs of other sources shorter than
+    :data:`STEADY_POWER_MIN_S` have no power and energy here (their mean power is not the steady power); their time
+    per token stays.
 
     The evaluation passes these rows to ``fit`` filtered per fold, so that no fold sees its test group.
     """
@@ -157,7 +161,21 @@ def auxiliary_frame(store, mode: str = "catalog") -> pd.DataFrame:
     dense_wc = frame["source_id"].isin(WATTCOUNTS_SOURCES).to_numpy() \
         & (frame["total_params_b"] == frame["active_params_b"]).to_numpy()
     keep = ~dense_wc & frame["memory_bandwidth_gb_s"].notna().to_numpy() & frame["total_params_b"].notna().to_numpy()
-    return frame[keep].reset_index(drop=True)
+    frame = frame[keep].reset_index(drop=True)
+    short = (frame["duration_s"] < STEADY_POWER_MIN_S).to_numpy() \
+        & ~frame["source_id"].isin(WATTCOUNTS_SOURCES).to_numpy()
+    frame.loc[short, ["power_w", "energy_per_token_j"]] = np.nan
+    return frame
+
+
+# A run's mean power is the steady power only when the run is long against the sensor: NVML's power reading averages
+# over about a second and the run starts from an idle GPU, so the mean of a short run is pulled towards idle.
+# TokenPowerBench's Llama-3.1-8B runs show it: median 192 W for 1-2 s runs, 253 W for 2-5 s, 312 W for 5-10 s, 365 W
+# for 10-20 s and 391 W for 20-60 s (batch 128-256, the same GPU). In the runs WattGPU+ learns from besides the
+# paper's, power (and energy) is left out for runs shorter than this; their time per token is kept. Watt Counts' own
+# short runs (its MoE LLMs here) keep their power: the paper's protocol trains and tests on that source's short runs
+# of dense LLMs, and one source's runs are read one way.
+STEADY_POWER_MIN_S = 10.0
 
 
 def target_rows(frame: pd.DataFrame, target: str, features: tuple[str, ...]) -> pd.DataFrame:

@@ -393,11 +393,16 @@ def canonical_framework(name: str) -> str:
     return FRAMEWORK_NAMES.get(name.lower(), name)
 
 
-def serving_stack(framework, framework_version) -> np.ndarray:
+def serving_stack(framework, framework_version, source=None) -> np.ndarray:
     """"vLLM 0.14" from framework "vLLM" (any case, :func:`canonical_framework`) and version "0.14.1" or "v0.14.1"
-    (major.minor of a numeric version); the framework alone when no version; None when no framework is known (callers
-    that need a stack take :data:`DEFAULT_STACK`, the one the models are trained on)."""
-    def one(fw, ver):
+    (major.minor of a numeric version); None when no framework is known (callers that need a stack take
+    :data:`DEFAULT_STACK`, the one the models are trained on).
+
+    Without a version, the framework alone names no one stack: two sources' "vLLM" runs can be a year of releases
+    apart (Argonne's 2024 runs draw about 20% less power than TokenPowerBench's 2025 runs for the same prediction).
+    With ``source`` (the runs' source ids), such runs are "vLLM (version not stated in argonne)", one stack per
+    source; without it, the framework alone (a user's typed name)."""
+    def one(fw, ver, src=None):
         fw = canonical_framework(fw) if isinstance(fw, str) and fw.strip() else None
         ver = ver.strip() if isinstance(ver, str) and ver.strip() else None
         if fw is None:
@@ -406,9 +411,22 @@ def serving_stack(framework, framework_version) -> np.ndarray:
             ver = ver[1:]
         if ver is not None and ver[:1].isdigit():
             ver = ".".join(ver.split(".")[:2])
-        return f"{fw} {ver}" if ver else fw
+        if ver:
+            return f"{fw} {ver}"
+        return f"{fw} ({UNVERSIONED} in {src})" if isinstance(src, str) and src else fw
 
-    return per_unique(one, framework, framework_version, dtype=object)
+    if source is None:
+        return per_unique(one, framework, framework_version, dtype=object)
+    return per_unique(one, framework, framework_version, source, dtype=object)
+
+
+UNVERSIONED = "version not stated"
+
+
+def stack_framework(stack: str) -> str:
+    """A stack's name without the source of its unversioned runs: "vLLM (version not stated in argonne)" -> "vLLM"
+    (for text that already names the source); other names unchanged."""
+    return str(stack).split(f" ({UNVERSIONED} in ")[0]
 
 
 def parse_serving_stack(text):

@@ -221,7 +221,10 @@ def train_plus(store, models_dir: Path = MODELS_DIR, *, records: list[dict] | No
     aux_cols = [c for c in cols if c in aux.columns]
     same_stack = aux["serving_stack"].eq(DEFAULT_STACK)
     range_rows = pd.concat([frame, aux[same_stack]], ignore_index=True)
-    stacks = sorted({DEFAULT_STACK, *aux["serving_stack"].dropna().unique().tolist()})
+    # A stack is calibrated when some target learnt from its runs: runs with every input the model reads and the
+    # target measured (ML.ENERGY v1's 2023 runs have neither the LLMs' shapes nor a time per token).
+    stacks = sorted({DEFAULT_STACK, *(s for t in fitted for s in target_rows(
+        usable_inputs(aux, model_set, t), t, ())["serving_stack"].dropna().unique().tolist())})
     loso = [r for r in (records or []) if r.get("strategy") == "LOSO"]
     if records is not None and not loso:  # records of a run without LOSO: measure it here
         loso, _ = leave_one_source_out(model_set, frame, aux, n_jobs=n_jobs)
