@@ -65,6 +65,9 @@ def test_cross_validation_page_table_reports_coverage_per_source_with_and_withou
         assert row["LOGO-only coverage (%)"] == f"{r['interval_coverage_unwidened_pct']:.0f}"
         widening = row["Uncalibrated runs (widening)"]
         assert widening == "0" if not r["n_uncalibrated_stack"] else widening.startswith(f"{r['n_uncalibrated_stack']:,} (x")
+    stacks = dict(zip(table["Source"], table["Stacks"], strict=False))
+    assert stacks["argonne"] == "Deepspeed-MII (no version stated), TensorRT-LLM (no version stated), vLLM (no version stated)"
+    assert stacks["mlenergy_v2"] == "vLLM 0.5"
 
 
 def test_home_sentence_states_the_widening_for_uncalibrated_stacks():

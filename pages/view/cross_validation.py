@@ -16,6 +16,7 @@ import pandas as pd
 from wattgpu_core.evaluation import PAPER_RESULTS, error_breakdown
 from wattgpu_core.evaluation_cache import cached_evaluation
 from wattgpu_core.external import external_validation as _validate
+from wattgpu_core.physics import stack_framework
 from wattgpu_core.retraining import active_models_dir
 from wattgpu_core.shipped import estimate_seconds, load_evaluation, load_importance
 
@@ -263,7 +264,8 @@ def loso_table(model_set, source_names: Mapping[str, str] | None = None) -> pd.D
         n_unc = r.get("n_uncalibrated_stack")
         rows.append({
             "Source": names.get(r["source_id"], r["source_id"]),
-            "Stacks": str(r.get("stacks") or "").replace(";", ", "),
+            "Stacks": ", ".join(stack_framework(s) + (" (no version stated)" if stack_framework(s) != s else "")
+                                for s in str(r.get("stacks") or "").split(";") if s),
             "Quantity": "Power" if r["target"] == "power" else "Time per token", "Runs": int(r["n_rows"]),
             "MdAPE (%)": num(r["mdape_pct"], ".1f"),
             "Coverage (%)": num(r.get("interval_coverage_pct"), ".0f"),
