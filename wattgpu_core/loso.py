@@ -270,14 +270,17 @@ def other_sources_sentence(meta: Mapping) -> str:
     for r in records:
         per_source.setdefault(r["source_id"], set()).update(
             stack_framework(s) for s in str(r.get("stacks") or "").split(";") if s)
-    listed = "; ".join(f"{SOURCES.get(src, {}).get('name', src)}: {', '.join(sorted(st))}"
-                       for src, st in sorted(per_source.items()))
+    listed = "; ".join(f"{_source_name(src)}: {', '.join(sorted(st))}" for src, st in sorted(per_source.items()))
     worst = max(records, key=lambda r: r["mdape_pct"] if r["mdape_pct"] is not None else -1)
     return (f"On runs of other sources and serving stacks ({listed}), left out of training one source at "
             f"a time, the median error is {med['power']:.0f}% for power and {med['itl']:.0f}% for time per token "
-            f"(up to {worst['mdape_pct']:.0f}% on {SOURCES.get(worst['source_id'], {}).get('name', worst['source_id'])}), far above the LOGO errors on the training "
-            "stack: choose your serving stack where it is calibrated, or upload a few runs of your own stack (Data "
-            f"page) so that WattGPU+ calibrates it.{_widening_clause(meta)}")
+            f"(up to {worst['mdape_pct']:.0f}% on {_source_name(worst['source_id'])}), far above the LOGO errors on "
+            "the training stack: choose your serving stack where it is calibrated, or upload a few runs of your own "
+            f"stack (Data page) so that WattGPU+ calibrates it.{_widening_clause(meta)}")
+
+
+def _source_name(source_id: str) -> str:
+    return SOURCES.get(source_id, {}).get("name", source_id)
 
 
 def _widening_clause(meta: Mapping) -> str:
