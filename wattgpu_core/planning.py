@@ -720,7 +720,7 @@ def _prediction_notes(model_set: LoadedModelSet, out: pd.DataFrame, feats: pd.Da
         (odd_output & ~any_paper, "weak: outputs longer than the training runs' 256 tokens"),
         (saturated, "the request rate exceeds what this GPU can serve at its largest batch: throughput capped, "
                     "queues grow"),
-        (other_stack, "calibrated to its serving stack from the stack's uploaded runs"),
+        (other_stack, "calibrated to its serving stack from that stack's measured runs (a source's or your uploads)"),
         (unknown_stack, stack_texts),
         (e2e_server, f"server ITL = {server_label}"),
     ], n)
